@@ -1,0 +1,5 @@
+"""``python -m genre_cnn`` runs the command line."""
+
+from .cli import main
+
+main()

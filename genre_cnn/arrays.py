@@ -1,0 +1,72 @@
+"""Stream rows into a ``.npy`` file whose length is only known at the end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["NpyAppender"]
+
+# The header is written once with room for the largest shape and rewritten with the real shape
+# when the file is closed, so rows can be appended without knowing their number in advance and
+# without holding them in memory. ``np.load(..., mmap_mode="r")`` reads the result as usual.
+_HEADER_BYTES = 256
+_MAGIC = b"\x93NUMPY\x01\x00"
+
+
+class NpyAppender:
+    """Append equally shaped float32 rows to a ``.npy`` file.
+
+    Parameters
+    ----------
+    path : Path
+        File to create (overwritten).
+    row_shape : tuple of int
+        Shape of one row, e.g. ``(n_mels, n_frames)``.
+
+    Examples
+    --------
+    >>> with NpyAppender(path, row_shape=(2, 3)) as out:  # doctest: +SKIP
+    ...     out.append(np.zeros((5, 2, 3), np.float32))
+    >>> np.load(path).shape  # doctest: +SKIP
+    (5, 2, 3)
+    """
+
+    def __init__(self, path: Path, *, row_shape: tuple[int, ...]) -> None:
+        self.path = Path(path)
+        self.row_shape = tuple(int(n) for n in row_shape)
+        self.n_rows = 0
+        self._file = open(self.path, "wb")
+        self._write_header()
+
+    def append(self, rows: np.ndarray) -> None:
+        """Append ``rows`` of shape ``(n, *row_shape)``."""
+        rows = np.ascontiguousarray(rows, dtype="<f4")
+        if rows.shape[1:] != self.row_shape:
+            raise ValueError(f"rows of shape {rows.shape[1:]} do not match row_shape={self.row_shape}")
+        self._file.write(rows.tobytes())
+        self.n_rows += len(rows)
+
+    def close(self) -> None:
+        """Write the final shape into the header and close the file."""
+        if self._file.closed:
+            return
+        self._file.seek(0)
+        self._write_header()
+        self._file.close()
+
+    def __enter__(self) -> "NpyAppender":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _write_header(self) -> None:
+        shape = (self.n_rows, *self.row_shape)
+        text = repr({"descr": "<f4", "fortran_order": False, "shape": shape})
+        body_bytes = _HEADER_BYTES - len(_MAGIC) - 2
+        body = text.ljust(body_bytes - 1).encode("latin1") + b"\n"
+        if len(body) != body_bytes:
+            raise ValueError(f"shape {shape} is too large for the .npy header")
+        self._file.write(_MAGIC + body_bytes.to_bytes(2, "little") + body)

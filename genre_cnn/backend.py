@@ -1,0 +1,31 @@
+"""Import Keras (and TensorFlow) only when a command needs them, quietly."""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["import_keras", "describe_device"]
+
+
+def import_keras():
+    """Return the ``keras`` module, importing TensorFlow with its start-up chatter silenced."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    return keras
+
+
+def describe_device() -> str:
+    """Say where TensorFlow will train: the GPU(s) it sees, or the CPU."""
+    import_keras()
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = []
+        for gpu in gpus:
+            details = tf.config.experimental.get_device_details(gpu)
+            names.append(details.get("device_name", gpu.name))
+        return f"GPU ({', '.join(names)})"
+    return f"CPU ({os.cpu_count()} cores; TensorFlow sees no GPU)"

@@ -1,0 +1,246 @@
+"""The ``genre-cnn`` command line: parse options, call one library function, report."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import GenreCnnError
+
+__all__ = ["main"]
+
+POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+FRACTION = click.FloatRange(min=0, max=1, max_open=True)
+
+
+def library_errors(command):
+    """Turn :class:`GenreCnnError` into ``Error: <message>`` on stderr and exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except GenreCnnError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="genre-cnn")
+def main():
+    """Teach a small CNN to tell music genres apart.
+
+    \b
+    Example:
+        genre-cnn build-dataset tracks/
+        genre-cnn fit --epochs 10
+        genre-cnn classify song.mp3
+    """
+
+
+def feature_options(command):
+    """Options of the feature config, shared by build-dataset and demo."""
+    options = [
+        click.option("--sr", type=click.IntRange(min=1000), default=22050, show_default=True,
+                     help="Sample rate in Hz that every song is resampled to."),
+        click.option("--chunk-seconds", type=POSITIVE_FLOAT, default=None,
+                     help="Chunk length in seconds [default: 100000 samples, 4.54 s at 22050 Hz]."),
+        click.option("--chunk-hop", type=POSITIVE_FLOAT, default=None,
+                     help="Seconds between chunk starts; below --chunk-seconds means overlap "
+                          "[default: no overlap]."),
+        click.option("--tail", type=click.Choice(["drop", "pad"]), default="drop", show_default=True,
+                     help="Audio after the last full chunk: ignore it, or zero-pad it into one more "
+                          "chunk when it is at least half a chunk."),
+        click.option("--short", type=click.Choice(["pad", "skip"]), default="pad", show_default=True,
+                     help="Songs shorter than one chunk: zero-pad to one chunk, or skip them."),
+        click.option("--n-fft", type=click.IntRange(min=16), default=2048, show_default=True,
+                     help="STFT window length in samples."),
+        click.option("--hop-length", type=click.IntRange(min=1), default=512, show_default=True,
+                     help="STFT hop in samples."),
+        click.option("--n-mels", type=click.IntRange(min=8), default=128, show_default=True,
+                     help="Number of mel bands."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _feature_config(sr, chunk_seconds, chunk_hop, tail, short, n_fft, hop_length, n_mels):
+    from .config import FeatureConfig
+
+    return FeatureConfig.from_seconds(
+        sr=sr, chunk_seconds=chunk_seconds, hop_seconds=chunk_hop, tail=tail, short=short,
+        n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
+    )
+
+
+def _progress(quiet: bool, description: str):
+    from tqdm import tqdm
+
+    return functools.partial(tqdm, desc=description, unit="song", disable=quiet, file=sys.stderr,
+                             dynamic_ncols=True, leave=False)
+
+
+@main.command("build-dataset")
+@click.argument("tracks_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("data/dataset"), show_default=True,
+              help="Dataset folder to write (replaced only when the new one is complete).")
+@feature_options
+@click.option("--val-fraction", type=FRACTION, default=0.15, show_default=True,
+              help="Share of each genre's songs kept for validation (0 for none).")
+@click.option("--test-fraction", type=FRACTION, default=0.2, show_default=True,
+              help="Share of each genre's songs kept for the final test (0 for none).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the split.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes decoding songs in parallel.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table.")
+@library_errors
+def build_dataset_command(tracks_dir, out, val_fraction, test_fraction, seed, workers, quiet, **features):
+    """Slice every song of TRACKS_DIR/<genre>/ into chunks and store their log-mel spectrograms.
+
+    Songs are split into train/validation/test per song, before chunking, so no song is in two
+    splits. Unreadable files are skipped and listed.
+
+    \b
+    Example:
+        genre-cnn build-dataset tracks/ --out data/dataset
+    """
+    from .dataset import build_dataset
+    from .report import format_build_summary
+
+    report = build_dataset(
+        tracks_dir, out=out, config=_feature_config(**features), val_fraction=val_fraction,
+        test_fraction=test_fraction, seed=seed, workers=workers, progress=_progress(quiet, "decoding"),
+    )
+    if not quiet:
+        click.echo(format_build_summary(report.summary))
+    click.echo(f"Dataset written to {report.path}")
+
+
+def train_options(command):
+    options = [
+        click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
+                     help="Passes over the training chunks."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+                     help="Chunks per training step."),
+        click.option("--lr", type=POSITIVE_FLOAT, default=1e-3, show_default=True,
+                     help="RMSprop learning rate."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Seed of weights and shuffling; same seed, same model."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _train_config(epochs, batch_size, lr, seed):
+    from .config import TrainConfig
+
+    return TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed)
+
+
+@main.command("fit")
+@click.option("--data", type=click.Path(path_type=Path), default=Path("data/dataset"), show_default=True,
+              help="Dataset folder made by build-dataset.")
+@train_options
+@click.option("--name", default=None, help="Model name: saved as models/NAME [default: fit-DATE-TIME].")
+@click.option("--model-dir", type=click.Path(path_type=Path), default=None,
+              help="Exact folder for the model (instead of models/NAME).")
+@click.option("-q", "--quiet", is_flag=True, help="No per-epoch lines.")
+@library_errors
+def fit_command(data, name, model_dir, quiet, **train):
+    """Train the CNN on the train songs, keep the best epoch by validation, test on the test songs.
+
+    Saves model.keras, config.json, history.png, confusion.png and metrics.json.
+
+    \b
+    Example:
+        genre-cnn fit --epochs 10 --name first
+    """
+    from .report import format_metrics
+    from .train import fit
+
+    result = fit(data, config=_train_config(**train), name=name, model_dir=model_dir,
+                 verbose=0 if quiet else 2, log=click.echo)
+    click.echo(f"Model saved to {result.model_dir}")
+    click.echo(format_metrics(result.metrics))
+
+
+@main.command("classify")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="Model folder [default: the latest fit, models/latest].")
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Genres shown per song.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per file.")
+@library_errors
+def classify_command(paths, model, top_k, as_json):
+    """Genre probabilities of songs (files or folders): mean over each song's chunks.
+
+    Unreadable files get an error line and make the exit code 1; the others are still classified.
+
+    \b
+    Example:
+        genre-cnn classify song.mp3 --top-k 2
+        genre-cnn classify music/ --json > genres.json
+    """
+    from .predict import classify
+    from .report import format_prediction
+
+    predictions = classify(paths, model=model)
+    if not predictions:
+        raise click.ClickException(f"no audio files found in {', '.join(map(str, paths))}")
+    if as_json:
+        click.echo(json.dumps([p.to_dict() for p in predictions], indent=2))
+    for prediction in predictions:
+        if not prediction.ok:
+            click.echo(f"Error: {prediction.error}", err=True)
+        elif not as_json:
+            click.echo(format_prediction(prediction, top_k=top_k))
+    failed = sum(not p.ok for p in predictions)
+    if failed:
+        click.echo(f"Error: {failed} of {len(predictions)} file(s) could not be classified", err=True)
+        sys.exit(1)
+
+
+@main.command("demo")
+@click.argument("tracks_dir", type=click.Path(path_type=Path), default=Path("tracks"))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("data/demo"), show_default=True,
+              help="Dataset folder for the demo.")
+@click.option("--name", default="demo", show_default=True, help="Model name (models/NAME).")
+@train_options
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes decoding songs in parallel.")
+@click.option("-q", "--quiet", is_flag=True, help="Only the final results.")
+@library_errors
+def demo_command(tracks_dir, out, name, workers, quiet, **train):
+    """Run the whole pipeline on the demo tracks: build-dataset, fit, classify the test songs.
+
+    \b
+    Example:
+        genre-cnn demo            # uses ./tracks, writes data/demo and models/demo
+    """
+    from .config import FeatureConfig
+    from .dataset import build_dataset
+    from .predict import classify
+    from .report import format_build_summary, format_metrics, format_prediction
+    from .train import fit
+
+    report = build_dataset(tracks_dir, out=out, config=FeatureConfig(), workers=workers,
+                           progress=_progress(quiet, "decoding"))
+    if not quiet:
+        click.echo(format_build_summary(report.summary))
+    result = fit(out, config=_train_config(**train), name=name, verbose=0 if quiet else 2, log=click.echo)
+    click.echo(f"Model saved to {result.model_dir}")
+    test_songs = [s["song"] for s in result.metrics.get("songs", [])]
+    if test_songs:
+        click.echo("\nClassifying the held-out test songs (never seen in training):")
+        for prediction in classify([Path(tracks_dir) / song for song in test_songs], model=result.model_dir):
+            click.echo(format_prediction(prediction, top_k=len(report.summary["classes"])))
+    click.echo(format_metrics(result.metrics))

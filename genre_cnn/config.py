@@ -1,0 +1,230 @@
+"""Frozen configuration objects, saved as JSON beside every dataset and model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import ConfigError
+
+__all__ = [
+    "FEATURE_VERSION",
+    "DEFAULT_SR",
+    "DEFAULT_CHUNK_SAMPLES",
+    "FeatureConfig",
+    "TrainConfig",
+    "read_json",
+    "write_json",
+]
+
+#: Version of the feature pipeline (decode -> segment -> log-mel). A model made with another
+#: version cannot be reproduced by this code and is refused by ``classify``.
+FEATURE_VERSION = 1
+
+DEFAULT_SR = 22050
+#: 100000 samples (about 4.5 s at 22050 Hz), the chunk length of the original article.
+DEFAULT_CHUNK_SAMPLES = 100_000
+
+TAIL_POLICIES = ("drop", "pad")
+SHORT_POLICIES = ("pad", "skip")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name}={value!r} must be a positive integer")
+
+
+def _choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} must be one of {', '.join(map(repr, choices))}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig:
+    """Everything that turns an audio file into the CNN's input, in one place.
+
+    The same object is saved with the dataset (``feature_config.json``) and with every model
+    (``config.json``), and ``classify`` rebuilds exactly these features from it.
+
+    Parameters
+    ----------
+    sr : int
+        Sample rate every file is resampled to, in Hz.
+    chunk_samples : int
+        Length of one chunk in samples (default 100000, about 4.5 s at 22050 Hz).
+    hop_samples : int
+        Distance between the starts of two chunks; smaller than ``chunk_samples`` means overlap.
+    tail : {"drop", "pad"}
+        What happens to audio left after the last full chunk. ``"drop"`` ignores it; ``"pad"``
+        zero-pads it to a full chunk when it is at least half a chunk long.
+    short : {"pad", "skip"}
+        Songs shorter than one chunk (but at least ``min_seconds`` long) are zero-padded to one
+        chunk (``"pad"``) or rejected with :class:`AudioTooShortError` (``"skip"``).
+    min_seconds : float
+        Songs shorter than this are always rejected as too short.
+    n_fft, hop_length, n_mels : int
+        STFT window length, STFT hop and number of mel bands.
+    fmin, fmax : float
+        Frequency range of the mel filterbank in Hz; ``fmax=None`` means ``sr / 2``.
+    amin : float
+        Power floor before taking decibels: the quietest value is ``10 * log10(amin)`` dB.
+    version : int
+        Version of the feature pipeline, see :data:`FEATURE_VERSION`.
+    """
+
+    sr: int = DEFAULT_SR
+    chunk_samples: int = DEFAULT_CHUNK_SAMPLES
+    hop_samples: int = DEFAULT_CHUNK_SAMPLES
+    tail: str = "drop"
+    short: str = "pad"
+    min_seconds: float = 0.5
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: Optional[float] = None
+    amin: float = 1e-10
+    version: int = FEATURE_VERSION
+
+    def __post_init__(self) -> None:
+        for name in ("sr", "chunk_samples", "hop_samples", "n_fft", "hop_length", "n_mels"):
+            _positive_int(name, getattr(self, name))
+        _choice("tail", self.tail, TAIL_POLICIES)
+        _choice("short", self.short, SHORT_POLICIES)
+        if self.n_fft > self.chunk_samples:
+            raise ConfigError(
+                f"n_fft={self.n_fft} must not exceed chunk_samples={self.chunk_samples}; "
+                "use longer chunks or a smaller n_fft"
+            )
+        if not (self.min_seconds >= 0 and math.isfinite(self.min_seconds)):
+            raise ConfigError(f"min_seconds={self.min_seconds!r} must be a number >= 0")
+        if not self.amin > 0:
+            raise ConfigError(f"amin={self.amin!r} must be > 0")
+        nyquist = self.sr / 2
+        top = nyquist if self.fmax is None else self.fmax
+        if not 0 <= self.fmin < top <= nyquist:
+            raise ConfigError(
+                f"fmin={self.fmin}, fmax={self.fmax} must satisfy 0 <= fmin < fmax <= sr/2 = {nyquist:g}"
+            )
+
+    @classmethod
+    def from_seconds(
+        cls,
+        *,
+        sr: int = DEFAULT_SR,
+        chunk_seconds: Optional[float] = None,
+        hop_seconds: Optional[float] = None,
+        **options: Any,
+    ) -> "FeatureConfig":
+        """Build a config with chunk length and hop given in seconds.
+
+        ``chunk_seconds=None`` keeps the article's length (100000 samples at 22050 Hz, scaled to
+        ``sr``); ``hop_seconds=None`` means no overlap.
+        """
+        for name, value in (("chunk_seconds", chunk_seconds), ("hop_seconds", hop_seconds)):
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise ConfigError(f"{name}={value!r} must be a positive number of seconds")
+        if chunk_seconds is None:
+            chunk_seconds = DEFAULT_CHUNK_SAMPLES / DEFAULT_SR
+        chunk_samples = max(1, round(chunk_seconds * sr))
+        hop_samples = chunk_samples if hop_seconds is None else max(1, round(hop_seconds * sr))
+        return cls(sr=sr, chunk_samples=chunk_samples, hop_samples=hop_samples, **options)
+
+    @property
+    def chunk_seconds(self) -> float:
+        """Chunk length in seconds."""
+        return self.chunk_samples / self.sr
+
+    @property
+    def n_frames(self) -> int:
+        """Number of STFT frames in one chunk (centred frames)."""
+        return 1 + self.chunk_samples // self.hop_length
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """Shape of one chunk's log-mel spectrogram, ``(n_mels, n_frames)``."""
+        return (self.n_mels, self.n_frames)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FeatureConfig":
+        """Rebuild a config saved by :meth:`to_dict`, refusing ones this code cannot reproduce."""
+        return _from_dict(cls, data, "feature config")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Options of one training run, saved in the model's ``config.json``.
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over the training chunks.
+    batch_size : int
+        Chunks per gradient step.
+    learning_rate : float
+        RMSprop learning rate.
+    seed : int
+        Seed for weight initialisation and shuffling; the same seed gives the same model.
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _positive_int("epochs", self.epochs)
+        _positive_int("batch_size", self.batch_size)
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ConfigError(f"learning_rate={self.learning_rate!r} must be a positive number")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed={self.seed!r} must be an integer >= 0")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        return _from_dict(cls, data, "training config")
+
+
+def _from_dict(cls, data: Any, what: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"the {what} must be a JSON object, got {type(data).__name__}")
+    known = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"the {what} has unknown fields {unknown}; it was written by another version of genre-cnn"
+        )
+    if cls is FeatureConfig and data.get("version", FEATURE_VERSION) != FEATURE_VERSION:
+        raise ConfigError(
+            f"the {what} has version={data.get('version')!r} but this genre-cnn computes "
+            f"version {FEATURE_VERSION}; rebuild the dataset or refit the model with this version"
+        )
+    try:
+        return cls(**data)
+    except TypeError as exc:  # wrong value types that slipped past the validators
+        raise ConfigError(f"the {what} is invalid: {exc}") from exc
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as pretty JSON (the caller's directory is already a temporary one)."""
+    Path(path).write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def read_json(path: Path, *, what: str, error: type = ConfigError) -> Any:
+    """Read a JSON file, raising ``error`` with the path and the fix when it is missing or invalid."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: {what} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: {what} is not valid JSON ({exc}); rebuild it") from None

@@ -1,0 +1,418 @@
+"""Scan a tracks folder, split it by song, and write or read a chunked log-mel dataset."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from .arrays import NpyAppender
+from .audio import is_audio_file
+from .config import FeatureConfig, read_json, write_json
+from .errors import AudioDecodeError, ConfigError, DatasetError
+from .files import atomic_directory
+
+__all__ = [
+    "SPLITS",
+    "Song",
+    "TrackList",
+    "Dataset",
+    "scan_tracks",
+    "split_songs",
+    "build_dataset",
+    "load_dataset",
+]
+
+SPLITS = ("train", "val", "test")
+DEFAULT_DATASET_DIR = Path("data/dataset")
+
+MANIFEST_COLUMNS = ("song", "label", "chunk", "offset_seconds", "split")
+
+
+@dataclasses.dataclass(frozen=True)
+class Song:
+    """One audio file and its genre. ``relative`` is its path inside the tracks folder."""
+
+    path: Path
+    relative: str
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackList:
+    """What :func:`scan_tracks` found: the songs, the genres and notes about ignored folders."""
+
+    root: Path
+    songs: tuple[Song, ...]
+    classes: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def scan_tracks(root: str | os.PathLike) -> TrackList:
+    """Find the songs of ``root/<genre>/**``.
+
+    Every visible sub-folder holding at least one audio file (searched recursively, case-insensitive
+    extensions, hidden files and folders ignored) is a genre named after the folder. Folders without
+    audio (like ``licenses/``) are skipped with a note.
+
+    Raises
+    ------
+    DatasetError
+        ``root`` is not a folder, or fewer than two genres hold audio.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        what = "is a file" if root.exists() else "does not exist"
+        raise DatasetError(f"{root}: {what}; pass a folder with one sub-folder of songs per genre")
+    songs: list[Song] = []
+    classes: list[str] = []
+    notes: list[str] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        found = sorted(_audio_files(folder))
+        if not found:
+            notes.append(f"{folder}: no audio files, not a genre (skipped)")
+            continue
+        classes.append(folder.name)
+        songs.extend(Song(path, path.relative_to(root).as_posix(), folder.name) for path in found)
+    loose = [p.name for p in root.iterdir() if p.is_file() and is_audio_file(p)]
+    if loose:
+        notes.append(f"{root}: {len(loose)} audio file(s) outside any genre folder ignored")
+    if len(classes) < 2:
+        found_text = f"only the genre {classes[0]!r}" if classes else "no genre folder with audio"
+        raise DatasetError(
+            f"{root}: found {found_text}; a classifier needs at least two genres, "
+            f"each a sub-folder of songs (e.g. {root}/rock/*.mp3, {root}/jazz/*.mp3)"
+        )
+    return TrackList(root=root, songs=tuple(songs), classes=tuple(classes), notes=tuple(notes))
+
+
+def _audio_files(folder: Path) -> Iterator[Path]:
+    for directory, subdirs, names in os.walk(folder, followlinks=False):
+        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+        for name in names:
+            path = Path(directory) / name
+            if is_audio_file(path):
+                yield path
+
+
+def split_songs(
+    labels: Sequence[str],
+    *,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> np.ndarray:
+    """Assign every song to ``"train"``, ``"val"`` or ``"test"``, stratified by genre.
+
+    Within each genre the songs are shuffled with ``seed``; ``round(n * fraction)`` of them go to
+    test and to validation, at least one each when the fraction is above 0, and at least one song
+    stays for training. Chunks are cut only afterwards, so no song can straddle two splits.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        Genre of each song.
+    val_fraction, test_fraction : float
+        Share of each genre's songs held out; 0 disables that split.
+    seed : int
+        Seed of the shuffle; the same songs and seed give the same split.
+
+    Returns
+    -------
+    splits : np.ndarray [shape=(len(labels),), dtype=str]
+
+    Raises
+    ------
+    ConfigError
+        A fraction is out of range.
+    DatasetError
+        A genre has too few songs for the requested splits.
+    """
+    _check_fractions(val_fraction, test_fraction)
+    labels = np.asarray(labels, dtype=str)
+    splits = np.full(len(labels), "train", dtype="<U5")
+    rng = np.random.default_rng(seed)
+    needed = 1 + (val_fraction > 0) + (test_fraction > 0)
+    for genre in sorted(set(labels.tolist())):
+        members = np.flatnonzero(labels == genre)
+        n = len(members)
+        if n < needed:
+            raise DatasetError(
+                f"genre {genre!r} has {n} usable song(s); with --val-fraction {val_fraction:g} and "
+                f"--test-fraction {test_fraction:g} every genre needs at least {needed}. "
+                "Add songs to it, remove its folder, or set the fractions to 0"
+            )
+        n_test = _held_out(n, test_fraction)
+        n_val = _held_out(n, val_fraction)
+        while n - n_test - n_val < 1:  # keep one song to train on
+            if n_val > 1 and n_val >= n_test:
+                n_val -= 1
+            else:
+                n_test -= 1
+        shuffled = rng.permutation(members)
+        splits[shuffled[:n_test]] = "test"
+        splits[shuffled[n_test : n_test + n_val]] = "val"
+    return splits
+
+
+def _held_out(n: int, fraction: float) -> int:
+    return 0 if fraction == 0 else max(1, round(n * fraction))
+
+
+def _check_fractions(val_fraction: float, test_fraction: float) -> None:
+    for name, value in (("--val-fraction", val_fraction), ("--test-fraction", test_fraction)):
+        if not 0 <= value < 1:
+            raise ConfigError(f"{name} {value!r} must be in [0, 1)")
+    if val_fraction + test_fraction >= 1:
+        raise ConfigError(
+            f"--val-fraction {val_fraction:g} + --test-fraction {test_fraction:g} must be below 1 "
+            "so that songs are left to train on"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildReport:
+    """What :func:`build_dataset` did: the written dataset's summary plus notes."""
+
+    path: Path
+    summary: dict
+
+
+def build_dataset(
+    tracks_dir: str | os.PathLike,
+    *,
+    out: str | os.PathLike = DEFAULT_DATASET_DIR,
+    config: FeatureConfig = FeatureConfig(),
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    workers: int = 1,
+    progress: Optional[Callable[[Iterable], Iterable]] = None,
+) -> BuildReport:
+    """Turn ``tracks_dir/<genre>/*`` into a dataset of log-mel chunks on disk.
+
+    Each song is decoded, cut into chunks and featurised with :func:`genre_cnn.features.song_features`;
+    features stream into ``features.npy`` so memory holds one song at a time. Songs that cannot be
+    used are skipped with their reason. The split is made per song (:func:`split_songs`). The
+    dataset is written to a temporary folder and renamed to ``out`` only when complete.
+
+    Parameters
+    ----------
+    tracks_dir : path-like
+        Folder with one sub-folder of songs per genre.
+    out : path-like
+        Dataset folder to (re)write.
+    config : FeatureConfig
+        Sample rate, chunking and spectrogram options.
+    val_fraction, test_fraction : float
+        Share of each genre's songs kept for validation and test.
+    seed : int
+        Seed of the split.
+    workers : int
+        Processes decoding songs in parallel (1 = in this process).
+    progress : callable, optional
+        Wraps the iterable of processed songs, e.g. a tqdm progress bar factory.
+
+    Returns
+    -------
+    BuildReport
+        Where the dataset went and its summary (the content of ``summary.json``).
+
+    Raises
+    ------
+    DatasetError
+        Nothing usable, too few genres, or a genre with too few songs; nothing is written then.
+    """
+    _check_fractions(val_fraction, test_fraction)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"--workers {workers!r} must be a positive integer")
+    tracks = scan_tracks(tracks_dir)
+    out = Path(out)
+    results = _featurise_all(tracks.songs, config, workers=workers)
+    if progress is not None:
+        results = progress(results, total=len(tracks.songs))
+
+    with atomic_directory(out) as tmp:
+        used: list[tuple[Song, np.ndarray]] = []
+        skipped: list[tuple[str, str]] = []
+        with NpyAppender(tmp / "features.npy", row_shape=config.input_shape) as features_file:
+            for song, outcome in zip(tracks.songs, results):
+                if isinstance(outcome, str):
+                    skipped.append((song.relative, outcome))
+                    continue
+                features, offsets = outcome
+                features_file.append(features)
+                used.append((song, offsets))
+        if not used:
+            raise DatasetError(
+                f"{tracks.root}: none of the {len(tracks.songs)} audio files could be used "
+                f"(first problem: {skipped[0][1]})"
+            )
+        used_classes = sorted({song.label for song, _ in used})
+        if len(used_classes) < 2:
+            raise DatasetError(
+                f"{tracks.root}: only the genre {used_classes[0]!r} has usable songs; "
+                "a classifier needs at least two genres"
+            )
+        splits = split_songs(
+            [song.label for song, _ in used],
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            seed=seed,
+        )
+        classes = [name for name in tracks.classes if name in used_classes]
+        _write_manifest(tmp / "manifest.csv", used, splits, config)
+        write_json(tmp / "feature_config.json", config.to_dict())
+        write_json(tmp / "classes.json", classes)
+        _write_skipped(tmp / "skipped.csv", skipped)
+        summary = _summarise(
+            tracks, used, splits, skipped, classes,
+            val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+        )
+        write_json(tmp / "summary.json", summary)
+    return BuildReport(path=out, summary=summary)
+
+
+def _featurise_one(path: Path, config: FeatureConfig):
+    """Features of one song, or the reason it cannot be used (a string), for process pools."""
+    from .features import song_features
+
+    try:
+        return song_features(path, config)
+    except AudioDecodeError as exc:
+        return str(exc)
+
+
+def _featurise_all(songs: Sequence[Song], config: FeatureConfig, *, workers: int) -> Iterator:
+    paths = [song.path for song in songs]
+    if workers == 1 or len(paths) < 2:
+        yield from (_featurise_one(path, config) for path in paths)
+        return
+    with ProcessPoolExecutor(max_workers=min(workers, len(paths))) as pool:
+        yield from pool.map(_featurise_one, paths, [config] * len(paths))
+
+
+def _write_manifest(path: Path, used, splits, config: FeatureConfig) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(MANIFEST_COLUMNS)
+        for (song, offsets), split in zip(used, splits):
+            for chunk, offset in enumerate(offsets):
+                writer.writerow([song.relative, song.label, chunk, f"{offset / config.sr:.4f}", split])
+
+
+def _write_skipped(path: Path, skipped: list[tuple[str, str]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["song", "reason"])
+        writer.writerows(skipped)
+
+
+def _summarise(tracks, used, splits, skipped, classes, **options) -> dict:
+    per_class = {
+        name: {split: {"songs": 0, "chunks": 0} for split in SPLITS} for name in classes
+    }
+    for (song, offsets), split in zip(used, splits):
+        per_class[song.label][split]["songs"] += 1
+        per_class[song.label][split]["chunks"] += len(offsets)
+    return {
+        "tracks_dir": str(tracks.root),
+        "classes": classes,
+        "songs": len(used),
+        "chunks": int(sum(len(offsets) for _, offsets in used)),
+        "per_class": per_class,
+        "skipped": [{"song": song, "reason": reason} for song, reason in skipped],
+        "notes": list(tracks.notes),
+        **options,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A dataset written by :func:`build_dataset`, with features memory-mapped, not loaded.
+
+    Attributes
+    ----------
+    path : Path
+    features : np.ndarray [shape=(n_chunks, n_mels, n_frames)]
+        Read-only memory map of ``features.npy``.
+    labels : np.ndarray [shape=(n_chunks,), dtype=int]
+        Index into ``classes`` of each chunk.
+    songs, splits : np.ndarray [shape=(n_chunks,), dtype=str]
+        Song (path inside the tracks folder) and split of each chunk.
+    classes : tuple of str
+    feature_config : FeatureConfig
+    fingerprint : str
+        Hash of the manifest and feature config, recorded with models trained on it.
+    """
+
+    path: Path
+    features: np.ndarray
+    labels: np.ndarray
+    songs: np.ndarray
+    splits: np.ndarray
+    classes: tuple[str, ...]
+    feature_config: FeatureConfig
+    fingerprint: str
+
+    def indices(self, split: str) -> np.ndarray:
+        """Row numbers of the chunks in ``split``."""
+        return np.flatnonzero(self.splits == split)
+
+
+def load_dataset(path: str | os.PathLike = DEFAULT_DATASET_DIR) -> Dataset:
+    """Open a dataset folder written by :func:`build_dataset`.
+
+    Raises
+    ------
+    DatasetError
+        The folder or one of its files is missing or inconsistent; the message says which and
+        suggests rebuilding.
+    """
+    path = Path(path)
+    if not (path / "manifest.csv").is_file():
+        raise DatasetError(
+            f"No dataset at {path}. Run 'genre-cnn build-dataset TRACKS_DIR --out {path}' first"
+        )
+    try:
+        config = FeatureConfig.from_dict(
+            read_json(path / "feature_config.json", what="the feature config", error=DatasetError)
+        )
+    except ConfigError as exc:
+        raise DatasetError(f"{path / 'feature_config.json'}: {exc}") from None
+    classes = read_json(path / "classes.json", what="the class list", error=DatasetError)
+    manifest_bytes = (path / "manifest.csv").read_bytes()
+    rows = list(csv.DictReader(manifest_bytes.decode("utf-8").splitlines()))
+    try:
+        features = np.load(path / "features.npy", mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path / 'features.npy'}: cannot be read ({exc}); rebuild the dataset") from None
+    if features.shape != (len(rows), *config.input_shape):
+        raise DatasetError(
+            f"{path}: features.npy has shape {features.shape} but the manifest and feature config "
+            f"expect {(len(rows), *config.input_shape)}; rebuild the dataset"
+        )
+    index = {name: i for i, name in enumerate(classes)}
+    try:
+        labels = np.array([index[row["label"]] for row in rows], dtype=np.int64)
+    except KeyError as exc:
+        raise DatasetError(f"{path / 'manifest.csv'}: label {exc} is not in classes.json; rebuild") from None
+    fingerprint = hashlib.sha256(
+        manifest_bytes + (path / "feature_config.json").read_bytes()
+    ).hexdigest()[:16]
+    return Dataset(
+        path=path,
+        features=features,
+        labels=labels,
+        songs=np.array([row["song"] for row in rows], dtype=str),
+        splits=np.array([row["split"] for row in rows], dtype=str),
+        classes=tuple(classes),
+        feature_config=config,
+        fingerprint=fingerprint,
+    )

@@ -1,0 +1,74 @@
+"""Chunk- and song-level accuracy of predicted probabilities."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["song_probabilities", "evaluate_chunks"]
+
+
+def song_probabilities(probabilities: np.ndarray, songs: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Average the chunk probabilities of each song.
+
+    Parameters
+    ----------
+    probabilities : np.ndarray [shape=(n_chunks, n_classes)]
+    songs : sequence of str [shape=(n_chunks,)]
+        Song of each chunk.
+
+    Returns
+    -------
+    names : list of str
+        Songs in order of first appearance.
+    song_probs : np.ndarray [shape=(n_songs, n_classes)]
+    """
+    songs = np.asarray(songs)
+    names = list(dict.fromkeys(songs.tolist()))
+    song_probs = np.stack([probabilities[songs == name].mean(axis=0) for name in names])
+    return names, song_probs
+
+
+def evaluate_chunks(
+    probabilities: np.ndarray,
+    *,
+    labels: np.ndarray,
+    songs: Sequence[str],
+    classes: Sequence[str],
+) -> dict:
+    """Accuracy and confusion matrices per chunk and per song (mean of its chunks).
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``test_songs``, ``test_chunks``, ``chunk_accuracy``, ``song_accuracy``,
+        ``chance`` (accuracy of always guessing the most common test genre), both confusion
+        matrices (rows true, columns predicted, in ``classes`` order) and one entry per song.
+    """
+    from sklearn.metrics import accuracy_score, confusion_matrix
+
+    labels = np.asarray(labels)
+    everything = list(range(len(classes)))
+    chunk_pred = probabilities.argmax(axis=1)
+    names, song_probs = song_probabilities(probabilities, songs)
+    song_true = np.array([labels[np.asarray(songs) == name][0] for name in names])
+    song_pred = song_probs.argmax(axis=1)
+    return {
+        "test_songs": len(names),
+        "test_chunks": int(len(labels)),
+        "chunk_accuracy": float(accuracy_score(labels, chunk_pred)),
+        "song_accuracy": float(accuracy_score(song_true, song_pred)),
+        "chance": float(np.bincount(song_true).max() / len(song_true)),
+        "confusion_chunks": confusion_matrix(labels, chunk_pred, labels=everything).tolist(),
+        "confusion_songs": confusion_matrix(song_true, song_pred, labels=everything).tolist(),
+        "songs": [
+            {
+                "song": name,
+                "genre": classes[true],
+                "predicted": classes[pred],
+                "probabilities": {c: round(float(p), 6) for c, p in zip(classes, probs)},
+            }
+            for name, true, pred, probs in zip(names, song_true, song_pred, song_probs)
+        ],
+    }

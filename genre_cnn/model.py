@@ -1,0 +1,70 @@
+"""The CNN: stacked Conv2D + MaxPooling2D blocks over a log-mel chunk, softmax over the genres."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .backend import import_keras
+
+__all__ = ["build_model", "BLOCK_FILTERS"]
+
+# === Config ===
+#: Filters of the convolution blocks; each block halves the time and frequency resolution.
+BLOCK_FILTERS = (16, 32, 64, 128)
+KERNEL_SIZE = 3
+DENSE_UNITS = 64
+DROPOUT = 0.3
+
+
+def build_model(
+    input_shape: tuple[int, int],
+    n_classes: int,
+    *,
+    mel_mean: Sequence[float],
+    mel_variance: Sequence[float],
+    block_filters: Sequence[int] = BLOCK_FILTERS,
+):
+    """Build the (uncompiled) Keras model.
+
+    The input is one raw log-mel chunk in dB; a :class:`keras.layers.Normalization` layer inside
+    the model standardises each mel band with the training set's statistics, so whoever calls the
+    model feeds the output of :func:`genre_cnn.features.log_mel` unchanged.
+
+    Parameters
+    ----------
+    input_shape : (n_mels, n_frames)
+    n_classes : int
+    mel_mean, mel_variance : sequence of float [shape=(n_mels,)]
+        Per-band mean and variance of the training chunks.
+    block_filters : sequence of int
+        Filters of each Conv2D + MaxPooling2D block.
+
+    Returns
+    -------
+    keras.Model
+        Input ``(batch, n_mels, n_frames)``, output ``(batch, n_classes)`` probabilities.
+    """
+    keras = import_keras()
+    from keras import layers
+
+    n_mels, n_frames = input_shape
+    inputs = keras.Input(shape=(n_mels, n_frames), name="log_mel")
+    x = layers.Reshape((n_mels, n_frames, 1), name="add_channel")(inputs)
+    x = layers.Normalization(
+        axis=1,
+        mean=np.asarray(mel_mean, dtype=np.float32),
+        variance=np.asarray(mel_variance, dtype=np.float32),
+        name="normalise_bands",
+    )(x)
+    for number, filters in enumerate(block_filters, start=1):
+        x = layers.Conv2D(
+            filters, KERNEL_SIZE, padding="same", activation="relu", name=f"block{number}_conv"
+        )(x)
+        x = layers.MaxPooling2D(2, padding="same", name=f"block{number}_pool")(x)
+    x = layers.GlobalAveragePooling2D(name="global_pool")(x)
+    x = layers.Dropout(DROPOUT, name="dropout")(x)
+    x = layers.Dense(DENSE_UNITS, activation="relu", name="dense")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="genre")(x)
+    return keras.Model(inputs, outputs, name="genre_cnn")

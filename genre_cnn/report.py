@@ -1,0 +1,58 @@
+"""Plain-text tables and lines that the command line prints."""
+
+from __future__ import annotations
+
+from .dataset import SPLITS
+
+__all__ = ["format_table", "format_build_summary", "format_metrics", "format_prediction"]
+
+
+def format_table(headers: list[str], rows: list[list]) -> str:
+    """Left-align the first column, right-align the others."""
+    cells = [list(map(str, headers))] + [list(map(str, row)) for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for row in cells:
+        parts = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        lines.append("  ".join(parts).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_build_summary(summary: dict) -> str:
+    """Songs and chunks per genre and split, then skipped files and notes."""
+    headers = ["genre"] + [f"songs {s}" for s in SPLITS] + [f"chunks {s}" for s in SPLITS]
+    rows, totals = [], [0] * 6
+    for genre, splits in summary["per_class"].items():
+        counts = [splits[s]["songs"] for s in SPLITS] + [splits[s]["chunks"] for s in SPLITS]
+        totals = [a + b for a, b in zip(totals, counts)]
+        rows.append([genre, *counts])
+    rows.append(["total", *totals])
+    lines = [format_table(headers, rows)]
+    skipped = summary["skipped"]
+    if skipped:
+        lines.append(f"\nSkipped {len(skipped)} file(s):")
+        lines.extend(f"  {item['reason']}" for item in skipped)
+    if summary["notes"]:
+        lines.append("\nNotes:")
+        lines.extend(f"  {note}" for note in summary["notes"])
+    return "\n".join(lines)
+
+
+def format_metrics(metrics: dict) -> str:
+    """Held-out accuracy per chunk and per song, as ``fit`` prints it."""
+    if not metrics["test_songs"]:
+        return f"No test accuracy: {metrics['note']}."
+    return (
+        f"Held-out test set: {metrics['test_songs']} songs, {metrics['test_chunks']} chunks "
+        f"(best epoch {metrics['best_epoch']} of {metrics['epochs']})\n"
+        f"  chunk accuracy: {metrics['chunk_accuracy']:.1%}\n"
+        f"  song accuracy:  {metrics['song_accuracy']:.1%}  "
+        f"(always guessing the largest genre: {metrics['chance']:.1%})"
+    )
+
+
+def format_prediction(prediction, *, top_k: int) -> str:
+    """``path  genre  (genre p, genre p, ...; n chunks)`` for one classified song."""
+    ranked = ", ".join(f"{genre} {p:.2f}" for genre, p in prediction.top(top_k))
+    return f"{prediction.path}  {prediction.genre}  ({ranked}; {prediction.n_chunks} chunks)"

@@ -1,0 +1,57 @@
+"""Feed Keras batches straight from the memory-mapped feature array (imports Keras)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .backend import import_keras
+
+keras = import_keras()
+
+__all__ = ["ChunkBatches"]
+
+
+class ChunkBatches(keras.utils.PyDataset):
+    """Batches of ``(features, labels)`` for the chunks ``rows``, read from disk on demand.
+
+    Memory holds one batch, never the dataset. With ``shuffle=True`` the order changes every
+    epoch, reproducibly for a given ``seed``.
+
+    Parameters
+    ----------
+    features : np.ndarray [shape=(n_chunks, n_mels, n_frames)]
+        Usually the read-only memory map of ``features.npy``.
+    labels : np.ndarray [shape=(n_chunks,)]
+    rows : np.ndarray of int
+        Chunks to serve.
+    batch_size : int
+    shuffle : bool
+    seed : int
+    """
+
+    def __init__(self, *, features, labels, rows, batch_size, shuffle=False, seed=0):
+        super().__init__()
+        self.features = features
+        self.labels = labels
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self._rng = np.random.default_rng(seed)
+        self._order = self._rng.permutation(self.rows) if shuffle else self.rows
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.rows) / self.batch_size)
+
+    def __getitem__(self, index: int):
+        picked = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        # Reading rows in file order is faster from a memory map; restore the batch order after.
+        order = np.argsort(picked, kind="stable")
+        x = np.empty((len(picked), *self.features.shape[1:]), dtype=np.float32)
+        x[order] = self.features[picked[order]]
+        return x, self.labels[picked]
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self._order = self._rng.permutation(self.rows)

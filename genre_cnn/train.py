@@ -1,0 +1,185 @@
+"""Train the CNN on a dataset's train songs and measure it honestly on its test songs."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import __version__
+from .backend import describe_device, import_keras
+from .config import TrainConfig, write_json
+from .dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset
+from .errors import DatasetError
+from .files import atomic_directory
+from .metrics import evaluate_chunks
+from .registry import DEFAULT_MODELS_DIR, set_latest
+
+__all__ = ["FitResult", "fit", "band_statistics"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """Where :func:`fit` saved the model and what it measured on the test songs."""
+
+    model_dir: Path
+    metrics: dict
+    device: str
+
+
+def fit(
+    data_dir: str | os.PathLike = DEFAULT_DATASET_DIR,
+    *,
+    config: TrainConfig = TrainConfig(),
+    name: Optional[str] = None,
+    model_dir: Optional[str | os.PathLike] = None,
+    models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
+    verbose: int = 2,
+    log: Callable[[str], None] = print,
+) -> FitResult:
+    """Train a model on the dataset's train songs and save it with its plots and test metrics.
+
+    Validation songs pick the best epoch (lowest validation loss; without validation songs the
+    last epoch is kept). The test songs are never seen during training: their chunk- and
+    song-level accuracy go to ``metrics.json``.
+
+    Parameters
+    ----------
+    data_dir : path-like
+        Dataset written by :func:`genre_cnn.build_dataset`.
+    config : TrainConfig
+        Epochs, batch size, learning rate and seed.
+    name : str, optional
+        Model name; the model goes to ``models_root/name``. Default: ``fit-<date>-<time>``.
+    model_dir : path-like, optional
+        Exact folder for the model (overrides ``name`` and ``models_root``).
+    models_root : path-like
+        Folder of models; ``models_root/latest`` is updated to point at the new model.
+    verbose : int
+        Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).
+    log : callable
+        Receives progress messages.
+
+    Returns
+    -------
+    FitResult
+    """
+    dataset = load_dataset(data_dir)
+    train_rows, val_rows, test_rows = (dataset.indices(s) for s in ("train", "val", "test"))
+    _check_trainable(dataset, train_rows)
+    if model_dir is None:
+        name = name or datetime.datetime.now().strftime("fit-%Y%m%d-%H%M%S")
+        model_dir = Path(models_root) / name
+    model_dir = Path(model_dir)
+
+    keras = import_keras()
+    keras.utils.set_random_seed(config.seed)
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    device = describe_device()
+    log(f"Training on {device}: {len(train_rows)} train chunks, {len(val_rows)} validation chunks, "
+        f"{len(test_rows)} test chunks, {len(dataset.classes)} genres")
+
+    from .callbacks import BestWeights
+    from .model import build_model
+    from .streaming import ChunkBatches
+
+    mean, variance = band_statistics(dataset.features, train_rows)
+    model = build_model(
+        dataset.feature_config.input_shape,
+        len(dataset.classes),
+        mel_mean=mean,
+        mel_variance=variance,
+    )
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    batches = dict(batch_size=config.batch_size, features=dataset.features, labels=dataset.labels)
+    train_data = ChunkBatches(rows=train_rows, shuffle=True, seed=config.seed, **batches)
+    val_data = ChunkBatches(rows=val_rows, **batches) if len(val_rows) else None
+    best = BestWeights(monitor="val_loss" if val_data is not None else "loss")
+    history = model.fit(
+        train_data, validation_data=val_data, epochs=config.epochs, callbacks=[best], verbose=verbose
+    )
+    best.restore(model)
+
+    metrics = {
+        "best_epoch": best.best_epoch + 1,
+        "epochs": config.epochs,
+        "selected_by": best.monitor,
+        **_test_metrics(model, dataset, test_rows, batches),
+    }
+
+    from .plots import plot_confusion, plot_history
+
+    with atomic_directory(model_dir) as tmp:
+        model.save(tmp / "model.keras")
+        write_json(tmp / "config.json", {
+            "package_version": __version__,
+            "feature_config": dataset.feature_config.to_dict(),
+            "classes": list(dataset.classes),
+            "train_config": config.to_dict(),
+            "dataset": {"path": str(dataset.path), "fingerprint": dataset.fingerprint},
+            "device": device,
+            "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        })
+        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / "history.json", {k: [float(v) for v in vs] for k, vs in history.history.items()})
+        plot_history(history.history, tmp / "history.png", best_epoch=best.best_epoch)
+        if metrics["test_songs"]:
+            plot_confusion(metrics, dataset.classes, tmp / "confusion.png")
+    set_latest(model_dir, models_root=models_root)
+    return FitResult(model_dir=model_dir, metrics=metrics, device=device)
+
+
+def band_statistics(features: np.ndarray, rows: np.ndarray, *, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of each mel band over the chunks ``rows``, read block by block.
+
+    Returns
+    -------
+    mean, variance : np.ndarray [shape=(n_mels,), dtype=float64]
+    """
+    total = np.zeros(features.shape[1])
+    total_sq = np.zeros(features.shape[1])
+    count = 0
+    for start in range(0, len(rows), block):
+        chunk = np.asarray(features[np.sort(rows[start : start + block])], dtype=np.float64)
+        total += chunk.sum(axis=(0, 2))
+        total_sq += np.square(chunk).sum(axis=(0, 2))
+        count += chunk.shape[0] * chunk.shape[2]
+    mean = total / count
+    variance = np.maximum(total_sq / count - mean**2, 1e-6)
+    return mean, variance
+
+
+def _check_trainable(dataset: Dataset, train_rows: np.ndarray) -> None:
+    if len(train_rows) == 0:
+        raise DatasetError(f"{dataset.path}: the dataset has no training songs; rebuild it with smaller fractions")
+    present = set(dataset.labels[train_rows].tolist())
+    missing = [name for i, name in enumerate(dataset.classes) if i not in present]
+    if missing:
+        raise DatasetError(
+            f"{dataset.path}: no training songs for genre(s) {missing}; add songs and rebuild the dataset"
+        )
+
+
+def _test_metrics(model, dataset: Dataset, test_rows: np.ndarray, batches: dict) -> dict:
+    from .streaming import ChunkBatches
+
+    if len(test_rows) == 0:
+        return {"test_songs": 0, "test_chunks": 0, "chunk_accuracy": None, "song_accuracy": None,
+                "note": "no test songs (the dataset was built with --test-fraction 0)"}
+    probabilities = model.predict(ChunkBatches(rows=test_rows, **batches), verbose=0)
+    return evaluate_chunks(
+        probabilities,
+        labels=dataset.labels[test_rows],
+        songs=dataset.songs[test_rows],
+        classes=dataset.classes,
+    )
