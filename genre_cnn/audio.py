@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AudioDecodeError
+from .native import native_stderr_silenced
 
 __all__ = ["AUDIO_EXTENSIONS", "is_audio_file", "load_audio", "resample"]
 
@@ -54,7 +55,10 @@ def load_audio(path: str | os.PathLike, *, sr: int) -> np.ndarray:
         try:
             samples, native_sr = _read_audioread(path)
         except Exception:
-            raise AudioDecodeError(f"{path}: cannot decode audio ({_describe(first_error)})") from None
+            raise AudioDecodeError(
+                f"{path}: cannot decode audio ({_describe(first_error, path)}); "
+                "is it a complete mp3/wav/ogg/flac/aiff file?"
+            ) from None
     if samples.size == 0:
         raise AudioDecodeError(f"{path}: the file holds no audio samples")
     mono = samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else samples.astype(np.float32)
@@ -75,7 +79,8 @@ def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
 def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
     import soundfile
 
-    samples, native_sr = soundfile.read(str(path), dtype="float32", always_2d=True)
+    with native_stderr_silenced():  # libmpg123 prints "Note: Illegal Audio-MPEG-Header" itself
+        samples, native_sr = soundfile.read(str(path), dtype="float32", always_2d=True)
     return samples, int(native_sr)
 
 
@@ -89,8 +94,12 @@ def _read_audioread(path: Path) -> tuple[np.ndarray, int]:
     return samples.reshape(-1, channels), int(native_sr)
 
 
-def _describe(error: Exception) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+def _describe(error: Exception, path: Path) -> str:
+    """libsndfile's message without the file name it repeats, e.g. 'format not recognised'."""
     if isinstance(error, PermissionError):
         return "permission denied"
-    return text.removeprefix("Error opening ").strip()
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    for prefix in (f"Error opening {str(path)!r}:", f"Error opening {str(path)}:"):
+        text = text.removeprefix(prefix)
+    text = text.strip().rstrip(".")
+    return text[:1].lower() + text[1:]

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import os
+import sys
+
+from .native import native_stderr_silenced
 
 __all__ = ["import_keras", "describe_device"]
 
 
 def import_keras():
     """Return the ``keras`` module, importing TensorFlow with its start-up chatter silenced."""
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
+    with native_stderr_silenced():
+        import tensorflow  # noqa: F401  (probes the GPU once, here)
+        import keras
 
+        tensorflow.config.list_physical_devices("GPU")
     return keras
 
 

@@ -267,12 +267,16 @@ def build_dataset(
             seed=seed,
         )
         classes = [name for name in tracks.classes if name in used_classes]
+        notes = list(tracks.notes) + [
+            f"genre {name!r}: none of its songs could be used, left out" for name in tracks.classes
+            if name not in used_classes
+        ]
         _write_manifest(tmp / "manifest.csv", used, splits, config)
         write_json(tmp / "feature_config.json", config.to_dict())
         write_json(tmp / "classes.json", classes)
         _write_skipped(tmp / "skipped.csv", skipped)
         summary = _summarise(
-            tracks, used, splits, skipped, classes,
+            tracks, used, splits, skipped, classes, notes,
             val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
         )
         write_json(tmp / "summary.json", summary)
@@ -314,7 +318,7 @@ def _write_skipped(path: Path, skipped: list[tuple[str, str]]) -> None:
         writer.writerows(skipped)
 
 
-def _summarise(tracks, used, splits, skipped, classes, **options) -> dict:
+def _summarise(tracks, used, splits, skipped, classes, notes, **options) -> dict:
     per_class = {
         name: {split: {"songs": 0, "chunks": 0} for split in SPLITS} for name in classes
     }
@@ -328,7 +332,7 @@ def _summarise(tracks, used, splits, skipped, classes, **options) -> dict:
         "chunks": int(sum(len(offsets) for _, offsets in used)),
         "per_class": per_class,
         "skipped": [{"song": song, "reason": reason} for song, reason in skipped],
-        "notes": list(tracks.notes),
+        "notes": notes,
         **options,
     }
 

@@ -1,0 +1,58 @@
+"""The log-mel feature function: shape, agreement with librosa, independence from the batch."""
+
+import librosa
+import numpy as np
+import pytest
+
+from genre_cnn.features import log_mel, song_features
+
+
+def test_shape_and_dtype(tiny_config, rng):
+    chunks = rng.standard_normal((3, tiny_config.chunk_samples)).astype(np.float32)
+    features = log_mel(chunks, tiny_config)
+    assert features.shape == (3, *tiny_config.input_shape) == (3, 16, 63)
+    assert features.dtype == np.float32
+
+
+def test_matches_librosa_reference(tiny_config, rng):
+    chunk = rng.standard_normal(tiny_config.chunk_samples).astype(np.float32) * 0.1
+    reference = librosa.power_to_db(
+        librosa.feature.melspectrogram(
+            y=chunk, sr=tiny_config.sr, n_fft=tiny_config.n_fft, hop_length=tiny_config.hop_length,
+            n_mels=tiny_config.n_mels,
+        ),
+        ref=1.0, amin=tiny_config.amin, top_db=None,
+    )
+    np.testing.assert_allclose(log_mel(chunk[None], tiny_config)[0], reference, rtol=1e-5, atol=1e-3)
+
+
+def test_a_chunk_does_not_depend_on_its_batch(tiny_config, rng):
+    loud = rng.standard_normal((1, tiny_config.chunk_samples)).astype(np.float32)
+    quiet = 0.001 * rng.standard_normal((1, tiny_config.chunk_samples)).astype(np.float32)
+    alone = log_mel(quiet, tiny_config)
+    together = log_mel(np.concatenate([loud, quiet]), tiny_config)[1:]
+    np.testing.assert_allclose(alone, together, rtol=1e-6)
+
+
+def test_silence_sits_at_the_floor(tiny_config):
+    features = log_mel(np.zeros((1, tiny_config.chunk_samples), np.float32), tiny_config)
+    np.testing.assert_allclose(features, 10 * np.log10(tiny_config.amin))
+
+
+def test_a_tone_lights_up_the_right_band(tiny_config):
+    t = np.arange(tiny_config.chunk_samples) / tiny_config.sr
+    tone = np.sin(2 * np.pi * 2000 * t).astype(np.float32)
+    features = log_mel(tone[None], tiny_config)[0]
+    centres = librosa.mel_frequencies(n_mels=tiny_config.n_mels + 2, fmax=tiny_config.sr / 2)[1:-1]
+    assert abs(centres[features.mean(axis=1).argmax()] - 2000) < 400
+
+
+def test_wrong_chunk_length_is_rejected(tiny_config):
+    with pytest.raises(ValueError, match=r"chunks must have shape \(n, 8000\)"):
+        log_mel(np.zeros((2, 100), np.float32), tiny_config)
+
+
+def test_song_features_decode_segment_and_featurise(tracks_dir, tiny_config):
+    features, offsets = song_features(tracks_dir / "tones" / "tones_0.mp3", tiny_config)
+    assert features.shape == (3, 16, 63)
+    assert offsets.tolist() == [0, 8000, 16000]
