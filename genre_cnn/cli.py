@@ -65,19 +65,20 @@ def feature_options(command):
                      help="STFT hop in samples."),
         click.option("--n-mels", type=click.IntRange(min=8), default=128, show_default=True,
                      help="Number of mel bands."),
+        click.option("--fmin", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                     help="Lowest frequency of the mel bands in Hz."),
+        click.option("--fmax", type=POSITIVE_FLOAT, default=None,
+                     help="Highest frequency of the mel bands in Hz [default: sr/2]."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _feature_config(sr, chunk_seconds, chunk_hop, tail, short, n_fft, hop_length, n_mels):
+def _feature_config(sr, chunk_seconds, chunk_hop, **options):
     from .config import FeatureConfig
 
-    return FeatureConfig.from_seconds(
-        sr=sr, chunk_seconds=chunk_seconds, hop_seconds=chunk_hop, tail=tail, short=short,
-        n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
-    )
+    return FeatureConfig.from_seconds(sr=sr, chunk_seconds=chunk_seconds, hop_seconds=chunk_hop, **options)
 
 
 def _progress(quiet: bool, description: str):
@@ -97,8 +98,8 @@ def _progress(quiet: bool, description: str):
 @click.option("--test-fraction", type=FRACTION, default=0.2, show_default=True,
               help="Share of each genre's songs kept for the final test (0 for none).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the split.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes decoding songs in parallel.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes decoding songs in parallel [default: all cores].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table.")
 @library_errors
 def build_dataset_command(tracks_dir, out, val_fraction, test_fraction, seed, workers, quiet, **features):
@@ -215,8 +216,8 @@ def classify_command(paths, model, top_k, as_json):
               help="Dataset folder for the demo.")
 @click.option("--name", default="demo", show_default=True, help="Model name (models/NAME).")
 @train_options
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes decoding songs in parallel.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes decoding songs in parallel [default: all cores].")
 @click.option("-q", "--quiet", is_flag=True, help="Only the final results.")
 @library_errors
 def demo_command(tracks_dir, out, name, workers, quiet, **train):

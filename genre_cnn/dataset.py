@@ -192,7 +192,7 @@ def build_dataset(
     val_fraction: float = 0.15,
     test_fraction: float = 0.2,
     seed: int = 0,
-    workers: int = 1,
+    workers: Optional[int] = None,
     progress: Optional[Callable[[Iterable], Iterable]] = None,
 ) -> BuildReport:
     """Turn ``tracks_dir/<genre>/*`` into a dataset of log-mel chunks on disk.
@@ -214,8 +214,8 @@ def build_dataset(
         Share of each genre's songs kept for validation and test.
     seed : int
         Seed of the split.
-    workers : int
-        Processes decoding songs in parallel (1 = in this process).
+    workers : int, optional
+        Processes decoding songs in parallel (1 = in this process; default: one per CPU core).
     progress : callable, optional
         Wraps the iterable of processed songs, e.g. a tqdm progress bar factory.
 
@@ -230,6 +230,7 @@ def build_dataset(
         Nothing usable, too few genres, or a genre with too few songs; nothing is written then.
     """
     _check_fractions(val_fraction, test_fraction)
+    workers = (os.cpu_count() or 1) if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers {workers!r} must be a positive integer")
     tracks = scan_tracks(tracks_dir)

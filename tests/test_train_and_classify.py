@@ -1,0 +1,142 @@
+"""fit and classify through the Python API: files written, honest metrics, reproducible results."""
+
+import json
+
+import numpy as np
+import pytest
+
+from genre_cnn.config import TrainConfig
+from genre_cnn.dataset import load_dataset
+from genre_cnn.errors import DatasetError, ModelError
+from genre_cnn.metrics import evaluate_chunks
+from genre_cnn.predict import classify, load_classifier
+from genre_cnn.train import band_statistics, fit
+
+
+def test_fit_saves_every_artefact(trained):
+    model_dir = trained["result"].model_dir
+    assert model_dir == trained["models"] / "tiny"
+    assert {p.name for p in model_dir.iterdir()} == {
+        "model.keras", "config.json", "history.png", "history.json", "confusion.png", "metrics.json"}
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["classes"] == ["chirps", "noise", "tones"]
+    assert config["train_config"] == {"epochs": 2, "batch_size": 8, "learning_rate": 0.001, "seed": 0}
+    assert config["feature_config"]["n_mels"] == 16
+    assert config["dataset"]["fingerprint"] == load_dataset(trained["dataset"]).fingerprint
+    assert (trained["models"] / "latest").read_text().strip() == "tiny"
+
+
+def test_metrics_are_measured_on_the_test_songs_only(trained):
+    metrics = json.loads((trained["result"].model_dir / "metrics.json").read_text())
+    dataset = load_dataset(trained["dataset"])
+    test_songs = set(dataset.songs[dataset.indices("test")])
+    assert {entry["song"] for entry in metrics["songs"]} == test_songs
+    assert metrics["test_songs"] == 3 and metrics["test_chunks"] == 9
+    assert 0 <= metrics["chunk_accuracy"] <= 1 and 0 <= metrics["song_accuracy"] <= 1
+    assert np.array(metrics["confusion_songs"]).sum() == 3
+
+
+def test_classify_follows_latest_and_gives_probabilities_per_song(trained):
+    predictions = classify([trained["tracks"] / "tones"], models_root=trained["models"])
+    assert [p.path.rsplit("/", 1)[-1] for p in predictions] == [f"tones_{i}.mp3" for i in range(5)]
+    for prediction in predictions:
+        assert prediction.ok and prediction.n_chunks == 3
+        assert set(prediction.probabilities) == {"chirps", "noise", "tones"}
+        assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+        assert prediction.genre == max(prediction.probabilities, key=prediction.probabilities.get)
+
+
+def test_classify_equals_the_mean_of_the_dataset_chunks(trained):
+    """classify recomputes the very features build-dataset stored: same numbers, same verdict."""
+    classifier = load_classifier(trained["result"].model_dir)
+    dataset = load_dataset(trained["dataset"])
+    rows = np.flatnonzero(dataset.songs == "noise/noise_2.mp3")
+    expected = classifier.predict_chunks(np.asarray(dataset.features[rows])).mean(axis=0)
+    prediction = classifier.classify_file(trained["tracks"] / "noise" / "noise_2.mp3")
+    np.testing.assert_allclose(list(prediction.probabilities.values()), expected, rtol=1e-6)
+
+
+def test_unreadable_file_gives_an_error_entry_and_the_rest_is_classified(trained, tmp_path):
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(b"not audio at all")
+    good = trained["tracks"] / "chirps" / "chirps_0.mp3"
+    first, second = classify([bad, good], model=trained["result"].model_dir)
+    assert not first.ok and "bad.mp3: cannot decode audio" in first.error
+    assert second.ok
+
+
+def test_song_shorter_than_a_chunk_is_padded(trained, tmp_path):
+    import soundfile
+    from conftest import synth_song
+
+    soundfile.write(tmp_path / "short.wav", synth_song("tones", 0, seconds=0.6), 8000)
+    [prediction] = classify([tmp_path / "short.wav"], model=trained["result"].model_dir)
+    assert prediction.ok and prediction.n_chunks == 1
+
+
+def test_same_seed_same_model(trained, tmp_path):
+    again = fit(trained["dataset"], config=TrainConfig(epochs=2, batch_size=8), model_dir=tmp_path / "again",
+                models_root=tmp_path / "models", verbose=0, log=lambda m: None)
+    first = load_classifier(trained["result"].model_dir).model.get_weights()
+    second = load_classifier(again.model_dir).model.get_weights()
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    assert again.metrics["song_accuracy"] == trained["result"].metrics["song_accuracy"]
+
+
+def test_missing_model(tmp_path):
+    with pytest.raises(ModelError, match=r"No model at .*models. Run 'genre-cnn fit' first, or pass --model DIR"):
+        load_classifier(models_root=tmp_path / "models")
+
+
+def test_model_folder_without_model_file(tmp_path):
+    (tmp_path / "m").mkdir()
+    with pytest.raises(ModelError, match=r"m: model.keras is missing; refit with 'genre-cnn fit'"):
+        load_classifier(tmp_path / "m")
+
+
+def test_model_with_a_feature_config_this_version_cannot_reproduce(trained, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(trained["result"].model_dir, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["feature_config"]["version"] = 99
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="cannot reproduce this model's features .*refit it"):
+        load_classifier(copy)
+    config["feature_config"]["version"] = 1
+    config["feature_config"]["n_mels"] = 32
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="the folder mixes two models, refit it"):
+        load_classifier(copy)
+
+
+def test_fit_needs_training_songs_of_every_genre(trained, tmp_path):
+    import shutil
+
+    copy = tmp_path / "ds"
+    shutil.copytree(trained["dataset"], copy)
+    manifest = (copy / "manifest.csv").read_text().splitlines()
+    lines = [manifest[0]] + [
+        line.replace(",train", ",val") if line.startswith("tones/") else line for line in manifest[1:]]
+    (copy / "manifest.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError, match=r"no training songs for genre\(s\) \['tones'\]"):
+        fit(copy, models_root=tmp_path / "models", verbose=0, log=lambda m: None)
+
+
+def test_band_statistics_match_numpy(rng):
+    features = rng.normal(size=(50, 4, 7))
+    rows = np.array([3, 1, 40, 7, 22])
+    mean, variance = band_statistics(features, rows, block=2)
+    np.testing.assert_allclose(mean, features[rows].mean(axis=(0, 2)))
+    np.testing.assert_allclose(variance, features[rows].var(axis=(0, 2)))
+
+
+def test_song_accuracy_averages_chunk_probabilities():
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
+    result = evaluate_chunks(probabilities, labels=np.array([0, 0, 1, 1]), songs=["a", "a", "b", "b"],
+                             classes=["x", "y"])
+    assert result["chunk_accuracy"] == 0.5
+    assert result["song_accuracy"] == 1.0  # a: mean (0.55, 0.45) -> x; b: (0.45, 0.55) -> y
+    assert result["confusion_songs"] == [[1, 0], [0, 1]]
