@@ -1,104 +1,192 @@
-"""Decode an audio file into mono float32 samples at a chosen sample rate."""
+"""Decode an audio file into mono float32 samples at a chosen sample rate, block by block."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from .errors import AudioDecodeError
 from .native import native_stderr_silenced
 
-__all__ = ["AUDIO_EXTENSIONS", "is_audio_file", "load_audio", "resample"]
+__all__ = ["AUDIO_EXTENSIONS", "is_audio_file", "check_audio_path", "audio_blocks", "load_audio"]
 
 #: File name endings treated as audio (compared case-insensitively).
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".ogg", ".oga", ".flac", ".au", ".snd", ".aif", ".aiff", ".aifc")
 
+#: Seconds of audio decoded at a time: memory stays bounded however long the file is.
+BLOCK_SECONDS = 10.0
 
-def is_audio_file(path: Path) -> bool:
+
+def is_audio_file(path: str | os.PathLike) -> bool:
     """True for a visible file whose name ends in one of :data:`AUDIO_EXTENSIONS`."""
     name = Path(path).name
     return not name.startswith(".") and name.lower().endswith(AUDIO_EXTENSIONS)
 
 
-def load_audio(path: str | os.PathLike, *, sr: int) -> np.ndarray:
-    """Decode a file to mono float32 samples at ``sr`` Hz.
+def check_audio_path(path: str | os.PathLike) -> Path:
+    """Return ``path`` if it is a readable, non-empty file; otherwise say precisely what it is.
 
-    soundfile (libsndfile, which reads mp3, wav, ogg, flac, au and aiff) is tried first; audioread
-    (ffmpeg or GStreamer, when installed) is the fallback for anything libsndfile cannot read.
+    Raises
+    ------
+    AudioDecodeError
+        Missing file, broken symbolic link, symbolic link loop, folder, no read permission, or
+        zero bytes.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:
+            raise AudioDecodeError(f"{path}: is a symbolic link loop; point it at an audio file") from None
+        except OSError as exc:
+            if "loop" in str(exc).lower() or getattr(exc, "errno", None) == 40:
+                raise AudioDecodeError(f"{path}: is a symbolic link loop; point it at an audio file") from None
+            raise AudioDecodeError(
+                f"{path}: is a broken symbolic link (to {os.readlink(path)}); fix or remove it"
+            ) from None
+    if path.is_dir():
+        raise AudioDecodeError(f"{path}: is a folder, not an audio file")
+    if not path.is_file():
+        raise AudioDecodeError(f"{path}: does not exist")
+    if not os.access(path, os.R_OK):
+        raise AudioDecodeError(f"{path}: permission denied; make the file readable (chmod +r)")
+    if path.stat().st_size == 0:
+        raise AudioDecodeError(f"{path}: the file is empty (0 bytes)")
+    return path
+
+
+def audio_blocks(path: str | os.PathLike, *, sr: int, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
+    """Decode a file into consecutive mono float32 blocks at ``sr`` Hz.
+
+    soundfile (libsndfile: mp3, wav, ogg, flac, au, aiff) is tried first; audioread (ffmpeg or
+    GStreamer, when installed) is the fallback. Channels are averaged and the blocks resampled
+    with a streaming soxr resampler, which gives exactly the samples of a one-shot resample; only
+    ``block_seconds`` of audio are held at a time.
 
     Parameters
     ----------
     path : path-like
-        The audio file.
     sr : int
         Target sample rate in Hz.
+    block_seconds : float
+        Length of each decoded block at the file's own rate.
 
-    Returns
-    -------
-    y : np.ndarray [shape=(n,), dtype=float32]
-        Mono samples, channels averaged.
+    Yields
+    ------
+    block : np.ndarray [shape=(n,), dtype=float32]
 
     Raises
     ------
     AudioDecodeError
         The file is missing, unreadable, not audio, holds no samples or holds NaN/inf.
     """
-    path = Path(path)
-    if not path.is_file():
-        reason = "is a folder, not a file" if path.is_dir() else "does not exist"
-        raise AudioDecodeError(f"{path}: {reason}")
+    path = check_audio_path(path)
     try:
-        samples, native_sr = _read_soundfile(path)
+        source = _SoundfileSource(path)
     except Exception as first_error:  # libsndfile's errors carry no stable type across versions
         try:
-            samples, native_sr = _read_audioread(path)
+            source = _AudioreadSource(path)
         except Exception:
             raise AudioDecodeError(
                 f"{path}: cannot decode audio ({_describe(first_error, path)}); "
                 "is it a complete mp3/wav/ogg/flac/aiff file?"
             ) from None
-    if samples.size == 0:
+    total = 0
+    with source:
+        resampler = _Resampler(source.samplerate, sr)
+        for samples in source.blocks(max(1, int(block_seconds * source.samplerate))):
+            mono = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
+            if not np.isfinite(mono).all():
+                raise AudioDecodeError(f"{path}: the audio contains NaN or infinite samples")
+            total += len(mono)
+            yield resampler(mono)
+    if total == 0:
         raise AudioDecodeError(f"{path}: the file holds no audio samples")
-    mono = samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else samples.astype(np.float32)
-    if not np.isfinite(mono).all():
-        raise AudioDecodeError(f"{path}: the audio contains NaN or infinite samples")
-    return resample(mono, orig_sr=native_sr, target_sr=sr)
+    yield resampler.flush()
 
 
-def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
-    """Resample mono float32 audio with soxr (high quality); a no-op when the rates match."""
-    if orig_sr == target_sr:
-        return np.ascontiguousarray(y, dtype=np.float32)
-    import soxr
+def load_audio(path: str | os.PathLike, *, sr: int) -> np.ndarray:
+    """The whole file as one mono float32 array at ``sr`` Hz (see :func:`audio_blocks`).
 
-    return soxr.resample(y, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
-
-
-def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
-    import soundfile
-
-    with native_stderr_silenced():  # libmpg123 prints "Note: Illegal Audio-MPEG-Header" itself
-        samples, native_sr = soundfile.read(str(path), dtype="float32", always_2d=True)
-    return samples, int(native_sr)
+    Returns
+    -------
+    y : np.ndarray [shape=(n,), dtype=float32]
+    """
+    return np.concatenate(list(audio_blocks(path, sr=sr)))
 
 
-def _read_audioread(path: Path) -> tuple[np.ndarray, int]:
-    import audioread
+class _Resampler:
+    """soxr's streaming resampler, or a pass-through when the rates match."""
 
-    with audioread.audio_open(str(path)) as decoder:
-        native_sr, channels = decoder.samplerate, decoder.channels
-        pcm = b"".join(decoder)
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-    return samples.reshape(-1, channels), int(native_sr)
+    def __init__(self, orig_sr: int, target_sr: int) -> None:
+        self._stream = None
+        if orig_sr != target_sr:
+            import soxr
+
+            self._stream = soxr.ResampleStream(orig_sr, target_sr, 1, dtype="float32", quality="HQ")
+
+    def __call__(self, mono: np.ndarray) -> np.ndarray:
+        if self._stream is None:
+            return np.ascontiguousarray(mono, dtype=np.float32)
+        return self._stream.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32))
+
+    def flush(self) -> np.ndarray:
+        if self._stream is None:
+            return np.zeros(0, dtype=np.float32)
+        return self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+
+
+class _SoundfileSource:
+    def __init__(self, path: Path) -> None:
+        import soundfile
+
+        with native_stderr_silenced():  # libmpg123 prints "Note: Illegal Audio-MPEG-Header" itself
+            self._file = soundfile.SoundFile(str(path))
+        self.samplerate = int(self._file.samplerate)
+
+    def blocks(self, frames: int) -> Iterator[np.ndarray]:
+        while True:
+            with native_stderr_silenced():
+                samples = self._file.read(frames, dtype="float32", always_2d=True)
+            if len(samples) == 0:
+                return
+            yield samples
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._file.close()
+
+
+class _AudioreadSource:
+    def __init__(self, path: Path) -> None:
+        import audioread
+
+        self._decoder = audioread.audio_open(str(path))
+        self.samplerate = int(self._decoder.samplerate)
+        self._channels = int(self._decoder.channels)
+
+    def blocks(self, frames: int) -> Iterator[np.ndarray]:
+        for buffer in self._decoder:  # 16-bit little-endian interleaved PCM
+            pcm = np.frombuffer(buffer, dtype="<i2").astype(np.float32) / 32768.0
+            yield pcm.reshape(-1, self._channels)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._decoder.close()
 
 
 def _describe(error: Exception, path: Path) -> str:
     """libsndfile's message without the file name it repeats, e.g. 'format not recognised'."""
-    if isinstance(error, PermissionError):
-        return "permission denied"
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if "not a regular file" in text:  # libsndfile's words for bytes it cannot identify
+        return "format not recognised"
     for prefix in (f"Error opening {str(path)!r}:", f"Error opening {str(path)}:"):
         text = text.removeprefix(prefix)
     text = text.strip().rstrip(".")

@@ -30,6 +30,7 @@ DEFAULT_CHUNK_SAMPLES = 100_000
 
 TAIL_POLICIES = ("drop", "pad")
 SHORT_POLICIES = ("pad", "skip")
+SILENCE_POLICIES = ("drop", "keep")
 
 
 def _positive_int(name: str, value: Any) -> None:
@@ -65,6 +66,11 @@ class FeatureConfig:
         chunk (``"pad"``) or rejected with :class:`AudioTooShortError` (``"skip"``).
     min_seconds : float
         Songs shorter than this are always rejected as too short.
+    silence : {"drop", "keep"}
+        Chunks whose peak is at or below ``silence_db`` are dropped (and counted) or kept. A song
+        whose chunks are all silent is rejected either way when dropping.
+    silence_db : float
+        Peak level in dBFS at or below which a chunk counts as silent (default -80 dBFS).
     n_fft, hop_length, n_mels : int
         STFT window length, STFT hop and number of mel bands.
     fmin, fmax : float
@@ -81,6 +87,8 @@ class FeatureConfig:
     tail: str = "drop"
     short: str = "pad"
     min_seconds: float = 0.5
+    silence: str = "drop"
+    silence_db: float = -80.0
     n_fft: int = 2048
     hop_length: int = 512
     n_mels: int = 128
@@ -94,6 +102,9 @@ class FeatureConfig:
             _positive_int(name, getattr(self, name))
         _choice("tail", self.tail, TAIL_POLICIES)
         _choice("short", self.short, SHORT_POLICIES)
+        _choice("silence", self.silence, SILENCE_POLICIES)
+        if not (self.silence_db <= 0 and math.isfinite(self.silence_db)):
+            raise ConfigError(f"silence_db={self.silence_db!r} must be a level in dBFS <= 0")
         if self.n_fft > self.chunk_samples:
             raise ConfigError(
                 f"n_fft={self.n_fft} must not exceed chunk_samples={self.chunk_samples}; "

@@ -242,12 +242,14 @@ def build_dataset(
     with atomic_directory(out) as tmp:
         used: list[tuple[Song, np.ndarray]] = []
         skipped: list[tuple[str, str]] = []
+        silent_dropped = 0
         with NpyAppender(tmp / "features.npy", row_shape=config.input_shape) as features_file:
             for song, outcome in zip(tracks.songs, results):
                 if isinstance(outcome, str):
                     skipped.append((song.relative, outcome))
                     continue
-                features, offsets = outcome
+                features, offsets, silent = outcome
+                silent_dropped += silent
                 features_file.append(features)
                 used.append((song, offsets))
         if not used:
@@ -280,6 +282,9 @@ def build_dataset(
             tracks, used, splits, skipped, classes, notes,
             val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
         )
+        summary["silent_chunks_dropped"] = silent_dropped
+        if silent_dropped:
+            summary["notes"].append(f"{silent_dropped} silent chunk(s) dropped (silence policy 'drop')")
         write_json(tmp / "summary.json", summary)
     return BuildReport(path=out, summary=summary)
 
@@ -299,8 +304,17 @@ def _featurise_all(songs: Sequence[Song], config: FeatureConfig, *, workers: int
     if workers == 1 or len(paths) < 2:
         yield from (_featurise_one(path, config) for path in paths)
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(paths))) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(paths)), mp_context=_pool_context()) as pool:
         yield from pool.map(_featurise_one, paths, [config] * len(paths))
+
+
+def _pool_context():
+    """Fork (fast start) unless TensorFlow is loaded: its threads make a forked child unsafe."""
+    import multiprocessing
+    import sys
+
+    safe_to_fork = "fork" in multiprocessing.get_all_start_methods() and "tensorflow" not in sys.modules
+    return multiprocessing.get_context("fork" if safe_to_fork else "spawn")
 
 
 def _write_manifest(path: Path, used, splits, config: FeatureConfig) -> None:

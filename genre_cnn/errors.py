@@ -5,6 +5,7 @@ __all__ = [
     "ConfigError",
     "AudioDecodeError",
     "AudioTooShortError",
+    "SilentAudioError",
     "DatasetError",
     "ModelError",
     "GenreCnnWarning",
@@ -29,6 +30,10 @@ class AudioDecodeError(GenreCnnError):
 
 class AudioTooShortError(AudioDecodeError):
     """A file decoded fine but holds too little audio to make one chunk under the chosen policy."""
+
+
+class SilentAudioError(AudioDecodeError):
+    """Every chunk of a file is silent, so there is nothing to learn from or classify."""
 
 
 class DatasetError(GenreCnnError):

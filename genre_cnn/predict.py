@@ -65,18 +65,22 @@ class GenreClassifier:
 
     def classify_file(self, path: str | os.PathLike) -> SongPrediction:
         """Classify one song; decoding problems become a :class:`SongPrediction` with ``error``."""
-        from .features import song_features
+        from .features import SongFeatureStream
 
+        total = np.zeros(len(self.classes))
+        n_chunks = 0
         try:
-            features, _ = song_features(path, self.feature_config)
+            for features, _ in SongFeatureStream(path, self.feature_config):
+                total += self.predict_chunks(features).sum(axis=0)
+                n_chunks += len(features)
         except AudioDecodeError as exc:
             return SongPrediction(path=str(path), error=str(exc))
-        song_probs = self.predict_chunks(features).mean(axis=0)
+        song_probs = total / n_chunks
         return SongPrediction(
             path=str(path),
             genre=self.classes[int(song_probs.argmax())],
             probabilities={c: float(p) for c, p in zip(self.classes, song_probs)},
-            n_chunks=len(features),
+            n_chunks=n_chunks,
         )
 
 

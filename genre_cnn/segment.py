@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Iterable, Iterator
+
 import numpy as np
 
 from .config import FeatureConfig
 from .errors import AudioTooShortError
 
-__all__ = ["chunk_offsets", "segment"]
+__all__ = ["chunk_offsets", "iter_chunks", "segment", "silent_chunks"]
 
 
 def chunk_offsets(n_samples: int, config: FeatureConfig) -> np.ndarray:
@@ -59,8 +61,73 @@ def chunk_offsets(n_samples: int, config: FeatureConfig) -> np.ndarray:
     return offsets
 
 
+def iter_chunks(
+    blocks: Iterable[np.ndarray], config: FeatureConfig, *, batch_size: int = 64
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Cut a stream of audio blocks into chunks, holding at most one chunk plus one block.
+
+    Gives exactly the chunks of :func:`chunk_offsets` (the same policy), without needing the
+    whole song in memory: songs of hours are chunked in bounded memory.
+
+    Parameters
+    ----------
+    blocks : iterable of np.ndarray [shape=(n,)]
+        Consecutive mono audio at ``config.sr`` (e.g. :func:`genre_cnn.audio.audio_blocks`).
+    config : FeatureConfig
+    batch_size : int
+        Chunks per yielded batch.
+
+    Yields
+    ------
+    chunks : np.ndarray [shape=(k, config.chunk_samples), dtype=float32]
+    offsets : np.ndarray [shape=(k,), dtype=int64]
+
+    Raises
+    ------
+    AudioTooShortError
+        Raised once the stream ends, if it was too short under the policy.
+    """
+    chunk, hop = config.chunk_samples, config.hop_samples
+    buffer = np.zeros(0, dtype=np.float32)
+    buffer_start = 0  # position of buffer[0] in the song
+    next_offset = 0
+    total = emitted = 0
+    batch: list[np.ndarray] = []
+    offsets: list[int] = []
+    for block in blocks:
+        total += len(block)
+        # The buffer holds the unconsumed rest (under one chunk) plus this block: bounded.
+        buffer = np.concatenate([buffer, np.asarray(block, dtype=np.float32)])
+        while next_offset + chunk <= buffer_start + len(buffer):
+            start = next_offset - buffer_start
+            batch.append(buffer[start : start + chunk])
+            offsets.append(next_offset)
+            next_offset += hop
+            emitted += 1
+            if len(batch) == batch_size:
+                yield np.stack(batch), np.array(offsets, dtype=np.int64)
+                batch, offsets = [], []
+        consumed = min(next_offset, buffer_start + len(buffer)) - buffer_start
+        buffer, buffer_start = buffer[consumed:], buffer_start + consumed
+
+    if emitted == 0:
+        chunk_offsets(total, config)  # raises for songs too short under the policy
+    tail_start = next_offset
+    padded_tail = (
+        emitted == 0 or (config.tail == "pad" and total - chunk / 2 >= tail_start and tail_start < total)
+    )
+    if padded_tail:
+        piece = np.zeros(chunk, dtype=np.float32)
+        rest = buffer[tail_start - buffer_start :]
+        piece[: len(rest)] = rest
+        batch.append(piece)
+        offsets.append(tail_start)
+    if batch:
+        yield np.stack(batch), np.array(offsets, dtype=np.int64)
+
+
 def segment(y: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Cut a song into chunks following :func:`chunk_offsets`.
+    """Cut a whole song into chunks following :func:`chunk_offsets`.
 
     Parameters
     ----------
@@ -81,3 +148,14 @@ def segment(y: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, np.ndarra
         piece = y[start : start + config.chunk_samples]
         chunks[row, : len(piece)] = piece
     return chunks, offsets
+
+
+def silent_chunks(chunks: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Which chunks are silent: peak level at or below ``config.silence_db`` dBFS.
+
+    Returns
+    -------
+    silent : np.ndarray [shape=(n_chunks,), dtype=bool]
+    """
+    threshold = 10.0 ** (config.silence_db / 20.0)
+    return np.abs(chunks).max(axis=1) <= threshold
