@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -143,8 +144,15 @@ class _SoundfileSource:
     def __init__(self, path: Path) -> None:
         import soundfile
 
-        with native_stderr_silenced():  # libmpg123 prints "Note: Illegal Audio-MPEG-Header" itself
-            self._file = soundfile.SoundFile(str(path))
+        # Opened through a Python file object: given a path, libsndfile also reads a macOS
+        # AppleDouble file "._NAME" beside it as a resource fork and then fails on NAME itself.
+        self._handle = open(path, "rb")
+        try:
+            with native_stderr_silenced():  # libmpg123 prints "Note: Illegal Audio-MPEG-Header" itself
+                self._file = soundfile.SoundFile(self._handle)
+        except BaseException:
+            self._handle.close()
+            raise
         self.samplerate = int(self._file.samplerate)
 
     def blocks(self, frames: int) -> Iterator[np.ndarray]:
@@ -160,6 +168,7 @@ class _SoundfileSource:
 
     def __exit__(self, *exc_info) -> None:
         self._file.close()
+        self._handle.close()
 
 
 class _AudioreadSource:
@@ -187,7 +196,5 @@ def _describe(error: Exception, path: Path) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if "not a regular file" in text:  # libsndfile's words for bytes it cannot identify
         return "format not recognised"
-    for prefix in (f"Error opening {str(path)!r}:", f"Error opening {str(path)}:"):
-        text = text.removeprefix(prefix)
-    text = text.strip().rstrip(".")
+    text = re.sub(r"^Error opening (<[^>]*>|'[^']*'|\S+): ", "", text).strip().rstrip(".")
     return text[:1].lower() + text[1:]

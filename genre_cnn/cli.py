@@ -174,7 +174,7 @@ def fit_command(data, name, model_dir, quiet, **train):
 
 
 @main.command("classify")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
 @click.option("--model", type=click.Path(path_type=Path), default=None,
               help="Model folder [default: the latest fit, models/latest].")
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True,

@@ -16,7 +16,7 @@ from .arrays import NpyAppender
 from .audio import is_audio_file
 from .config import FeatureConfig, read_json, write_json
 from .errors import AudioDecodeError, ConfigError, DatasetError
-from .files import atomic_directory
+from .files import atomic_directory, exclusive_lock
 
 __all__ = [
     "SPLITS",
@@ -239,7 +239,7 @@ def build_dataset(
     if progress is not None:
         results = progress(results, total=len(tracks.songs))
 
-    with atomic_directory(out) as tmp:
+    with exclusive_lock(out, command="genre-cnn build-dataset"), atomic_directory(out) as tmp:
         used: list[tuple[Song, np.ndarray]] = []
         skipped: list[tuple[str, str]] = []
         silent_dropped = 0

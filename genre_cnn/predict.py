@@ -131,7 +131,8 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
         if path.is_dir():
             for found in sorted(path.rglob("*")):
                 hidden = any(part.startswith(".") for part in found.relative_to(path).parts)
-                if found.is_file() and not hidden and is_audio_file(found):
+                # symbolic links are kept even when broken: classify then says what is wrong with them
+                if (found.is_file() or found.is_symlink()) and not hidden and is_audio_file(found):
                     yield found
         else:
             yield path

@@ -15,7 +15,7 @@ from .backend import describe_device, import_keras
 from .config import TrainConfig, write_json
 from .dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset
 from .errors import DatasetError
-from .files import atomic_directory
+from .files import atomic_directory, exclusive_lock
 from .metrics import evaluate_chunks
 from .registry import DEFAULT_MODELS_DIR, set_latest
 
@@ -119,7 +119,7 @@ def fit(
 
     from .plots import plot_confusion, plot_history
 
-    with atomic_directory(model_dir) as tmp:
+    with exclusive_lock(model_dir, command="genre-cnn fit"), atomic_directory(model_dir) as tmp:
         model.save(tmp / "model.keras")
         write_json(tmp / "config.json", {
             "package_version": __version__,
