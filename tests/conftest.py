@@ -26,7 +26,7 @@ def tiny_config() -> FeatureConfig:
 
 
 TINY_CLI_OPTIONS = ["--sr", "8000", "--chunk-seconds", "1", "--n-fft", "256", "--hop-length", "128",
-                    "--n-mels", "16"]
+                    "--n-mels", "16", "--workers", "1"]
 
 
 def synth_song(genre: str, index: int, *, seconds: float, sr: int = SR) -> np.ndarray:
@@ -79,7 +79,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("trained")
     tracks = write_tracks(root / "tracks")
     config = FeatureConfig(sr=SR, chunk_samples=SR, hop_samples=SR, n_fft=256, hop_length=128, n_mels=16)
-    build_dataset(tracks, out=root / "dataset", config=config, val_fraction=0.2, test_fraction=0.2)
+    build_dataset(tracks, out=root / "dataset", config=config, workers=1, val_fraction=0.2, test_fraction=0.2)
     result = fit(root / "dataset", config=TrainConfig(epochs=2, batch_size=8), name="tiny",
                  models_root=root / "models", verbose=0, log=lambda message: None)
     return {"root": root, "tracks": tracks, "dataset": root / "dataset", "result": result,

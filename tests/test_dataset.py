@@ -83,7 +83,7 @@ def test_bad_fractions(val, test, message):
 # --- building ---------------------------------------------------------------------------------
 
 def test_build_writes_a_complete_dataset(tracks_dir, tiny_config, tmp_path):
-    report = build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, seed=1)
+    report = build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1, seed=1)
     files = sorted(p.name for p in (tmp_path / "ds").iterdir())
     assert files == ["classes.json", "feature_config.json", "features.npy", "manifest.csv", "skipped.csv",
                      "summary.json"]
@@ -99,7 +99,7 @@ def test_build_writes_a_complete_dataset(tracks_dir, tiny_config, tmp_path):
 
 
 def test_no_song_has_chunks_in_two_splits(tracks_dir, tiny_config, tmp_path):
-    build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, val_fraction=0.2, test_fraction=0.2)
+    build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1, val_fraction=0.2, test_fraction=0.2)
     split_of = {}
     for row in read_manifest(tmp_path / "ds"):
         assert split_of.setdefault(row["song"], row["split"]) == row["split"], row["song"]
@@ -120,7 +120,7 @@ def test_the_same_features_are_written_with_several_workers(tracks_dir, tiny_con
 
 def test_unreadable_files_are_skipped_and_listed(tracks_dir, tiny_config, tmp_path):
     (tracks_dir / "tones" / "broken.mp3").write_bytes(b"\x00not an mp3" * 10)
-    report = build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config)
+    report = build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1)
     assert report.summary["songs"] == 15
     [skipped] = report.summary["skipped"]
     assert skipped["song"] == "tones/broken.mp3"
@@ -130,12 +130,12 @@ def test_unreadable_files_are_skipped_and_listed(tracks_dir, tiny_config, tmp_pa
 
 
 def test_a_failed_rebuild_leaves_the_previous_dataset_intact(tracks_dir, tiny_config, tmp_path):
-    build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config)
+    build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1)
     before = (tmp_path / "ds" / "manifest.csv").read_bytes()
     for song in sorted((tracks_dir / "noise").iterdir())[1:]:
         song.write_bytes(b"garbage")
     with pytest.raises(DatasetError, match="genre 'noise' has 1 usable song"):
-        build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config)
+        build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1)
     assert (tmp_path / "ds" / "manifest.csv").read_bytes() == before
     assert load_dataset(tmp_path / "ds").features.shape[0] == 45
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
@@ -144,7 +144,7 @@ def test_a_failed_rebuild_leaves_the_previous_dataset_intact(tracks_dir, tiny_co
 def test_a_genre_without_usable_songs_is_left_out_with_a_note(tracks_dir, tiny_config, tmp_path):
     for song in (tracks_dir / "noise").iterdir():
         song.write_bytes(b"garbage")
-    report = build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config)
+    report = build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1)
     assert report.summary["classes"] == ["chirps", "tones"]
     assert "genre 'noise': none of its songs could be used, left out" in report.summary["notes"]
     assert len(report.summary["skipped"]) == 5
@@ -155,7 +155,7 @@ def test_nothing_usable(tmp_path, tiny_config):
         (tmp_path / "t" / genre).mkdir(parents=True)
         (tmp_path / "t" / genre / "x.mp3").write_bytes(b"junk")
     with pytest.raises(DatasetError, match="none of the 2 audio files could be used"):
-        build_dataset(tmp_path / "t", out=tmp_path / "ds", config=tiny_config)
+        build_dataset(tmp_path / "t", out=tmp_path / "ds", config=tiny_config, workers=1)
     assert not (tmp_path / "ds").exists()
 
 
