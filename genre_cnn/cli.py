@@ -180,8 +180,12 @@ def fit_command(data, name, model_dir, quiet, **train):
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True,
               help="Genres shown per song.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per file.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes classifying files in parallel [default: all cores].")
+@click.option("--backend", type=click.Choice(["auto", "litert", "keras"]), default="auto", show_default=True,
+              help="What runs the network: the LiteRT export (fast start) when present, or Keras.")
 @library_errors
-def classify_command(paths, model, top_k, as_json):
+def classify_command(paths, model, top_k, as_json, workers, backend):
     """Genre probabilities of songs (files or folders): mean over each song's chunks.
 
     Unreadable files get an error line and make the exit code 1; the others are still classified.
@@ -194,7 +198,7 @@ def classify_command(paths, model, top_k, as_json):
     from .predict import classify
     from .report import format_prediction
 
-    predictions = classify(paths, model=model)
+    predictions = classify(paths, model=model, workers=workers, backend=backend)
     if not predictions:
         raise click.ClickException(f"no audio files found in {', '.join(map(str, paths))}")
     if as_json:
@@ -208,6 +212,31 @@ def classify_command(paths, model, top_k, as_json):
     if failed:
         click.echo(f"Error: {failed} of {len(predictions)} file(s) could not be classified", err=True)
         sys.exit(1)
+
+
+@main.command("export")
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="Model folder [default: the latest fit, models/latest].")
+@click.option("--format", "fmt", type=click.Choice(["litert", "saved_model", "onnx"]), default="litert",
+              show_default=True, help="LiteRT flatbuffer, TensorFlow SavedModel folder, or ONNX (needs the onnx extra).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where to write [default: in the model folder: model.tflite, saved_model/, model.onnx].")
+@library_errors
+def export_command(model, fmt, out):
+    """Export a model for deployment (mobile, TF Serving, ONNX runtimes).
+
+    The exported network takes raw log-mel chunks of shape (batch, n_mels, frames), exactly what
+    genre_cnn.features.log_mel returns with the model's config.json, and gives genre probabilities
+    in the order of config.json's "classes".
+
+    \b
+    Example:
+        genre-cnn export --model models/demo --format saved_model --out serving/genre/1
+    """
+    from .export import export_model
+
+    path = export_model(model, fmt=fmt, out=out)
+    click.echo(f"Exported {fmt} to {path}")
 
 
 @main.command("demo")

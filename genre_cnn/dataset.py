@@ -6,7 +6,6 @@ import csv
 import dataclasses
 import hashlib
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
@@ -16,7 +15,9 @@ from .arrays import NpyAppender
 from .audio import is_audio_file
 from .config import FeatureConfig, read_json, write_json
 from .errors import AudioDecodeError, ConfigError, DatasetError
+from .features import mel_filterbank
 from .files import atomic_directory, exclusive_lock
+from .parallel import process_pool
 
 __all__ = [
     "SPLITS",
@@ -276,6 +277,7 @@ def build_dataset(
         ]
         _write_manifest(tmp / "manifest.csv", used, splits, config)
         write_json(tmp / "feature_config.json", config.to_dict())
+        np.save(tmp / "mel_filterbank.npy", mel_filterbank(config))
         write_json(tmp / "classes.json", classes)
         _write_skipped(tmp / "skipped.csv", skipped)
         summary = _summarise(
@@ -304,17 +306,8 @@ def _featurise_all(songs: Sequence[Song], config: FeatureConfig, *, workers: int
     if workers == 1 or len(paths) < 2:
         yield from (_featurise_one(path, config) for path in paths)
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(paths)), mp_context=_pool_context()) as pool:
+    with process_pool(min(workers, len(paths))) as pool:
         yield from pool.map(_featurise_one, paths, [config] * len(paths))
-
-
-def _pool_context():
-    """Fork (fast start) unless TensorFlow is loaded: its threads make a forked child unsafe."""
-    import multiprocessing
-    import sys
-
-    safe_to_fork = "fork" in multiprocessing.get_all_start_methods() and "tensorflow" not in sys.modules
-    return multiprocessing.get_context("fork" if safe_to_fork else "spawn")
 
 
 def _write_manifest(path: Path, used, splits, config: FeatureConfig) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -13,45 +14,81 @@ from .config import FeatureConfig
 from .errors import AudioTooShortError, SilentAudioError
 from .segment import iter_chunks, silent_chunks
 
-__all__ = ["log_mel", "SongFeatureStream", "song_features"]
+__all__ = ["mel_filterbank", "log_mel", "SongFeatureStream", "song_features"]
 
 
-def log_mel(chunks: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Log-mel spectrogram, in dB, of every chunk in one batched call.
+@functools.lru_cache(maxsize=8)
+def mel_filterbank(config: FeatureConfig) -> np.ndarray:
+    """The mel filterbank of ``config``: librosa's Slaney-scale, Slaney-normalised triangles.
 
-    Power mel spectrogram (periodic Hann window, centred frames, Slaney mel scale as in librosa),
-    then ``10 * log10(max(S, amin))``. The dB reference is fixed (1.0) and nothing is clipped
-    relative to the loudest value, so a chunk's features never depend on the other chunks in the
-    batch.
+    Saved beside every dataset and model (``mel_filterbank.npy``) so that ``classify`` needs no
+    librosa at all.
+
+    Returns
+    -------
+    filterbank : np.ndarray [shape=(n_mels, 1 + n_fft // 2), dtype=float32]
+    """
+    import librosa
+
+    return librosa.filters.mel(
+        sr=config.sr, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax,
+        dtype=np.float32,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _hann(n_fft: int) -> np.ndarray:
+    """Periodic Hann window (what librosa and scipy use for spectral analysis)."""
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+
+
+def log_mel(
+    chunks: np.ndarray,
+    config: FeatureConfig,
+    *,
+    filterbank: Optional[np.ndarray] = None,
+    block: int = 8,
+) -> np.ndarray:
+    """Log-mel spectrogram, in dB, of every chunk: the one feature function.
+
+    Exactly librosa's ``power_to_db(melspectrogram(...), ref=1.0, top_db=None)`` with librosa
+    0.11's defaults (periodic Hann window, centred frames padded with zeros, power 2, Slaney mel
+    scale), computed with numpy's real FFT so that classification needs no librosa import. The dB
+    reference is fixed (1.0) and nothing is clipped relative to the loudest value, so a chunk's
+    features never depend on the other chunks in the batch.
 
     Parameters
     ----------
     chunks : np.ndarray [shape=(n_chunks, config.chunk_samples)]
         Audio chunks at ``config.sr``.
     config : FeatureConfig
+    filterbank : np.ndarray [shape=(n_mels, 1 + n_fft // 2)], optional
+        The saved filterbank of a dataset or model; default :func:`mel_filterbank`.
+    block : int
+        Chunks transformed at a time (bounds the memory of the framed signal).
 
     Returns
     -------
     features : np.ndarray [shape=(n_chunks, config.n_mels, config.n_frames), dtype=float32]
     """
-    import librosa
-
-    chunks = np.ascontiguousarray(chunks, dtype=np.float32)
+    chunks = np.asarray(chunks, dtype=np.float32)
     if chunks.ndim != 2 or chunks.shape[1] != config.chunk_samples:
         raise ValueError(
             f"chunks must have shape (n, {config.chunk_samples}); got {chunks.shape}"
         )
-    power = librosa.feature.melspectrogram(
-        y=chunks,
-        sr=config.sr,
-        n_fft=config.n_fft,
-        hop_length=config.hop_length,
-        n_mels=config.n_mels,
-        fmin=config.fmin,
-        fmax=config.fmax,
-        power=2.0,
-    )
-    return (10.0 * np.log10(np.maximum(power, config.amin))).astype(np.float32, copy=False)
+    if filterbank is None:
+        filterbank = mel_filterbank(config)
+    n_fft, hop = config.n_fft, config.hop_length
+    window = _hann(n_fft)
+    out = np.empty((len(chunks), config.n_mels, config.n_frames), dtype=np.float32)
+    for start in range(0, len(chunks), block):
+        padded = np.pad(chunks[start : start + block], ((0, 0), (n_fft // 2, n_fft // 2)))
+        frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=1)[:, ::hop]
+        spectrum = np.fft.rfft(frames * window, axis=2)
+        power = spectrum.real**2 + spectrum.imag**2
+        mel = np.matmul(power, filterbank.T).transpose(0, 2, 1)
+        out[start : start + block] = 10.0 * np.log10(np.maximum(mel, config.amin))
+    return out
 
 
 class SongFeatureStream:
@@ -67,6 +104,8 @@ class SongFeatureStream:
     config : FeatureConfig
     batch_size : int
         Chunks per batch.
+    filterbank : np.ndarray, optional
+        Saved mel filterbank (see :func:`log_mel`).
 
     Yields
     ------
@@ -81,9 +120,17 @@ class SongFeatureStream:
         (:class:`SilentAudioError`); the message names the file.
     """
 
-    def __init__(self, path: str | os.PathLike, config: FeatureConfig, *, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        config: FeatureConfig,
+        *,
+        batch_size: int = 64,
+        filterbank: Optional[np.ndarray] = None,
+    ) -> None:
         self.path = Path(path)
         self.config = config
+        self.filterbank = filterbank
         self.batch_size = batch_size
         self.chunks = 0
         self.silent_chunks = 0
@@ -98,7 +145,7 @@ class SongFeatureStream:
                     self.silent_chunks += int(silent.sum())
                     chunks, offsets = chunks[~silent], offsets[~silent]
                 if len(chunks):
-                    yield log_mel(chunks, self.config), offsets
+                    yield log_mel(chunks, self.config, filterbank=self.filterbank), offsets
         except AudioTooShortError as exc:
             raise AudioTooShortError(f"{self.path}: {exc}") from None
         if self.chunks and self.silent_chunks == self.chunks:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
 from .backend import import_keras
 
 __all__ = ["build_model", "BLOCK_FILTERS"]
@@ -28,9 +26,9 @@ def build_model(
 ):
     """Build the (uncompiled) Keras model.
 
-    The input is one raw log-mel chunk in dB; a :class:`keras.layers.Normalization` layer inside
-    the model standardises each mel band with the training set's statistics, so whoever calls the
-    model feeds the output of :func:`genre_cnn.features.log_mel` unchanged.
+    The input is one raw log-mel chunk in dB; a :class:`genre_cnn.layers.BandNormalization` layer
+    inside the model standardises each mel band with the training set's statistics, so whoever
+    calls the model feeds the output of :func:`genre_cnn.features.log_mel` unchanged.
 
     Parameters
     ----------
@@ -49,15 +47,14 @@ def build_model(
     keras = import_keras()
     from keras import layers
 
+    from .layers import BandNormalization
+
     n_mels, n_frames = input_shape
     inputs = keras.Input(shape=(n_mels, n_frames), name="log_mel")
     x = layers.Reshape((n_mels, n_frames, 1), name="add_channel")(inputs)
-    x = layers.Normalization(
-        axis=1,
-        mean=np.asarray(mel_mean, dtype=np.float32),
-        variance=np.asarray(mel_variance, dtype=np.float32),
-        name="normalise_bands",
-    )(x)
+    normalise = BandNormalization(n_mels, name="normalise_bands")
+    x = normalise(x)
+    normalise.set_statistics(mel_mean, mel_variance)
     for number, filters in enumerate(block_filters, start=1):
         x = layers.Conv2D(
             filters, KERNEL_SIZE, padding="same", activation="relu", name=f"block{number}_conv"

@@ -41,7 +41,7 @@ class SongPrediction:
 
 
 class GenreClassifier:
-    """A saved model together with the feature config and classes it was trained with.
+    """A saved model together with the feature config, filterbank and classes it was trained with.
 
     Use :func:`load_classifier` to make one.
 
@@ -51,17 +51,25 @@ class GenreClassifier:
     classes : tuple of str
         Genre names, in the order of the probability columns.
     feature_config : FeatureConfig
+    backend : str
+        ``"litert"`` or ``"keras"``: what runs the network.
     """
 
-    def __init__(self, model_dir: Path, model, classes: Sequence[str], feature_config: FeatureConfig):
+    def __init__(self, model_dir: Path, runner, classes: Sequence[str], feature_config: FeatureConfig,
+                 filterbank: Optional[np.ndarray] = None):
         self.model_dir = model_dir
-        self.model = model
+        self.runner = runner
         self.classes = tuple(classes)
         self.feature_config = feature_config
+        self.filterbank = filterbank
+
+    @property
+    def backend(self) -> str:
+        return self.runner.name
 
     def predict_chunks(self, features: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
         """Probabilities of each chunk, shape ``(n_chunks, n_classes)``."""
-        return np.asarray(self.model.predict(features, batch_size=batch_size, verbose=0))
+        return self.runner.predict(features, batch_size=batch_size)
 
     def classify_file(self, path: str | os.PathLike) -> SongPrediction:
         """Classify one song; decoding problems become a :class:`SongPrediction` with ``error``."""
@@ -70,7 +78,7 @@ class GenreClassifier:
         total = np.zeros(len(self.classes))
         n_chunks = 0
         try:
-            for features, _ in SongFeatureStream(path, self.feature_config):
+            for features, _ in SongFeatureStream(path, self.feature_config, filterbank=self.filterbank):
                 total += self.predict_chunks(features).sum(axis=0)
                 n_chunks += len(features)
         except AudioDecodeError as exc:
@@ -85,18 +93,33 @@ class GenreClassifier:
 
 
 def load_classifier(
-    model: Optional[str | os.PathLike] = None, *, models_root: str | os.PathLike = DEFAULT_MODELS_DIR
+    model: Optional[str | os.PathLike] = None,
+    *,
+    models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
+    backend: str = "auto",
 ) -> GenreClassifier:
     """Load a model folder written by :func:`genre_cnn.fit` (default: the latest one).
 
-    The Keras file is loaded in safe mode (no arbitrary code). The saved feature config must be
-    one this version computes, and must agree with the model's input and output shapes.
+    The saved feature config must be one this version computes, and must agree with the
+    network's input and output shapes.
+
+    Parameters
+    ----------
+    model : path-like, optional
+        Model folder; default: the one ``models_root/latest`` names.
+    models_root : path-like
+    backend : {"auto", "litert", "keras"}
+        What runs the network. ``"auto"`` uses the LiteRT export (``model.tflite``, starts in
+        milliseconds, no TensorFlow) when present and ``ai-edge-litert`` is installed, else the
+        Keras model (loaded in safe mode: no arbitrary code).
 
     Raises
     ------
     ModelError
         Missing or incomplete model folder, or a config this version cannot reproduce.
     """
+    from .runners import open_runner
+
     model_dir = resolve_model_dir(model, models_root=models_root)
     saved = read_json(model_dir / "config.json", what="the model config", error=ModelError)
     try:
@@ -107,22 +130,33 @@ def load_classifier(
             f"{model_dir / 'config.json'}: cannot reproduce this model's features ({exc}); "
             "refit it with this version of genre-cnn"
         ) from None
-
-    from .backend import import_keras
-
-    keras = import_keras()
-    try:
-        keras_model = keras.saving.load_model(model_dir / "model.keras", safe_mode=True, compile=False)
-    except Exception as exc:  # Keras raises many types for broken archives
-        raise ModelError(f"{model_dir / 'model.keras'}: cannot be loaded ({exc}); refit the model") from None
-    expected_in = (None, *feature_config.input_shape)
-    expected_out = (None, len(classes))
-    if tuple(keras_model.input_shape) != expected_in or tuple(keras_model.output_shape) != expected_out:
+    filterbank = _load_filterbank(model_dir, feature_config)
+    runner = open_runner(model_dir, backend=backend)
+    if runner.input_shape != feature_config.input_shape or runner.n_outputs != len(classes):
         raise ModelError(
-            f"{model_dir}: model.keras takes {keras_model.input_shape} and gives {keras_model.output_shape} "
-            f"but config.json describes {expected_in} -> {expected_out}; the folder mixes two models, refit it"
+            f"{model_dir}: the network takes {runner.input_shape} and gives {runner.n_outputs} genres "
+            f"but config.json describes {feature_config.input_shape} -> {len(classes)}; "
+            "the folder mixes two models, refit it"
         )
-    return GenreClassifier(model_dir, keras_model, classes, feature_config)
+    return GenreClassifier(model_dir, runner, classes, feature_config, filterbank)
+
+
+def _load_filterbank(model_dir: Path, config: FeatureConfig) -> Optional[np.ndarray]:
+    """The filterbank saved with the model, or None (then it is computed with librosa)."""
+    path = model_dir / "mel_filterbank.npy"
+    if not path.is_file():
+        return None
+    try:
+        filterbank = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: cannot be read ({exc}); refit the model") from None
+    expected = (config.n_mels, 1 + config.n_fft // 2)
+    if filterbank.shape != expected:
+        raise ModelError(
+            f"{path}: shape {filterbank.shape} does not match the feature config {expected}; "
+            "the folder mixes two models, refit it"
+        )
+    return filterbank.astype(np.float32, copy=False)
 
 
 def expand_paths(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
@@ -143,6 +177,8 @@ def classify(
     *,
     model: Optional[str | os.PathLike | GenreClassifier] = None,
     models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
+    backend: str = "auto",
+    workers: Optional[int] = 1,
 ) -> list[SongPrediction]:
     """Classify songs and folders of songs.
 
@@ -153,11 +189,37 @@ def classify(
     model : path-like or GenreClassifier, optional
         Model folder or an already loaded classifier; default: the latest model under ``models_root``.
     models_root : path-like
+    backend : {"auto", "litert", "keras"}
+        See :func:`load_classifier`.
+    workers : int, optional
+        Processes classifying files in parallel (``None``: one per CPU core). Used with the LiteRT
+        backend; the Keras backend runs in this process.
 
     Returns
     -------
     list of SongPrediction
         One per file, in order; unreadable files carry an ``error`` instead of probabilities.
     """
-    classifier = model if isinstance(model, GenreClassifier) else load_classifier(model, models_root=models_root)
-    return [classifier.classify_file(path) for path in expand_paths(paths)]
+    classifier = model if isinstance(model, GenreClassifier) else load_classifier(
+        model, models_root=models_root, backend=backend)
+    files = list(expand_paths(paths))
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers <= 1 or len(files) < 2 or classifier.backend != "litert":
+        return [classifier.classify_file(path) for path in files]
+    from .parallel import process_pool
+
+    with process_pool(min(workers, len(files)), initializer=_start_worker,
+                      initargs=(classifier.model_dir,)) as pool:
+        return list(pool.map(_classify_in_worker, files, chunksize=max(1, len(files) // (4 * workers))))
+
+
+_worker_classifier: Optional[GenreClassifier] = None
+
+
+def _start_worker(model_dir: Path) -> None:
+    global _worker_classifier
+    _worker_classifier = load_classifier(model_dir, backend="litert")
+
+
+def _classify_in_worker(path: Path) -> SongPrediction:
+    return _worker_classifier.classify_file(path)

@@ -15,6 +15,7 @@ from .backend import describe_device, import_keras
 from .config import TrainConfig, write_json
 from .dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset
 from .errors import DatasetError
+from .features import mel_filterbank
 from .files import atomic_directory, exclusive_lock
 from .metrics import evaluate_chunks
 from .registry import DEFAULT_MODELS_DIR, set_latest
@@ -118,9 +119,12 @@ def fit(
     }
 
     from .plots import plot_confusion, plot_history
+    from .runners import KERAS_FILE, LITERT_FILE, export_litert
 
     with exclusive_lock(model_dir, command="genre-cnn fit"), atomic_directory(model_dir) as tmp:
-        model.save(tmp / "model.keras")
+        model.save(tmp / KERAS_FILE)
+        np.save(tmp / "mel_filterbank.npy", mel_filterbank(dataset.feature_config))
+        export_litert(model, tmp / LITERT_FILE)
         write_json(tmp / "config.json", {
             "package_version": __version__,
             "feature_config": dataset.feature_config.to_dict(),

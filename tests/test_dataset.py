@@ -85,8 +85,8 @@ def test_bad_fractions(val, test, message):
 def test_build_writes_a_complete_dataset(tracks_dir, tiny_config, tmp_path):
     report = build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1, seed=1)
     files = sorted(p.name for p in (tmp_path / "ds").iterdir())
-    assert files == ["classes.json", "feature_config.json", "features.npy", "manifest.csv", "skipped.csv",
-                     "summary.json"]
+    assert files == ["classes.json", "feature_config.json", "features.npy", "manifest.csv", "mel_filterbank.npy",
+                     "skipped.csv", "summary.json"]
     assert report.summary["songs"] == 15 and report.summary["chunks"] == 45
     data = load_dataset(tmp_path / "ds")
     assert data.classes == ("chirps", "noise", "tones")

@@ -17,7 +17,8 @@ def test_fit_saves_every_artefact(trained):
     model_dir = trained["result"].model_dir
     assert model_dir == trained["models"] / "tiny"
     assert {p.name for p in model_dir.iterdir()} == {
-        "model.keras", "config.json", "history.png", "history.json", "confusion.png", "metrics.json"}
+        "model.keras", "model.tflite", "mel_filterbank.npy", "config.json", "history.png", "history.json",
+        "confusion.png", "metrics.json"}
     config = json.loads((model_dir / "config.json").read_text())
     assert config["classes"] == ["chirps", "noise", "tones"]
     assert config["train_config"] == {"epochs": 2, "batch_size": 8, "learning_rate": 0.001, "seed": 0}
@@ -77,8 +78,8 @@ def test_song_shorter_than_a_chunk_is_padded(trained, tmp_path):
 def test_same_seed_same_model(trained, tmp_path):
     again = fit(trained["dataset"], config=TrainConfig(epochs=2, batch_size=8), model_dir=tmp_path / "again",
                 models_root=tmp_path / "models", verbose=0, log=lambda m: None)
-    first = load_classifier(trained["result"].model_dir).model.get_weights()
-    second = load_classifier(again.model_dir).model.get_weights()
+    first = load_classifier(trained["result"].model_dir, backend="keras").runner.model.get_weights()
+    second = load_classifier(again.model_dir, backend="keras").runner.model.get_weights()
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
     assert again.metrics["song_accuracy"] == trained["result"].metrics["song_accuracy"]
@@ -140,3 +141,32 @@ def test_song_accuracy_averages_chunk_probabilities():
     assert result["chunk_accuracy"] == 0.5
     assert result["song_accuracy"] == 1.0  # a: mean (0.55, 0.45) -> x; b: (0.45, 0.55) -> y
     assert result["confusion_songs"] == [[1, 0], [0, 1]]
+
+
+def test_litert_and_keras_give_the_same_probabilities(trained):
+    song = trained["tracks"] / "chirps" / "chirps_3.mp3"
+    fast = load_classifier(trained["result"].model_dir, backend="litert")
+    reference = load_classifier(trained["result"].model_dir, backend="keras")
+    assert (fast.backend, reference.backend) == ("litert", "keras")
+    a, b = fast.classify_file(song), reference.classify_file(song)
+    np.testing.assert_allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-4)
+    assert a.genre == b.genre and a.n_chunks == b.n_chunks
+
+
+def test_the_fast_route_imports_neither_tensorflow_nor_librosa(trained):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from genre_cnn.predict import classify; "
+        f"[p] = classify([{str(trained['tracks'] / 'noise' / 'noise_1.mp3')!r}], "
+        f"model={str(trained['result'].model_dir)!r}); "
+        "print(p.ok, 'tensorflow' in sys.modules, 'librosa' in sys.modules, 'keras' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["True", "False", "False", "False"], result.stderr
+
+
+def test_unknown_backend(trained):
+    with pytest.raises(ModelError, match="backend='onnx' must be one of auto, litert, keras"):
+        load_classifier(trained["result"].model_dir, backend="onnx")
