@@ -100,9 +100,11 @@ def _progress(quiet: bool, description: str):
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the split.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes decoding songs in parallel [default: all cores].")
+@click.option("--force", is_flag=True,
+              help="Decode every song again instead of reusing unchanged songs of the previous build.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table.")
 @library_errors
-def build_dataset_command(tracks_dir, out, val_fraction, test_fraction, seed, workers, quiet, **features):
+def build_dataset_command(tracks_dir, out, val_fraction, test_fraction, seed, workers, force, quiet, **features):
     """Slice every song of TRACKS_DIR/<genre>/ into chunks and store their log-mel spectrograms.
 
     Songs are split into train/validation/test per song, before chunking, so no song is in two
@@ -117,7 +119,8 @@ def build_dataset_command(tracks_dir, out, val_fraction, test_fraction, seed, wo
 
     report = build_dataset(
         tracks_dir, out=out, config=_feature_config(**features), val_fraction=val_fraction,
-        test_fraction=test_fraction, seed=seed, workers=workers, progress=_progress(quiet, "decoding"),
+        test_fraction=test_fraction, seed=seed, workers=workers, force=force,
+        progress=_progress(quiet, "decoding"),
     )
     if not quiet:
         click.echo(format_build_summary(report.summary))

@@ -15,6 +15,7 @@ from .arrays import NpyAppender
 from .audio import is_audio_file
 from .config import FeatureConfig, read_json, write_json
 from .errors import AudioDecodeError, ConfigError, DatasetError
+from .cache import OFFSETS_FILE, SongCache, file_key, write_song_index
 from .features import mel_filterbank
 from .files import atomic_directory, exclusive_lock
 from .parallel import process_pool
@@ -194,6 +195,7 @@ def build_dataset(
     test_fraction: float = 0.2,
     seed: int = 0,
     workers: Optional[int] = None,
+    force: bool = False,
     progress: Optional[Callable[[Iterable], Iterable]] = None,
 ) -> BuildReport:
     """Turn ``tracks_dir/<genre>/*`` into a dataset of log-mel chunks on disk.
@@ -217,6 +219,9 @@ def build_dataset(
         Seed of the split.
     workers : int, optional
         Processes decoding songs in parallel (1 = in this process; default: one per CPU core).
+    force : bool
+        Decode every song again. By default songs whose file (path, size, modification time) and
+        feature config are unchanged since the previous build into ``out`` are copied from it.
     progress : callable, optional
         Wraps the iterable of processed songs, e.g. a tqdm progress bar factory.
 
@@ -236,21 +241,26 @@ def build_dataset(
         raise ConfigError(f"--workers {workers!r} must be a positive integer")
     tracks = scan_tracks(tracks_dir)
     out = Path(out)
-    results = _featurise_all(tracks.songs, config, workers=workers)
-    if progress is not None:
-        results = progress(results, total=len(tracks.songs))
 
     with exclusive_lock(out, command="genre-cnn build-dataset"), atomic_directory(out) as tmp:
+        cache = SongCache(None if force else out, config)
+        keys = [file_key(song.path) for song in tracks.songs]
+        results = _featurise_all(tracks.songs, keys, cache, config, workers=workers)
+        if progress is not None:
+            results = progress(results, total=len(tracks.songs))
         used: list[tuple[Song, np.ndarray]] = []
         skipped: list[tuple[str, str]] = []
-        silent_dropped = 0
+        index = []
+        silent_dropped = reused = 0
         with NpyAppender(tmp / "features.npy", row_shape=config.input_shape) as features_file:
-            for song, outcome in zip(tracks.songs, results):
+            for song, key, (outcome, cached) in zip(tracks.songs, keys, results):
                 if isinstance(outcome, str):
                     skipped.append((song.relative, outcome))
                     continue
                 features, offsets, silent = outcome
+                index.append((song.relative, key, features_file.n_rows, len(features), silent))
                 silent_dropped += silent
+                reused += cached
                 features_file.append(features)
                 used.append((song, offsets))
         if not used:
@@ -276,6 +286,8 @@ def build_dataset(
             if name not in used_classes
         ]
         _write_manifest(tmp / "manifest.csv", used, splits, config)
+        np.save(tmp / OFFSETS_FILE, np.concatenate([offsets for _, offsets in used]).astype(np.int64))
+        write_song_index(tmp, index)
         write_json(tmp / "feature_config.json", config.to_dict())
         np.save(tmp / "mel_filterbank.npy", mel_filterbank(config))
         write_json(tmp / "classes.json", classes)
@@ -285,6 +297,8 @@ def build_dataset(
             val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
         )
         summary["silent_chunks_dropped"] = silent_dropped
+        summary["reused_songs"] = reused
+        summary["decoded_songs"] = len(tracks.songs) - reused
         if silent_dropped:
             summary["notes"].append(f"{silent_dropped} silent chunk(s) dropped (silence policy 'drop')")
         write_json(tmp / "summary.json", summary)
@@ -301,13 +315,22 @@ def _featurise_one(path: Path, config: FeatureConfig):
         return str(exc)
 
 
-def _featurise_all(songs: Sequence[Song], config: FeatureConfig, *, workers: int) -> Iterator:
-    paths = [song.path for song in songs]
-    if workers == 1 or len(paths) < 2:
-        yield from (_featurise_one(path, config) for path in paths)
-        return
-    with process_pool(min(workers, len(paths))) as pool:
-        yield from pool.map(_featurise_one, paths, [config] * len(paths))
+def _featurise_all(songs: Sequence[Song], keys, cache: SongCache, config: FeatureConfig, *, workers: int):
+    """Yield ``(outcome, reused)`` per song, in order: cached songs from ``cache``, others decoded."""
+    todo = [song.path for song, key in zip(songs, keys) if cache.get(key) is None]
+    if workers == 1 or len(todo) < 2:
+        fresh = (_featurise_one(path, config) for path in todo)
+        pool = None
+    else:
+        pool = process_pool(min(workers, len(todo)))
+        fresh = pool.map(_featurise_one, todo, [config] * len(todo))
+    try:
+        for key in keys:
+            hit = cache.get(key)
+            yield (hit, True) if hit is not None else (next(fresh), False)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 def _write_manifest(path: Path, used, splits, config: FeatureConfig) -> None:

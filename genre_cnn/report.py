@@ -33,6 +33,9 @@ def format_build_summary(summary: dict) -> str:
     if skipped:
         lines.append(f"\nSkipped {len(skipped)} file(s):")
         lines.extend(f"  {item['reason']}" for item in skipped)
+    if summary.get("reused_songs"):
+        lines.append(f"\nReused {summary['reused_songs']} unchanged song(s) from the previous build; "
+                     f"decoded {summary['decoded_songs']}.")
     if summary["notes"]:
         lines.append("\nNotes:")
         lines.extend(f"  {note}" for note in summary["notes"])

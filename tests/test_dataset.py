@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import write_tracks
+from conftest import synth_song, write_tracks
 from genre_cnn.dataset import build_dataset, load_dataset, scan_tracks, split_songs
 from genre_cnn.errors import ConfigError, DatasetError
 
@@ -85,8 +85,8 @@ def test_bad_fractions(val, test, message):
 def test_build_writes_a_complete_dataset(tracks_dir, tiny_config, tmp_path):
     report = build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1, seed=1)
     files = sorted(p.name for p in (tmp_path / "ds").iterdir())
-    assert files == ["classes.json", "feature_config.json", "features.npy", "manifest.csv", "mel_filterbank.npy",
-                     "skipped.csv", "summary.json"]
+    assert files == ["chunk_offsets.npy", "classes.json", "feature_config.json", "features.npy", "manifest.csv",
+                     "mel_filterbank.npy", "skipped.csv", "songs.csv", "summary.json"]
     assert report.summary["songs"] == 15 and report.summary["chunks"] == 45
     data = load_dataset(tmp_path / "ds")
     assert data.classes == ("chirps", "noise", "tones")
@@ -162,3 +162,34 @@ def test_nothing_usable(tmp_path, tiny_config):
 def test_load_dataset_that_does_not_exist(tmp_path):
     with pytest.raises(DatasetError, match=r"No dataset at .*nothing. Run 'genre-cnn build-dataset TRACKS_DIR"):
         load_dataset(tmp_path / "nothing")
+
+
+# --- incremental rebuilds ---------------------------------------------------------------------
+
+def test_rebuild_reuses_unchanged_songs_and_decodes_only_changes(tracks_dir, tiny_config, tmp_path):
+    first = build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1)
+    assert (first.summary["reused_songs"], first.summary["decoded_songs"]) == (0, 15)
+    again = build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1)
+    assert (again.summary["reused_songs"], again.summary["decoded_songs"]) == (15, 0)
+
+    soundfile.write(tracks_dir / "tones" / "tones_1.mp3", synth_song("chirps", 7, seconds=3), 8000)  # changed
+    write_tracks(tracks_dir, genres=("noise",), songs=6, seconds=3)  # rewrites noise_0..4, adds noise_5
+    (tracks_dir / "chirps" / "chirps_4.mp3").unlink()  # removed
+    changed = build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=2)
+    assert (changed.summary["reused_songs"], changed.summary["decoded_songs"]) == (8, 7)
+    incremental = load_dataset(tmp_path / "ds")
+    forced = build_dataset(tracks_dir, out=tmp_path / "forced", config=tiny_config, workers=1, force=True)
+    assert forced.summary["reused_songs"] == 0
+    reference = load_dataset(tmp_path / "forced")
+    np.testing.assert_array_equal(incremental.features, reference.features)
+    assert read_manifest(tmp_path / "ds") == read_manifest(tmp_path / "forced")
+
+
+def test_another_feature_config_decodes_everything(tracks_dir, tiny_config, tmp_path):
+    import dataclasses
+
+    build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1)
+    other = dataclasses.replace(tiny_config, n_mels=24)
+    report = build_dataset(tracks_dir, out=tmp_path / "ds", config=other, workers=1)
+    assert report.summary["reused_songs"] == 0
+    assert load_dataset(tmp_path / "ds").features.shape[1] == 24
