@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .backend import import_keras
 
 keras = import_keras()
 
-__all__ = ["BestWeights"]
+__all__ = ["BestWeights", "EpochTimes"]
 
 
 class BestWeights(keras.callbacks.Callback):
@@ -37,3 +39,18 @@ class BestWeights(keras.callbacks.Callback):
         """Load the best weights into ``model`` (nothing happens if no epoch reported ``monitor``)."""
         if self.best_weights is not None:
             model.set_weights(self.best_weights)
+
+
+class EpochTimes(keras.callbacks.Callback):
+    """Record the wall time of every epoch (seconds) in ``seconds``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
+from .native import native_stderr_silenced
 
 __all__ = ["LITERT_FILE", "KERAS_FILE", "KerasRunner", "LiteRTRunner", "open_runner", "export_litert"]
 
@@ -48,7 +49,8 @@ class LiteRTRunner:
         from ai_edge_litert.interpreter import Interpreter
 
         try:
-            self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+                self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{path}: cannot be loaded ({exc}); refit or re-export the model") from None
         details = self._interpreter.get_input_details()[0]
@@ -63,12 +65,13 @@ class LiteRTRunner:
         outputs = []
         for start in range(0, len(features), batch_size):
             batch = features[start : start + batch_size]
-            if self._batch != len(batch):
-                self._interpreter.resize_tensor_input(self._input, batch.shape)
-                self._interpreter.allocate_tensors()
-                self._batch = len(batch)
-            self._interpreter.set_tensor(self._input, batch)
-            self._interpreter.invoke()
+            with native_stderr_silenced():
+                if self._batch != len(batch):
+                    self._interpreter.resize_tensor_input(self._input, batch.shape)
+                    self._interpreter.allocate_tensors()
+                    self._batch = len(batch)
+                self._interpreter.set_tensor(self._input, batch)
+                self._interpreter.invoke()
             outputs.append(self._interpreter.get_tensor(self._output).copy())
         return np.concatenate(outputs) if outputs else np.zeros((0, self.n_outputs), np.float32)
 
@@ -97,8 +100,6 @@ def open_runner(model_dir: Path, *, backend: str = "auto"):
 
 def export_litert(model, path: Path) -> None:
     """Write a Keras model as a LiteRT flatbuffer (its chatter on stdout is swallowed)."""
-    from .native import native_stderr_silenced
-
     with contextlib.redirect_stdout(io.StringIO()), native_stderr_silenced():
         model.export(str(path), format="litert")
     if not Path(path).is_file() or os.path.getsize(path) == 0:

@@ -86,7 +86,7 @@ def fit(
     log(f"Training on {device}: {len(train_rows)} train chunks, {len(val_rows)} validation chunks, "
         f"{len(test_rows)} test chunks, {len(dataset.classes)} genres")
 
-    from .callbacks import BestWeights
+    from .callbacks import BestWeights, EpochTimes
     from .model import build_model
     from .streaming import ChunkBatches
 
@@ -106,8 +106,9 @@ def fit(
     train_data = ChunkBatches(rows=train_rows, shuffle=True, seed=config.seed, **batches)
     val_data = ChunkBatches(rows=val_rows, **batches) if len(val_rows) else None
     best = BestWeights(monitor="val_loss" if val_data is not None else "loss")
+    timer = EpochTimes()
     history = model.fit(
-        train_data, validation_data=val_data, epochs=config.epochs, callbacks=[best], verbose=verbose
+        train_data, validation_data=val_data, epochs=config.epochs, callbacks=[best, timer], verbose=verbose
     )
     best.restore(model)
 
@@ -135,7 +136,8 @@ def fit(
             "created": datetime.datetime.now().isoformat(timespec="seconds"),
         })
         write_json(tmp / "metrics.json", metrics)
-        write_json(tmp / "history.json", {k: [float(v) for v in vs] for k, vs in history.history.items()})
+        write_json(tmp / "history.json", {**{k: [float(v) for v in vs] for k, vs in history.history.items()},
+                                          "epoch_seconds": [round(s, 3) for s in timer.seconds]})
         plot_history(history.history, tmp / "history.png", best_epoch=best.best_epoch)
         if metrics["test_songs"]:
             plot_confusion(metrics, dataset.classes, tmp / "confusion.png")

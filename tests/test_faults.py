@@ -153,7 +153,7 @@ def test_build_dataset_skips_or_uses_the_file_and_goes_on(fault, tiny_config, tm
 def test_classify_reports_the_file_and_classifies_the_others(fault, trained):
     path, expected = fault
     good = trained["tracks"] / "tones" / "tones_0.mp3"
-    result = CliRunner().invoke(main, ["classify", str(path), str(good), "--json", "--model",
+    result = CliRunner().invoke(main, ["classify", str(path), str(good), "--json", "--workers", "1", "--model",
                                        str(trained["result"].model_dir)])
     assert result.stdout.startswith("["), (result.exit_code, result.output, result.exception)
     bad_entry, good_entry = json.loads(result.stdout)

@@ -1,0 +1,54 @@
+"""Shared helpers of the benchmarks: synthetic 30 s mp3 clips, timing, machine description."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+
+
+def synth_clips(root: Path, *, n: int, seconds: float = 30.0, sr: int = 22050) -> Path:
+    """``n`` mp3 clips of ``seconds`` in three fake genres (tones, sweeps, noise bursts)."""
+    import soundfile
+
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * sr)) / sr
+    for i in range(n):
+        genre = ("tones", "sweeps", "bursts")[i % 3]
+        if genre == "tones":
+            y = sum(np.sin(2 * np.pi * (110 + 20 * i) * k * t) / k for k in (1, 2, 3, 4))
+        elif genre == "sweeps":
+            y = np.sin(2 * np.pi * (300 + 2000 * ((t * (1 + i % 5)) % 1)) * t)
+        else:
+            y = rng.standard_normal(len(t)) * (np.sin(2 * np.pi * (1 + i % 4) * t) > 0)
+        y = (0.4 * y / np.abs(y).max()).astype(np.float32)
+        (root / genre).mkdir(parents=True, exist_ok=True)
+        soundfile.write(root / genre / f"{genre}_{i:03d}.mp3", y, sr, format="MP3")
+    return root
+
+
+def timed(function, *args, **kwargs) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def audio_seconds(paths) -> float:
+    import soundfile
+
+    return sum(soundfile.info(str(p)).duration for p in paths)

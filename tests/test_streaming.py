@@ -1,0 +1,46 @@
+"""Training batches streamed from disk equal the in-memory rows, reshuffled every epoch."""
+
+import numpy as np
+import pytest
+
+from genre_cnn.arrays import NpyAppender
+
+streaming = pytest.importorskip("genre_cnn.streaming")
+
+
+@pytest.fixture
+def stored(tmp_path, rng):
+    data = rng.standard_normal((23, 4, 6)).astype(np.float32)
+    with NpyAppender(tmp_path / "f.npy", row_shape=(4, 6)) as out:
+        out.append(data)
+    return data, np.load(tmp_path / "f.npy", mmap_mode="r")
+
+
+def test_batches_from_the_file_equal_batches_from_memory(stored):
+    data, mapped = stored
+    labels = np.arange(23) % 3
+    rows = np.array([0, 2, 3, 5, 7, 11, 13, 17, 19, 22])
+    from_file = streaming.ChunkBatches(features=mapped, labels=labels, rows=rows, batch_size=4, shuffle=True, seed=5)
+    in_memory = streaming.ChunkBatches(features=data, labels=labels, rows=rows, batch_size=4, shuffle=True, seed=5)
+    assert len(from_file) == 3
+    seen = []
+    for i in range(len(from_file)):
+        (xa, ya), (xb, yb) = from_file[i], in_memory[i]
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+        picked = [int(np.flatnonzero((data == row).all(axis=(1, 2)))[0]) for row in xa]
+        np.testing.assert_array_equal(labels[picked], ya)
+        seen += picked
+    assert sorted(seen) == rows.tolist()
+
+
+def test_order_changes_every_epoch_but_not_without_shuffle(stored):
+    _, mapped = stored
+    labels = np.zeros(23, dtype=int)
+    shuffled = streaming.ChunkBatches(features=mapped, labels=labels, rows=np.arange(23), batch_size=23,
+                                      shuffle=True, seed=0)
+    first = shuffled[0][0].copy()
+    shuffled.on_epoch_end()
+    assert not np.array_equal(first, shuffled[0][0])
+    fixed = streaming.ChunkBatches(features=mapped, labels=labels, rows=np.arange(23), batch_size=23)
+    np.testing.assert_array_equal(fixed[0][0], np.asarray(mapped))
