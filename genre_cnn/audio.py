@@ -144,12 +144,20 @@ class _SoundfileSource:
     def __init__(self, path: Path) -> None:
         import soundfile
 
+        class ForwardOnly(soundfile.SoundFile):
+            """Read strictly forwards. On a seekable file, soundfile seeks to the current
+            position after every read; for mp3 that restarts libmpg123 and corrupts the frames
+            after each block boundary, so block-wise decoding would differ from a one-shot read."""
+
+            def seekable(self) -> bool:
+                return False
+
         # Opened through a Python file object: given a path, libsndfile also reads a macOS
         # AppleDouble file "._NAME" beside it as a resource fork and then fails on NAME itself.
         self._handle = open(path, "rb")
         try:
             with native_stderr_silenced():  # libmpg123 prints "Note: Illegal Audio-MPEG-Header" itself
-                self._file = soundfile.SoundFile(self._handle)
+                self._file = ForwardOnly(self._handle)
         except BaseException:
             self._handle.close()
             raise
