@@ -102,9 +102,18 @@ def _progress(quiet: bool, description: str):
               help="Processes decoding songs in parallel [default: all cores].")
 @click.option("--force", is_flag=True,
               help="Decode every song again instead of reusing unchanged songs of the previous build.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Build only shard I of N (for many machines); join them with merge-datasets.")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="dask: build --shards shards as Dask tasks and merge them (needs the dask extra).")
+@click.option("--shards", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Number of shards with --engine dask.")
+@click.option("--scheduler", default=None,
+              help="Dask scheduler for --engine dask: processes (default), threads, or tcp://HOST:PORT.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table.")
 @library_errors
-def build_dataset_command(tracks_dir, out, val_fraction, test_fraction, seed, workers, force, quiet, **features):
+def build_dataset_command(tracks_dir, out, val_fraction, test_fraction, seed, workers, force, shard, engine,
+                          shards, scheduler, quiet, **features):
     """Slice every song of TRACKS_DIR/<genre>/ into chunks and store their log-mel spectrograms.
 
     Songs are split into train/validation/test per song, before chunking, so no song is in two
@@ -116,12 +125,17 @@ def build_dataset_command(tracks_dir, out, val_fraction, test_fraction, seed, wo
     """
     from .dataset import build_dataset
     from .report import format_build_summary
+    from .shards import build_with_dask, parse_shard
 
-    report = build_dataset(
-        tracks_dir, out=out, config=_feature_config(**features), val_fraction=val_fraction,
-        test_fraction=test_fraction, seed=seed, workers=workers, force=force,
-        progress=_progress(quiet, "decoding"),
-    )
+    options = dict(config=_feature_config(**features), val_fraction=val_fraction, test_fraction=test_fraction,
+                   seed=seed, force=force)
+    if engine == "dask":
+        if shard is not None:
+            raise click.UsageError("--shard and --engine dask exclude each other: dask makes the shards itself")
+        report = build_with_dask(tracks_dir, out=out, shards=shards, scheduler=scheduler, **options)
+    else:
+        report = build_dataset(tracks_dir, out=out, workers=workers, progress=_progress(quiet, "decoding"),
+                               shard=parse_shard(shard) if shard else None, **options)
     if not quiet:
         click.echo(format_build_summary(report.summary))
     click.echo(f"Dataset written to {report.path}")
@@ -147,6 +161,29 @@ def _train_config(epochs, batch_size, lr, seed):
     from .config import TrainConfig
 
     return TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed)
+
+
+@main.command("merge-datasets")
+@click.argument("shard_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("data/dataset"), show_default=True,
+              help="Merged dataset folder.")
+@click.option("-q", "--quiet", is_flag=True, help="No table.")
+@library_errors
+def merge_datasets_command(shard_dirs, out, quiet):
+    """Join datasets built with --shard I/N into one dataset.
+
+    \b
+    Example:
+        for i in 0 1 2 3; do genre-cnn build-dataset tracks/ --shard $i/4 --out shards/$i; done
+        genre-cnn merge-datasets shards/* --out data/dataset
+    """
+    from .report import format_build_summary
+    from .shards import merge_datasets
+
+    report = merge_datasets(shard_dirs, out=out)
+    if not quiet:
+        click.echo(format_build_summary(report.summary))
+    click.echo(f"Dataset written to {report.path}")
 
 
 @main.command("fit")

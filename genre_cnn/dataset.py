@@ -196,6 +196,7 @@ def build_dataset(
     seed: int = 0,
     workers: Optional[int] = None,
     force: bool = False,
+    shard: Optional[tuple[int, int]] = None,
     progress: Optional[Callable[[Iterable], Iterable]] = None,
 ) -> BuildReport:
     """Turn ``tracks_dir/<genre>/*`` into a dataset of log-mel chunks on disk.
@@ -222,6 +223,11 @@ def build_dataset(
     force : bool
         Decode every song again. By default songs whose file (path, size, modification time) and
         feature config are unchanged since the previous build into ``out`` are copied from it.
+    shard : (int, int), optional
+        ``(i, n)``: build only shard ``i`` of ``n`` (songs picked by a hash of their path), for
+        building a huge library on many machines; merge the shards with
+        :func:`genre_cnn.shards.merge_datasets`. The split is then computed from the whole scanned
+        song list, so every shard agrees on it; a shard may hold any subset of the genres.
     progress : callable, optional
         Wraps the iterable of processed songs, e.g. a tqdm progress bar factory.
 
@@ -241,19 +247,30 @@ def build_dataset(
         raise ConfigError(f"--workers {workers!r} must be a positive integer")
     tracks = scan_tracks(tracks_dir)
     out = Path(out)
+    songs, fixed_splits = tracks.songs, None
+    if shard is not None:
+        from .shards import check_shard, shard_of
+
+        index, count = check_shard(shard)
+        fixed_splits = dict(zip(
+            (song.relative for song in tracks.songs),
+            split_songs([song.label for song in tracks.songs], val_fraction=val_fraction,
+                        test_fraction=test_fraction, seed=seed),
+        ))
+        songs = tuple(song for song in tracks.songs if shard_of(song.relative, count) == index)
 
     with exclusive_lock(out, command="genre-cnn build-dataset"), atomic_directory(out) as tmp:
         cache = SongCache(None if force else out, config)
-        keys = [file_key(song.path) for song in tracks.songs]
-        results = _featurise_all(tracks.songs, keys, cache, config, workers=workers)
+        keys = [file_key(song.path) for song in songs]
+        results = _featurise_all(songs, keys, cache, config, workers=workers)
         if progress is not None:
-            results = progress(results, total=len(tracks.songs))
+            results = progress(results, total=len(songs))
         used: list[tuple[Song, np.ndarray]] = []
         skipped: list[tuple[str, str]] = []
         index = []
         silent_dropped = reused = 0
         with NpyAppender(tmp / "features.npy", row_shape=config.input_shape) as features_file:
-            for song, key, (outcome, cached) in zip(tracks.songs, keys, results):
+            for song, key, (outcome, cached) in zip(songs, keys, results):
                 if isinstance(outcome, str):
                     skipped.append((song.relative, outcome))
                     continue
@@ -263,30 +280,24 @@ def build_dataset(
                 reused += cached
                 features_file.append(features)
                 used.append((song, offsets))
-        if not used:
-            raise DatasetError(
-                f"{tracks.root}: none of the {len(tracks.songs)} audio files could be used "
-                f"(first problem: {skipped[0][1]})"
+        if fixed_splits is not None:  # a shard: the split and the genres are those of the whole library
+            splits = np.array([fixed_splits[song.relative] for song, _ in used], dtype="<U5")
+            used_classes = list(tracks.classes)
+        else:
+            used_classes = _check_usable(tracks, used, skipped)
+            splits = split_songs(
+                [song.label for song, _ in used],
+                val_fraction=val_fraction,
+                test_fraction=test_fraction,
+                seed=seed,
             )
-        used_classes = sorted({song.label for song, _ in used})
-        if len(used_classes) < 2:
-            raise DatasetError(
-                f"{tracks.root}: only the genre {used_classes[0]!r} has usable songs; "
-                "a classifier needs at least two genres"
-            )
-        splits = split_songs(
-            [song.label for song, _ in used],
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            seed=seed,
-        )
         classes = [name for name in tracks.classes if name in used_classes]
         notes = list(tracks.notes) + [
             f"genre {name!r}: none of its songs could be used, left out" for name in tracks.classes
             if name not in used_classes
         ]
         _write_manifest(tmp / "manifest.csv", used, splits, config)
-        np.save(tmp / OFFSETS_FILE, np.concatenate([offsets for _, offsets in used]).astype(np.int64))
+        np.save(tmp / OFFSETS_FILE, np.concatenate([np.zeros(0, np.int64)] + [o for _, o in used]).astype(np.int64))
         write_song_index(tmp, index)
         write_json(tmp / "feature_config.json", config.to_dict())
         np.save(tmp / "mel_filterbank.npy", mel_filterbank(config))
@@ -298,11 +309,28 @@ def build_dataset(
         )
         summary["silent_chunks_dropped"] = silent_dropped
         summary["reused_songs"] = reused
-        summary["decoded_songs"] = len(tracks.songs) - reused
+        summary["decoded_songs"] = len(songs) - reused
+        summary["shard"] = list(shard) if shard is not None else None
         if silent_dropped:
             summary["notes"].append(f"{silent_dropped} silent chunk(s) dropped (silence policy 'drop')")
         write_json(tmp / "summary.json", summary)
     return BuildReport(path=out, summary=summary)
+
+
+def _check_usable(tracks: TrackList, used, skipped) -> list[str]:
+    """The genres with usable songs; at least two, else a :class:`DatasetError`."""
+    if not used:
+        raise DatasetError(
+            f"{tracks.root}: none of the {len(tracks.songs)} audio files could be used "
+            f"(first problem: {skipped[0][1]})"
+        )
+    used_classes = sorted({song.label for song, _ in used})
+    if len(used_classes) < 2:
+        raise DatasetError(
+            f"{tracks.root}: only the genre {used_classes[0]!r} has usable songs; "
+            "a classifier needs at least two genres"
+        )
+    return used_classes
 
 
 def _featurise_one(path: Path, config: FeatureConfig):
@@ -323,7 +351,8 @@ def _featurise_all(songs: Sequence[Song], keys, cache: SongCache, config: Featur
         pool = None
     else:
         pool = process_pool(min(workers, len(todo)))
-        fresh = pool.map(_featurise_one, todo, [config] * len(todo))
+        batch = max(1, len(todo) // (8 * workers))
+        fresh = pool.map(_featurise_one, todo, [config] * len(todo), chunksize=batch)
     try:
         for key in keys:
             hit = cache.get(key)
