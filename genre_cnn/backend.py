@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
 from .native import native_stderr_silenced
 
-__all__ = ["import_keras", "describe_device"]
+__all__ = ["import_keras", "describe_device", "training_strategy", "precision_policy"]
 
 
 def import_keras():
@@ -37,3 +38,31 @@ def describe_device() -> str:
             names.append(details.get("device_name", gpu.name))
         return f"GPU ({', '.join(names)})"
     return f"CPU ({os.cpu_count()} cores; TensorFlow sees no GPU)"
+
+
+def training_strategy():
+    """``tf.distribute.MirroredStrategy`` over all GPUs when there are several, else the default.
+
+    For several machines, TensorFlow's ``MultiWorkerMirroredStrategy`` reads the cluster from the
+    ``TF_CONFIG`` environment variable; set ``GENRE_CNN_MULTIWORKER=1`` to use it (see README).
+    """
+    import_keras()
+    import tensorflow as tf
+
+    if os.environ.get("GENRE_CNN_MULTIWORKER") == "1":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if len(tf.config.list_physical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+@contextlib.contextmanager
+def precision_policy(mixed: bool):
+    """Use Keras' ``mixed_float16`` policy inside the block (float32 weights, float16 maths)."""
+    keras = import_keras()
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

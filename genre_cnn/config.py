@@ -182,12 +182,16 @@ class TrainConfig:
         RMSprop learning rate.
     seed : int
         Seed for weight initialisation and shuffling; the same seed gives the same model.
+    mixed_precision : bool
+        Train with Keras' ``mixed_float16`` policy (float16 maths, float32 weights): faster on
+        GPUs with tensor cores, slower on CPUs.
     """
 
     epochs: int = 10
     batch_size: int = 32
     learning_rate: float = 1e-3
     seed: int = 0
+    mixed_precision: bool = False
 
     def __post_init__(self) -> None:
         _positive_int("epochs", self.epochs)

@@ -63,5 +63,6 @@ def build_model(
     x = layers.GlobalAveragePooling2D(name="global_pool")(x)
     x = layers.Dropout(DROPOUT, name="dropout")(x)
     x = layers.Dense(DENSE_UNITS, activation="relu", name="dense")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="genre")(x)
+    # float32 output even under mixed precision: a float16 softmax loses small probabilities
+    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="genre")(x)
     return keras.Model(inputs, outputs, name="genre_cnn")

@@ -11,7 +11,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import __version__
-from .backend import describe_device, import_keras
+from .backend import describe_device, import_keras, precision_policy, training_strategy
 from .config import TrainConfig, write_json
 from .dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset
 from .errors import DatasetError
@@ -83,25 +83,29 @@ def fit(
 
     tf.config.experimental.enable_op_determinism()
     device = describe_device()
-    log(f"Training on {device}: {len(train_rows)} train chunks, {len(val_rows)} validation chunks, "
-        f"{len(test_rows)} test chunks, {len(dataset.classes)} genres")
+    strategy = training_strategy()
+    replicas = f", {strategy.num_replicas_in_sync} replicas" if strategy.num_replicas_in_sync > 1 else ""
+    precision = ", mixed precision" if config.mixed_precision else ""
+    log(f"Training on {device}{replicas}{precision}: {len(train_rows)} train chunks, {len(val_rows)} "
+        f"validation chunks, {len(test_rows)} test chunks, {len(dataset.classes)} genres")
 
     from .callbacks import BestWeights, EpochTimes
     from .model import build_model
     from .streaming import ChunkBatches
 
     mean, variance = band_statistics(dataset.features, train_rows)
-    model = build_model(
-        dataset.feature_config.input_shape,
-        len(dataset.classes),
-        mel_mean=mean,
-        mel_variance=variance,
-    )
-    model.compile(
-        optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    with precision_policy(config.mixed_precision), strategy.scope():
+        model = build_model(
+            dataset.feature_config.input_shape,
+            len(dataset.classes),
+            mel_mean=mean,
+            mel_variance=variance,
+        )
+        model.compile(
+            optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
     batches = dict(batch_size=config.batch_size, features=dataset.features, labels=dataset.labels)
     train_data = ChunkBatches(rows=train_rows, shuffle=True, seed=config.seed, **batches)
     val_data = ChunkBatches(rows=val_rows, **batches) if len(val_rows) else None
@@ -111,6 +115,12 @@ def fit(
         train_data, validation_data=val_data, epochs=config.epochs, callbacks=[best, timer], verbose=verbose
     )
     best.restore(model)
+    if config.mixed_precision:  # keep float16 for training only: save (and export) a float32 twin
+        with precision_policy(False):
+            twin = build_model(dataset.feature_config.input_shape, len(dataset.classes),
+                               mel_mean=mean, mel_variance=variance)
+        twin.set_weights(model.get_weights())
+        model = twin
 
     metrics = {
         "best_epoch": best.best_epoch + 1,

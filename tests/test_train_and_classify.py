@@ -21,7 +21,8 @@ def test_fit_saves_every_artefact(trained):
         "confusion.png", "metrics.json"}
     config = json.loads((model_dir / "config.json").read_text())
     assert config["classes"] == ["chirps", "noise", "tones"]
-    assert config["train_config"] == {"epochs": 2, "batch_size": 8, "learning_rate": 0.001, "seed": 0}
+    assert config["train_config"] == {"epochs": 2, "batch_size": 8, "learning_rate": 0.001, "seed": 0,
+                                      "mixed_precision": False}
     assert config["feature_config"]["n_mels"] == 16
     assert config["dataset"]["fingerprint"] == load_dataset(trained["dataset"]).fingerprint
     assert (trained["models"] / "latest").read_text().strip() == "tiny"
@@ -170,3 +171,18 @@ def test_the_fast_route_imports_neither_tensorflow_nor_librosa(trained):
 def test_unknown_backend(trained):
     with pytest.raises(ModelError, match="backend='onnx' must be one of auto, litert, keras"):
         load_classifier(trained["result"].model_dir, backend="onnx")
+
+
+def test_mixed_precision_trains_and_exports(trained, tmp_path):
+    result = fit(trained["dataset"], config=TrainConfig(epochs=1, batch_size=8, mixed_precision=True),
+                 model_dir=tmp_path / "mixed", models_root=tmp_path / "models", verbose=0, log=lambda m: None)
+    saved = json.loads((result.model_dir / "config.json").read_text())
+    assert saved["train_config"]["mixed_precision"] is True
+    fast = load_classifier(result.model_dir, backend="litert")
+    reference = load_classifier(result.model_dir, backend="keras")
+    song = trained["tracks"] / "tones" / "tones_2.mp3"
+    np.testing.assert_allclose(list(fast.classify_file(song).probabilities.values()),
+                               list(reference.classify_file(song).probabilities.values()), atol=1e-4)
+    from genre_cnn.backend import import_keras
+
+    assert import_keras().mixed_precision.global_policy().name == "float32"  # restored after fit
