@@ -1,12 +1,13 @@
-"""Stream rows into a ``.npy`` file whose length is only known at the end."""
+"""Stream rows into a ``.npy`` file whose length is only known at the end, and read rows back."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["NpyAppender"]
+__all__ = ["NpyAppender", "RowReader"]
 
 # The header is written once with room for the largest shape and rewritten with the real shape
 # when the file is closed, so rows can be appended without knowing their number in advance and
@@ -70,3 +71,46 @@ class NpyAppender:
         if len(body) != body_bytes:
             raise ValueError(f"shape {shape} is too large for the .npy header")
         self._file.write(_MAGIC + body_bytes.to_bytes(2, "little") + body)
+
+
+class RowReader:
+    """Read chosen rows of a float32 array, without keeping them in memory afterwards.
+
+    Rows of a ``.npy`` memory map (``np.load(..., mmap_mode="r")``) are read with ``os.pread``:
+    unlike indexing the map, this leaves no mapped pages resident in the process, so memory does
+    not grow with the dataset over an epoch. Any other array is simply indexed.
+
+    Parameters
+    ----------
+    features : np.ndarray [shape=(n_rows, ...)]
+    """
+
+    def __init__(self, features: np.ndarray) -> None:
+        self.features = features
+        self.row_shape = features.shape[1:]
+        filename = getattr(features, "filename", None)
+        usable = filename is not None and features.dtype == np.float32 and hasattr(os, "pread")
+        self._file = os.open(filename, os.O_RDONLY) if usable else None
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        """The rows ``rows`` (any order), as a new array."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self._file is None:
+            out = np.empty((len(rows), *self.row_shape), dtype=self.features.dtype)
+            order = np.argsort(rows, kind="stable")
+            out[order] = self.features[rows[order]]
+            return out
+        out = np.empty((len(rows), *self.row_shape), dtype=np.float32)
+        row_bytes = out[0].nbytes if len(out) else 0
+        for i, row in enumerate(rows):
+            buffer = os.pread(self._file, row_bytes, self.features.offset + int(row) * row_bytes)
+            out[i] = np.frombuffer(buffer, dtype=np.float32).reshape(self.row_shape)
+        return out
+
+    def close(self) -> None:
+        if self._file is not None:
+            os.close(self._file)
+            self._file = None
+
+    def __del__(self):
+        self.close()

@@ -152,14 +152,17 @@ class _SoundfileSource:
             def seekable(self) -> bool:
                 return False
 
-        # Opened through a Python file object: given a path, libsndfile also reads a macOS
-        # AppleDouble file "._NAME" beside it as a resource fork and then fails on NAME itself.
-        self._handle = open(path, "rb")
+        # libsndfile, given a path, also reads a macOS AppleDouble file "._NAME" beside it as a
+        # resource fork and then fails on NAME itself; through a Python file object it does not
+        # (but a file object costs a Python call per small read, so only then).
+        apple_double = (path.parent / f"._{path.name}").exists()
+        self._handle = open(path, "rb") if apple_double else None
         try:
             with native_stderr_silenced():  # libmpg123 prints "Note: Illegal Audio-MPEG-Header" itself
-                self._file = ForwardOnly(self._handle)
+                self._file = ForwardOnly(self._handle if apple_double else str(path))
         except BaseException:
-            self._handle.close()
+            if self._handle is not None:
+                self._handle.close()
             raise
         self.samplerate = int(self._file.samplerate)
 
@@ -176,7 +179,8 @@ class _SoundfileSource:
 
     def __exit__(self, *exc_info) -> None:
         self._file.close()
-        self._handle.close()
+        if self._handle is not None:
+            self._handle.close()
 
 
 class _AudioreadSource:
@@ -204,5 +208,5 @@ def _describe(error: Exception, path: Path) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if "not a regular file" in text:  # libsndfile's words for bytes it cannot identify
         return "format not recognised"
-    text = re.sub(r"^Error opening (<[^>]*>|'[^']*'|\S+): ", "", text).strip().rstrip(".")
+    text = re.sub(r"""^Error opening (<[^>]*>|'[^']*'|"[^"]*"|\S+): """, "", text).strip().rstrip(".")
     return text[:1].lower() + text[1:]

@@ -162,11 +162,14 @@ def band_statistics(features: np.ndarray, rows: np.ndarray, *, block: int = 256)
     -------
     mean, variance : np.ndarray [shape=(n_mels,), dtype=float64]
     """
+    from .arrays import RowReader
+
+    read = RowReader(features)
     total = np.zeros(features.shape[1])
     total_sq = np.zeros(features.shape[1])
     count = 0
     for start in range(0, len(rows), block):
-        chunk = np.asarray(features[np.sort(rows[start : start + block])], dtype=np.float64)
+        chunk = read(np.sort(rows[start : start + block])).astype(np.float64)
         total += chunk.sum(axis=(0, 2))
         total_sq += np.square(chunk).sum(axis=(0, 2))
         count += chunk.shape[0] * chunk.shape[2]

@@ -75,6 +75,8 @@ FAULTS = {
     "random-bytes-mp3": (lambda tmp: _bytes(tmp / "random.mp3", np.random.default_rng(1).bytes(40_000)),
                          CANNOT_DECODE),
     "text-as-wav": (lambda tmp: _bytes(tmp / "notes.wav", b"not audio, just words\n" * 50), CANNOT_DECODE),
+    "quote-in-name-not-audio": (lambda tmp: _bytes(tmp / "Don't stop.mp3", b"ID3 but nothing else" * 9),
+                                CANNOT_DECODE),
     "tenth-of-a-second": (lambda tmp: _wav(tmp / "blip.wav", _song(0.1)),
                           "only 0.10 s of audio; at least 0.5 s is needed"),
     "digital-silence": (lambda tmp: _wav(tmp / "silence.wav", np.zeros(3 * SR, np.float32)),
