@@ -30,10 +30,14 @@ class ChunkBatches(keras.utils.PyDataset):
     batch_size : int
     shuffle : bool
     seed : int
+    prefetch : int
+        Threads reading the next batches while the current one trains (Keras keeps their order,
+        so results stay deterministic); 1 reads in the training loop itself.
     """
 
-    def __init__(self, *, features, labels, rows, batch_size, shuffle=False, seed=0):
-        super().__init__()
+    def __init__(self, *, features, labels, rows, batch_size, shuffle=False, seed=0, prefetch=2):
+        threads = max(1, prefetch)
+        super().__init__(workers=threads, use_multiprocessing=False, max_queue_size=4 * threads)
         self.features = features
         self.labels = labels
         self.rows = np.asarray(rows, dtype=np.int64)
