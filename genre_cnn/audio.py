@@ -12,7 +12,7 @@ import numpy as np
 from .errors import AudioDecodeError
 from .native import native_stderr_silenced
 
-__all__ = ["AUDIO_EXTENSIONS", "is_audio_file", "check_audio_path", "audio_blocks", "load_audio"]
+__all__ = ["AUDIO_EXTENSIONS", "is_audio_file", "check_audio_path", "audio_blocks", "load_audio", "load_excerpt"]
 
 #: File name endings treated as audio (compared case-insensitively).
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".ogg", ".oga", ".flac", ".au", ".snd", ".aif", ".aiff", ".aifc")
@@ -117,6 +117,33 @@ def load_audio(path: str | os.PathLike, *, sr: int) -> np.ndarray:
     y : np.ndarray [shape=(n,), dtype=float32]
     """
     return np.concatenate(list(audio_blocks(path, sr=sr)))
+
+
+def load_excerpt(
+    path: str | os.PathLike, *, sr: int, offset: float = 0.0, duration: float | None = None
+) -> np.ndarray:
+    """``duration`` seconds of the file from ``offset`` (mono float32 at ``sr``), decoding only that far.
+
+    Raises
+    ------
+    AudioDecodeError
+        The file cannot be decoded, or ``offset`` is past its end.
+    """
+    start = int(round(offset * sr))
+    stop = None if duration is None else start + int(round(duration * sr))
+    pieces, position = [], 0
+    for block in audio_blocks(path, sr=sr):
+        lo, hi = max(start - position, 0), len(block) if stop is None else min(stop - position, len(block))
+        if hi > lo:
+            pieces.append(block[lo:hi])
+        position += len(block)
+        if stop is not None and position >= stop:
+            break
+    if not pieces:
+        raise AudioDecodeError(
+            f"{Path(path)}: --offset {offset:g} s is past the end of the audio ({position / sr:.2f} s)"
+        )
+    return np.concatenate(pieces)
 
 
 class _Resampler:

@@ -282,6 +282,33 @@ def export_command(model, fmt, out):
     click.echo(f"Exported {fmt} to {path}")
 
 
+@main.command("show")
+@click.argument("song", type=click.Path(path_type=Path, readable=False))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="PNG to write [default: SONG_NAME.png here].")
+@click.option("--offset", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Start of the excerpt drawn, in seconds.")
+@click.option("--duration", type=POSITIVE_FLOAT, default=30.0, show_default=True,
+              help="Length of the excerpt drawn, in seconds.")
+@click.option("--chunk", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Which chunk of the song to draw as the CNN's input.")
+@click.option("--n-mfcc", type=click.IntRange(min=1), default=20, show_default=True, help="Number of MFCCs.")
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="Draw the CNN input with this model's feature settings [default: the defaults].")
+@library_errors
+def show_command(song, out, offset, duration, chunk, n_mfcc, model):
+    """Draw a song: waveform, spectrum, STFT, mel spectrogram, MFCCs and what the CNN sees.
+
+    \b
+    Example:
+        genre-cnn show tracks/chiptune/goattracker_dojo.mp3 --offset 5 --duration 10 --chunk 2
+    """
+    from .views import show_song
+
+    path, _ = show_song(song, out=out, offset=offset, duration=duration, chunk=chunk, n_mfcc=n_mfcc, model=model)
+    click.echo(f"Figure written to {path}")
+
+
 @main.command("demo")
 @click.argument("tracks_dir", type=click.Path(path_type=Path), default=Path("tracks"))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("data/demo"), show_default=True,

@@ -1,11 +1,13 @@
-"""Figures (the only module that imports matplotlib): training history and confusion matrices."""
+"""Figures (the only module that imports matplotlib): history, confusion matrices, audio views."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Mapping, Sequence
 
-__all__ = ["plot_history", "plot_confusion"]
+import numpy as np
+
+__all__ = ["plot_history", "plot_confusion", "plot_song_views"]
 
 
 def _figure(**options):
@@ -60,7 +62,6 @@ def plot_confusion(metrics: Mapping, classes: Sequence[str], path: Path):
     path : Path
         PNG to write.
     """
-    import numpy as np
     from sklearn.metrics import ConfusionMatrixDisplay
 
     size = 4 + 0.4 * len(classes)
@@ -75,3 +76,100 @@ def plot_confusion(metrics: Mapping, classes: Sequence[str], path: Path):
         ax.set_title(f"Test {what}: accuracy {accuracy:.1%}")
     figure.savefig(path, dpi=100)
     return figure
+
+
+def plot_song_views(
+    y: np.ndarray,
+    *,
+    sr: int,
+    title: str,
+    cnn_input: np.ndarray,
+    cnn_config,
+    chunk_label: str,
+    offset: float = 0.0,
+    n_mfcc: int = 20,
+    path: Path | None = None,
+):
+    """One figure with every classic view of a piece of audio, plus what the CNN sees.
+
+    Panels: waveform, FFT magnitude spectrum (log frequency), STFT spectrogram in dB (log
+    frequency), mel spectrogram in dB, MFCCs, and the log-mel chunk fed to the CNN.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono audio at ``sr``.
+    sr : int
+    title : str
+        Figure title (usually the file name).
+    cnn_input : np.ndarray [shape=(n_mels, n_frames)]
+        The chunk's log-mel spectrogram from :func:`genre_cnn.features.log_mel`.
+    cnn_config : FeatureConfig
+        The config that made ``cnn_input`` (for its axes).
+    chunk_label : str
+        Which chunk ``cnn_input`` is, for its panel title.
+    offset : float
+        Start of ``y`` in the file, in seconds (time axes show file time).
+    n_mfcc : int
+        Number of MFCCs.
+    path : Path, optional
+        PNG to write.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import librosa
+    import librosa.display
+
+    figure = _figure(figsize=(13, 15))
+    axes = figure.subplots(6, 1)
+    figure.suptitle(title)
+
+    librosa.display.waveshow(y, sr=sr, ax=axes[0], offset=offset)
+    axes[0].set(title="Waveform", xlabel="Time (s)", ylabel="Amplitude")
+
+    spectrum = np.abs(np.fft.rfft(y))
+    frequencies = np.fft.rfftfreq(len(y), 1 / sr)
+    axes[1].plot(frequencies[1:], 20 * np.log10(np.maximum(spectrum[1:], 1e-10)), linewidth=0.5)
+    axes[1].set_xscale("log")
+    axes[1].set(title="Magnitude spectrum (FFT)", xlabel="Frequency (Hz)", ylabel="Magnitude (dB)",
+                xlim=(20, sr / 2))
+    axes[1].grid(alpha=0.3)
+
+    stft_db = librosa.amplitude_to_db(np.abs(librosa.stft(y)), ref=np.max)
+    image = librosa.display.specshow(stft_db, sr=sr, x_axis="time", y_axis="log", ax=axes[2])
+    _shift_time(axes[2], offset)
+    axes[2].set(title="STFT spectrogram (dB, log frequency)", xlabel="Time (s)", ylabel="Frequency (Hz)")
+    figure.colorbar(image, ax=axes[2], format="%+2.0f dB")
+
+    mel_db = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr), ref=np.max)
+    image = librosa.display.specshow(mel_db, sr=sr, x_axis="time", y_axis="mel", ax=axes[3])
+    _shift_time(axes[3], offset)
+    axes[3].set(title="Mel spectrogram (dB)", xlabel="Time (s)", ylabel="Frequency (Hz, mel scale)")
+    figure.colorbar(image, ax=axes[3], format="%+2.0f dB")
+
+    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=n_mfcc)
+    image = librosa.display.specshow(mfcc, sr=sr, x_axis="time", ax=axes[4])
+    _shift_time(axes[4], offset)
+    axes[4].set(title=f"MFCC (first {n_mfcc})", xlabel="Time (s)", ylabel="MFCC")
+    figure.colorbar(image, ax=axes[4])
+
+    image = librosa.display.specshow(
+        cnn_input, sr=cnn_config.sr, hop_length=cnn_config.hop_length, x_axis="time", y_axis="mel",
+        fmin=cnn_config.fmin, fmax=cnn_config.fmax or cnn_config.sr / 2, ax=axes[5],
+    )
+    axes[5].set(title=f"What the CNN sees: log-mel of {chunk_label}", xlabel="Time in chunk (s)",
+                ylabel="Frequency (Hz, mel scale)")
+    figure.colorbar(image, ax=axes[5], format="%+2.0f dB")
+    if path is not None:
+        figure.savefig(path, dpi=90)
+    return figure
+
+
+def _shift_time(ax, offset: float) -> None:
+    """Label a specshow time axis in file time when the excerpt starts at ``offset`` seconds."""
+    if offset:
+        from matplotlib.ticker import FuncFormatter
+
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value + offset:g}"))
