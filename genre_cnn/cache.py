@@ -15,7 +15,8 @@ __all__ = ["SONGS_FILE", "OFFSETS_FILE", "file_key", "SongCache", "write_song_in
 
 SONGS_FILE = "songs.csv"
 OFFSETS_FILE = "chunk_offsets.npy"
-_COLUMNS = ("song", "path", "size", "mtime_ns", "first_row", "n_chunks", "silent_chunks")
+_STATS = ("silent_chunks", "trimmed_seconds", "denoise_db")
+_COLUMNS = ("song", "path", "size", "mtime_ns", "first_row", "n_chunks", *_STATS)
 
 
 def file_key(path: Path) -> Optional[tuple[str, int, int]]:
@@ -36,7 +37,7 @@ class SongCache:
     """
 
     def __init__(self, dataset_dir: Optional[Path], config: FeatureConfig) -> None:
-        self._entries: dict[tuple, tuple[int, int, int]] = {}
+        self._entries: dict[tuple, tuple[int, int, dict]] = {}
         self._features = self._offsets = None
         if dataset_dir is None:
             return
@@ -51,7 +52,9 @@ class SongCache:
                 rows = list(csv.DictReader(handle))
             entries = {
                 (row["path"], int(row["size"]), int(row["mtime_ns"])):
-                    (int(row["first_row"]), int(row["n_chunks"]), int(row["silent_chunks"]))
+                    (int(row["first_row"]), int(row["n_chunks"]),
+                     {"silent_chunks": int(row["silent_chunks"]), "trimmed_seconds": float(row["trimmed_seconds"]),
+                      "denoise_db": float(row["denoise_db"])})
                 for row in rows
             }
         except Exception:  # anything unreadable: no reuse, a full rebuild
@@ -63,20 +66,20 @@ class SongCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key) -> Optional[tuple[np.ndarray, np.ndarray, int]]:
-        """``(features, offsets, silent_chunks)`` of an unchanged song, or None."""
+    def get(self, key) -> Optional[tuple[np.ndarray, np.ndarray, dict]]:
+        """``(features, offsets, stats)`` of an unchanged song, or None."""
         hit = self._entries.get(key) if key is not None else None
         if hit is None:
             return None
-        first, count, silent = hit
-        return self._features[first : first + count], self._offsets[first : first + count], silent
+        first, count, stats = hit
+        return self._features[first : first + count], self._offsets[first : first + count], dict(stats)
 
 
-def write_song_index(directory: Path, rows: list[tuple[str, Optional[tuple], int, int, int]]) -> None:
-    """Write ``songs.csv``: one row per used song with its file key and rows in ``features.npy``."""
+def write_song_index(directory: Path, rows: list[tuple[str, Optional[tuple], int, int, dict]]) -> None:
+    """Write ``songs.csv``: per used song its file key, its rows in ``features.npy`` and its stats."""
     with open(directory / SONGS_FILE, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(_COLUMNS)
-        for relative, key, first_row, n_chunks, silent in rows:
+        for relative, key, first_row, n_chunks, stats in rows:
             path, size, mtime = key if key is not None else ("", -1, -1)
-            writer.writerow([relative, path, size, mtime, first_row, n_chunks, silent])
+            writer.writerow([relative, path, size, mtime, first_row, n_chunks, *(stats[k] for k in _STATS)])

@@ -69,6 +69,11 @@ def feature_options(command):
                      help="Lowest frequency of the mel bands in Hz."),
         click.option("--fmax", type=POSITIVE_FLOAT, default=None,
                      help="Highest frequency of the mel bands in Hz [default: sr/2]."),
+        click.option("--trim-silence", "trim_db", type=POSITIVE_FLOAT, is_flag=False, flag_value=60.0,
+                     default=None, metavar="[TOP_DB]",
+                     help="Trim leading/trailing audio quieter than TOP_DB below the peak (default 60)."),
+        click.option("--denoise", is_flag=True,
+                     help="Spectral-gating noise reduction before chunking (needs the denoise extra)."),
     ]
     for option in reversed(options):
         command = option(command)

@@ -71,6 +71,11 @@ class FeatureConfig:
         whose chunks are all silent is rejected either way when dropping.
     silence_db : float
         Peak level in dBFS at or below which a chunk counts as silent (default -80 dBFS).
+    trim_db : float, optional
+        Remove leading and trailing silence quieter than this many dB below the song's peak
+        (``librosa.effects.trim``) before chunking; None keeps everything.
+    denoise : bool
+        Spectral-gating noise reduction (the ``noisereduce`` package) before chunking.
     n_fft, hop_length, n_mels : int
         STFT window length, STFT hop and number of mel bands.
     fmin, fmax : float
@@ -89,6 +94,8 @@ class FeatureConfig:
     min_seconds: float = 0.5
     silence: str = "drop"
     silence_db: float = -80.0
+    trim_db: Optional[float] = None
+    denoise: bool = False
     n_fft: int = 2048
     hop_length: int = 512
     n_mels: int = 128
@@ -103,6 +110,8 @@ class FeatureConfig:
         _choice("tail", self.tail, TAIL_POLICIES)
         _choice("short", self.short, SHORT_POLICIES)
         _choice("silence", self.silence, SILENCE_POLICIES)
+        if self.trim_db is not None and not (self.trim_db > 0 and math.isfinite(self.trim_db)):
+            raise ConfigError(f"trim_db={self.trim_db!r} must be a positive number of dB (e.g. 60)")
         if not (self.silence_db <= 0 and math.isfinite(self.silence_db)):
             raise ConfigError(f"silence_db={self.silence_db!r} must be a level in dBFS <= 0")
         if self.n_fft > self.chunk_samples:

@@ -268,15 +268,16 @@ def build_dataset(
         used: list[tuple[Song, np.ndarray]] = []
         skipped: list[tuple[str, str]] = []
         index = []
-        silent_dropped = reused = 0
+        reused = 0
+        totals = {"silent_chunks": 0, "trimmed_seconds": 0.0, "denoise_db": 0.0}
         with NpyAppender(tmp / "features.npy", row_shape=config.input_shape) as features_file:
             for song, key, (outcome, cached) in zip(songs, keys, results):
                 if isinstance(outcome, str):
                     skipped.append((song.relative, outcome))
                     continue
-                features, offsets, silent = outcome
-                index.append((song.relative, key, features_file.n_rows, len(features), silent))
-                silent_dropped += silent
+                features, offsets, stats = outcome
+                index.append((song.relative, key, features_file.n_rows, len(features), stats))
+                totals = {name: totals[name] + stats[name] for name in totals}
                 reused += cached
                 features_file.append(features)
                 used.append((song, offsets))
@@ -307,7 +308,10 @@ def build_dataset(
             tracks, used, splits, skipped, classes, notes,
             val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
         )
+        silent_dropped = totals["silent_chunks"]
         summary["silent_chunks_dropped"] = silent_dropped
+        summary["trimmed_seconds"] = round(totals["trimmed_seconds"], 3)
+        summary["denoise_mean_db"] = round(totals["denoise_db"] / len(used), 2) if config.denoise else None
         summary["reused_songs"] = reused
         summary["decoded_songs"] = len(songs) - reused
         summary["shard"] = list(shard) if shard is not None else None

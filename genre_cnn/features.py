@@ -137,9 +137,19 @@ class SongFeatureStream:
         self.batch_size = batch_size
         self.chunks = 0
         self.silent_chunks = 0
+        self.trimmed_seconds = 0.0
+        self.denoise_db = 0.0
+
+    @property
+    def stats(self) -> dict:
+        """What the stream dropped or cleaned, once iteration has ended."""
+        return {"silent_chunks": self.silent_chunks, "trimmed_seconds": round(self.trimmed_seconds, 3),
+                "denoise_db": round(self.denoise_db, 2)}
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         blocks = audio_blocks(self.path, sr=self.config.sr)
+        if self.config.trim_db is not None or self.config.denoise:
+            blocks = [self._cleaned(np.concatenate(list(blocks)))]  # cleaning needs the whole song
         try:
             for chunks, offsets in iter_chunks(blocks, self.config, batch_size=self.batch_size):
                 self.chunks += len(chunks)
@@ -158,20 +168,33 @@ class SongFeatureStream:
             )
 
 
+    def _cleaned(self, y: np.ndarray) -> np.ndarray:
+        from .cleaning import reduce_noise, trim_silence
+
+        if self.config.trim_db is not None:
+            y, removed = trim_silence(y, sr=self.config.sr, top_db=self.config.trim_db)
+            self.trimmed_seconds = removed
+        if self.config.denoise:
+            y, reduction = reduce_noise(y, sr=self.config.sr)
+            self.denoise_db = reduction
+        return y
+
+
 def song_features(
     path: str | os.PathLike, config: FeatureConfig
-) -> tuple[np.ndarray, np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """All of one song's features at once (see :class:`SongFeatureStream`).
 
     Returns
     -------
     features : np.ndarray [shape=(n_chunks, n_mels, n_frames), dtype=float32]
     offsets : np.ndarray [shape=(n_chunks,), dtype=int64]
-    silent_chunks : int
-        Chunks dropped as silent.
+    stats : dict
+        ``silent_chunks`` dropped, ``trimmed_seconds`` of silence trimmed, ``denoise_db`` by which
+        noise reduction lowered the level (see :attr:`SongFeatureStream.stats`).
     """
     stream = SongFeatureStream(path, config)
     batches = list(stream)
     features = np.concatenate([f for f, _ in batches])
     offsets = np.concatenate([o for _, o in batches])
-    return features, offsets, stream.silent_chunks
+    return features, offsets, stream.stats

@@ -33,6 +33,10 @@ def format_build_summary(summary: dict) -> str:
     if skipped:
         lines.append(f"\nSkipped {len(skipped)} file(s):")
         lines.extend(f"  {item['reason']}" for item in skipped)
+    if summary.get("trimmed_seconds"):
+        lines.append(f"\nTrimmed {summary['trimmed_seconds']:.1f} s of leading/trailing silence.")
+    if summary.get("denoise_mean_db") is not None:
+        lines.append(f"Noise reduction lowered the level by {summary['denoise_mean_db']:.1f} dB per song on average.")
     if summary.get("reused_songs"):
         lines.append(f"\nReused {summary['reused_songs']} unchanged song(s) from the previous build; "
                      f"decoded {summary['decoded_songs']}.")

@@ -136,6 +136,8 @@ def _merge_summaries(summaries: list[dict], shards) -> dict:
         "test_fraction": first["test_fraction"],
         "seed": first["seed"],
         "silent_chunks_dropped": sum(s.get("silent_chunks_dropped", 0) for s in summaries),
+        "trimmed_seconds": round(sum(s.get("trimmed_seconds", 0) for s in summaries), 3),
+        "denoise_mean_db": first.get("denoise_mean_db"),
         "reused_songs": sum(s.get("reused_songs", 0) for s in summaries),
         "decoded_songs": sum(s.get("decoded_songs", 0) for s in summaries),
         "shard": None,

@@ -53,6 +53,7 @@ def test_wrong_chunk_length_is_rejected(tiny_config):
 
 
 def test_song_features_decode_segment_and_featurise(tracks_dir, tiny_config):
-    features, offsets, silent = song_features(tracks_dir / "tones" / "tones_0.mp3", tiny_config)
+    features, offsets, stats = song_features(tracks_dir / "tones" / "tones_0.mp3", tiny_config)
     assert features.shape == (3, 16, 63)
-    assert offsets.tolist() == [0, 8000, 16000] and silent == 0
+    assert offsets.tolist() == [0, 8000, 16000]
+    assert stats == {"silent_chunks": 0, "trimmed_seconds": 0.0, "denoise_db": 0.0}
