@@ -314,6 +314,99 @@ def show_command(song, out, offset, duration, chunk, n_mfcc, model):
     click.echo(f"Figure written to {path}")
 
 
+@main.command("features")
+@click.argument("tracks_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("features.csv"), show_default=True,
+              help="CSV to write: one row per song.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes describing songs in parallel [default: all cores].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@library_errors
+def features_command(tracks_dir, out, workers, quiet):
+    """Handcrafted descriptors of every song (tempo, onsets, pitch, spectral statistics, MFCCs).
+
+    \b
+    Example:
+        genre-cnn features tracks/ --out features.csv
+    """
+    from .descriptors import write_descriptor_table
+
+    path, rows, skipped = write_descriptor_table(tracks_dir, out=out, workers=workers,
+                                                 progress=_progress(quiet, "describing"))
+    for song, reason in skipped:
+        click.echo(f"Skipped: {reason}", err=True)
+    click.echo(f"{rows} song(s) described in {path}")
+
+
+@main.command("explore")
+@click.argument("table", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("explore"), show_default=True,
+              help="Folder for the plots and summary.txt.")
+@library_errors
+def explore_command(table, out):
+    """Plots and a summary of a descriptor table: balance, histograms, correlations, PCA.
+
+    \b
+    Example:
+        genre-cnn explore features.csv --out explore/
+    """
+    from .explore import explore
+
+    click.echo(explore(table, out=out))
+    click.echo(f"Plots written to {out}")
+
+
+@main.command("baseline")
+@click.argument("table", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("models/baseline"), show_default=True,
+              help="Folder for the fitted baseline.")
+@click.option("--test-fraction", type=FRACTION, default=0.2, show_default=True,
+              help="Share of each genre's songs held out for the test.")
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Cross-validation folds (fewer if a genre has fewer training songs).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of split and search.")
+@library_errors
+def baseline_command(table, out, test_fraction, folds, seed):
+    """Grid-search a scikit-learn baseline (logistic regression, random forest) on descriptors.
+
+    \b
+    Example:
+        genre-cnn baseline features.csv --out models/baseline
+        genre-cnn classify --model models/baseline song.mp3
+    """
+    from .baseline import fit_baseline
+
+    metrics = fit_baseline(table, out=out, test_fraction=test_fraction, folds=folds, seed=seed).metrics
+    click.echo(f"Best of the grid ({metrics['cv_folds']}-fold CV accuracy {metrics['cv_accuracy']:.1%}): "
+               f"{metrics['best_params']['classifier']}")
+    if metrics.get("song_accuracy") is not None:
+        click.echo(f"Held-out test set: {metrics['test_songs']} songs, song accuracy {metrics['song_accuracy']:.1%}")
+    click.echo(f"Baseline saved to {out}")
+
+
+@main.command("compare")
+@click.argument("model_a", type=click.Path(path_type=Path))
+@click.argument("model_b", type=click.Path(path_type=Path))
+@click.argument("tracks_dir", type=click.Path(path_type=Path))
+@library_errors
+def compare_command(model_a, model_b, tracks_dir):
+    """Song accuracy of two models (CNN or baseline) on the same labelled songs, side by side.
+
+    Use songs neither model trained on (for example a folder of held-out songs).
+
+    \b
+    Example:
+        genre-cnn compare models/demo models/baseline heldout/
+    """
+    from .compare import compare_models
+    from .report import format_table
+
+    rows = compare_models([model_a, model_b], tracks_dir)
+    click.echo(format_table(["model", "kind", "songs", "failed", "song accuracy"],
+                            [[r["model"], r["kind"], r["songs"], r["failed"], f"{r['accuracy']:.1%}"]
+                             for r in rows]))
+
+
 @main.command("demo")
 @click.argument("tracks_dir", type=click.Path(path_type=Path), default=Path("tracks"))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("data/demo"), show_default=True,

@@ -173,3 +173,71 @@ def _shift_time(ax, offset: float) -> None:
         from matplotlib.ticker import FuncFormatter
 
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value + offset:g}"))
+
+
+def plot_class_balance(genres: Sequence[str], path: Path):
+    """Bar chart of songs per genre."""
+    names, counts = np.unique(np.asarray(genres), return_counts=True)
+    figure = _figure(figsize=(max(5, 0.8 * len(names) + 2), 4))
+    ax = figure.subplots()
+    bars = ax.bar(names, counts, color="tab:blue")
+    ax.bar_label(bars)
+    ax.set(title="Songs per genre", xlabel="genre", ylabel="songs")
+    figure.savefig(path, dpi=90)
+    return figure
+
+
+def plot_feature_histograms(values: np.ndarray, genres: Sequence[str], columns: Sequence[str], path: Path,
+                            *, per_row: int = 6):
+    """One histogram per feature, one colour per genre."""
+    genres = np.asarray(genres)
+    names = sorted(set(genres.tolist()))
+    rows = int(np.ceil(len(columns) / per_row))
+    figure = _figure(figsize=(3 * per_row, 2.4 * rows))
+    axes = np.atleast_1d(figure.subplots(rows, per_row)).ravel()
+    for ax, index in zip(axes, range(len(columns))):
+        column = values[:, index]
+        finite = column[np.isfinite(column)]
+        bins = np.histogram_bin_edges(finite, bins=15) if len(finite) else 10
+        for name in names:
+            ax.hist(column[(genres == name) & np.isfinite(column)], bins=bins, alpha=0.5, label=name)
+        ax.set_title(columns[index], fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in axes[len(columns):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7)
+    figure.savefig(path, dpi=70)
+    return figure
+
+
+def plot_correlation(values: np.ndarray, columns: Sequence[str], path: Path):
+    """Heat map of the Pearson correlation between features (NaN-safe: pairwise complete)."""
+    import numpy.ma as ma
+
+    matrix = ma.corrcoef(ma.masked_invalid(values), rowvar=False).filled(np.nan)
+    size = 4 + 0.18 * len(columns)
+    figure = _figure(figsize=(size + 1, size))
+    ax = figure.subplots()
+    image = ax.imshow(matrix, cmap="coolwarm", vmin=-1, vmax=1)
+    ax.set_xticks(range(len(columns)), columns, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(columns)), columns, fontsize=6)
+    ax.set_title("Feature correlation (Pearson)")
+    figure.colorbar(image, ax=ax, shrink=0.6)
+    figure.savefig(path, dpi=80)
+    return figure
+
+
+def plot_pca(points: np.ndarray, genres: Sequence[str], explained: Sequence[float], path: Path):
+    """2-D PCA scatter, one colour per genre."""
+    genres = np.asarray(genres)
+    figure = _figure(figsize=(6.5, 5))
+    ax = figure.subplots()
+    for name in sorted(set(genres.tolist())):
+        chosen = genres == name
+        ax.scatter(points[chosen, 0], points[chosen, 1], label=name, alpha=0.8)
+    ax.set(title="Songs in the first two principal components",
+           xlabel=f"PC1 ({explained[0]:.0%} of variance)", ylabel=f"PC2 ({explained[1]:.0%} of variance)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    figure.savefig(path, dpi=90)
+    return figure

@@ -200,8 +200,14 @@ def classify(
     list of SongPrediction
         One per file, in order; unreadable files carry an ``error`` instead of probabilities.
     """
-    classifier = model if isinstance(model, GenreClassifier) else load_classifier(
-        model, models_root=models_root, backend=backend)
+    if isinstance(model, GenreClassifier) or hasattr(model, "classify_file"):
+        classifier = model
+    elif model is not None and _is_baseline(Path(model)):
+        from .baseline import BaselineClassifier
+
+        classifier = BaselineClassifier(model)
+    else:
+        classifier = load_classifier(model, models_root=models_root, backend=backend)
     files = list(expand_paths(paths))
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers <= 1 or len(files) < 2 or classifier.backend != "litert":
@@ -211,6 +217,12 @@ def classify(
     with process_pool(min(workers, len(files)), initializer=_start_worker,
                       initargs=(classifier.model_dir,)) as pool:
         return list(pool.map(_classify_in_worker, files, chunksize=max(1, len(files) // (4 * workers))))
+
+
+def _is_baseline(model_dir: Path) -> bool:
+    from .baseline import is_baseline
+
+    return (model_dir / "config.json").is_file() and is_baseline(model_dir)
 
 
 _worker_classifier: Optional[GenreClassifier] = None

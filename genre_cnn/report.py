@@ -62,4 +62,5 @@ def format_metrics(metrics: dict) -> str:
 def format_prediction(prediction, *, top_k: int) -> str:
     """``path  genre  (genre p, genre p, ...; n chunks)`` for one classified song."""
     ranked = ", ".join(f"{genre} {p:.2f}" for genre, p in prediction.top(top_k))
-    return f"{prediction.path}  {prediction.genre}  ({ranked}; {prediction.n_chunks} chunks)"
+    chunks = "1 chunk" if prediction.n_chunks == 1 else f"{prediction.n_chunks} chunks"
+    return f"{prediction.path}  {prediction.genre}  ({ranked}; {chunks})"

@@ -1,0 +1,177 @@
+"""A classic scikit-learn baseline on handcrafted descriptors, tuned by grouped cross-validation."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from . import __version__
+from .config import read_json, write_json
+from .descriptors import read_descriptor_table, song_descriptors
+from .errors import AudioDecodeError, ConfigError, ModelError
+from .files import atomic_directory
+
+__all__ = ["PARAM_GRID", "BaselineResult", "fit_baseline", "BaselineClassifier"]
+
+#: The grid searched by :func:`fit_baseline` (documented in the README).
+PARAM_GRID = [
+    {"model": ["logistic"], "pca": [None, 0.95], "C": [0.1, 1.0, 10.0]},
+    {"model": ["forest"], "pca": [None], "n_estimators": [200], "max_depth": [None, 8]},
+]
+BASELINE_FILE = "model.joblib"
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineResult:
+    """What :func:`fit_baseline` saved: where, its metrics, and the fitted pipeline."""
+
+    model_dir: Path
+    metrics: dict
+    pipeline: object
+
+
+def _pipelines(seed: int):
+    """The scikit-learn grid: imputer -> scaler -> optional PCA -> classifier."""
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pipeline = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler()),
+                         ("pca", "passthrough"), ("classifier", "passthrough")])
+    grid = []
+    for entry in PARAM_GRID:
+        pcas = ["passthrough" if p is None else PCA(n_components=p, random_state=seed) for p in entry["pca"]]
+        if entry["model"] == ["logistic"]:
+            classifiers = [LogisticRegression(C=c, class_weight="balanced", max_iter=5000) for c in entry["C"]]
+        else:
+            classifiers = [RandomForestClassifier(n_estimators=n, max_depth=d, class_weight="balanced",
+                                                  random_state=seed, n_jobs=1)
+                           for n in entry["n_estimators"] for d in entry["max_depth"]]
+        grid.append({"pca": pcas, "classifier": classifiers})
+    return pipeline, grid
+
+
+def fit_baseline(
+    table: str | os.PathLike,
+    *,
+    out: str | os.PathLike = "models/baseline",
+    test_fraction: float = 0.2,
+    folds: int = 5,
+    seed: int = 0,
+) -> BaselineResult:
+    """Tune and fit the baseline on a descriptor table, test it on held-out songs, save it.
+
+    The songs are split (stratified by genre, seeded) into train and test first; the grid is
+    searched with stratified K-fold cross-validation grouped by song on the train songs only; the
+    best pipeline is refit on all train songs and scored once on the test songs.
+
+    Returns
+    -------
+    BaselineResult
+        ``metrics`` is the content of ``metrics.json``.
+    """
+    from sklearn.base import clone
+    from sklearn.metrics import accuracy_score, confusion_matrix
+    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+
+    from .dataset import split_songs
+    from .plots import plot_confusion
+
+    songs, genres, values, columns = read_descriptor_table(table)
+    classes = sorted(set(genres.tolist()))
+    if len(classes) < 2:
+        raise ConfigError(f"{table}: only the genre {classes[0]!r}; a classifier needs at least two")
+    splits = split_songs(genres, val_fraction=0, test_fraction=test_fraction, seed=seed)
+    train, test = splits == "train", splits == "test"
+    smallest = min(int((genres[train] == c).sum()) for c in classes)
+    n_folds = min(folds, smallest)
+    if n_folds < 2:
+        raise ConfigError(f"{table}: a genre has {smallest} training song(s); cross-validation needs at least 2 per genre")
+    labels = np.array([classes.index(g) for g in genres])
+    pipeline, grid = _pipelines(seed)
+    search = GridSearchCV(pipeline, grid, cv=StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed),
+                          scoring="accuracy", n_jobs=1, refit=True)
+    search.fit(values[train], labels[train], groups=np.array(songs)[train])
+    best = search.best_estimator_
+
+    metrics = {"cv_folds": n_folds, "cv_accuracy": float(search.best_score_),
+               "best_params": {k: repr(v) for k, v in search.best_params_.items()},
+               "train_songs": int(train.sum()), "test_songs": int(test.sum())}
+    if test.any():
+        predicted = best.predict(values[test])
+        confusion = confusion_matrix(labels[test], predicted, labels=list(range(len(classes)))).tolist()
+        metrics.update(song_accuracy=float(accuracy_score(labels[test], predicted)),
+                       chunk_accuracy=None, confusion_songs=confusion, confusion_chunks=confusion)
+    import joblib
+
+    with atomic_directory(Path(out)) as tmp:
+        joblib.dump(best, tmp / BASELINE_FILE)
+        write_json(tmp / "config.json", {
+            "kind": "baseline", "package_version": __version__, "classes": classes, "columns": columns,
+            "descriptor_table": str(table), "test_fraction": test_fraction, "seed": seed,
+            "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        })
+        write_json(tmp / "metrics.json", metrics)
+        _write_cv_results(search.cv_results_, tmp / "cv_results.csv")
+        if test.any():
+            plot_confusion({**metrics, "chunk_accuracy": metrics["song_accuracy"]}, classes, tmp / "confusion.png")
+    return BaselineResult(model_dir=Path(out), metrics=metrics, pipeline=best)
+
+
+def _write_cv_results(results: dict, path: Path) -> None:
+    keys = ["rank_test_score", "mean_test_score", "std_test_score", "param_pca", "param_classifier"]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["rank", "mean_accuracy", "std_accuracy", "pca", "classifier"])
+        for row in sorted(zip(*(results[k] for k in keys)), key=lambda r: r[0]):
+            writer.writerow([row[0], f"{row[1]:.4f}", f"{row[2]:.4f}", repr(row[3]), repr(row[4])])
+
+
+class BaselineClassifier:
+    """A fitted baseline, used by ``classify`` like a CNN model (same :class:`SongPrediction`).
+
+    Loading unpickles ``model.joblib``: only load baselines you made or trust (the command line
+    loads one only from a folder named with ``--model``).
+    """
+
+    backend = "sklearn"
+
+    def __init__(self, model_dir: str | os.PathLike) -> None:
+        import joblib
+
+        self.model_dir = Path(model_dir)
+        saved = read_json(self.model_dir / "config.json", what="the model config", error=ModelError)
+        if saved.get("kind") != "baseline" or not (self.model_dir / BASELINE_FILE).is_file():
+            raise ModelError(f"{self.model_dir}: not a baseline made by 'genre-cnn baseline'")
+        self.classes = tuple(saved["classes"])
+        self.columns = list(saved["columns"])
+        self.pipeline = joblib.load(self.model_dir / BASELINE_FILE)
+
+    def classify_file(self, path: str | os.PathLike):
+        from .predict import SongPrediction
+
+        try:
+            values = song_descriptors(path)
+        except AudioDecodeError as exc:
+            return SongPrediction(path=str(path), error=str(exc))
+        probabilities = self.pipeline.predict_proba(np.array([[values[c] for c in self.columns]]))[0]
+        return SongPrediction(
+            path=str(path), genre=self.classes[int(probabilities.argmax())],
+            probabilities={c: float(p) for c, p in zip(self.classes, probabilities)}, n_chunks=1,
+        )
+
+
+def is_baseline(model_dir: Path) -> bool:
+    try:
+        return read_json(Path(model_dir) / "config.json", what="the model config").get("kind") == "baseline"
+    except (ConfigError, AttributeError):
+        return False

@@ -1,0 +1,139 @@
+"""Handcrafted descriptors, exploration plots, the scikit-learn baseline, and comparing models."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile
+from click.testing import CliRunner
+
+from conftest import write_tracks
+from genre_cnn.baseline import BaselineClassifier, fit_baseline
+from genre_cnn.cli import main
+from genre_cnn.descriptors import descriptor_columns, read_descriptor_table, song_descriptors, write_descriptor_table
+from genre_cnn.errors import ConfigError
+from genre_cnn.explore import explore
+from genre_cnn.plots import plot_class_balance, plot_pca
+
+SR = 22050
+
+
+def harmonic_tone(path, f0, seconds=3.0):
+    t = np.arange(int(seconds * SR)) / SR
+    y = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in (1, 2, 3))
+    soundfile.write(path, (0.3 * y).astype(np.float32), SR)
+    return path
+
+
+def click_track(path, bpm, seconds=10.0):
+    y = np.zeros(int(seconds * SR), np.float32)
+    click = np.sin(2 * np.pi * 1500 * np.arange(400) / SR) * np.hanning(400)
+    for start in np.arange(0, seconds, 60 / bpm):
+        i = int(start * SR)
+        y[i : i + 400] += click[: len(y) - i]
+    soundfile.write(path, y, SR)
+    return path
+
+
+def test_pitch_of_a_known_tone(tmp_path):
+    values = song_descriptors(harmonic_tone(tmp_path / "a3.wav", 220.0))
+    assert values["f0_median"] == pytest.approx(220, rel=0.02)
+    assert values["f0_p5"] == pytest.approx(220, rel=0.05) and values["f0_p95"] == pytest.approx(220, rel=0.05)
+    assert values["voiced_fraction"] > 0.8
+    assert values["duration"] == pytest.approx(3.0, abs=0.01)
+    assert list(values) == descriptor_columns()
+
+
+def test_tempo_and_onsets_of_a_click_track(tmp_path):
+    values = song_descriptors(click_track(tmp_path / "clicks.wav", 120))
+    assert values["tempo"] == pytest.approx(120, rel=0.05)
+    assert values["onsets_per_second"] == pytest.approx(2.0, abs=0.3)
+
+
+def test_unpitched_audio_gives_nan_pitch_and_finite_everything_else(tmp_path):
+    soundfile.write(tmp_path / "silence.wav", np.zeros(SR * 2, np.float32), SR)
+    values = song_descriptors(tmp_path / "silence.wav")
+    assert values["voiced_fraction"] == 0
+    assert all(np.isnan(values[name]) for name in ("f0_mean", "f0_median", "f0_std", "f0_p5", "f0_p95"))
+    assert all(np.isfinite(value) for name, value in values.items() if not name.startswith("f0_"))
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    """Descriptor table of a synthetic 3-genre set (6 songs per genre), written by the CLI."""
+    root = tmp_path_factory.mktemp("descriptors")
+    tracks = write_tracks(root / "tracks", songs=6, seconds=2.0, fmt="WAV")
+    (tracks / "noise" / "broken.wav").write_text("not audio")
+    result = CliRunner().invoke(main, ["features", str(tracks), "--out", str(root / "features.csv"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"18 song(s) described in {root / 'features.csv'}\n"
+    assert "Skipped: " in result.stderr and "broken.wav: cannot decode audio" in result.stderr
+    return {"root": root, "tracks": tracks, "csv": root / "features.csv"}
+
+
+def test_table_has_one_row_per_song_and_the_documented_columns(table):
+    with open(table["csv"], newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert reader.fieldnames == ["song", "genre", *descriptor_columns()]
+    assert len(rows) == 18 and {row["genre"] for row in rows} == {"chirps", "noise", "tones"}
+    songs, genres, values, columns = read_descriptor_table(table["csv"])
+    assert values.shape == (18, len(descriptor_columns())) and songs[0] == "chirps/chirps_0.wav"
+
+
+def test_explore_writes_every_plot_and_a_summary(table, tmp_path):
+    summary = explore(table["csv"], out=tmp_path / "eda")
+    for name in ("class_balance.png", "histograms.png", "correlation.png", "pca.png"):
+        assert (tmp_path / "eda" / name).stat().st_size > 5000, name
+    assert summary.splitlines()[0] == "18 songs, 3 genres: chirps 6, noise 6, tones 6"
+    assert summary.splitlines()[1] == "imbalance ratio (largest / smallest genre): 1.00"
+    assert (tmp_path / "eda" / "summary.txt").read_text().strip() == summary
+
+
+def test_plots_have_their_labels(tmp_path):
+    balance = plot_class_balance(["a", "a", "b"], tmp_path / "b.png")
+    ax = balance.axes[0]
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("Songs per genre", "genre", "songs")
+    assert [bar.get_height() for bar in ax.patches] == [2, 1]
+    scatter = plot_pca(np.array([[0, 1], [1, 0], [2, 2]]), ["a", "b", "b"], [0.6, 0.3], tmp_path / "p.png")
+    ax = scatter.axes[0]
+    assert ax.get_xlabel() == "PC1 (60% of variance)" and ax.get_ylabel() == "PC2 (30% of variance)"
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["a", "b"]
+
+
+def test_baseline_beats_chance_and_reloads_identically(table, tmp_path):
+    result = fit_baseline(table["csv"], out=tmp_path / "baseline", test_fraction=0.34, folds=3)
+    assert result.metrics["song_accuracy"] > 0.6  # chance is 1/3
+    assert result.metrics["cv_folds"] == 3
+    with open(tmp_path / "baseline" / "cv_results.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 8  # 6 logistic + 2 forest settings
+    assert (tmp_path / "baseline" / "confusion.png").stat().st_size > 5000
+    loaded = BaselineClassifier(tmp_path / "baseline")
+    _, _, values, _ = read_descriptor_table(table["csv"])
+    np.testing.assert_array_equal(loaded.pipeline.predict_proba(values), result.pipeline.predict_proba(values))
+
+
+def test_classify_and_compare_with_the_baseline(table, tmp_path, trained):
+    fit_baseline(table["csv"], out=tmp_path / "baseline", folds=3)
+    song = table["tracks"] / "tones" / "tones_1.wav"
+    result = CliRunner().invoke(main, ["classify", str(song), "--model", str(tmp_path / "baseline"), "--json"])
+    assert result.exit_code == 0
+    [entry] = json.loads(result.stdout)
+    assert set(entry["probabilities"]) == {"chirps", "noise", "tones"} and entry["n_chunks"] == 1
+    assert sum(entry["probabilities"].values()) == pytest.approx(1)
+
+    result = CliRunner().invoke(main, ["compare", str(trained["result"].model_dir), str(tmp_path / "baseline"),
+                                       str(table["tracks"])])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["model", "kind", "songs", "failed", "song", "accuracy"]
+    assert lines[2].split()[1:4] == ["cnn", "18", "1"] and lines[3].split()[1:4] == ["baseline", "18", "1"]
+
+
+def test_bad_table(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ConfigError, match="not a descriptor table"):
+        fit_baseline(tmp_path / "t.csv", out=tmp_path / "m")
+    with pytest.raises(ConfigError, match="no such file; make it with 'genre-cnn features"):
+        explore(tmp_path / "missing.csv", out=tmp_path / "e")
