@@ -109,8 +109,7 @@ def fit_baseline(
     if test.any():
         predicted = best.predict(values[test])
         confusion = confusion_matrix(labels[test], predicted, labels=list(range(len(classes)))).tolist()
-        metrics.update(song_accuracy=float(accuracy_score(labels[test], predicted)),
-                       chunk_accuracy=None, confusion_songs=confusion, confusion_chunks=confusion)
+        metrics.update(song_accuracy=float(accuracy_score(labels[test], predicted)), confusion_songs=confusion)
     import joblib
 
     with atomic_directory(Path(out)) as tmp:
@@ -123,7 +122,7 @@ def fit_baseline(
         write_json(tmp / "metrics.json", metrics)
         _write_cv_results(search.cv_results_, tmp / "cv_results.csv")
         if test.any():
-            plot_confusion({**metrics, "chunk_accuracy": metrics["song_accuracy"]}, classes, tmp / "confusion.png")
+            plot_confusion(metrics, classes, tmp / "confusion.png", chunks=False)
     return BaselineResult(model_dir=Path(out), metrics=metrics, pipeline=best)
 
 

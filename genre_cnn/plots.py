@@ -51,7 +51,7 @@ def plot_history(history: Mapping[str, Sequence[float]], path: Path, *, best_epo
     return figure
 
 
-def plot_confusion(metrics: Mapping, classes: Sequence[str], path: Path):
+def plot_confusion(metrics: Mapping, classes: Sequence[str], path: Path, *, chunks: bool = True):
     """Confusion matrices of the test set, per chunk and per song, side by side.
 
     Parameters
@@ -61,16 +61,18 @@ def plot_confusion(metrics: Mapping, classes: Sequence[str], path: Path):
     classes : sequence of str
     path : Path
         PNG to write.
+    chunks : bool
+        Draw the per-chunk matrix too (a whole-song model like the baseline has none).
     """
     from sklearn.metrics import ConfusionMatrixDisplay
 
+    panels = [("confusion_songs", "songs", metrics["song_accuracy"])]
+    if chunks:
+        panels.insert(0, ("confusion_chunks", "chunks", metrics["chunk_accuracy"]))
     size = 4 + 0.4 * len(classes)
-    figure = _figure(figsize=(2 * size + 1, size))
-    axes = figure.subplots(1, 2)
-    for ax, key, what, accuracy in (
-        (axes[0], "confusion_chunks", "chunks", metrics["chunk_accuracy"]),
-        (axes[1], "confusion_songs", "songs", metrics["song_accuracy"]),
-    ):
+    figure = _figure(figsize=(len(panels) * size + 1, size))
+    axes = np.atleast_1d(figure.subplots(1, len(panels)))
+    for ax, (key, what, accuracy) in zip(axes, panels):
         display = ConfusionMatrixDisplay(np.array(metrics[key]), display_labels=list(classes))
         display.plot(ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45)
         ax.set_title(f"Test {what}: accuracy {accuracy:.1%}")

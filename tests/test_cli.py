@@ -33,7 +33,7 @@ def test_help_is_instant_and_does_not_import_tensorflow():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
     result = subprocess.run([sys.executable, "-m", "genre_cnn", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
-    for command in ("build-dataset", "fit", "classify", "demo"):
+    for command in main.commands:
         assert command in result.stdout
 
 
@@ -42,7 +42,8 @@ def test_version(run):
     assert result.exit_code == 0 and result.output == f"genre-cnn, version {__version__}\n"
 
 
-@pytest.mark.parametrize("command", ["build-dataset", "fit", "classify", "demo"])
+@pytest.mark.parametrize("command", ["build-dataset", "fit", "classify", "demo", "export", "merge-datasets", "show",
+                                     "features", "explore", "baseline", "compare"])
 def test_every_command_has_help_with_an_example_and_is_in_the_readme(run, command):
     result = run(command, "--help")
     assert result.exit_code == 0 and "Example:" in result.output
