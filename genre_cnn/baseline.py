@@ -7,7 +7,6 @@ import dataclasses
 import datetime
 import os
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -79,7 +78,6 @@ def fit_baseline(
     BaselineResult
         ``metrics`` is the content of ``metrics.json``.
     """
-    from sklearn.base import clone
     from sklearn.metrics import accuracy_score, confusion_matrix
     from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 

@@ -6,8 +6,6 @@ import os
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-
 from .audio import load_excerpt
 from .config import FeatureConfig, read_json
 from .errors import ConfigError, ModelError

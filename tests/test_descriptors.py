@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from conftest import write_tracks
 from genre_cnn.baseline import BaselineClassifier, fit_baseline
 from genre_cnn.cli import main
-from genre_cnn.descriptors import descriptor_columns, read_descriptor_table, song_descriptors, write_descriptor_table
+from genre_cnn.descriptors import descriptor_columns, read_descriptor_table, song_descriptors
 from genre_cnn.errors import ConfigError
 from genre_cnn.explore import explore
 from genre_cnn.plots import plot_class_balance, plot_pca

@@ -8,7 +8,6 @@ from click.testing import CliRunner
 from conftest import synth_song
 from genre_cnn.cli import main
 from genre_cnn.config import FeatureConfig
-from genre_cnn.errors import AudioDecodeError, ConfigError
 from genre_cnn.features import song_features
 from genre_cnn.views import show_song
 
