@@ -158,17 +158,23 @@ def train_options(command):
                      help="Seed of weights and shuffling; same seed, same model."),
         click.option("--mixed-precision", is_flag=True,
                      help="float16 maths with float32 weights: faster on recent GPUs, slower on CPUs."),
+        click.option("--optimizer", type=click.Choice(["rmsprop", "adam"]), default="rmsprop", show_default=True,
+                     help="Optimiser."),
+        click.option("--class-weight", type=click.Choice(["none", "balanced"]), default="none", show_default=True,
+                     help="balanced: weigh chunks inversely to their genre's size (for imbalanced data)."),
+        click.option("--patience", type=click.IntRange(min=1), default=None,
+                     help="Stop after this many epochs without a better validation loss [default: never]."),
+        click.option("--reduce-lr", is_flag=True, help="Halve the learning rate when validation loss stalls."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _train_config(epochs, batch_size, lr, seed, mixed_precision):
+def _train_config(epochs, batch_size, lr, **options):
     from .config import TrainConfig
 
-    return TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
-                       mixed_precision=mixed_precision)
+    return TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, **options)
 
 
 @main.command("merge-datasets")
@@ -201,9 +207,11 @@ def merge_datasets_command(shard_dirs, out, quiet):
 @click.option("--name", default=None, help="Model name: saved as models/NAME [default: fit-DATE-TIME].")
 @click.option("--model-dir", type=click.Path(path_type=Path), default=None,
               help="Exact folder for the model (instead of models/NAME).")
+@click.option("--tensorboard", type=click.Path(path_type=Path), default=None,
+              help="Also write TensorBoard logs to this folder.")
 @click.option("-q", "--quiet", is_flag=True, help="No per-epoch lines.")
 @library_errors
-def fit_command(data, name, model_dir, quiet, **train):
+def fit_command(data, name, model_dir, tensorboard, quiet, **train):
     """Train the CNN on the train songs, keep the best epoch by validation, test on the test songs.
 
     Saves model.keras, config.json, history.png, confusion.png and metrics.json.
@@ -215,7 +223,7 @@ def fit_command(data, name, model_dir, quiet, **train):
     from .report import format_metrics
     from .train import fit
 
-    result = fit(data, config=_train_config(**train), name=name, model_dir=model_dir,
+    result = fit(data, config=_train_config(**train), name=name, model_dir=model_dir, tensorboard=tensorboard,
                  verbose=0 if quiet else 2, log=click.echo)
     click.echo(f"Model saved to {result.model_dir}")
     click.echo(format_metrics(result.metrics))

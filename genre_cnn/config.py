@@ -194,6 +194,16 @@ class TrainConfig:
     mixed_precision : bool
         Train with Keras' ``mixed_float16`` policy (float16 maths, float32 weights): faster on
         GPUs with tensor cores, slower on CPUs.
+    optimizer : {"rmsprop", "adam"}
+        The optimiser (RMSprop as in the original article).
+    class_weight : {"none", "balanced"}
+        ``"balanced"`` weighs each training chunk by ``n_chunks / (n_genres * n_chunks_of_its_genre)``.
+    patience : int, optional
+        Stop when the validation loss has not improved for this many epochs (the best weights are
+        kept either way); None trains all epochs.
+    reduce_lr : bool
+        Halve the learning rate when the validation loss stalls for ``max(1, patience // 2)`` epochs
+        (2 without ``patience``).
     """
 
     epochs: int = 10
@@ -201,6 +211,10 @@ class TrainConfig:
     learning_rate: float = 1e-3
     seed: int = 0
     mixed_precision: bool = False
+    optimizer: str = "rmsprop"
+    class_weight: str = "none"
+    patience: Optional[int] = None
+    reduce_lr: bool = False
 
     def __post_init__(self) -> None:
         _positive_int("epochs", self.epochs)
@@ -209,6 +223,10 @@ class TrainConfig:
             raise ConfigError(f"learning_rate={self.learning_rate!r} must be a positive number")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed={self.seed!r} must be an integer >= 0")
+        _choice("optimizer", self.optimizer, ("rmsprop", "adam"))
+        _choice("class_weight", self.class_weight, ("none", "balanced"))
+        if self.patience is not None:
+            _positive_int("patience", self.patience)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

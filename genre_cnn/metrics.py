@@ -43,10 +43,11 @@ def evaluate_chunks(
     -------
     dict
         JSON-ready: ``test_songs``, ``test_chunks``, ``chunk_accuracy``, ``song_accuracy``,
-        ``chance`` (accuracy of always guessing the most common test genre), both confusion
-        matrices (rows true, columns predicted, in ``classes`` order) and one entry per song.
+        ``chance`` (accuracy of always guessing the most common test genre), ``chunk_macro_f1``,
+        ``song_macro_f1``, ``per_class`` song-level precision/recall/F1, both confusion matrices
+        (rows true, columns predicted, in ``classes`` order) and one entry per song.
     """
-    from sklearn.metrics import accuracy_score, confusion_matrix
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     labels = np.asarray(labels)
     everything = list(range(len(classes)))
@@ -54,12 +55,20 @@ def evaluate_chunks(
     names, song_probs = song_probabilities(probabilities, songs)
     song_true = np.array([labels[np.asarray(songs) == name][0] for name in names])
     song_pred = song_probs.argmax(axis=1)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        song_true, song_pred, labels=everything, zero_division=0)
     return {
         "test_songs": len(names),
         "test_chunks": int(len(labels)),
         "chunk_accuracy": float(accuracy_score(labels, chunk_pred)),
         "song_accuracy": float(accuracy_score(song_true, song_pred)),
         "chance": float(np.bincount(song_true).max() / len(song_true)),
+        "chunk_macro_f1": float(f1_score(labels, chunk_pred, labels=everything, average="macro", zero_division=0)),
+        "song_macro_f1": float(f1_score(song_true, song_pred, labels=everything, average="macro", zero_division=0)),
+        "per_class": {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "songs": int(s)}
+            for name, p, r, f, s in zip(classes, precision, recall, f1, support)
+        },
         "confusion_chunks": confusion_matrix(labels, chunk_pred, labels=everything).tolist(),
         "confusion_songs": confusion_matrix(song_true, song_pred, labels=everything).tolist(),
         "songs": [

@@ -50,13 +50,20 @@ def format_metrics(metrics: dict) -> str:
     """Held-out accuracy per chunk and per song, as ``fit`` prints it."""
     if not metrics["test_songs"]:
         return f"No test accuracy: {metrics['note']}."
-    return (
+    lines = [
         f"Held-out test set: {metrics['test_songs']} songs, {metrics['test_chunks']} chunks "
-        f"(best epoch {metrics['best_epoch']} of {metrics['epochs']})\n"
-        f"  chunk accuracy: {metrics['chunk_accuracy']:.1%}\n"
+        f"(best epoch {metrics['best_epoch']} of {metrics['epochs']})",
+        f"  chunk accuracy: {metrics['chunk_accuracy']:.1%}",
         f"  song accuracy:  {metrics['song_accuracy']:.1%}  "
-        f"(always guessing the largest genre: {metrics['chance']:.1%})"
-    )
+        f"(always guessing the largest genre: {metrics['chance']:.1%})",
+    ]
+    if "song_macro_f1" in metrics:
+        lines.append(f"  macro-F1: chunks {metrics['chunk_macro_f1']:.2f}, songs {metrics['song_macro_f1']:.2f}")
+        rows = [[name, f"{c['precision']:.2f}", f"{c['recall']:.2f}", f"{c['f1']:.2f}", c["songs"]]
+                for name, c in metrics["per_class"].items()]
+        lines.append("\n".join("  " + line for line in format_table(
+            ["genre", "precision", "recall", "F1", "songs"], rows).splitlines()))
+    return "\n".join(lines)
 
 
 def format_prediction(prediction, *, top_k: int) -> str:

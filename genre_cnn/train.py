@@ -14,7 +14,7 @@ from . import __version__
 from .backend import describe_device, import_keras, precision_policy, training_strategy
 from .config import TrainConfig, write_json
 from .dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset
-from .errors import DatasetError
+from .errors import ConfigError, DatasetError
 from .features import mel_filterbank
 from .files import atomic_directory, exclusive_lock
 from .metrics import evaluate_chunks
@@ -39,6 +39,7 @@ def fit(
     name: Optional[str] = None,
     model_dir: Optional[str | os.PathLike] = None,
     models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
+    tensorboard: Optional[str | os.PathLike] = None,
     verbose: int = 2,
     log: Callable[[str], None] = print,
 ) -> FitResult:
@@ -60,6 +61,8 @@ def fit(
         Exact folder for the model (overrides ``name`` and ``models_root``).
     models_root : path-like
         Folder of models; ``models_root/latest`` is updated to point at the new model.
+    tensorboard : path-like, optional
+        Write TensorBoard logs there.
     verbose : int
         Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).
     log : callable
@@ -101,18 +104,26 @@ def fit(
             mel_mean=mean,
             mel_variance=variance,
         )
+        optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
         model.compile(
-            optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
+            optimizer=optimizers[config.optimizer](learning_rate=config.learning_rate),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
     batches = dict(batch_size=config.batch_size, features=dataset.features, labels=dataset.labels)
     train_data = ChunkBatches(rows=train_rows, shuffle=True, seed=config.seed, **batches)
     val_data = ChunkBatches(rows=val_rows, **batches) if len(val_rows) else None
-    best = BestWeights(monitor="val_loss" if val_data is not None else "loss")
+    monitor = "val_loss" if val_data is not None else "loss"
+    best = BestWeights(monitor=monitor)
     timer = EpochTimes()
+    weights = class_weights(dataset.labels[train_rows], len(dataset.classes))
+    if config.class_weight == "none" and weights.max() / weights.min() > 1.5:
+        log(f"Note: the largest genre has {weights.max() / weights.min():.1f}x the training chunks of the "
+            "smallest; consider --class-weight balanced")
+    callbacks = [best, timer, *_optional_callbacks(keras, config, monitor, tensorboard)]
     history = model.fit(
-        train_data, validation_data=val_data, epochs=config.epochs, callbacks=[best, timer], verbose=verbose
+        train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
+        class_weight=dict(enumerate(weights.tolist())) if config.class_weight == "balanced" else None,
     )
     best.restore(model)
     if config.mixed_precision:  # keep float16 for training only: save (and export) a float32 twin
@@ -125,6 +136,7 @@ def fit(
     metrics = {
         "best_epoch": best.best_epoch + 1,
         "epochs": config.epochs,
+        "epochs_run": len(timer.seconds),
         "selected_by": best.monitor,
         **_test_metrics(model, dataset, test_rows, batches),
     }
@@ -148,11 +160,35 @@ def fit(
         write_json(tmp / "metrics.json", metrics)
         write_json(tmp / "history.json", {**{k: [float(v) for v in vs] for k, vs in history.history.items()},
                                           "epoch_seconds": [round(s, 3) for s in timer.seconds]})
+        _write_history_csv(history.history, timer.seconds, tmp / "history.csv")
         plot_history(history.history, tmp / "history.png", best_epoch=best.best_epoch)
         if metrics["test_songs"]:
             plot_confusion(metrics, dataset.classes, tmp / "confusion.png")
     set_latest(model_dir, models_root=models_root)
     return FitResult(model_dir=model_dir, metrics=metrics, device=device)
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Balanced weights, ``n / (n_classes * count)`` per genre (scikit-learn's "balanced")."""
+    counts = np.bincount(np.asarray(labels), minlength=n_classes).astype(float)
+    return len(labels) / (n_classes * np.maximum(counts, 1))
+
+
+def _optional_callbacks(keras, config: TrainConfig, monitor: str, tensorboard) -> list:
+    callbacks = []
+    if config.patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience,
+                                                       restore_best_weights=True))
+    if config.reduce_lr:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, factor=0.5, patience=max(1, (config.patience or 4) // 2), min_lr=1e-6))
+    if tensorboard is not None:
+        try:
+            import tensorboard as _  # noqa: F401  (tf.summary needs it)
+        except ImportError:
+            raise ConfigError("--tensorboard needs TensorBoard: pip install 'genre-cnn[tensorboard]'") from None
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard)))
+    return callbacks
 
 
 def band_statistics(features: np.ndarray, rows: np.ndarray, *, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -202,3 +238,15 @@ def _test_metrics(model, dataset: Dataset, test_rows: np.ndarray, batches: dict)
         songs=dataset.songs[test_rows],
         classes=dataset.classes,
     )
+
+
+def _write_history_csv(history: dict, seconds: list, path: Path) -> None:
+    """One row per epoch: epoch, seconds and every logged metric (like Keras' CSVLogger)."""
+    import csv
+
+    keys = sorted(history)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["epoch", "seconds", *keys])
+        for epoch in range(len(seconds)):
+            writer.writerow([epoch + 1, f"{seconds[epoch]:.3f}", *(f"{float(history[k][epoch]):.6g}" for k in keys)])

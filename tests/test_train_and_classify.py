@@ -18,11 +18,12 @@ def test_fit_saves_every_artefact(trained):
     assert model_dir == trained["models"] / "tiny"
     assert {p.name for p in model_dir.iterdir()} == {
         "model.keras", "model.tflite", "mel_filterbank.npy", "config.json", "history.png", "history.json",
-        "confusion.png", "metrics.json"}
+        "history.csv", "confusion.png", "metrics.json"}
     config = json.loads((model_dir / "config.json").read_text())
     assert config["classes"] == ["chirps", "noise", "tones"]
     assert config["train_config"] == {"epochs": 2, "batch_size": 8, "learning_rate": 0.001, "seed": 0,
-                                      "mixed_precision": False}
+                                      "mixed_precision": False, "optimizer": "rmsprop", "class_weight": "none",
+                                      "patience": None, "reduce_lr": False}
     assert config["feature_config"]["n_mels"] == 16
     assert config["dataset"]["fingerprint"] == load_dataset(trained["dataset"]).fingerprint
     assert (trained["models"] / "latest").read_text().strip() == "tiny"
@@ -186,3 +187,38 @@ def test_mixed_precision_trains_and_exports(trained, tmp_path):
     from genre_cnn.backend import import_keras
 
     assert import_keras().mixed_precision.global_policy().name == "float32"  # restored after fit
+
+
+def test_balanced_class_weights():
+    from genre_cnn.train import class_weights
+
+    np.testing.assert_allclose(class_weights(np.array([0, 0, 0, 1]), 2), [4 / 6, 4 / 2])
+
+
+def test_training_options_are_used_and_recorded(trained, tmp_path):
+    import csv
+
+    config = TrainConfig(epochs=3, batch_size=8, optimizer="adam", class_weight="balanced", patience=1,
+                         reduce_lr=True)
+    result = fit(trained["dataset"], config=config, model_dir=tmp_path / "m", models_root=tmp_path / "models",
+                 tensorboard=tmp_path / "tb", verbose=0, log=lambda m: None)
+    saved = json.loads((result.model_dir / "config.json").read_text())["train_config"]
+    assert (saved["optimizer"], saved["class_weight"], saved["patience"], saved["reduce_lr"]) == (
+        "adam", "balanced", 1, True)
+    metrics = result.metrics
+    assert 1 <= metrics["epochs_run"] <= 3
+    assert set(metrics["per_class"]) == {"chirps", "noise", "tones"}
+    assert 0 <= metrics["song_macro_f1"] <= 1 and 0 <= metrics["chunk_macro_f1"] <= 1
+    with open(result.model_dir / "history.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == metrics["epochs_run"] and {"loss", "val_loss", "seconds"} <= set(rows[0])
+    assert any((tmp_path / "tb").rglob("*tfevents*"))
+
+
+def test_bad_training_options():
+    from genre_cnn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="optimizer='sgd' must be one of 'rmsprop', 'adam'"):
+        TrainConfig(optimizer="sgd")
+    with pytest.raises(ConfigError, match="patience=0 must be a positive integer"):
+        TrainConfig(patience=0)
