@@ -392,6 +392,41 @@ def baseline_command(table, out, test_fraction, folds, seed):
     click.echo(f"Baseline saved to {out}")
 
 
+@main.command("evaluate")
+@click.option("--model", type=click.Path(path_type=Path), required=True, help="CNN or baseline model folder.")
+@click.argument("tracks_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Also write evaluation.json and confusion.png into this folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the evaluation as JSON.")
+@library_errors
+def evaluate_command(model, tracks_dir, out, as_json):
+    """Accuracy, macro-F1, per-genre report and confusion matrix of a model on labelled songs.
+
+    \b
+    Example:
+        genre-cnn evaluate --model models/demo heldout/ --out reports/demo
+    """
+    from .evaluate import evaluate_model
+    from .report import format_table
+
+    result = evaluate_model(model, tracks_dir, out=out)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{result['songs']} songs ({len(result['failed'])} could not be classified): "
+               f"accuracy {result['accuracy']:.1%}, macro-F1 {result['macro_f1']:.2f}")
+    click.echo(format_table(["genre", "precision", "recall", "F1", "songs"],
+                            [[n, f"{c['precision']:.2f}", f"{c['recall']:.2f}", f"{c['f1']:.2f}", c["songs"]]
+                             for n, c in result["per_class"].items()]))
+    click.echo("confusion (rows: true genre, columns: predicted):")
+    click.echo(format_table(["", *result["classes"]],
+                            [[n, *row] for n, row in zip(result["classes"], result["confusion"])]))
+    if result["unknown_genres"]:
+        click.echo(f"genres the model does not know (always wrong): {', '.join(result['unknown_genres'])}")
+    if out is not None:
+        click.echo(f"Written to {out}")
+
+
 @main.command("compare")
 @click.argument("model_a", type=click.Path(path_type=Path))
 @click.argument("model_b", type=click.Path(path_type=Path))

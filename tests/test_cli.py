@@ -43,7 +43,7 @@ def test_version(run):
 
 
 @pytest.mark.parametrize("command", ["build-dataset", "fit", "classify", "demo", "export", "merge-datasets", "show",
-                                     "features", "explore", "baseline", "compare"])
+                                     "features", "explore", "baseline", "compare", "evaluate"])
 def test_every_command_has_help_with_an_example_and_is_in_the_readme(run, command):
     result = run(command, "--help")
     assert result.exit_code == 0 and "Example:" in result.output

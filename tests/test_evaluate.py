@@ -1,0 +1,40 @@
+"""genre-cnn evaluate: accuracy, macro-F1, per-genre report and confusion on labelled songs."""
+
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+from conftest import write_tracks
+from genre_cnn.cli import main
+from genre_cnn.evaluate import evaluate_model
+from genre_cnn.predict import classify
+
+
+def test_numbers_match_the_verdicts(trained, tmp_path):
+    result = evaluate_model(trained["result"].model_dir, trained["tracks"], out=tmp_path / "report")
+    verdicts = classify([trained["tracks"]], model=trained["result"].model_dir)
+    right = sum(p.genre == p.path.split("/")[-2] for p in verdicts)
+    assert result["songs"] == 15 and result["failed"] == []
+    assert result["accuracy"] == right / 15
+    assert np.array(result["confusion"]).sum() == 15 and np.trace(result["confusion"]) == right
+    assert set(result["per_class"]) == {"chirps", "noise", "tones"}
+    assert json.loads((tmp_path / "report" / "evaluation.json").read_text())["accuracy"] == result["accuracy"]
+    assert (tmp_path / "report" / "confusion.png").stat().st_size > 5000
+
+
+def test_unknown_genres_count_as_wrong_and_bad_files_apart(trained, tmp_path):
+    tracks = write_tracks(tmp_path / "t", genres=("tones",), songs=2, seconds=2)
+    write_tracks(tracks, genres=("noise",), songs=1, seconds=2)
+    (tracks / "jazz").mkdir()
+    (tracks / "jazz" / "x.mp3").write_bytes((trained["tracks"] / "tones" / "tones_0.mp3").read_bytes())
+    (tracks / "jazz" / "broken.mp3").write_text("nope")
+    runner = CliRunner()
+    result = runner.invoke(main, ["evaluate", "--model", str(trained["result"].model_dir), str(tracks), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["unknown_genres"] == ["jazz"] and report["songs"] == 4 and len(report["failed"]) == 1
+    assert report["per_class"]["jazz"]["recall"] == 0.0
+    text = runner.invoke(main, ["evaluate", "--model", str(trained["result"].model_dir), str(tracks)]).stdout
+    assert text.splitlines()[0].startswith("4 songs (1 could not be classified): accuracy ")
+    assert "genres the model does not know (always wrong): jazz" in text
