@@ -18,25 +18,14 @@ def compare_models(models: Sequence[str | os.PathLike], tracks_dir: str | os.Pat
     list of dict
         Per model: ``model``, ``kind`` (cnn or baseline), ``songs``, ``failed``, ``accuracy``.
     """
-    from .dataset import scan_tracks
-    from .predict import classify
-
-    tracks = scan_tracks(tracks_dir)
-    truth = {str(song.path): song.label for song in tracks.songs}
-    rows = []
-    for model in models:
-        predictions = classify(list(truth), model=model)
-        scored = [p for p in predictions if p.ok]
-        correct = sum(p.genre == truth[p.path] for p in scored)
-        kind = "baseline" if _is_baseline(model) else "cnn"
-        rows.append({"model": str(model), "kind": kind, "songs": len(scored),
-                     "failed": len(predictions) - len(scored), "accuracy": correct / max(len(scored), 1)})
-    return rows
-
-
-def _is_baseline(model) -> bool:
     from pathlib import Path
 
     from .baseline import is_baseline
+    from .evaluate import evaluate_model
 
-    return is_baseline(Path(model))
+    rows = []
+    for model in models:
+        result = evaluate_model(model, tracks_dir)
+        rows.append({"model": str(model), "kind": "baseline" if is_baseline(Path(model)) else "cnn",
+                     "songs": result["songs"], "failed": len(result["failed"]), "accuracy": result["accuracy"]})
+    return rows

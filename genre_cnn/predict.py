@@ -186,8 +186,9 @@ def classify(
     ----------
     paths : iterable of path-like
         Audio files and/or folders (searched recursively for audio files).
-    model : path-like or GenreClassifier, optional
-        Model folder or an already loaded classifier; default: the latest model under ``models_root``.
+    model : path-like or loaded classifier, optional
+        CNN or baseline model folder, or an already loaded classifier; default: the latest CNN
+        model under ``models_root``.
     models_root : path-like
     backend : {"auto", "litert", "keras"}
         See :func:`load_classifier`.
@@ -200,11 +201,11 @@ def classify(
     list of SongPrediction
         One per file, in order; unreadable files carry an ``error`` instead of probabilities.
     """
-    if isinstance(model, GenreClassifier) or hasattr(model, "classify_file"):
-        classifier = model
-    elif model is not None and _is_baseline(Path(model)):
-        from .baseline import BaselineClassifier
+    from .baseline import BaselineClassifier, is_baseline
 
+    if hasattr(model, "classify_file"):  # a GenreClassifier or BaselineClassifier already loaded
+        classifier = model
+    elif model is not None and is_baseline(Path(model)):
         classifier = BaselineClassifier(model)
     else:
         classifier = load_classifier(model, models_root=models_root, backend=backend)
@@ -217,12 +218,6 @@ def classify(
     with process_pool(min(workers, len(files)), initializer=_start_worker,
                       initargs=(classifier.model_dir,)) as pool:
         return list(pool.map(_classify_in_worker, files, chunksize=max(1, len(files) // (4 * workers))))
-
-
-def _is_baseline(model_dir: Path) -> bool:
-    from .baseline import is_baseline
-
-    return (model_dir / "config.json").is_file() and is_baseline(model_dir)
 
 
 _worker_classifier: Optional[GenreClassifier] = None

@@ -127,7 +127,7 @@ def iter_chunks(
 
 
 def segment(y: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Cut a whole song into chunks following :func:`chunk_offsets`.
+    """Cut a whole song into chunks following :func:`chunk_offsets` (see :func:`iter_chunks`).
 
     Parameters
     ----------
@@ -142,12 +142,8 @@ def segment(y: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, np.ndarra
     offsets : np.ndarray [shape=(n_chunks,), dtype=int64]
         Start of each chunk in samples.
     """
-    offsets = chunk_offsets(len(y), config)
-    chunks = np.zeros((len(offsets), config.chunk_samples), dtype=np.float32)
-    for row, start in enumerate(offsets):
-        piece = y[start : start + config.chunk_samples]
-        chunks[row, : len(piece)] = piece
-    return chunks, offsets
+    pieces = list(iter_chunks([y], config))
+    return np.concatenate([c for c, _ in pieces]), np.concatenate([o for _, o in pieces])
 
 
 def silent_chunks(chunks: np.ndarray, config: FeatureConfig) -> np.ndarray:
