@@ -165,6 +165,19 @@ def train_options(command):
         click.option("--patience", type=click.IntRange(min=1), default=None,
                      help="Stop after this many epochs without a better validation loss [default: never]."),
         click.option("--reduce-lr", is_flag=True, help="Halve the learning rate when validation loss stalls."),
+        click.option("--augment", default="", metavar="LIST",
+                     help="Augment the training chunks (never validation/test), comma-separated: "
+                          "shift, stretch, pitch, gain, noise, specaugment, mixup [default: none]."),
+        click.option("--noise-snr", "noise_snr_db", type=float, default=20.0, show_default=True,
+                     help="Signal-to-noise ratio in dB of --augment noise (white or pink noise)."),
+        click.option("--gain-db", type=POSITIVE_FLOAT, default=6.0, show_default=True,
+                     help="Largest level change of --augment gain, in dB."),
+        click.option("--stretch", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=0.1,
+                     show_default=True, help="Largest speed change of --augment stretch (0.1 = ±10 %%)."),
+        click.option("--pitch-semitones", type=POSITIVE_FLOAT, default=2.0, show_default=True,
+                     help="Largest pitch shift of --augment pitch, in semitones."),
+        click.option("--mixup-alpha", type=POSITIVE_FLOAT, default=0.2, show_default=True,
+                     help="Beta(alpha, alpha) weights of --augment mixup."),
     ]
     for option in reversed(options):
         command = option(command)

@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_CHUNK_SAMPLES",
     "FeatureConfig",
     "TrainConfig",
+    "AUGMENTATIONS",
     "read_json",
     "write_json",
 ]
@@ -31,6 +32,8 @@ DEFAULT_CHUNK_SAMPLES = 100_000
 TAIL_POLICIES = ("drop", "pad")
 SHORT_POLICIES = ("pad", "skip")
 SILENCE_POLICIES = ("drop", "keep")
+#: Training augmentations, in the order they are applied (see :mod:`genre_cnn.augment`).
+AUGMENTATIONS = ("shift", "stretch", "pitch", "gain", "noise", "specaugment", "mixup")
 
 
 def _positive_int(name: str, value: Any) -> None:
@@ -204,6 +207,19 @@ class TrainConfig:
     reduce_lr : bool
         Halve the learning rate when the validation loss stalls for ``max(1, patience // 2)`` epochs
         (2 without ``patience``).
+    augment : tuple of str
+        Augmentations of the training chunks, any of :data:`AUGMENTATIONS` (see
+        :mod:`genre_cnn.augment`); validation and test chunks are never augmented.
+    noise_snr_db : float
+        Signal-to-noise ratio of the ``noise`` augmentation, in dB.
+    gain_db : float
+        The ``gain`` augmentation changes the level by up to this many dB either way.
+    stretch : float
+        The ``stretch`` augmentation plays chunks up to ``1 + stretch`` times faster or slower.
+    pitch_semitones : float
+        The ``pitch`` augmentation shifts by up to this many semitones either way.
+    mixup_alpha : float
+        Beta(alpha, alpha) distribution of the ``mixup`` weights; small alpha mixes little.
     """
 
     epochs: int = 10
@@ -215,8 +231,24 @@ class TrainConfig:
     class_weight: str = "none"
     patience: Optional[int] = None
     reduce_lr: bool = False
+    augment: tuple = ()
+    noise_snr_db: float = 20.0
+    gain_db: float = 6.0
+    stretch: float = 0.1
+    pitch_semitones: float = 2.0
+    mixup_alpha: float = 0.2
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "augment", _augmentations(self.augment))
+        for name in ("noise_snr_db", "gain_db", "stretch", "pitch_semitones", "mixup_alpha"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{name}={value!r} must be a number")
+        for name in ("gain_db", "stretch", "pitch_semitones", "mixup_alpha"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name}={getattr(self, name)!r} must be above 0")
+        if self.stretch >= 1:
+            raise ConfigError(f"stretch={self.stretch!r} must be below 1 (0.1 means ±10 % speed)")
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
@@ -234,6 +266,20 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         return _from_dict(cls, data, "training config")
+
+
+def _augmentations(value: Any) -> tuple[str, ...]:
+    """``value`` (names, or one comma-separated string) as a tuple in :data:`AUGMENTATIONS` order."""
+    if isinstance(value, str):
+        value = [part for part in value.replace(" ", "").split(",") if part]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(name, str) for name in value):
+        raise ConfigError(f"augment={value!r} must be a list of augmentation names")
+    unknown = [name for name in value if name not in AUGMENTATIONS]
+    if unknown:
+        raise ConfigError(
+            f"--augment: unknown augmentation(s) {', '.join(unknown)}; choose from {','.join(AUGMENTATIONS)}"
+        )
+    return tuple(name for name in AUGMENTATIONS if name in value)
 
 
 def _from_dict(cls, data: Any, what: str):

@@ -414,6 +414,8 @@ class Dataset:
         Index into ``classes`` of each chunk.
     songs, splits : np.ndarray [shape=(n_chunks,), dtype=str]
         Song (path inside the tracks folder) and split of each chunk.
+    offsets : np.ndarray [shape=(n_chunks,), dtype=float]
+        Start of each chunk in its song, in seconds.
     classes : tuple of str
     feature_config : FeatureConfig
     fingerprint : str
@@ -425,6 +427,7 @@ class Dataset:
     labels: np.ndarray
     songs: np.ndarray
     splits: np.ndarray
+    offsets: np.ndarray
     classes: tuple[str, ...]
     feature_config: FeatureConfig
     fingerprint: str
@@ -432,6 +435,17 @@ class Dataset:
     def indices(self, split: str) -> np.ndarray:
         """Row numbers of the chunks in ``split``."""
         return np.flatnonzero(self.splits == split)
+
+    def next_rows(self) -> np.ndarray:
+        """Row of the chunk that follows each chunk in its song (one chunk hop later), -1 if none."""
+        following = np.full(len(self.songs), -1, dtype=np.int64)
+        hop = self.feature_config.hop_samples / self.feature_config.sr
+        if len(self.songs) > 1:
+            same_song = self.songs[1:] == self.songs[:-1]
+            one_hop_later = np.abs(np.diff(self.offsets) - hop) < 0.5 / self.feature_config.sr + 1e-4
+            linked = np.flatnonzero(same_song & one_hop_later)
+            following[linked] = linked + 1
+        return following
 
 
 def load_dataset(path: str | os.PathLike = DEFAULT_DATASET_DIR) -> Dataset:
@@ -480,6 +494,7 @@ def load_dataset(path: str | os.PathLike = DEFAULT_DATASET_DIR) -> Dataset:
         labels=labels,
         songs=np.array([row["song"] for row in rows], dtype=str),
         splits=np.array([row["split"] for row in rows], dtype=str),
+        offsets=np.array([float(row["offset_seconds"]) for row in rows], dtype=np.float64),
         classes=tuple(classes),
         feature_config=config,
         fingerprint=fingerprint,

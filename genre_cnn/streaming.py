@@ -18,7 +18,9 @@ class ChunkBatches(keras.utils.PyDataset):
     """Batches of ``(features, labels)`` for the chunks ``rows``, read from disk on demand.
 
     Memory holds one batch, never the dataset. With ``shuffle=True`` the order changes every
-    epoch, reproducibly for a given ``seed``.
+    epoch, reproducibly for a given ``seed``. Training batches can be augmented (``augmenter``,
+    ``mixup_alpha``); random numbers come from a generator seeded by (seed, epoch, batch), so
+    augmented training is as reproducible as plain training, whatever thread reads the batch.
 
     Parameters
     ----------
@@ -33,16 +35,37 @@ class ChunkBatches(keras.utils.PyDataset):
     prefetch : int
         Threads reading the next batches while the current one trains (Keras keeps their order,
         so results stay deterministic); 1 reads in the training loop itself.
+    n_classes : int, optional
+        Serve one-hot label rows of this width instead of class indices (needed with mixup, and
+        for the validation batches of a model trained with it).
+    augmenter : genre_cnn.augment.ChunkAugmenter, optional
+        Signal augmentations applied to every batch.
+    next_rows : np.ndarray [shape=(n_chunks,)], optional
+        Row of the chunk following each chunk in its song, -1 for a song's last chunk (for the
+        augmenter's ``shift`` and ``stretch``).
+    mixup_alpha : float, optional
+        Mix the chunks and labels of every batch (:func:`genre_cnn.augment.mixup`); needs ``n_classes``.
     """
 
-    def __init__(self, *, features, labels, rows, batch_size, shuffle=False, seed=0, prefetch=2):
+    def __init__(self, *, features, labels, rows, batch_size, shuffle=False, seed=0, prefetch=2, n_classes=None,
+                 augmenter=None, next_rows=None, mixup_alpha=None):
         threads = max(1, prefetch)
         super().__init__(workers=threads, use_multiprocessing=False, max_queue_size=4 * threads)
+        if mixup_alpha is not None and n_classes is None:
+            raise ValueError("mixup needs n_classes (one-hot labels)")
+        if augmenter is not None and augmenter.needs_next_chunk and next_rows is None:
+            raise ValueError("shift and stretch need next_rows")
         self.features = features
         self.labels = labels
         self.rows = np.asarray(rows, dtype=np.int64)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
+        self.seed = seed
+        self.n_classes = n_classes
+        self.augmenter = augmenter
+        self.next_rows = next_rows
+        self.mixup_alpha = mixup_alpha
+        self.epoch = 0
         self._rng = np.random.default_rng(seed)
         self._order = self._rng.permutation(self.rows) if shuffle else self.rows
         self._read = RowReader(features)
@@ -52,8 +75,27 @@ class ChunkBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         picked = self._order[index * self.batch_size : (index + 1) * self.batch_size]
-        return self._read(picked), self.labels[picked]
+        x = self._read(picked)
+        y = self.labels[picked]
+        if self.n_classes is not None:
+            y = np.eye(self.n_classes, dtype=np.float32)[y]
+        if self.augmenter is None and self.mixup_alpha is None:
+            return x, y
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        if self.augmenter is not None:
+            context = {}
+            if self.augmenter.needs_next_chunk:
+                following = self.next_rows[picked]
+                has_next = following >= 0
+                context = dict(next_chunks=self._read(np.where(has_next, following, picked)), has_next=has_next)
+            x = self.augmenter(x, rng, **context)
+        if self.mixup_alpha is not None:
+            from .augment import mixup
+
+            x, y = mixup(x, y, rng, alpha=self.mixup_alpha)
+        return x, y
 
     def on_epoch_end(self) -> None:
+        self.epoch += 1
         if self.shuffle:
             self._order = self._rng.permutation(self.rows)

@@ -20,7 +20,10 @@ from .files import atomic_directory, exclusive_lock
 from .metrics import evaluate_chunks
 from .registry import DEFAULT_MODELS_DIR, set_latest
 
-__all__ = ["FitResult", "fit", "band_statistics"]
+__all__ = [
+    "FitResult", "TrainedModel", "fit", "train_model", "training_batches", "evaluation_batches", "test_metrics",
+    "band_statistics",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,72 +77,21 @@ def fit(
     """
     dataset = load_dataset(data_dir)
     train_rows, val_rows, test_rows = (dataset.indices(s) for s in ("train", "val", "test"))
-    _check_trainable(dataset, train_rows)
     if model_dir is None:
         name = name or datetime.datetime.now().strftime("fit-%Y%m%d-%H%M%S")
         model_dir = Path(models_root) / name
     model_dir = Path(model_dir)
-
-    keras = import_keras()
-    keras.utils.set_random_seed(config.seed)
-    import tensorflow as tf
-
-    tf.config.experimental.enable_op_determinism()
-    device = describe_device()
-    strategy = training_strategy()
-    replicas = f", {strategy.num_replicas_in_sync} replicas" if strategy.num_replicas_in_sync > 1 else ""
-    precision = ", mixed precision" if config.mixed_precision else ""
-    log(f"Training on {device}{replicas}{precision}: {len(train_rows)} train chunks, {len(val_rows)} "
-        f"validation chunks, {len(test_rows)} test chunks, {len(dataset.classes)} genres")
-
-    from .callbacks import BestWeights, EpochTimes
-    from .model import build_model
-    from .streaming import ChunkBatches
-
-    mean, variance = band_statistics(dataset.features, train_rows)
-    with precision_policy(config.mixed_precision), strategy.scope():
-        model = build_model(
-            dataset.feature_config.input_shape,
-            len(dataset.classes),
-            mel_mean=mean,
-            mel_variance=variance,
-        )
-        optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
-        model.compile(
-            optimizer=optimizers[config.optimizer](learning_rate=config.learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-    batches = dict(batch_size=config.batch_size, features=dataset.features, labels=dataset.labels)
-    train_data = ChunkBatches(rows=train_rows, shuffle=True, seed=config.seed, **batches)
-    val_data = ChunkBatches(rows=val_rows, **batches) if len(val_rows) else None
-    monitor = "val_loss" if val_data is not None else "loss"
-    best = BestWeights(monitor=monitor)
-    timer = EpochTimes()
-    weights = class_weights(dataset.labels[train_rows], len(dataset.classes))
-    if config.class_weight == "none" and weights.max() / weights.min() > 1.5:
-        log(f"Note: the largest genre has {weights.max() / weights.min():.1f}x the training chunks of the "
-            "smallest; consider --class-weight balanced")
-    callbacks = [best, timer, *_optional_callbacks(keras, config, monitor, tensorboard)]
-    history = model.fit(
-        train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
-        class_weight=dict(enumerate(weights.tolist())) if config.class_weight == "balanced" else None,
-    )
-    best.restore(model)
-    if config.mixed_precision:  # keep float16 for training only: save (and export) a float32 twin
-        with precision_policy(False):
-            twin = build_model(dataset.feature_config.input_shape, len(dataset.classes),
-                               mel_mean=mean, mel_variance=variance)
-        twin.set_weights(model.get_weights())
-        model = twin
-
+    trained = train_model(dataset, train_rows=train_rows, val_rows=val_rows, config=config,
+                          tensorboard=tensorboard, verbose=verbose, log=log)
+    model, history, best, timer = trained.model, trained.history, trained.best, trained.timer
     metrics = {
         "best_epoch": best.best_epoch + 1,
         "epochs": config.epochs,
         "epochs_run": len(timer.seconds),
         "selected_by": best.monitor,
-        **_test_metrics(model, dataset, test_rows, batches),
+        **test_metrics(model, dataset, test_rows, batch_size=config.batch_size),
     }
+    device = trained.device
 
     from .plots import plot_confusion, plot_history
     from .runners import KERAS_FILE, LITERT_FILE, export_litert
@@ -158,14 +110,139 @@ def fit(
             "created": datetime.datetime.now().isoformat(timespec="seconds"),
         })
         write_json(tmp / "metrics.json", metrics)
-        write_json(tmp / "history.json", {**{k: [float(v) for v in vs] for k, vs in history.history.items()},
+        write_json(tmp / "history.json", {**{k: [float(v) for v in vs] for k, vs in history.items()},
                                           "epoch_seconds": [round(s, 3) for s in timer.seconds]})
-        _write_history_csv(history.history, timer.seconds, tmp / "history.csv")
-        plot_history(history.history, tmp / "history.png", best_epoch=best.best_epoch)
+        _write_history_csv(history, timer.seconds, tmp / "history.csv")
+        plot_history(history, tmp / "history.png", best_epoch=best.best_epoch)
         if metrics["test_songs"]:
             plot_confusion(metrics, dataset.classes, tmp / "confusion.png")
     set_latest(model_dir, models_root=models_root)
     return FitResult(model_dir=model_dir, metrics=metrics, device=device)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedModel:
+    """What :func:`train_model` returns: the model (best epoch's weights) and its training record."""
+
+    model: object
+    history: dict
+    best: object
+    timer: object
+    device: str
+
+
+def train_model(
+    dataset: Dataset,
+    *,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray,
+    config: TrainConfig = TrainConfig(),
+    tensorboard: Optional[str | os.PathLike] = None,
+    verbose: int = 2,
+    log: Callable[[str], None] = print,
+) -> TrainedModel:
+    """Train a fresh model on the chunks ``train_rows``, picking the best epoch on ``val_rows``.
+
+    The training core shared by :func:`fit` and :func:`genre_cnn.cv.cross_validate`: it sees
+    only the rows it is given. Augmentations (``config.augment``) touch the training batches
+    only; validation batches are served as stored.
+
+    Returns
+    -------
+    TrainedModel
+        The model carries no augmentation layer (it is the plain inference model).
+    """
+    _check_trainable(dataset, train_rows)
+    keras = import_keras()
+    keras.utils.set_random_seed(config.seed)
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    device = describe_device()
+    strategy = training_strategy()
+    replicas = f", {strategy.num_replicas_in_sync} replicas" if strategy.num_replicas_in_sync > 1 else ""
+    precision = ", mixed precision" if config.mixed_precision else ""
+    augmented = f", augmented with {'+'.join(config.augment)}" if config.augment else ""
+    log(f"Training on {device}{replicas}{precision}{augmented}: {len(train_rows)} train chunks, {len(val_rows)} "
+        f"validation chunks, {len(dataset.classes)} genres")
+
+    from .callbacks import BestWeights, EpochTimes
+    from .layers import SpecAugment
+    from .model import build_model
+
+    n_classes = len(dataset.classes)
+    mixup = "mixup" in config.augment
+    mean, variance = band_statistics(dataset.features, train_rows)
+    with precision_policy(config.mixed_precision), strategy.scope():
+        model = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance)
+        trainee = model
+        if "specaugment" in config.augment:  # a training-only wrapper: the saved model stays plain
+            inputs = keras.Input(shape=dataset.feature_config.input_shape, name="log_mel")
+            masked = SpecAugment(mean, seed=config.seed, name="specaugment")(inputs)
+            trainee = keras.Model(inputs, model(masked), name="genre_cnn_training")
+        optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
+        trainee.compile(
+            optimizer=optimizers[config.optimizer](learning_rate=config.learning_rate),
+            loss="categorical_crossentropy" if mixup else "sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+    train_data = training_batches(dataset, train_rows, config)
+    val_data = evaluation_batches(dataset, val_rows, config) if len(val_rows) else None
+    monitor = "val_loss" if val_data is not None else "loss"
+    best = BestWeights(monitor=monitor)
+    timer = EpochTimes()
+    weights = class_weights(dataset.labels[train_rows], n_classes)
+    if config.class_weight == "none" and weights.max() / weights.min() > 1.5:
+        log(f"Note: the largest genre has {weights.max() / weights.min():.1f}x the training chunks of the "
+            "smallest; consider --class-weight balanced")
+    callbacks = [best, timer, *_optional_callbacks(keras, config, monitor, tensorboard)]
+    history = trainee.fit(
+        train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
+        class_weight=dict(enumerate(weights.tolist())) if config.class_weight == "balanced" else None,
+    )
+    best.restore(trainee)
+    if config.mixed_precision:  # keep float16 for training only: save (and export) a float32 twin
+        with precision_policy(False):
+            twin = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance)
+        twin.set_weights(model.get_weights())
+        model = twin
+    return TrainedModel(model=model, history=history.history, best=best, timer=timer, device=device)
+
+
+def training_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig):
+    """The shuffled, augmented (per ``config.augment``) batches that train on the chunks ``rows``.
+
+    Returns
+    -------
+    genre_cnn.streaming.ChunkBatches
+    """
+    from .augment import SIGNAL_AUGMENTATIONS, ChunkAugmenter
+    from .streaming import ChunkBatches
+
+    augmenter = None
+    if any(name in SIGNAL_AUGMENTATIONS for name in config.augment):
+        augmenter = ChunkAugmenter(dataset.feature_config, config, filterbank=mel_filterbank(dataset.feature_config))
+    mixup = "mixup" in config.augment
+    return ChunkBatches(
+        features=dataset.features, labels=dataset.labels, rows=rows, batch_size=config.batch_size,
+        shuffle=True, seed=config.seed, augmenter=augmenter,
+        next_rows=dataset.next_rows() if augmenter is not None else None,
+        n_classes=len(dataset.classes) if mixup else None,
+        mixup_alpha=config.mixup_alpha if mixup else None,
+    )
+
+
+def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig = TrainConfig()):
+    """Batches of the chunks ``rows`` exactly as stored, in order: never augmented.
+
+    Labels are one-hot when ``config`` trains with mixup (the loss then expects them so).
+    """
+    from .streaming import ChunkBatches
+
+    return ChunkBatches(
+        features=dataset.features, labels=dataset.labels, rows=rows, batch_size=config.batch_size,
+        n_classes=len(dataset.classes) if "mixup" in config.augment else None,
+    )
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -225,13 +302,13 @@ def _check_trainable(dataset: Dataset, train_rows: np.ndarray) -> None:
         )
 
 
-def _test_metrics(model, dataset: Dataset, test_rows: np.ndarray, batches: dict) -> dict:
-    from .streaming import ChunkBatches
-
+def test_metrics(model, dataset: Dataset, test_rows: np.ndarray, *, batch_size: int = 32) -> dict:
+    """Chunk- and song-level metrics of ``model`` on the chunks ``test_rows`` (never augmented)."""
     if len(test_rows) == 0:
         return {"test_songs": 0, "test_chunks": 0, "chunk_accuracy": None, "song_accuracy": None,
                 "note": "no test songs (the dataset was built with --test-fraction 0)"}
-    probabilities = model.predict(ChunkBatches(rows=test_rows, **batches), verbose=0)
+    probabilities = model.predict(evaluation_batches(dataset, test_rows, TrainConfig(batch_size=batch_size)),
+                                  verbose=0)
     return evaluate_chunks(
         probabilities,
         labels=dataset.labels[test_rows],
