@@ -94,7 +94,17 @@ def _progress(quiet: bool, description: str):
 
 
 @main.command("build-dataset")
-@click.argument("tracks_dir", type=click.Path(path_type=Path))
+@click.argument("tracks_dir", type=click.Path(path_type=Path), required=False)
+@click.option("--metadata", type=click.Path(path_type=Path), default=None,
+              help="A CSV listing the songs (instead of TRACKS_DIR): one row per file with its genre.")
+@click.option("--audio-root", type=click.Path(path_type=Path), default=None,
+              help="Folder the --metadata paths are relative to [default: the CSV's folder].")
+@click.option("--path-column", default="path", show_default=True, help="--metadata column with the file path.")
+@click.option("--label-column", default="label", show_default=True, help="--metadata column with the genre.")
+@click.option("--fold-column", default=None,
+              help="--metadata column with predefined cross-validation folds (used by genre-cnn cv).")
+@click.option("--group-column", default=None,
+              help="--metadata column with a group (artist, album): a group's songs stay in one split.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("data/dataset"), show_default=True,
               help="Dataset folder to write (replaced only when the new one is complete).")
 @feature_options
@@ -117,29 +127,45 @@ def _progress(quiet: bool, description: str):
               help="Dask scheduler for --engine dask: processes (default), threads, or tcp://HOST:PORT.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table.")
 @library_errors
-def build_dataset_command(tracks_dir, out, val_fraction, test_fraction, seed, workers, force, shard, engine,
-                          shards, scheduler, quiet, **features):
-    """Slice every song of TRACKS_DIR/<genre>/ into chunks and store their log-mel spectrograms.
+def build_dataset_command(tracks_dir, metadata, audio_root, path_column, label_column, fold_column, group_column,
+                          out, val_fraction, test_fraction, seed, workers, force, shard, engine, shards, scheduler,
+                          quiet, **features):
+    """Slice every song of TRACKS_DIR/<genre>/ (or of a --metadata CSV) into chunks and store their
+    log-mel spectrograms.
 
-    Songs are split into train/validation/test per song, before chunking, so no song is in two
-    splits. Unreadable files are skipped and listed.
+    Songs are split into train/validation/test per song (per group with --group-column), before
+    chunking, so no song is in two splits. Unreadable files are skipped and listed.
 
     \b
-    Example:
+    Examples:
         genre-cnn build-dataset tracks/ --out data/dataset
+        genre-cnn build-dataset --metadata meta.csv --audio-root audio/ --path-column file \\
+            --label-column genre --group-column artist --fold-column fold
     """
     from .dataset import build_dataset
+    from .metadata import scan_metadata
     from .report import format_build_summary
     from .shards import build_with_dask, parse_shard
 
+    if (tracks_dir is None) == (metadata is None):
+        raise click.UsageError("give either TRACKS_DIR (genre folders) or --metadata CSV, not both or neither")
+    if metadata is None:
+        csv_only = {"--audio-root": audio_root, "--fold-column": fold_column, "--group-column": group_column}
+        used = [name for name, value in csv_only.items() if value is not None]
+        if used:
+            raise click.UsageError(f"{', '.join(used)} only apply with --metadata")
+        songs = tracks_dir
+    else:
+        songs = scan_metadata(metadata, audio_root=audio_root, path_column=path_column, label_column=label_column,
+                              fold_column=fold_column, group_column=group_column)
     options = dict(config=_feature_config(**features), val_fraction=val_fraction, test_fraction=test_fraction,
                    seed=seed, force=force)
     if engine == "dask":
         if shard is not None:
             raise click.UsageError("--shard and --engine dask exclude each other: dask makes the shards itself")
-        report = build_with_dask(tracks_dir, out=out, shards=shards, scheduler=scheduler, **options)
+        report = build_with_dask(songs, out=out, shards=shards, scheduler=scheduler, **options)
     else:
-        report = build_dataset(tracks_dir, out=out, workers=workers, progress=_progress(quiet, "decoding"),
+        report = build_dataset(songs, out=out, workers=workers, progress=_progress(quiet, "decoding"),
                                shard=parse_shard(shard) if shard else None, **options)
     if not quiet:
         click.echo(format_build_summary(report.summary))
@@ -407,22 +433,29 @@ def baseline_command(table, out, test_fraction, folds, seed):
 
 @main.command("evaluate")
 @click.option("--model", type=click.Path(path_type=Path), required=True, help="CNN or baseline model folder.")
-@click.argument("tracks_dir", type=click.Path(path_type=Path))
+@click.argument("tracks_dir", type=click.Path(path_type=Path), metavar="TRACKS_DIR_OR_CSV")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Also write evaluation.json and confusion.png into this folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluation as JSON.")
+@click.option("--audio-root", type=click.Path(path_type=Path), default=None,
+              help="Folder a CSV's paths are relative to [default: the CSV's folder].")
+@click.option("--path-column", default="path", show_default=True, help="CSV column with the file path.")
+@click.option("--label-column", default="label", show_default=True, help="CSV column with the genre.")
 @library_errors
-def evaluate_command(model, tracks_dir, out, as_json):
-    """Accuracy, macro-F1, per-genre report and confusion matrix of a model on labelled songs.
+def evaluate_command(model, tracks_dir, out, as_json, audio_root, path_column, label_column):
+    """Accuracy, macro-F1, per-genre report and confusion matrix of a model on labelled songs:
+    genre folders, or a metadata CSV.
 
     \b
-    Example:
+    Examples:
         genre-cnn evaluate --model models/demo heldout/ --out reports/demo
+        genre-cnn evaluate --model models/demo meta.csv --path-column file --label-column genre
     """
     from .evaluate import evaluate_model
     from .report import format_table
 
-    result = evaluate_model(model, tracks_dir, out=out)
+    result = evaluate_model(model, tracks_dir, out=out, audio_root=audio_root, path_column=path_column,
+                            label_column=label_column)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

@@ -34,16 +34,21 @@ __all__ = [
 SPLITS = ("train", "val", "test")
 DEFAULT_DATASET_DIR = Path("data/dataset")
 
-MANIFEST_COLUMNS = ("song", "label", "chunk", "offset_seconds", "split")
+MANIFEST_COLUMNS = ("song", "label", "chunk", "offset_seconds", "split", "group", "fold")
 
 
 @dataclasses.dataclass(frozen=True)
 class Song:
-    """One audio file and its genre. ``relative`` is its path inside the tracks folder."""
+    """One audio file and its genre. ``relative`` is its path inside the tracks folder.
+
+    ``group`` (artist, album, recording) and ``fold`` come from a metadata CSV, if it has them.
+    """
 
     path: Path
     relative: str
     label: str
+    group: Optional[str] = None
+    fold: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +111,7 @@ def _audio_files(folder: Path) -> Iterator[Path]:
 def split_songs(
     labels: Sequence[str],
     *,
+    groups: Optional[Sequence[Optional[str]]] = None,
     val_fraction: float = 0.15,
     test_fraction: float = 0.2,
     seed: int = 0,
@@ -116,10 +122,15 @@ def split_songs(
     test and to validation, at least one each when the fraction is above 0, and at least one song
     stays for training. Chunks are cut only afterwards, so no song can straddle two splits.
 
+    With ``groups``, the same is done with groups instead of songs: all songs of a group go to
+    one split, and a group counts for the genre most of its songs have.
+
     Parameters
     ----------
     labels : sequence of str
         Genre of each song.
+    groups : sequence of str or None, optional
+        Group of each song (artist, album...); None or "" makes a song its own group.
     val_fraction, test_fraction : float
         Share of each genre's songs held out; 0 disables that split.
     seed : int
@@ -139,28 +150,45 @@ def split_songs(
     _check_fractions(val_fraction, test_fraction)
     labels = np.asarray(labels, dtype=str)
     splits = np.full(len(labels), "train", dtype="<U5")
+    units, unit_labels = _split_units(labels, groups)
     rng = np.random.default_rng(seed)
     needed = 1 + (val_fraction > 0) + (test_fraction > 0)
-    for genre in sorted(set(labels.tolist())):
-        members = np.flatnonzero(labels == genre)
+    what = "groups" if groups is not None else "song(s)"
+    for genre in sorted(set(unit_labels.tolist())):
+        members = np.flatnonzero(unit_labels == genre)
         n = len(members)
         if n < needed:
             raise DatasetError(
-                f"genre {genre!r} has {n} usable song(s); with --val-fraction {val_fraction:g} and "
+                f"genre {genre!r} has {n} usable {what}; with --val-fraction {val_fraction:g} and "
                 f"--test-fraction {test_fraction:g} every genre needs at least {needed}. "
                 "Add songs to it, remove its folder, or set the fractions to 0"
             )
         n_test = _held_out(n, test_fraction)
         n_val = _held_out(n, val_fraction)
-        while n - n_test - n_val < 1:  # keep one song to train on
+        while n - n_test - n_val < 1:  # keep one unit to train on
             if n_val > 1 and n_val >= n_test:
                 n_val -= 1
             else:
                 n_test -= 1
         shuffled = rng.permutation(members)
-        splits[shuffled[:n_test]] = "test"
-        splits[shuffled[n_test : n_test + n_val]] = "val"
+        splits[np.isin(units, shuffled[:n_test])] = "test"
+        splits[np.isin(units, shuffled[n_test : n_test + n_val])] = "val"
     return splits
+
+
+def _split_units(labels: np.ndarray, groups) -> tuple[np.ndarray, np.ndarray]:
+    """Unit number of each song (its group's, or its own) and the genre of each unit (majority)."""
+    if groups is None:
+        return np.arange(len(labels)), labels
+    keys = [f"group:{g}" if g else f"song:{i}" for i, g in enumerate(groups)]
+    names = list(dict.fromkeys(keys))  # first-seen order: deterministic
+    number = {name: i for i, name in enumerate(names)}
+    units = np.array([number[key] for key in keys], dtype=np.int64)
+    unit_labels = []
+    for unit in range(len(names)):
+        values, counts = np.unique(labels[units == unit], return_counts=True)
+        unit_labels.append(values[np.argmax(counts)])
+    return units, np.array(unit_labels, dtype=str)
 
 
 def _held_out(n: int, fraction: float) -> int:
@@ -187,7 +215,7 @@ class BuildReport:
 
 
 def build_dataset(
-    tracks_dir: str | os.PathLike,
+    tracks_dir: str | os.PathLike | TrackList,
     *,
     out: str | os.PathLike = DEFAULT_DATASET_DIR,
     config: FeatureConfig = FeatureConfig(),
@@ -208,8 +236,9 @@ def build_dataset(
 
     Parameters
     ----------
-    tracks_dir : path-like
-        Folder with one sub-folder of songs per genre.
+    tracks_dir : path-like or TrackList
+        Folder with one sub-folder of songs per genre, or the songs of a metadata CSV
+        (:func:`genre_cnn.metadata.scan_metadata`; its groups never straddle two splits).
     out : path-like
         Dataset folder to (re)write.
     config : FeatureConfig
@@ -245,7 +274,8 @@ def build_dataset(
     workers = (os.cpu_count() or 1) if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers {workers!r} must be a positive integer")
-    tracks = scan_tracks(tracks_dir)
+    tracks = tracks_dir if isinstance(tracks_dir, TrackList) else scan_tracks(tracks_dir)
+    grouped = any(song.group for song in tracks.songs)
     out = Path(out)
     songs, fixed_splits = tracks.songs, None
     if shard is not None:
@@ -255,6 +285,7 @@ def build_dataset(
         fixed_splits = dict(zip(
             (song.relative for song in tracks.songs),
             split_songs([song.label for song in tracks.songs], val_fraction=val_fraction,
+                        groups=[song.group for song in tracks.songs] if grouped else None,
                         test_fraction=test_fraction, seed=seed),
         ))
         songs = tuple(song for song in tracks.songs if shard_of(song.relative, count) == index)
@@ -288,6 +319,7 @@ def build_dataset(
             used_classes = _check_usable(tracks, used, skipped)
             splits = split_songs(
                 [song.label for song, _ in used],
+                groups=[song.group for song, _ in used] if grouped else None,
                 val_fraction=val_fraction,
                 test_fraction=test_fraction,
                 seed=seed,
@@ -372,7 +404,8 @@ def _write_manifest(path: Path, used, splits, config: FeatureConfig) -> None:
         writer.writerow(MANIFEST_COLUMNS)
         for (song, offsets), split in zip(used, splits):
             for chunk, offset in enumerate(offsets):
-                writer.writerow([song.relative, song.label, chunk, f"{offset / config.sr:.4f}", split])
+                writer.writerow([song.relative, song.label, chunk, f"{offset / config.sr:.4f}", split,
+                                 song.group or "", song.fold or ""])
 
 
 def _write_skipped(path: Path, skipped: list[tuple[str, str]]) -> None:
@@ -394,6 +427,8 @@ def _summarise(tracks, used, splits, skipped, classes, notes, **options) -> dict
         "classes": classes,
         "songs": len(used),
         "chunks": int(sum(len(offsets) for _, offsets in used)),
+        "groups": len({song.group for song, _ in used if song.group}),
+        "folds": sorted({song.fold for song, _ in used if song.fold}),
         "per_class": per_class,
         "skipped": [{"song": song, "reason": reason} for song, reason in skipped],
         "notes": notes,
@@ -416,6 +451,8 @@ class Dataset:
         Song (path inside the tracks folder) and split of each chunk.
     offsets : np.ndarray [shape=(n_chunks,), dtype=float]
         Start of each chunk in its song, in seconds.
+    groups, folds : np.ndarray [shape=(n_chunks,), dtype=str]
+        Group and fold of each chunk's song from a metadata CSV ("" when it had none).
     classes : tuple of str
     feature_config : FeatureConfig
     fingerprint : str
@@ -428,6 +465,8 @@ class Dataset:
     songs: np.ndarray
     splits: np.ndarray
     offsets: np.ndarray
+    groups: np.ndarray
+    folds: np.ndarray
     classes: tuple[str, ...]
     feature_config: FeatureConfig
     fingerprint: str
@@ -495,6 +534,8 @@ def load_dataset(path: str | os.PathLike = DEFAULT_DATASET_DIR) -> Dataset:
         songs=np.array([row["song"] for row in rows], dtype=str),
         splits=np.array([row["split"] for row in rows], dtype=str),
         offsets=np.array([float(row["offset_seconds"]) for row in rows], dtype=np.float64),
+        groups=np.array([row.get("group") or "" for row in rows], dtype=str),
+        folds=np.array([row.get("fold") or "" for row in rows], dtype=str),
         classes=tuple(classes),
         feature_config=config,
         fingerprint=fingerprint,

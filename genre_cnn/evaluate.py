@@ -19,8 +19,9 @@ def evaluate_model(
     tracks_dir: str | os.PathLike,
     *,
     out: Optional[str | os.PathLike] = None,
+    **columns,
 ) -> dict:
-    """Classify every song of ``tracks_dir/<genre>/`` with ``model`` and score the verdicts.
+    """Classify every song of ``tracks_dir/<genre>/`` (or of a metadata CSV) with ``model`` and score the verdicts.
 
     Songs of a genre the model does not know count as wrong (and are listed); unreadable songs
     are counted apart.
@@ -30,9 +31,12 @@ def evaluate_model(
     model : path-like
         A CNN model folder or a baseline folder.
     tracks_dir : path-like
-        Labelled songs, one sub-folder per genre.
+        Labelled songs: a folder with one sub-folder per genre, or a metadata CSV.
     out : path-like, optional
         Folder for ``evaluation.json`` and ``confusion.png``.
+    **columns
+        ``audio_root``, ``path_column``, ``label_column`` of a CSV
+        (see :func:`genre_cnn.metadata.scan_metadata`).
 
     Returns
     -------
@@ -43,10 +47,10 @@ def evaluate_model(
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-    from .dataset import scan_tracks
+    from .metadata import scan_labelled
     from .predict import classify
 
-    tracks = scan_tracks(tracks_dir)
+    tracks = scan_labelled(tracks_dir, **columns)
     truth = {str(song.path): song.label for song in tracks.songs}
     predictions = classify(list(truth), model=model)
     scored = [p for p in predictions if p.ok]

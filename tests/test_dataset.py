@@ -94,7 +94,7 @@ def test_build_writes_a_complete_dataset(tracks_dir, tiny_config, tmp_path):
     assert data.features.shape == (45, 16, 63) and isinstance(data.features, np.memmap)
     rows = read_manifest(tmp_path / "ds")
     assert rows[0] == {"song": "chirps/chirps_0.mp3", "label": "chirps", "chunk": "0",
-                       "offset_seconds": "0.0000", "split": rows[0]["split"]}
+                       "offset_seconds": "0.0000", "split": rows[0]["split"], "group": "", "fold": ""}
     assert [r["offset_seconds"] for r in rows[:3]] == ["0.0000", "1.0000", "2.0000"]
 
 

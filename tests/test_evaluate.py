@@ -38,3 +38,21 @@ def test_unknown_genres_count_as_wrong_and_bad_files_apart(trained, tmp_path):
     text = runner.invoke(main, ["evaluate", "--model", str(trained["result"].model_dir), str(tracks)]).stdout
     assert text.splitlines()[0].startswith("4 songs (1 could not be classified): accuracy ")
     assert "genres the model does not know (always wrong): jazz" in text
+
+
+def test_a_metadata_csv_is_evaluated_like_a_folder(trained, tmp_path):
+    songs = sorted(trained["tracks"].rglob("*.mp3"))
+    lines = ["file,genre"] + [f"{song.relative_to(trained['tracks']).as_posix()},{song.parent.name}" for song in songs]
+    (tmp_path / "meta.csv").write_text("\n".join(lines) + "\n")
+    model = str(trained["result"].model_dir)
+    runner = CliRunner()
+    result = runner.invoke(main, ["evaluate", "--model", model, str(tmp_path / "meta.csv"), "--audio-root",
+                                  str(trained["tracks"]), "--path-column", "file", "--label-column", "genre",
+                                  "--json"])
+    assert result.exit_code == 0, result.output
+    from_csv = json.loads(result.stdout)
+    from_folder = evaluate_model(model, trained["tracks"])
+    assert (from_csv["songs"], from_csv["accuracy"], from_csv["confusion"]) == (
+        15, from_folder["accuracy"], from_folder["confusion"])
+    wrong = runner.invoke(main, ["evaluate", "--model", model, str(tmp_path / "meta.csv")])
+    assert wrong.exit_code == 1 and "no column 'path'" in wrong.output and "--path-column" in wrong.output
