@@ -268,6 +268,38 @@ def fit_command(data, name, model_dir, tensorboard, quiet, **train):
     click.echo(format_metrics(result.metrics))
 
 
+@main.command("cv")
+@click.option("--data", type=click.Path(path_type=Path), default=Path("data/dataset"), show_default=True,
+              help="Dataset folder made by build-dataset.")
+@train_options
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Number of folds (songs stratified by genre; a --group-column's groups kept together).")
+@click.option("--csv-folds", is_flag=True, help="Use the folds of the metadata CSV's --fold-column instead.")
+@click.option("--val-fraction", type=FRACTION, default=0.15, show_default=True,
+              help="Share of each fold's training songs that picks the best epoch (0: keep the last).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for cv.json and confusion.png [default: models/cv-DATE-TIME].")
+@click.option("-q", "--quiet", is_flag=True, help="Only the summary.")
+@library_errors
+def cv_command(data, folds, csv_folds, val_fraction, out, quiet, **train):
+    """Cross-validate: train one model per fold with the options of fit, test it on that fold's songs.
+
+    Every song is tested once, by a model that never saw it. Prints mean ± std of song- and
+    chunk-level accuracy and macro-F1; writes cv.json and a summed confusion matrix.
+
+    \b
+    Example:
+        genre-cnn cv --folds 5 --epochs 10 --augment specaugment,mixup
+    """
+    from .cv import cross_validate
+    from .report import format_cv
+
+    result = cross_validate(data, config=_train_config(**train), folds=None if csv_folds else folds,
+                            val_fraction=val_fraction, out=out, log=(lambda m: None) if quiet else click.echo)
+    click.echo(format_cv(result.summary))
+    click.echo(f"Written to {result.out}")
+
+
 @main.command("classify")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
 @click.option("--model", type=click.Path(path_type=Path), default=None,

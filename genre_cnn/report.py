@@ -71,3 +71,12 @@ def format_prediction(prediction, *, top_k: int) -> str:
     ranked = ", ".join(f"{genre} {p:.2f}" for genre, p in prediction.top(top_k))
     chunks = "1 chunk" if prediction.n_chunks == 1 else f"{prediction.n_chunks} chunks"
     return f"{prediction.path}  {prediction.genre}  ({ranked}; {chunks})"
+
+
+def format_cv(summary: dict) -> str:
+    """Mean ± std of each cross-validation metric, as ``genre-cnn cv`` prints it."""
+    rows = [[name.replace("_", " "), f"{summary[name]['mean']:.3f} ± {summary[name]['std']:.3f}"]
+            for name in ("song_accuracy", "chunk_accuracy", "song_macro_f1", "chunk_macro_f1")]
+    head = (f"{summary['folds']}-fold cross-validation ({summary['fold_source']}), {summary['songs']} songs, "
+            f"{summary['seconds']:.0f} s:")
+    return head + "\n" + format_table(["metric", "mean ± std over folds"], rows)

@@ -1,0 +1,101 @@
+"""genre-cnn cv: folds by song or group, every song tested once by a model that never saw it."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import TINY_CLI_OPTIONS, write_tracks
+from genre_cnn.cli import main
+from genre_cnn.config import TrainConfig
+from genre_cnn.cv import cross_validate, song_folds
+from genre_cnn.dataset import build_dataset, load_dataset
+from genre_cnn.errors import DatasetError
+from genre_cnn.metadata import scan_metadata
+
+
+@pytest.fixture(scope="module")
+def grouped(tmp_path_factory):
+    """Six songs per genre, two per artist, with a CSV giving artist and a fold (1-3) per artist."""
+    from genre_cnn.config import FeatureConfig
+
+    root = tmp_path_factory.mktemp("grouped")
+    tracks = write_tracks(root / "audio", songs=6, seconds=2)
+    lines = ["path,label,artist,fold"]
+    for song in sorted(tracks.rglob("*.mp3")):
+        index = int(song.stem.split("_")[1])
+        lines.append(f"{song.relative_to(tracks).as_posix()},{song.parent.name},{song.parent.name}{index // 2},"
+                     f"{index // 2 + 1}")
+    (root / "audio" / "meta.csv").write_text("\n".join(lines) + "\n")
+    config = FeatureConfig(sr=8000, chunk_samples=8000, hop_samples=8000, n_fft=256, hop_length=128, n_mels=16)
+    songs = scan_metadata(root / "audio" / "meta.csv", group_column="artist", fold_column="fold")
+    build_dataset(songs, out=root / "ds", config=config, workers=1)
+    return root / "ds"
+
+
+def test_stratified_folds_keep_groups_together_and_balance_genres(grouped):
+    dataset = load_dataset(grouped)
+    songs, fold = song_folds(dataset, folds=3, seed=0)
+    group_of = dict(zip(dataset.songs, dataset.groups))
+    label_of = dict(zip(dataset.songs, dataset.labels))
+    for group in set(group_of.values()):
+        assert len({f for s, f in zip(songs, fold) if group_of[s] == group}) == 1
+    for number in range(3):
+        in_fold = [label_of[s] for s, f in zip(songs, fold) if f == number]
+        assert sorted(np.bincount(in_fold, minlength=3)) == [2, 2, 2]
+
+
+def test_folds_of_the_csv_are_used_when_asked(grouped):
+    dataset = load_dataset(grouped)
+    songs, fold = song_folds(dataset, folds=None)
+    csv_fold = dict(zip(dataset.songs, dataset.folds))
+    assert all(int(csv_fold[s]) == f + 1 for s, f in zip(songs, fold))
+
+
+def test_folds_need_enough_songs_and_a_fold_column(trained):
+    dataset = load_dataset(trained["dataset"])
+    with pytest.raises(DatasetError, match="a genre has only 5 songs, too few for --folds 6; use --folds 5"):
+        song_folds(dataset, folds=6)
+    with pytest.raises(DatasetError, match="no fold column; rebuild it with --metadata ... --fold-column"):
+        song_folds(dataset, folds=None)
+
+
+def test_every_song_is_tested_once_by_a_model_that_never_saw_it(grouped, tmp_path):
+    result = cross_validate(grouped, config=TrainConfig(epochs=1, batch_size=8), folds=None, val_fraction=0.3,
+                            out=tmp_path / "cv", log=lambda m: None)
+    dataset = load_dataset(grouped)
+    tested = [song for fold in result.folds for song in fold["test_songs"]]
+    assert sorted(tested) == sorted(set(dataset.songs))
+    group_of = dict(zip(dataset.songs, dataset.groups))
+    for fold in result.folds:
+        seen = set(fold["train_songs"]) | set(fold["val_songs"])
+        assert not seen & set(fold["test_songs"])
+        assert not {group_of[s] for s in seen} & {group_of[s] for s in fold["test_songs"]}
+        assert fold["val_songs"]
+    summary = result.summary
+    assert summary["folds"] == 3 and summary["fold_source"] == "metadata CSV"
+    assert summary["song_accuracy"]["mean"] == pytest.approx(np.mean([f["song_accuracy"] for f in result.folds]))
+    assert summary["song_accuracy"]["std"] == pytest.approx(np.std([f["song_accuracy"] for f in result.folds]))
+    assert np.array(summary["confusion_songs"]).sum() == 18
+    assert np.array(summary["confusion_chunks"]).sum() == len(dataset.songs)
+    saved = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    assert saved["summary"]["song_macro_f1"] == summary["song_macro_f1"]
+    assert (tmp_path / "cv" / "confusion.png").stat().st_size > 5000
+
+
+def test_cv_command_uses_the_fit_options(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_tracks(tmp_path / "tracks", songs=4, seconds=2)
+    runner = CliRunner()
+    assert runner.invoke(main, ["build-dataset", "tracks", "-q", *TINY_CLI_OPTIONS]).exit_code == 0
+    result = runner.invoke(main, ["cv", "--folds", "2", "--epochs", "1", "--batch-size", "8", "--augment", "gain",
+                                  "--class-weight", "balanced", "--out", "cvrun", "-q"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("2-fold cross-validation (stratified by song), 12 songs")
+    assert any(line.startswith("song accuracy") and "±" in line for line in lines)
+    saved = json.loads((tmp_path / "cvrun" / "cv.json").read_text())["summary"]["train_config"]
+    assert saved["augment"] == ["gain"] and saved["class_weight"] == "balanced"
+    bad = runner.invoke(main, ["cv", "--folds", "9"])
+    assert bad.exit_code == 1 and "too few for --folds 9" in bad.output
