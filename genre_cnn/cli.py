@@ -311,8 +311,16 @@ def cv_command(data, folds, csv_folds, val_fraction, out, quiet, **train):
               help="Processes classifying files in parallel [default: all cores].")
 @click.option("--backend", type=click.Choice(["auto", "litert", "keras"]), default="auto", show_default=True,
               help="What runs the network: the LiteRT export (fast start) when present, or Keras.")
+@click.option("--timeline", is_flag=True,
+              help="Genre probabilities over time (for long recordings): a table, or JSON with --json, plus "
+                   "NAME.timeline.csv/.json/.png in --out.")
+@click.option("--window", type=POSITIVE_FLOAT, default=None,
+              help="--timeline window in seconds [default: the model's chunk length].")
+@click.option("--hop", type=POSITIVE_FLOAT, default=None, help="--timeline seconds between windows [default: --window].")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("timelines"), show_default=True,
+              help="Folder for the --timeline files.")
 @library_errors
-def classify_command(paths, model, top_k, as_json, workers, backend):
+def classify_command(paths, model, top_k, as_json, workers, backend, timeline, window, hop, out):
     """Genre probabilities of songs (files or folders): mean over each song's chunks.
 
     Unreadable files get an error line and make the exit code 1; the others are still classified.
@@ -321,10 +329,17 @@ def classify_command(paths, model, top_k, as_json, workers, backend):
     Example:
         genre-cnn classify song.mp3 --top-k 2
         genre-cnn classify music/ --json > genres.json
+        genre-cnn classify dj-set.mp3 --timeline --window 30 --hop 10
     """
     from .predict import classify
     from .report import format_prediction
 
+    if not timeline:
+        stray = [name for name, value in (("--window", window), ("--hop", hop)) if value is not None]
+        if stray:
+            raise click.UsageError(f"{', '.join(stray)} only apply with --timeline")
+    else:
+        return _classify_timelines(paths, model, backend, window, hop, out, as_json, top_k)
     predictions = classify(paths, model=model, workers=workers, backend=backend)
     if not predictions:
         raise click.ClickException(f"no audio files found in {', '.join(map(str, paths))}")
@@ -339,6 +354,46 @@ def classify_command(paths, model, top_k, as_json, workers, backend):
     if failed:
         click.echo(f"Error: {failed} of {len(predictions)} file(s) could not be classified", err=True)
         sys.exit(1)
+
+
+def _classify_timelines(paths, model, backend, window, hop, out, as_json, top_k):
+    from .baseline import is_baseline
+    from .errors import AudioDecodeError, ModelError
+    from .predict import expand_paths, load_classifier
+    from .timeline import classify_timeline, write_timeline
+
+    if model is not None and is_baseline(Path(model)):
+        raise ModelError(f"{model}: a baseline classifies whole songs; --timeline needs a CNN model")
+    classifier = load_classifier(model, backend=backend)
+    files = list(expand_paths(paths))
+    if not files:
+        raise click.ClickException(f"no audio files found in {', '.join(map(str, paths))}")
+    results, failed = [], 0
+    for path in files:
+        try:
+            result = classify_timeline(path, classifier, window=window, hop=hop)
+        except AudioDecodeError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            failed += 1
+            continue
+        written = write_timeline(result, out)
+        results.append(result.to_dict())
+        if not as_json:
+            click.echo(f"{path}  ({len(result.starts)} windows; written to {written['png']} and .csv/.json)")
+            for entry in results[-1]["windows"]:
+                ranked = "silent" if entry["probabilities"] is None else ", ".join(
+                    f"{g} {p:.2f}" for g, p in sorted(entry["probabilities"].items(), key=lambda i: -i[1])[:top_k])
+                click.echo(f"  {_clock(entry['start'])}-{_clock(entry['end'])}  {entry['genre'] or '-'}  ({ranked})")
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    if failed:
+        click.echo(f"Error: {failed} of {len(files)} file(s) could not be classified", err=True)
+        sys.exit(1)
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(seconds, 60)
+    return f"{int(minutes)}:{seconds:04.1f}"
 
 
 @main.command("export")

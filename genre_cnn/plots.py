@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["plot_history", "plot_confusion", "plot_song_views"]
+__all__ = ["plot_history", "plot_confusion", "plot_song_views", "plot_timeline"]
 
 
 def _figure(**options):
@@ -242,4 +242,36 @@ def plot_pca(points: np.ndarray, genres: Sequence[str], explained: Sequence[floa
     ax.legend()
     ax.grid(alpha=0.3)
     figure.savefig(path, dpi=90)
+    return figure
+
+
+def plot_timeline(timeline, path):
+    """Stacked genre probabilities over time (one step per window), silent windows left blank.
+
+    Parameters
+    ----------
+    timeline : genre_cnn.timeline.Timeline
+    path : Path or binary file
+        PNG to write.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    figure = _figure(figsize=(max(8.0, min(24.0, 0.15 * len(timeline.starts) + 6)), 3.5))
+    ax = figure.subplots()
+    probabilities = np.nan_to_num(timeline.probabilities, nan=0.0)
+    # each window drawn as a step from its start to the next window's start (or its own end)
+    edges = np.append(timeline.starts, timeline.ends[-1])
+    x = np.repeat(edges, 2)[1:-1]
+    layers = np.repeat(probabilities.T, 2, axis=1)
+    scale, unit = (60.0, "minutes") if x[-1] >= 120 else (1.0, "seconds")
+    ax.stackplot(x / scale, layers, labels=list(timeline.classes), alpha=0.9)
+    ax.set_xlim(x[0] / scale, x[-1] / scale)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(f"time ({unit})")
+    ax.set_ylabel("genre probability")
+    ax.set_title(f"{Path(timeline.path).name}: genre over time")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    figure.savefig(path, dpi=100, format="png")
     return figure

@@ -1,0 +1,88 @@
+"""classify --timeline: genre probabilities window by window for long recordings."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+from click.testing import CliRunner
+
+from conftest import SR, synth_song
+from genre_cnn.cli import main
+from genre_cnn.errors import ConfigError
+from genre_cnn.predict import load_classifier
+from genre_cnn.timeline import classify_timeline, write_timeline
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """12 s: 4 s of tones, 4 s of silence, 4 s of chirps."""
+    y = np.concatenate([synth_song("tones", 1, seconds=4), np.zeros(4 * SR, np.float32),
+                        synth_song("chirps", 1, seconds=4)])
+    path = tmp_path_factory.mktemp("rec") / "set.wav"
+    soundfile.write(path, y, SR)
+    return path
+
+
+@pytest.fixture(scope="module")
+def classifier(trained):
+    return load_classifier(trained["result"].model_dir, backend="keras")
+
+
+def test_windows_of_one_chunk_are_the_chunks_classify_averages(recording, classifier):
+    timeline = classify_timeline(recording, classifier)
+    np.testing.assert_allclose(timeline.starts, np.arange(12))
+    np.testing.assert_allclose(timeline.ends, np.arange(1, 13))
+    assert timeline.n_chunks.tolist() == [1] * 4 + [0] * 4 + [1] * 4  # silent chunks are dropped
+    assert timeline.genres()[4:8] == [None] * 4 and np.isnan(timeline.probabilities[4:8]).all()
+    song = classifier.classify_file(recording)
+    heard = timeline.probabilities[timeline.n_chunks > 0]
+    np.testing.assert_allclose(heard.mean(axis=0), list(song.probabilities.values()), rtol=1e-5)
+
+
+def test_long_windows_average_the_chunks_inside_them(recording, classifier):
+    chunks = classify_timeline(recording, classifier, window=1, hop=0.5)
+    assert len(chunks.starts) == 23 and chunks.starts[1] == 0.5
+    timeline = classify_timeline(recording, classifier, window=3, hop=2)
+    np.testing.assert_allclose(timeline.starts, [0, 2, 4, 6, 8])
+    np.testing.assert_allclose(timeline.ends, [3, 5, 7, 9, 11])
+    # chunks are cut every second (the largest step <= 1 chunk that divides the hop): 0-3 s holds three
+    ones = classify_timeline(recording, classifier)
+    assert timeline.n_chunks.tolist() == [3, 2, 0, 1, 3]  # minus the silent chunks at 4-7 s
+    np.testing.assert_allclose(timeline.probabilities[0], ones.probabilities[:3].mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(timeline.probabilities.sum(axis=1)[timeline.n_chunks > 0], 1.0, rtol=1e-5)
+
+
+def test_window_shorter_than_a_chunk_is_refused(recording, classifier):
+    with pytest.raises(ConfigError, match=r"--window 0.5 is shorter than the model's chunks \(1.00 s\)"):
+        classify_timeline(recording, classifier, window=0.5)
+
+
+def test_files_written_json_csv_and_png(recording, classifier, tmp_path):
+    paths = write_timeline(classify_timeline(recording, classifier, window=2), tmp_path / "out")
+    saved = json.loads(paths["json"].read_text())
+    assert [w["start"] for w in saved["windows"]] == [0, 2, 4, 6, 8, 10]
+    assert saved["windows"][2]["probabilities"] is None and saved["windows"][2]["chunks"] == 0
+    lines = paths["csv"].read_text().splitlines()
+    assert lines[0] == "start,end,genre,chunks,chirps,noise,tones" and len(lines) == 7
+    assert paths["png"].stat().st_size > 5000
+    assert not list((tmp_path / "out").glob("*.partial"))
+
+
+def test_timeline_command(recording, trained, tmp_path):
+    model = str(trained["result"].model_dir)
+    broken = tmp_path / "broken.mp3"
+    broken.write_text("not audio")
+    runner = CliRunner()
+    result = runner.invoke(main, ["classify", str(recording), str(broken), "--model", model, "--timeline",
+                                  "--window", "4", "--out", str(tmp_path / "tl")])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{recording}  (3 windows; written to {tmp_path / 'tl' / 'set.timeline.png'}")
+    assert lines[2].startswith("  0:04.0-0:08.0  -  (silent)")
+    assert "broken.mp3" in result.stderr and "1 of 2 file(s) could not be classified" in result.stderr
+    as_json = runner.invoke(main, ["classify", str(recording), "--model", model, "--timeline", "--json",
+                                   "--out", str(tmp_path / "tl")])
+    assert len(json.loads(as_json.stdout)[0]["windows"]) == 12
+    stray = runner.invoke(main, ["classify", str(recording), "--model", model, "--window", "3"])
+    assert stray.exit_code == 2 and "--window only apply with --timeline" in stray.output
