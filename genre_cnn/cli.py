@@ -618,3 +618,7 @@ def demo_command(tracks_dir, out, name, workers, quiet, **train):
         for prediction in classify([Path(tracks_dir) / song for song in test_songs], model=result.model_dir):
             click.echo(format_prediction(prediction, top_k=len(report.summary["classes"])))
     click.echo(format_metrics(result.metrics))
+
+
+if __name__ == "__main__":
+    main()
