@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -10,7 +12,7 @@ from .backend import import_keras
 
 keras = import_keras()
 
-__all__ = ["BestWeights", "EpochTimes"]
+__all__ = ["BestWeights", "EpochTimes", "BestCheckpoint"]
 
 
 class BestWeights(keras.callbacks.Callback):
@@ -54,3 +56,37 @@ class EpochTimes(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Save ``model`` to ``path`` whenever ``monitor`` improves (Keras' ModelCheckpoint, made safe).
+
+    The file is written beside ``path`` and renamed over it, so a run killed mid-save leaves the
+    previous checkpoint intact. ``model`` is the plain model (without training-only layers), so
+    the checkpoint loads like any saved genre-cnn network.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``.keras`` file.
+    model : keras.Model
+        What to save (may differ from the model being fitted, which can wrap it).
+    monitor : str
+    """
+
+    def __init__(self, path, *, model, monitor: str = "val_loss") -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.saved_model = model
+        self.monitor = monitor
+        self.best = np.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not value < self.best:
+            return
+        self.best = float(value)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(f".{self.path.stem}.partial.keras")
+        self.saved_model.save(partial)
+        os.replace(partial, self.path)

@@ -248,9 +248,11 @@ def merge_datasets_command(shard_dirs, out, quiet):
               help="Exact folder for the model (instead of models/NAME).")
 @click.option("--tensorboard", type=click.Path(path_type=Path), default=None,
               help="Also write TensorBoard logs to this folder.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, metavar="FILE.keras",
+              help="Save the best model so far to this file after every improving epoch (for long runs).")
 @click.option("-q", "--quiet", is_flag=True, help="No per-epoch lines.")
 @library_errors
-def fit_command(data, name, model_dir, tensorboard, quiet, **train):
+def fit_command(data, name, model_dir, tensorboard, checkpoint, quiet, **train):
     """Train the CNN on the train songs, keep the best epoch by validation, test on the test songs.
 
     Saves model.keras, config.json, history.png, confusion.png and metrics.json.
@@ -263,7 +265,7 @@ def fit_command(data, name, model_dir, tensorboard, quiet, **train):
     from .train import fit
 
     result = fit(data, config=_train_config(**train), name=name, model_dir=model_dir, tensorboard=tensorboard,
-                 verbose=0 if quiet else 2, log=click.echo)
+                 checkpoint=checkpoint, verbose=0 if quiet else 2, log=click.echo)
     click.echo(f"Model saved to {result.model_dir}")
     click.echo(format_metrics(result.metrics))
 

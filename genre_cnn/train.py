@@ -43,6 +43,7 @@ def fit(
     model_dir: Optional[str | os.PathLike] = None,
     models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
     tensorboard: Optional[str | os.PathLike] = None,
+    checkpoint: Optional[str | os.PathLike] = None,
     verbose: int = 2,
     log: Callable[[str], None] = print,
 ) -> FitResult:
@@ -66,6 +67,9 @@ def fit(
         Folder of models; ``models_root/latest`` is updated to point at the new model.
     tensorboard : path-like, optional
         Write TensorBoard logs there.
+    checkpoint : path-like, optional
+        A ``.keras`` file rewritten with the best model so far after every improving epoch, for
+        long runs that might be interrupted.
     verbose : int
         Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).
     log : callable
@@ -82,7 +86,7 @@ def fit(
         model_dir = Path(models_root) / name
     model_dir = Path(model_dir)
     trained = train_model(dataset, train_rows=train_rows, val_rows=val_rows, config=config,
-                          tensorboard=tensorboard, verbose=verbose, log=log)
+                          tensorboard=tensorboard, checkpoint=checkpoint, verbose=verbose, log=log)
     model, history, best, timer = trained.model, trained.history, trained.best, trained.timer
     metrics = {
         "best_epoch": best.best_epoch + 1,
@@ -138,6 +142,7 @@ def train_model(
     val_rows: np.ndarray,
     config: TrainConfig = TrainConfig(),
     tensorboard: Optional[str | os.PathLike] = None,
+    checkpoint: Optional[str | os.PathLike] = None,
     verbose: int = 2,
     log: Callable[[str], None] = print,
 ) -> TrainedModel:
@@ -196,6 +201,12 @@ def train_model(
         log(f"Note: the largest genre has {weights.max() / weights.min():.1f}x the training chunks of the "
             "smallest; consider --class-weight balanced")
     callbacks = [best, timer, *_optional_callbacks(keras, config, monitor, tensorboard)]
+    if checkpoint is not None:
+        from .callbacks import BestCheckpoint
+
+        if Path(checkpoint).suffix != ".keras":
+            raise ConfigError(f"--checkpoint {checkpoint}: the file name must end in .keras")
+        callbacks.append(BestCheckpoint(checkpoint, model=model, monitor=monitor))
     history = trainee.fit(
         train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
         class_weight=dict(enumerate(weights.tolist())) if config.class_weight == "balanced" else None,

@@ -202,7 +202,8 @@ def test_training_options_are_used_and_recorded(trained, tmp_path):
     config = TrainConfig(epochs=3, batch_size=8, optimizer="adam", class_weight="balanced", patience=1,
                          reduce_lr=True)
     result = fit(trained["dataset"], config=config, model_dir=tmp_path / "m", models_root=tmp_path / "models",
-                 tensorboard=tmp_path / "tb", verbose=0, log=lambda m: None)
+                 tensorboard=tmp_path / "tb", checkpoint=tmp_path / "ckpt" / "best.keras", verbose=0,
+                 log=lambda m: None)
     saved = json.loads((result.model_dir / "config.json").read_text())["train_config"]
     assert (saved["optimizer"], saved["class_weight"], saved["patience"], saved["reduce_lr"]) == (
         "adam", "balanced", 1, True)
@@ -214,6 +215,13 @@ def test_training_options_are_used_and_recorded(trained, tmp_path):
         rows = list(csv.DictReader(handle))
     assert len(rows) == metrics["epochs_run"] and {"loss", "val_loss", "seconds"} <= set(rows[0])
     assert any((tmp_path / "tb").rglob("*tfevents*"))
+    import keras
+
+    checkpointed = keras.saving.load_model(tmp_path / "ckpt" / "best.keras")  # the best epoch, as kept
+    kept = keras.saving.load_model(result.model_dir / "model.keras")
+    for a, b in zip(checkpointed.get_weights(), kept.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert [p.name for p in (tmp_path / "ckpt").iterdir()] == ["best.keras"]
 
 
 def test_bad_training_options():
