@@ -204,16 +204,22 @@ def train_options(command):
                      help="Largest pitch shift of --augment pitch, in semitones."),
         click.option("--mixup-alpha", type=POSITIVE_FLOAT, default=0.2, show_default=True,
                      help="Beta(alpha, alpha) weights of --augment mixup."),
+        click.option("--backbone", type=click.Choice(["musicnn"]), default=None,
+                     help="Train on top of a pretrained network (musicnn, Million Song Dataset) instead of "
+                          "the CNN from scratch."),
+        click.option("--freeze/--fine-tune", "freeze", default=True, show_default=True,
+                     help="With --backbone: train a small head on cached embeddings (seconds), or also "
+                          "update the backbone's top layers at a tenth of --lr."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _train_config(epochs, batch_size, lr, **options):
+def _train_config(epochs, batch_size, lr, freeze=True, **options):
     from .config import TrainConfig
 
-    return TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, **options)
+    return TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, fine_tune=not freeze, **options)
 
 
 @main.command("merge-datasets")
@@ -396,6 +402,36 @@ def _classify_timelines(paths, model, backend, window, hop, out, as_json, top_k)
 def _clock(seconds: float) -> str:
     minutes, seconds = divmod(seconds, 60)
     return f"{int(minutes)}:{seconds:04.1f}"
+
+
+@main.command("embed")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("embeddings.npz"), show_default=True,
+              help="The .npz file to write.")
+@click.option("--patches", is_flag=True, help="Also store one embedding per 3 s patch.")
+@library_errors
+def embed_command(paths, out, patches):
+    """200-d musicnn embeddings (Million Song Dataset model) of songs, for your own models.
+
+    Writes paths and embeddings (one row per song: the mean over its 3 s patches), and with
+    --patches also patch_embeddings, patch_song and patch_start. Unreadable files get an error
+    line and make the exit code 1; the others are still embedded.
+
+    \b
+    Example:
+        genre-cnn embed music/ --out emb.npz --patches
+    """
+    from .embed import embed_songs, save_embeddings
+
+    result = embed_songs(paths)
+    for path, reason in result.failed:
+        click.echo(f"Error: {reason}", err=True)
+    if not result.paths:
+        raise click.ClickException(f"nothing to embed in {', '.join(map(str, paths))}")
+    save_embeddings(result, out, patches=patches)
+    click.echo(f"{len(result.paths)} song(s), {len(result.patches)} patch(es) embedded: {out}")
+    if result.failed:
+        sys.exit(1)
 
 
 @main.command("export")

@@ -220,6 +220,11 @@ class TrainConfig:
         The ``pitch`` augmentation shifts by up to this many semitones either way.
     mixup_alpha : float
         Beta(alpha, alpha) distribution of the ``mixup`` weights; small alpha mixes little.
+    backbone : {None, "musicnn"}
+        Train a head on a pretrained network instead of the CNN from scratch.
+    fine_tune : bool
+        With a backbone: also update its top layers (learning rate / 10), instead of training the
+        head alone on cached embeddings.
     """
 
     epochs: int = 10
@@ -237,8 +242,19 @@ class TrainConfig:
     stretch: float = 0.1
     pitch_semitones: float = 2.0
     mixup_alpha: float = 0.2
+    backbone: Optional[str] = None
+    fine_tune: bool = False
 
     def __post_init__(self) -> None:
+        if self.backbone is not None:
+            _choice("backbone", self.backbone, ("musicnn",))
+            if self.augment:
+                raise ConfigError("--augment does not apply with --backbone musicnn (its input is computed "
+                                  "from the audio once); leave one of them out")
+            if self.mixed_precision:
+                raise ConfigError("--mixed-precision does not apply with --backbone musicnn")
+        elif self.fine_tune:
+            raise ConfigError("--fine-tune needs --backbone musicnn")
         object.__setattr__(self, "augment", _augmentations(self.augment))
         for name in ("noise_snr_db", "gain_db", "stretch", "pitch_semitones", "mixup_alpha"):
             value = getattr(self, name)

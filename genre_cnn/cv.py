@@ -124,6 +124,10 @@ def cross_validate(
     from .train import test_metrics, train_model
 
     dataset = load_dataset(data_dir)
+    if config.backbone:
+        from .transfer import patch_dataset
+
+        dataset = patch_dataset(dataset, log=log)
     songs, fold_of_song = song_folds(dataset, folds=folds, seed=config.seed)
     fold_lookup = dict(zip(songs, fold_of_song.tolist()))
     fold_of_chunk = np.array([fold_lookup[song] for song in dataset.songs])

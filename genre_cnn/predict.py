@@ -53,15 +53,19 @@ class GenreClassifier:
     feature_config : FeatureConfig
     backend : str
         ``"litert"`` or ``"keras"``: what runs the network.
+    backbone : str or None
+        ``"musicnn"`` when the network sits on the pretrained backbone (its input is then musicnn
+        patches instead of the feature config's log-mel chunks).
     """
 
     def __init__(self, model_dir: Path, runner, classes: Sequence[str], feature_config: FeatureConfig,
-                 filterbank: Optional[np.ndarray] = None):
+                 filterbank: Optional[np.ndarray] = None, backbone: Optional[str] = None):
         self.model_dir = model_dir
         self.runner = runner
         self.classes = tuple(classes)
         self.feature_config = feature_config
         self.filterbank = filterbank
+        self.backbone = backbone
 
     @property
     def backend(self) -> str:
@@ -78,7 +82,14 @@ class GenreClassifier:
         total = np.zeros(len(self.classes))
         n_chunks = 0
         try:
-            for features, _ in SongFeatureStream(path, self.feature_config, filterbank=self.filterbank):
+            if self.backbone:
+                from .transfer import song_patches
+
+                batches = [song_patches(path)]
+            else:
+                batches = (features for features, _ in SongFeatureStream(path, self.feature_config,
+                                                                         filterbank=self.filterbank))
+            for features in batches:
                 total += self.predict_chunks(features).sum(axis=0)
                 n_chunks += len(features)
         except AudioDecodeError as exc:
@@ -130,15 +141,21 @@ def load_classifier(
             f"{model_dir / 'config.json'}: cannot reproduce this model's features ({exc}); "
             "refit it with this version of genre-cnn"
         ) from None
-    filterbank = _load_filterbank(model_dir, feature_config)
+    backbone = (saved.get("train_config") or {}).get("backbone")
+    if backbone:
+        from .musicnn import N_MELS, PATCH_FRAMES
+
+        filterbank, input_shape = None, (PATCH_FRAMES, N_MELS)
+    else:
+        filterbank, input_shape = _load_filterbank(model_dir, feature_config), feature_config.input_shape
     runner = open_runner(model_dir, backend=backend)
-    if runner.input_shape != feature_config.input_shape or runner.n_outputs != len(classes):
+    if runner.input_shape != input_shape or runner.n_outputs != len(classes):
         raise ModelError(
             f"{model_dir}: the network takes {runner.input_shape} and gives {runner.n_outputs} genres "
-            f"but config.json describes {feature_config.input_shape} -> {len(classes)}; "
+            f"but config.json describes {input_shape} -> {len(classes)}; "
             "the folder mixes two models, refit it"
         )
-    return GenreClassifier(model_dir, runner, classes, feature_config, filterbank)
+    return GenreClassifier(model_dir, runner, classes, feature_config, filterbank, backbone=backbone)
 
 
 def _load_filterbank(model_dir: Path, config: FeatureConfig) -> Optional[np.ndarray]:

@@ -87,6 +87,9 @@ def classify_timeline(path: str | os.PathLike, classifier, *, window: Optional[f
     """
     from .features import SongFeatureStream
 
+    if getattr(classifier, "backbone", None):
+        raise ConfigError(f"{classifier.model_dir}: --timeline works with CNN models trained from scratch; "
+                          "this one uses the musicnn backbone")
     config = classifier.feature_config
     chunk = config.chunk_seconds
     window = chunk if window is None else float(window)

@@ -80,6 +80,10 @@ def fit(
     FitResult
     """
     dataset = load_dataset(data_dir)
+    if config.backbone:
+        from .transfer import patch_dataset
+
+        dataset = patch_dataset(dataset, log=log)
     train_rows, val_rows, test_rows = (dataset.indices(s) for s in ("train", "val", "test"))
     if model_dir is None:
         name = name or datetime.datetime.now().strftime("fit-%Y%m%d-%H%M%S")
@@ -102,7 +106,8 @@ def fit(
 
     with exclusive_lock(model_dir, command="genre-cnn fit"), atomic_directory(model_dir) as tmp:
         model.save(tmp / KERAS_FILE)
-        np.save(tmp / "mel_filterbank.npy", mel_filterbank(dataset.feature_config))
+        if not config.backbone:  # a backbone computes its own input
+            np.save(tmp / "mel_filterbank.npy", mel_filterbank(dataset.feature_config))
         export_litert(model, tmp / LITERT_FILE)
         write_json(tmp / "config.json", {
             "package_version": __version__,
@@ -168,14 +173,35 @@ def train_model(
     replicas = f", {strategy.num_replicas_in_sync} replicas" if strategy.num_replicas_in_sync > 1 else ""
     precision = ", mixed precision" if config.mixed_precision else ""
     augmented = f", augmented with {'+'.join(config.augment)}" if config.augment else ""
-    log(f"Training on {device}{replicas}{precision}{augmented}: {len(train_rows)} train chunks, {len(val_rows)} "
-        f"validation chunks, {len(dataset.classes)} genres")
+    unit = "chunks"
+    if config.backbone:
+        augmented = f", musicnn backbone {'fine-tuned' if config.fine_tune else 'frozen'}"
+        unit = "patches"
+    log(f"Training on {device}{replicas}{precision}{augmented}: {len(train_rows)} train {unit}, {len(val_rows)} "
+        f"validation {unit}, {len(dataset.classes)} genres")
 
-    from .callbacks import BestWeights, EpochTimes
+    from .callbacks import BestCheckpoint, BestWeights, EpochTimes
     from .layers import SpecAugment
     from .model import build_model
 
     n_classes = len(dataset.classes)
+    monitor = "val_loss" if len(val_rows) else "loss"
+    best = BestWeights(monitor=monitor)
+    timer = EpochTimes()
+    weights = class_weights(dataset.labels[train_rows], n_classes)
+    if config.class_weight == "none" and weights.max() / weights.min() > 1.5:
+        log(f"Note: the largest genre has {weights.max() / weights.min():.1f}x the training {unit} of the "
+            "smallest; consider --class-weight balanced")
+    callbacks = [best, timer, *_optional_callbacks(keras, config, monitor, tensorboard)]
+    if checkpoint is not None and Path(checkpoint).suffix != ".keras":
+        raise ConfigError(f"--checkpoint {checkpoint}: the file name must end in .keras")
+    if config.backbone:
+        from .transfer import train_transfer
+
+        model, trainee, history = train_transfer(dataset, train_rows=train_rows, val_rows=val_rows, config=config,
+                                                 callbacks=callbacks, checkpoint=checkpoint, verbose=verbose)
+        best.restore(trainee)
+        return TrainedModel(model=model, history=history, best=best, timer=timer, device=device)
     mixup = "mixup" in config.augment
     mean, variance = band_statistics(dataset.features, train_rows)
     with precision_policy(config.mixed_precision), strategy.scope():
@@ -193,19 +219,7 @@ def train_model(
         )
     train_data = training_batches(dataset, train_rows, config)
     val_data = evaluation_batches(dataset, val_rows, config) if len(val_rows) else None
-    monitor = "val_loss" if val_data is not None else "loss"
-    best = BestWeights(monitor=monitor)
-    timer = EpochTimes()
-    weights = class_weights(dataset.labels[train_rows], n_classes)
-    if config.class_weight == "none" and weights.max() / weights.min() > 1.5:
-        log(f"Note: the largest genre has {weights.max() / weights.min():.1f}x the training chunks of the "
-            "smallest; consider --class-weight balanced")
-    callbacks = [best, timer, *_optional_callbacks(keras, config, monitor, tensorboard)]
     if checkpoint is not None:
-        from .callbacks import BestCheckpoint
-
-        if Path(checkpoint).suffix != ".keras":
-            raise ConfigError(f"--checkpoint {checkpoint}: the file name must end in .keras")
         callbacks.append(BestCheckpoint(checkpoint, model=model, monitor=monitor))
     history = trainee.fit(
         train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=verbose,

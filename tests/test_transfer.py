@@ -1,0 +1,127 @@
+"""fit --backbone musicnn: a head on the pretrained backbone, frozen or fine-tuned; embed."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("tensorflow")
+
+from genre_cnn.cli import main  # noqa: E402
+from genre_cnn.config import TrainConfig  # noqa: E402
+from genre_cnn.dataset import load_dataset  # noqa: E402
+from genre_cnn.errors import ConfigError, DatasetError  # noqa: E402
+from genre_cnn.predict import classify  # noqa: E402
+from genre_cnn.train import fit  # noqa: E402
+
+QUIET = dict(verbose=0, log=lambda message: None)
+
+
+@pytest.fixture(scope="module")
+def dataset(trained, tmp_path_factory):
+    """A copy of the shared tiny dataset (the backbone caches its patches inside it)."""
+    copy = tmp_path_factory.mktemp("transfer") / "dataset"
+    shutil.copytree(trained["dataset"], copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def frozen(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("frozen")
+    messages = []
+    result = fit(dataset, config=TrainConfig(epochs=3, batch_size=4, backbone="musicnn"), model_dir=out / "m",
+                 models_root=out / "models", verbose=0, log=messages.append)
+    return result, messages
+
+
+def test_frozen_backbone_trains_a_head_and_records_it(frozen, dataset, trained):
+    result, messages = frozen
+    assert any("Computing the musicnn input of 15 songs" in m for m in messages)
+    config = json.loads((result.model_dir / "config.json").read_text())["train_config"]
+    assert (config["backbone"], config["fine_tune"]) == ("musicnn", False)
+    original = load_dataset(dataset)
+    assert {s["song"] for s in result.metrics["songs"]} == set(original.songs[original.indices("test")])
+    assert (result.model_dir / "history.png").is_file() and (result.model_dir / "confusion.png").is_file()
+    song = trained["tracks"] / "chirps" / "chirps_1.mp3"
+    lite, keras_route = (classify([song], model=result.model_dir, backend=b)[0] for b in ("litert", "keras"))
+    assert lite.n_chunks == 1 and lite.genre == keras_route.genre
+    np.testing.assert_allclose(list(lite.probabilities.values()), list(keras_route.probabilities.values()),
+                               atol=1e-4)
+
+
+def test_patches_and_embeddings_are_computed_once(frozen, dataset, tmp_path):
+    source = dataset / "musicnn" / "source.json"
+    before = source.stat().st_mtime_ns
+    messages = []
+    fit(dataset, config=TrainConfig(epochs=1, batch_size=4, backbone="musicnn"), model_dir=tmp_path / "m",
+        models_root=tmp_path / "models", verbose=0, log=messages.append)
+    assert source.stat().st_mtime_ns == before and not any("Computing" in m for m in messages)
+    assert json.loads(source.read_text())["patches"] == 15
+
+
+def test_fine_tuning_changes_only_the_top_layers(frozen, dataset, tmp_path):
+    import keras
+
+    from genre_cnn.musicnn import load_musicnn
+
+    result = fit(dataset, config=TrainConfig(epochs=1, batch_size=4, backbone="musicnn", fine_tune=True),
+                 model_dir=tmp_path / "m", models_root=tmp_path / "models", **QUIET)
+    tuned = keras.saving.load_model(result.model_dir / "model.keras").get_layer("musicnn")
+    original = load_musicnn()
+    for name, should_change in (("mid3_conv", True), ("penultimate_dense", True), ("timbral_74_conv", False),
+                                ("input_bn", False), ("penultimate_bn", False)):
+        changed = any(not np.array_equal(a, b) for a, b in zip(tuned.get_layer(name).get_weights(),
+                                                                original.get_layer(name).get_weights()))
+        assert changed == should_change, name
+
+
+def test_cross_validation_with_the_backbone(frozen, dataset, tmp_path):
+    from genre_cnn.cv import cross_validate
+
+    result = cross_validate(dataset, config=TrainConfig(epochs=2, batch_size=4, backbone="musicnn"), folds=3,
+                            val_fraction=0.2, out=tmp_path / "cv", log=lambda m: None)
+    tested = sorted(song for fold in result.folds for song in fold["test_songs"])
+    assert tested == sorted(set(load_dataset(dataset).songs))
+    assert json.loads((tmp_path / "cv" / "cv.json").read_text())["summary"]["train_config"]["backbone"] == "musicnn"
+
+
+def test_embed_writes_song_and_patch_embeddings(trained, tmp_path):
+    broken = tmp_path / "broken.mp3"
+    broken.write_text("not audio")
+    runner = CliRunner()
+    result = runner.invoke(main, ["embed", str(trained["tracks"] / "tones"), str(broken), "--out",
+                                  str(tmp_path / "e.npz"), "--patches"])
+    assert result.exit_code == 1 and "broken.mp3" in result.stderr
+    assert result.stdout.startswith("5 song(s), 5 patch(es) embedded")
+    saved = np.load(tmp_path / "e.npz")
+    assert saved["embeddings"].shape == (5, 200) and saved["paths"][0].endswith("tones_0.mp3")
+    first = saved["patch_song"] == 0
+    np.testing.assert_allclose(saved["embeddings"][0], saved["patch_embeddings"][first].mean(axis=0), rtol=1e-5)
+
+
+def test_backbone_option_mistakes():
+    with pytest.raises(ConfigError, match="--fine-tune needs --backbone musicnn"):
+        TrainConfig(fine_tune=True)
+    with pytest.raises(ConfigError, match="--augment does not apply with --backbone musicnn"):
+        TrainConfig(backbone="musicnn", augment="mixup")
+    with pytest.raises(ConfigError, match="backbone='vggish' must be one of 'musicnn'"):
+        TrainConfig(backbone="vggish")
+
+
+def test_backbone_needs_the_songs_audio(trained, tmp_path):
+    shutil.copytree(trained["dataset"], tmp_path / "ds")
+    summary = json.loads((tmp_path / "ds" / "summary.json").read_text())
+    summary["tracks_dir"] = str(tmp_path / "gone")
+    (tmp_path / "ds" / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(DatasetError, match="computes its own input from the songs' audio, but 15 of them are gone"):
+        fit(tmp_path / "ds", config=TrainConfig(epochs=1, backbone="musicnn"), model_dir=tmp_path / "m", **QUIET)
+
+
+def test_timeline_refuses_a_backbone_model(frozen, tmp_path, trained):
+    result, _ = frozen
+    runner = CliRunner()
+    out = runner.invoke(main, ["classify", str(trained["tracks"] / "tones" / "tones_0.mp3"), "--model",
+                               str(result.model_dir), "--timeline", "--out", str(tmp_path)])
+    assert out.exit_code == 1 and "--timeline works with CNN models trained from scratch" in out.output
