@@ -3,7 +3,8 @@
 Run by hand:  python benchmarks/bench_cv.py [--folds 5] [--epochs 10] [--augment LIST]
 
 Builds the demo dataset (default features) if needed, then runs ``genre-cnn cv`` once per
-configuration (plain, balanced class weights, augmentation, both) with the same folds and seed,
+configuration (plain, balanced class weights, augmentation, both; a head on the frozen musicnn
+backbone, and musicnn fine-tuned) with the same folds and seed,
 and prints a Markdown table of mean ± std over the folds plus the CPU time of each run.
 """
 
@@ -24,6 +25,8 @@ CONFIGS = {
     "class weights": ["--class-weight", "balanced"],
     "augmentation": ["--augment", "{augment}"],
     "augmentation + class weights": ["--augment", "{augment}", "--class-weight", "balanced"],
+    "musicnn frozen": ["--backbone", "musicnn"],
+    "musicnn fine-tuned": ["--backbone", "musicnn", "--fine-tune"],
 }
 
 

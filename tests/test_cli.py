@@ -43,10 +43,10 @@ def test_version(run):
 
 
 @pytest.mark.parametrize("command", ["build-dataset", "fit", "classify", "demo", "export", "merge-datasets", "show",
-                                     "features", "explore", "baseline", "compare", "evaluate"])
+                                     "features", "explore", "baseline", "compare", "evaluate", "cv", "embed"])
 def test_every_command_has_help_with_an_example_and_is_in_the_readme(run, command):
     result = run(command, "--help")
-    assert result.exit_code == 0 and "Example:" in result.output
+    assert result.exit_code == 0 and ("Example:" in result.output or "Examples:" in result.output)
     assert f"genre-cnn {command}" in README.read_text()
 
 
