@@ -125,3 +125,19 @@ def test_timeline_refuses_a_backbone_model(frozen, tmp_path, trained):
     out = runner.invoke(main, ["classify", str(trained["tracks"] / "tones" / "tones_0.mp3"), "--model",
                                str(result.model_dir), "--timeline", "--out", str(tmp_path)])
     assert out.exit_code == 1 and "--timeline works with CNN models trained from scratch" in out.output
+
+
+def test_backbone_model_exports_give_the_same_probabilities(frozen, dataset, tmp_path):
+    import tensorflow as tf
+
+    from genre_cnn.export import export_model
+    from genre_cnn.predict import load_classifier
+    from genre_cnn.runners import LiteRTRunner
+
+    result, _ = frozen
+    patches = np.load(dataset / "musicnn" / "patches.npy")[:4]
+    expected = load_classifier(result.model_dir, backend="keras").predict_chunks(patches)
+    served = tf.saved_model.load(str(export_model(result.model_dir, fmt="saved_model", out=tmp_path / "sm")))
+    np.testing.assert_allclose(served.serve(tf.constant(patches)).numpy(), expected, atol=1e-5)
+    lite = export_model(result.model_dir, fmt="litert", out=tmp_path / "m.tflite")
+    np.testing.assert_allclose(LiteRTRunner(lite).predict(patches), expected, atol=1e-4)
