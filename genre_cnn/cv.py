@@ -12,7 +12,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .config import TrainConfig, write_json
-from .dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset, split_songs
+from .dataset import DEFAULT_DATASET_DIR, Dataset, split_songs
 from .errors import ConfigError, DatasetError
 from .files import atomic_directory, exclusive_lock
 
@@ -50,9 +50,7 @@ def song_folds(dataset: Dataset, *, folds: Optional[int] = 5, seed: int = 0) -> 
     DatasetError
         No CSV folds where they were asked for, or too few songs (groups) per genre for ``folds``.
     """
-    songs, first = np.unique(dataset.songs, return_index=True)
-    order = np.argsort(first)
-    songs, first = songs[order], first[order]
+    songs, first = dataset.song_rows()
     labels = dataset.labels[first]
     if folds is None:
         given = dataset.folds[first]
@@ -121,20 +119,16 @@ def cross_validate(
     CvResult
     """
     from .plots import plot_confusion
-    from .train import test_metrics, train_model
+    from .train import load_training_dataset, test_metrics, train_model
 
-    dataset = load_dataset(data_dir)
-    if config.backbone:
-        from .transfer import patch_dataset
-
-        dataset = patch_dataset(dataset, log=log)
+    dataset = load_training_dataset(data_dir, config=config, log=log)
     songs, fold_of_song = song_folds(dataset, folds=folds, seed=config.seed)
     fold_lookup = dict(zip(songs, fold_of_song.tolist()))
     fold_of_chunk = np.array([fold_lookup[song] for song in dataset.songs])
     grouped = bool((dataset.groups != "").any())
     n_folds = int(fold_of_song.max()) + 1
     out = Path(out) if out is not None else Path("models") / datetime.datetime.now().strftime("cv-%Y%m%d-%H%M%S")
-    first_rows = np.array([np.flatnonzero(dataset.songs == s)[0] for s in songs])
+    _, first_rows = dataset.song_rows()
     results = []
     for fold in range(n_folds):
         started = time.perf_counter()

@@ -475,6 +475,19 @@ class Dataset:
         """Row numbers of the chunks in ``split``."""
         return np.flatnonzero(self.splits == split)
 
+    def song_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each song once, in manifest order, with the row of its first chunk.
+
+        Returns
+        -------
+        songs : np.ndarray [shape=(n_songs,), dtype=str]
+        first : np.ndarray [shape=(n_songs,), dtype=int]
+            ``labels[first]``, ``groups[first]``... are then per song.
+        """
+        songs, first = np.unique(self.songs, return_index=True)
+        order = np.argsort(first)
+        return songs[order], first[order]
+
     def next_rows(self) -> np.ndarray:
         """Row of the chunk that follows each chunk in its song (one chunk hop later), -1 if none."""
         following = np.full(len(self.songs), -1, dtype=np.int64)

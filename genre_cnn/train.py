@@ -21,7 +21,7 @@ from .metrics import evaluate_chunks
 from .registry import DEFAULT_MODELS_DIR, set_latest
 
 __all__ = [
-    "FitResult", "TrainedModel", "fit", "train_model", "training_batches", "evaluation_batches", "test_metrics",
+    "FitResult", "TrainedModel", "fit", "load_training_dataset", "train_model", "training_batches", "evaluation_batches", "test_metrics",
     "band_statistics",
 ]
 
@@ -79,11 +79,7 @@ def fit(
     -------
     FitResult
     """
-    dataset = load_dataset(data_dir)
-    if config.backbone:
-        from .transfer import patch_dataset
-
-        dataset = patch_dataset(dataset, log=log)
+    dataset = load_training_dataset(data_dir, config=config, log=log)
     train_rows, val_rows, test_rows = (dataset.indices(s) for s in ("train", "val", "test"))
     if model_dir is None:
         name = name or datetime.datetime.now().strftime("fit-%Y%m%d-%H%M%S")
@@ -127,6 +123,16 @@ def fit(
             plot_confusion(metrics, dataset.classes, tmp / "confusion.png")
     set_latest(model_dir, models_root=models_root)
     return FitResult(model_dir=model_dir, metrics=metrics, device=device)
+
+
+def load_training_dataset(data_dir, *, config: TrainConfig, log: Callable[[str], None] = print) -> Dataset:
+    """The dataset a model with ``config`` trains on: the chunks, or with a backbone its patches."""
+    dataset = load_dataset(data_dir)
+    if config.backbone:
+        from .transfer import patch_dataset
+
+        dataset = patch_dataset(dataset, log=log)
+    return dataset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,8 +187,6 @@ def train_model(
         f"validation {unit}, {len(dataset.classes)} genres")
 
     from .callbacks import BestCheckpoint, BestWeights, EpochTimes
-    from .layers import SpecAugment
-    from .model import build_model
 
     n_classes = len(dataset.classes)
     monitor = "val_loss" if len(val_rows) else "loss"
@@ -202,6 +206,10 @@ def train_model(
                                                  callbacks=callbacks, checkpoint=checkpoint, verbose=verbose)
         best.restore(trainee)
         return TrainedModel(model=model, history=history, best=best, timer=timer, device=device)
+
+    from .layers import SpecAugment
+    from .model import build_model
+
     mixup = "mixup" in config.augment
     mean, variance = band_statistics(dataset.features, train_rows)
     with precision_policy(config.mixed_precision), strategy.scope():

@@ -104,13 +104,11 @@ def embeddings_of(dataset: Dataset) -> np.ndarray:
 
 
 def _build_cache(dataset: Dataset, cache: Path, *, log) -> None:
-    from .musicnn import N_MELS, PATCH_FRAMES, load_musicnn
+    from .musicnn import HOP, N_MELS, PATCH_FRAMES, SR, load_musicnn
 
     summary = read_json(dataset.path / "summary.json", what="the dataset summary", error=DatasetError)
     root = Path(summary["tracks_dir"])
-    songs, first = np.unique(dataset.songs, return_index=True)
-    order = np.argsort(first)
-    songs, first = songs[order], first[order]
+    songs, first = dataset.song_rows()
     missing = [s for s in songs if not (root / s).exists()]
     if missing:
         raise DatasetError(
@@ -119,6 +117,7 @@ def _build_cache(dataset: Dataset, cache: Path, *, log) -> None:
         )
     log(f"Computing the musicnn input of {len(songs)} songs (once; cached in {cache})")
     trunk = load_musicnn()
+    patch_seconds = PATCH_FRAMES * HOP / SR
     skipped = []
     with exclusive_lock(cache, command="genre-cnn fit --backbone musicnn"), atomic_directory(cache) as tmp:
         rows = []
@@ -132,9 +131,8 @@ def _build_cache(dataset: Dataset, cache: Path, *, log) -> None:
                     continue
                 out.append(patches)
                 embeddings.append(trunk.predict(patches, batch_size=32, verbose=0)["embedding"])
-                seconds = PATCH_FRAMES * 256 / 16000
                 rows += [[song, dataset.classes[dataset.labels[row]], dataset.splits[row], dataset.groups[row],
-                          dataset.folds[row], f"{i * seconds:.3f}"] for i in range(len(patches))]
+                          dataset.folds[row], f"{i * patch_seconds:.3f}"] for i in range(len(patches))]
         if not rows:
             raise DatasetError(f"{dataset.path}: none of the songs could be read for musicnn ({skipped[0]})")
         with open(tmp / "patches.csv", "w", newline="", encoding="utf-8") as handle:
