@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Iterator
 
@@ -14,8 +15,15 @@ from .native import native_stderr_silenced
 
 __all__ = ["AUDIO_EXTENSIONS", "is_audio_file", "check_audio_path", "audio_blocks", "load_audio", "load_excerpt"]
 
+#: Formats that only ffmpeg (through audioread) decodes here.
+FFMPEG_EXTENSIONS = (".m4a", ".aac", ".mp4", ".wma", ".opus", ".webm", ".mka")
 #: File name endings treated as audio (compared case-insensitively).
-AUDIO_EXTENSIONS = (".mp3", ".wav", ".ogg", ".oga", ".flac", ".au", ".snd", ".aif", ".aiff", ".aifc")
+AUDIO_EXTENSIONS = (".mp3", ".wav", ".ogg", ".oga", ".flac", ".au", ".snd", ".aif", ".aiff", ".aifc",
+                    *FFMPEG_EXTENSIONS)
+_FORMATS = "mp3/wav/ogg/flac/aiff"
+#: More bytes per second of decoded audio than any real format needs (192 kHz, 8 channels of
+#: float32 is 6 MB/s): a file that decodes to so little is not audio that a decoder understood.
+MAX_PLAUSIBLE_BYTES_PER_SECOND = 8_000_000
 
 #: Seconds of audio decoded at a time: memory stays bounded however long the file is.
 BLOCK_SECONDS = 10.0
@@ -85,20 +93,21 @@ def audio_blocks(path: str | os.PathLike, *, sr: int, block_seconds: float = BLO
         The file is missing, unreadable, not audio, holds no samples or holds NaN/inf.
     """
     path = check_audio_path(path)
-    try:
-        source = _SoundfileSource(path)
-    except Exception as first_error:  # libsndfile's errors carry no stable type across versions
-        try:
-            source = _AudioreadSource(path)
-        except Exception:
-            raise AudioDecodeError(
-                f"{path}: cannot decode audio ({_describe(first_error, path)}); "
-                "is it a complete mp3/wav/ogg/flac/aiff file?"
-            ) from None
+    source = _open_source(path)
     total = 0
     with source:
         resampler = _Resampler(source.samplerate, sr)
-        for samples in source.blocks(max(1, int(block_seconds * source.samplerate))):
+        blocks = source.blocks(max(1, int(block_seconds * source.samplerate)))
+        while True:
+            try:
+                samples = next(blocks, None)
+            except Exception as exc:  # a decoder failing mid-file: this file's problem, never the run's
+                raise AudioDecodeError(
+                    f"{path}: decoding failed after {total / source.samplerate:.2f} s ({_describe(exc, path)}); "
+                    "the file is damaged: re-export or re-download it"
+                ) from None
+            if samples is None:
+                break
             mono = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
             if not np.isfinite(mono).all():
                 raise AudioDecodeError(f"{path}: the audio contains NaN or infinite samples")
@@ -106,7 +115,33 @@ def audio_blocks(path: str | os.PathLike, *, sr: int, block_seconds: float = BLO
             yield resampler(mono)
     if total == 0:
         raise AudioDecodeError(f"{path}: the file holds no audio samples")
+    if path.stat().st_size / (total / source.samplerate) > MAX_PLAUSIBLE_BYTES_PER_SECOND:
+        raise AudioDecodeError(
+            f"{path}: cannot decode audio (only {total / source.samplerate:.2f} s decoded from "
+            f"{path.stat().st_size} bytes: the bytes are not audio); is it a complete {_FORMATS} file?"
+        )
     yield resampler.flush()
+
+
+def _open_source(path: Path):
+    """The first decoder that opens ``path`` and reports a usable format (rate and channels > 0)."""
+    errors = []
+    for source_type in (_SoundfileSource, _AudioreadSource):
+        try:
+            source = source_type(path)
+        except Exception as exc:  # decoders' errors carry no stable type across versions
+            errors.append(exc)
+            continue
+        if source.samplerate > 0 and source.channels > 0:
+            return source
+        source.__exit__(None, None, None)
+        errors.append(ValueError(f"the decoder reports {source.samplerate} Hz and {source.channels} channel(s)"))
+    suffix = path.suffix.lower()
+    if suffix in FFMPEG_EXTENSIONS and shutil.which("ffmpeg") is None:
+        raise AudioDecodeError(f"{path}: {suffix} files need ffmpeg to be decoded; install it "
+                               "(apt-get install ffmpeg, brew install ffmpeg) or convert the file to mp3/flac")
+    raise AudioDecodeError(f"{path}: cannot decode audio ({_describe(errors[0], path)}); "
+                           f"is it a complete {_FORMATS} file?")
 
 
 def load_audio(path: str | os.PathLike, *, sr: int) -> np.ndarray:
@@ -186,12 +221,14 @@ class _SoundfileSource:
         self._handle = open(path, "rb") if apple_double else None
         try:
             with native_stderr_silenced():  # libmpg123 prints "Note: Illegal Audio-MPEG-Header" itself
-                self._file = ForwardOnly(self._handle if apple_double else str(path))
+                # bytes, so that names that are not valid UTF-8 (an old Latin-1 disk) open too
+                self._file = ForwardOnly(self._handle if apple_double else os.fsencode(path))
         except BaseException:
             if self._handle is not None:
                 self._handle.close()
             raise
         self.samplerate = int(self._file.samplerate)
+        self.channels = int(self._file.channels)
 
     def blocks(self, frames: int) -> Iterator[np.ndarray]:
         while True:
@@ -216,12 +253,12 @@ class _AudioreadSource:
 
         self._decoder = audioread.audio_open(str(path))
         self.samplerate = int(self._decoder.samplerate)
-        self._channels = int(self._decoder.channels)
+        self.channels = int(self._decoder.channels)
 
     def blocks(self, frames: int) -> Iterator[np.ndarray]:
         for buffer in self._decoder:  # 16-bit little-endian interleaved PCM
             pcm = np.frombuffer(buffer, dtype="<i2").astype(np.float32) / 32768.0
-            yield pcm.reshape(-1, self._channels)
+            yield pcm[: len(pcm) - len(pcm) % self.channels].reshape(-1, self.channels)
 
     def __enter__(self):
         return self

@@ -14,7 +14,8 @@ from . import __version__
 from .config import read_json, write_json
 from .descriptors import read_descriptor_table, song_descriptors
 from .errors import AudioDecodeError, ConfigError, ModelError
-from .files import atomic_directory
+from .files import atomic_directory, check_output_folder
+from .registry import MODEL_FOLDER
 
 __all__ = ["PARAM_GRID", "BaselineResult", "fit_baseline", "BaselineClassifier"]
 
@@ -84,6 +85,7 @@ def fit_baseline(
     from .dataset import split_songs
     from .plots import plot_confusion
 
+    check_output_folder(out, kind=MODEL_FOLDER, inputs=[table])
     songs, genres, values, columns = read_descriptor_table(table)
     classes = sorted(set(genres.tolist()))
     if len(classes) < 2:
@@ -110,7 +112,7 @@ def fit_baseline(
         metrics.update(song_accuracy=float(accuracy_score(labels[test], predicted)), confusion_songs=confusion)
     import joblib
 
-    with atomic_directory(Path(out)) as tmp:
+    with atomic_directory(Path(out), kind=MODEL_FOLDER, inputs=[table]) as tmp:
         joblib.dump(best, tmp / BASELINE_FILE)
         write_json(tmp / "config.json", {
             "kind": "baseline", "package_version": __version__, "classes": classes, "columns": columns,
@@ -146,7 +148,8 @@ class BaselineClassifier:
         import joblib
 
         self.model_dir = Path(model_dir)
-        saved = read_json(self.model_dir / "config.json", what="the model config", error=ModelError)
+        saved = read_json(self.model_dir / "config.json", what="the model config", error=ModelError,
+                          fix="refit the model", expect=dict)
         if saved.get("kind") != "baseline" or not (self.model_dir / BASELINE_FILE).is_file():
             raise ModelError(f"{self.model_dir}: not a baseline made by 'genre-cnn baseline'")
         self.classes = tuple(saved["classes"])

@@ -47,7 +47,7 @@ class SongCache:
                 return
             features = np.load(dataset_dir / "features.npy", mmap_mode="r")
             offsets = np.load(dataset_dir / OFFSETS_FILE)
-            with open(dataset_dir / SONGS_FILE, newline="", encoding="utf-8") as handle:
+            with open(dataset_dir / SONGS_FILE, newline="", encoding="utf-8", errors="surrogateescape") as handle:
                 rows = list(csv.DictReader(handle))
             entries = {
                 (row["path"], int(row["size"]), int(row["mtime_ns"])):
@@ -76,7 +76,7 @@ class SongCache:
 
 def write_song_index(directory: Path, rows: list[tuple[str, Optional[tuple], int, int, dict]]) -> None:
     """Write ``songs.csv``: per used song its file key, its rows in ``features.npy`` and its stats."""
-    with open(directory / SONGS_FILE, "w", newline="", encoding="utf-8") as handle:
+    with open(directory / SONGS_FILE, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.writer(handle)
         writer.writerow(_COLUMNS)
         for relative, key, first_row, n_chunks, stats in rows:

@@ -42,6 +42,9 @@ def main():
         genre-cnn fit --epochs 10
         genre-cnn classify song.mp3
     """
+    for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print as their own bytes
+        if hasattr(stream, "reconfigure") and getattr(stream, "encoding", "").lower().replace("-", "") == "utf8":
+            stream.reconfigure(errors="surrogateescape")
 
 
 def feature_options(command):

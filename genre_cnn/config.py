@@ -19,6 +19,7 @@ __all__ = [
     "AUGMENTATIONS",
     "read_json",
     "write_json",
+    "check_classes",
 ]
 
 #: Version of the feature pipeline (decode -> segment -> log-mel). A model made with another
@@ -318,17 +319,50 @@ def _from_dict(cls, data: Any, what: str):
         raise ConfigError(f"the {what} is invalid: {exc}") from exc
 
 
+def check_classes(value: Any) -> tuple[str, ...]:
+    """``value`` as a tuple of genre names, if it is a list of at least two distinct non-empty strings.
+
+    Raises
+    ------
+    ConfigError
+        Anything else (a number, a dict, names that repeat...).
+    """
+    if (not isinstance(value, list) or len(value) < 2 or not all(isinstance(v, str) and v for v in value)
+            or len(set(value)) != len(value)):
+        shown = json.dumps(value)[:60] if _jsonable(value) else type(value).__name__
+        raise ConfigError(f"the class list must be a JSON list of at least two distinct genre names, got {shown}")
+    return tuple(value)
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as pretty JSON (the caller's directory is already a temporary one)."""
     Path(path).write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
-def read_json(path: Path, *, what: str, error: type = ConfigError) -> Any:
-    """Read a JSON file, raising ``error`` with the path and the fix when it is missing or invalid."""
+def read_json(path: Path, *, what: str, error: type = ConfigError, fix: str = "rebuild it",
+              expect: Optional[type] = None) -> Any:
+    """Read a JSON file, raising ``error`` with the path and ``fix`` when it is missing or invalid.
+
+    ``expect`` (e.g. ``dict``) is the type the top-level value must have.
+    """
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise error(f"{path}: {what} is missing") from None
+        raise error(f"{path}: {what} is missing; {fix}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise error(f"{path}: {what} is not valid JSON ({exc}); rebuild it") from None
+        raise error(f"{path}: {what} is not valid JSON ({exc}); {fix}") from None
+    except OSError as exc:
+        raise error(f"{path}: {what} cannot be read ({exc.strerror}); {fix}") from None
+    if expect is not None and not isinstance(data, expect):
+        raise error(f"{path}: {what} is damaged (a JSON {type(data).__name__} instead of a "
+                    f"{'JSON object' if expect is dict else expect.__name__}); {fix}")
+    return data

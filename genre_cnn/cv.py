@@ -14,9 +14,12 @@ import numpy as np
 from .config import TrainConfig, write_json
 from .dataset import DEFAULT_DATASET_DIR, Dataset, split_songs
 from .errors import ConfigError, DatasetError
-from .files import atomic_directory, exclusive_lock
+from .files import FolderKind, atomic_directory, check_output_folder, exclusive_lock
 
 __all__ = ["CvResult", "song_folds", "cross_validate"]
+
+#: The folder ``cv`` writes.
+CV_FOLDER = FolderKind("cross-validation result", ("cv.json",))
 
 SUMMARY_METRICS = ("chunk_accuracy", "song_accuracy", "chunk_macro_f1", "song_macro_f1")
 
@@ -128,6 +131,7 @@ def cross_validate(
     grouped = bool((dataset.groups != "").any())
     n_folds = int(fold_of_song.max()) + 1
     out = Path(out) if out is not None else Path("models") / datetime.datetime.now().strftime("cv-%Y%m%d-%H%M%S")
+    check_output_folder(out, kind=CV_FOLDER, inputs=[data_dir])
     _, first_rows = dataset.song_rows()
     results = []
     for fold in range(n_folds):
@@ -174,7 +178,7 @@ def cross_validate(
         "confusion_songs": np.sum([r["confusion_songs"] for r in results], axis=0).tolist(),
         "seconds": round(sum(r["seconds"] for r in results), 2),
     }
-    with exclusive_lock(out, command="genre-cnn cv"), atomic_directory(out) as tmp:
+    with exclusive_lock(out, command="genre-cnn cv"), atomic_directory(out, kind=CV_FOLDER, inputs=[data_dir]) as tmp:
         write_json(tmp / "cv.json", {"summary": summary, "folds": results})
         confusion = {**summary, "chunk_accuracy": _pooled(summary["confusion_chunks"]),
                      "song_accuracy": _pooled(summary["confusion_songs"])}

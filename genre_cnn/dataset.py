@@ -13,11 +13,11 @@ import numpy as np
 
 from .arrays import NpyAppender
 from .audio import is_audio_file
-from .config import FeatureConfig, read_json, write_json
+from .config import FeatureConfig, check_classes, read_json, write_json
 from .errors import AudioDecodeError, ConfigError, DatasetError
 from .cache import OFFSETS_FILE, SongCache, file_key, write_song_index
 from .features import mel_filterbank
-from .files import atomic_directory, exclusive_lock
+from .files import FolderKind, atomic_directory, check_output_folder, exclusive_lock
 from .parallel import process_pool
 
 __all__ = [
@@ -33,6 +33,12 @@ __all__ = [
 
 SPLITS = ("train", "val", "test")
 DEFAULT_DATASET_DIR = Path("data/dataset")
+
+#: A dataset folder, recognised by the files every build writes.
+DATASET_FOLDER = FolderKind("dataset", ("manifest.csv", "feature_config.json"))
+
+#: Rows copied into ``features.npy`` at a time.
+COPY_ROWS = 256
 
 MANIFEST_COLUMNS = ("song", "label", "chunk", "offset_seconds", "split", "group", "fold")
 
@@ -81,7 +87,10 @@ def scan_tracks(root: str | os.PathLike) -> TrackList:
     classes: list[str] = []
     notes: list[str] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        found = sorted(_audio_files(folder))
+        unreadable: list[OSError] = []
+        found = sorted(_audio_files(folder, errors=unreadable))
+        notes.extend(f"{error.filename}: cannot be read ({(error.strerror or str(error)).lower()}), skipped"
+                     for error in unreadable)
         if not found:
             notes.append(f"{folder}: no audio files, not a genre (skipped)")
             continue
@@ -99,8 +108,9 @@ def scan_tracks(root: str | os.PathLike) -> TrackList:
     return TrackList(root=root, songs=tuple(songs), classes=tuple(classes), notes=tuple(notes))
 
 
-def _audio_files(folder: Path) -> Iterator[Path]:
-    for directory, subdirs, names in os.walk(folder, followlinks=False):
+def _audio_files(folder: Path, *, errors: list) -> Iterator[Path]:
+    """Audio files below ``folder``; sub-folders that cannot be listed are appended to ``errors``."""
+    for directory, subdirs, names in os.walk(folder, followlinks=False, onerror=errors.append):
         subdirs[:] = [d for d in subdirs if not d.startswith(".")]
         for name in names:
             path = Path(directory) / name
@@ -229,8 +239,8 @@ def build_dataset(
 ) -> BuildReport:
     """Turn ``tracks_dir/<genre>/*`` into a dataset of log-mel chunks on disk.
 
-    Each song is decoded, cut into chunks and featurised with :func:`genre_cnn.features.song_features`;
-    features stream into ``features.npy`` so memory holds one song at a time. Songs that cannot be
+    Each song is decoded, cut into chunks and featurised with :class:`genre_cnn.features.SongFeatureStream`;
+    features stream to disk so memory holds one batch of chunks, however long the song. Songs that cannot be
     used are skipped with their reason. The split is made per song (:func:`split_songs`). The
     dataset is written to a temporary folder and renamed to ``out`` only when complete.
 
@@ -276,7 +286,7 @@ def build_dataset(
         raise ConfigError(f"--workers {workers!r} must be a positive integer")
     tracks = tracks_dir if isinstance(tracks_dir, TrackList) else scan_tracks(tracks_dir)
     grouped = any(song.group for song in tracks.songs)
-    out = Path(out)
+    out = check_output_folder(out, kind=DATASET_FOLDER, inputs=[tracks.root])
     songs, fixed_splits = tracks.songs, None
     if shard is not None:
         from .shards import check_shard, shard_of
@@ -290,10 +300,13 @@ def build_dataset(
         ))
         songs = tuple(song for song in tracks.songs if shard_of(song.relative, count) == index)
 
-    with exclusive_lock(out, command="genre-cnn build-dataset"), atomic_directory(out) as tmp:
+    with exclusive_lock(out, command="genre-cnn build-dataset"), \
+            atomic_directory(out, kind=DATASET_FOLDER, inputs=[tracks.root]) as tmp:
         cache = SongCache(None if force else out, config)
         keys = [file_key(song.path) for song in songs]
-        results = _featurise_all(songs, keys, cache, config, workers=workers)
+        spool = tmp / ".spool"
+        spool.mkdir()
+        results = _featurise_all(songs, keys, cache, config, workers=workers, spool=spool)
         if progress is not None:
             results = progress(results, total=len(songs))
         used: list[tuple[Song, np.ndarray]] = []
@@ -307,11 +320,18 @@ def build_dataset(
                     skipped.append((song.relative, outcome))
                     continue
                 features, offsets, stats = outcome
-                index.append((song.relative, key, features_file.n_rows, len(features), stats))
+                if not cached:  # the song's features wait in a spool file, not in memory
+                    spooled, features = features, np.load(features, mmap_mode="r")
+                index.append((song.relative, key, features_file.n_rows, len(offsets), stats))
                 totals = {name: totals[name] + stats[name] for name in totals}
                 reused += cached
-                features_file.append(features)
+                for start in range(0, len(features), COPY_ROWS):  # a block at a time: memory stays flat
+                    features_file.append(features[start : start + COPY_ROWS])
+                if not cached:
+                    del features
+                    spooled.unlink()
                 used.append((song, offsets))
+        spool.rmdir()
         if fixed_splits is not None:  # a shard: the split and the genres are those of the whole library
             splits = np.array([fixed_splits[song.relative] for song, _ in used], dtype="<U5")
             used_classes = list(tracks.classes)
@@ -369,26 +389,40 @@ def _check_usable(tracks: TrackList, used, skipped) -> list[str]:
     return used_classes
 
 
-def _featurise_one(path: Path, config: FeatureConfig):
-    """Features of one song, or the reason it cannot be used (a string), for process pools."""
-    from .features import song_features
+def _featurise_one(path: Path, config: FeatureConfig, spooled: Path):
+    """Stream one song's features into the file ``spooled``, for process pools.
 
+    Returns ``(spooled, offsets, stats)``, or the reason the song cannot be used (a string).
+    Memory holds one batch of chunks however long the song: the features go to disk as they
+    are computed, and only the file's name travels back to the parent process.
+    """
+    from .features import SongFeatureStream
+
+    stream = SongFeatureStream(path, config)
+    offsets = [np.zeros(0, np.int64)]
     try:
-        return song_features(path, config)
+        with NpyAppender(spooled, row_shape=config.input_shape) as out:
+            for features, chunk_offsets in stream:
+                out.append(features)
+                offsets.append(chunk_offsets)
     except AudioDecodeError as exc:
+        spooled.unlink(missing_ok=True)
         return str(exc)
+    return spooled, np.concatenate(offsets), stream.stats
 
 
-def _featurise_all(songs: Sequence[Song], keys, cache: SongCache, config: FeatureConfig, *, workers: int):
+def _featurise_all(songs: Sequence[Song], keys, cache: SongCache, config: FeatureConfig, *, workers: int,
+                   spool: Path):
     """Yield ``(outcome, reused)`` per song, in order: cached songs from ``cache``, others decoded."""
     todo = [song.path for song, key in zip(songs, keys) if cache.get(key) is None]
+    spooled = [spool / f"{number}.npy" for number in range(len(todo))]
     if workers == 1 or len(todo) < 2:
-        fresh = (_featurise_one(path, config) for path in todo)
+        fresh = (_featurise_one(path, config, target) for path, target in zip(todo, spooled))
         pool = None
     else:
         pool = process_pool(min(workers, len(todo)))
         batch = max(1, len(todo) // (8 * workers))
-        fresh = pool.map(_featurise_one, todo, [config] * len(todo), chunksize=batch)
+        fresh = pool.map(_featurise_one, todo, [config] * len(todo), spooled, chunksize=batch)
     try:
         for key in keys:
             hit = cache.get(key)
@@ -399,7 +433,7 @@ def _featurise_all(songs: Sequence[Song], keys, cache: SongCache, config: Featur
 
 
 def _write_manifest(path: Path, used, splits, config: FeatureConfig) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.writer(handle)
         writer.writerow(MANIFEST_COLUMNS)
         for (song, offsets), split in zip(used, splits):
@@ -409,7 +443,7 @@ def _write_manifest(path: Path, used, splits, config: FeatureConfig) -> None:
 
 
 def _write_skipped(path: Path, skipped: list[tuple[str, str]]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.writer(handle)
         writer.writerow(["song", "reason"])
         writer.writerows(skipped)
@@ -500,6 +534,21 @@ class Dataset:
         return following
 
 
+def _read_manifest(path: Path, data: bytes) -> list[dict]:
+    """The rows of ``manifest.csv`` (song names round-trip undecodable bytes), checked for its columns."""
+    try:
+        rows = list(csv.DictReader(data.decode("utf-8", errors="surrogateescape").splitlines()))
+    except csv.Error as exc:
+        raise DatasetError(f"{path}: is damaged ({exc}); rebuild the dataset") from None
+    required = ("song", "label", "offset_seconds", "split")
+    if rows and any(column not in rows[0] for column in required) or not data.startswith(b"song,"):
+        raise DatasetError(f"{path}: is damaged (its header is not {','.join(MANIFEST_COLUMNS)}); rebuild the dataset")
+    strange = {row.get("split") for row in rows} - set(SPLITS)
+    if strange:
+        raise DatasetError(f"{path}: is damaged (unknown split {sorted(map(str, strange))[0]!r}); rebuild the dataset")
+    return rows
+
+
 def load_dataset(path: str | os.PathLike = DEFAULT_DATASET_DIR) -> Dataset:
     """Open a dataset folder written by :func:`build_dataset`.
 
@@ -516,17 +565,25 @@ def load_dataset(path: str | os.PathLike = DEFAULT_DATASET_DIR) -> Dataset:
         )
     try:
         config = FeatureConfig.from_dict(
-            read_json(path / "feature_config.json", what="the feature config", error=DatasetError)
+            read_json(path / "feature_config.json", what="the feature config", error=DatasetError,
+                      fix="rebuild the dataset")
         )
     except ConfigError as exc:
-        raise DatasetError(f"{path / 'feature_config.json'}: {exc}") from None
-    classes = read_json(path / "classes.json", what="the class list", error=DatasetError)
-    manifest_bytes = (path / "manifest.csv").read_bytes()
-    rows = list(csv.DictReader(manifest_bytes.decode("utf-8").splitlines()))
+        raise DatasetError(f"{path / 'feature_config.json'}: {exc}; rebuild the dataset") from None
     try:
-        features = np.load(path / "features.npy", mmap_mode="r")
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"{path / 'features.npy'}: cannot be read ({exc}); rebuild the dataset") from None
+        classes = check_classes(read_json(path / "classes.json", what="the class list", error=DatasetError,
+                                          fix="rebuild the dataset"))
+    except ConfigError as exc:
+        raise DatasetError(f"{path / 'classes.json'}: is damaged ({exc}); rebuild the dataset") from None
+    manifest_bytes = (path / "manifest.csv").read_bytes()
+    rows = _read_manifest(path / "manifest.csv", manifest_bytes)
+    try:
+        features = np.load(path / "features.npy", mmap_mode="r", allow_pickle=False)
+    except Exception:  # numpy raises many types (and pickle advice) for a damaged file
+        features = None
+    if features is None or features.dtype != np.float32 or features.ndim != 3:
+        raise DatasetError(f"{path / 'features.npy'}: is damaged (not an array of float32 log-mel chunks); "
+                           "rebuild the dataset")
     if features.shape != (len(rows), *config.input_shape):
         raise DatasetError(
             f"{path}: features.npy has shape {features.shape} but the manifest and feature config "
@@ -537,6 +594,10 @@ def load_dataset(path: str | os.PathLike = DEFAULT_DATASET_DIR) -> Dataset:
         labels = np.array([index[row["label"]] for row in rows], dtype=np.int64)
     except KeyError as exc:
         raise DatasetError(f"{path / 'manifest.csv'}: label {exc} is not in classes.json; rebuild") from None
+    try:
+        offsets = np.array([float(row["offset_seconds"]) for row in rows], dtype=np.float64)
+    except ValueError as exc:
+        raise DatasetError(f"{path / 'manifest.csv'}: is damaged ({exc}); rebuild the dataset") from None
     fingerprint = hashlib.sha256(
         manifest_bytes + (path / "feature_config.json").read_bytes()
     ).hexdigest()[:16]
@@ -546,7 +607,7 @@ def load_dataset(path: str | os.PathLike = DEFAULT_DATASET_DIR) -> Dataset:
         labels=labels,
         songs=np.array([row["song"] for row in rows], dtype=str),
         splits=np.array([row["split"] for row in rows], dtype=str),
-        offsets=np.array([float(row["offset_seconds"]) for row in rows], dtype=np.float64),
+        offsets=offsets,
         groups=np.array([row.get("group") or "" for row in rows], dtype=str),
         folds=np.array([row.get("fold") or "" for row in rows], dtype=str),
         classes=tuple(classes),

@@ -129,7 +129,7 @@ def write_descriptor_table(
         raise AudioDecodeError(f"{tracks.root}: none of the {len(paths)} audio files could be described")
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+    with open(temporary, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.DictWriter(handle, fieldnames=["song", "genre", *descriptor_columns()])
         writer.writeheader()
         writer.writerows(rows)
@@ -150,7 +150,7 @@ def read_descriptor_table(path: str | os.PathLike) -> tuple[list[str], np.ndarra
     """
     path = Path(path)
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
             reader = csv.DictReader(handle)
             rows = list(reader)
             columns = [c for c in (reader.fieldnames or []) if c not in ("song", "genre")]

@@ -10,6 +10,7 @@ import numpy as np
 
 from .config import write_json
 from .errors import DatasetError
+from .files import ensure_folder
 
 __all__ = ["evaluate_model"]
 
@@ -80,8 +81,7 @@ def evaluate_model(
     if out is not None:
         from .plots import plot_confusion
 
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        out = ensure_folder(out, what="evaluation files")
         write_json(out / "evaluation.json", result)
         plot_confusion({"confusion_songs": np.array(result["confusion"]), "song_accuracy": result["accuracy"]},
                        classes, out / "confusion.png", chunks=False)

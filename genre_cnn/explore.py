@@ -9,6 +9,7 @@ import numpy as np
 
 from .descriptors import read_descriptor_table
 from .errors import ConfigError
+from .files import ensure_folder
 
 __all__ = ["explore"]
 
@@ -30,8 +31,7 @@ def explore(table: str | os.PathLike, *, out: str | os.PathLike = "explore") -> 
     _, genres, values, columns = read_descriptor_table(table)
     if len(values) < 3:
         raise ConfigError(f"{table}: {len(values)} song(s); exploring needs at least 3")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_folder(out, what="exploration plots")
     filled = SimpleImputer(strategy="median", keep_empty_features=True).fit_transform(values)
     scaled = StandardScaler().fit_transform(filled)
     pca = PCA(n_components=2, random_state=0).fit(scaled)

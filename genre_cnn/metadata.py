@@ -90,7 +90,7 @@ def scan_metadata(
                 f"{where}: path {text!r} leads outside the audio root {root}; "
                 "paths must be relative and inside --audio-root"
             )
-        relative = path.resolve().relative_to(resolved_root).as_posix()
+        relative = _resolve(path).relative_to(resolved_root).as_posix()
         if relative in seen:
             raise DatasetError(f"{where}: {text} is already listed on line {seen[relative]}; list each file once")
         seen[relative] = line
@@ -111,8 +111,19 @@ def scan_metadata(
 
 
 def _inside(path: Path, root: Path) -> bool:
-    resolved = path.resolve()
+    resolved = _resolve(path)
     return resolved == root or root in resolved.parents
+
+
+def _resolve(path: Path) -> Path:
+    """``path`` with links followed; a link that loops is kept by name (it is skipped later, with its reason)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # a symbolic link loop
+        try:
+            return path.parent.resolve() / path.name
+        except (RuntimeError, OSError):
+            return Path(os.path.abspath(path))
 
 
 def scan_labelled(source: str | os.PathLike, **columns) -> TrackList:

@@ -10,7 +10,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 import numpy as np
 
 from .audio import is_audio_file
-from .config import FeatureConfig, read_json
+from .config import FeatureConfig, check_classes, read_json
 from .errors import AudioDecodeError, ConfigError, ModelError
 from .registry import DEFAULT_MODELS_DIR, resolve_model_dir
 
@@ -132,16 +132,21 @@ def load_classifier(
     from .runners import open_runner
 
     model_dir = resolve_model_dir(model, models_root=models_root)
-    saved = read_json(model_dir / "config.json", what="the model config", error=ModelError)
+    saved = read_json(model_dir / "config.json", what="the model config", error=ModelError, fix="refit the model",
+                      expect=dict)
+    try:
+        classes = check_classes(saved.get("classes"))
+    except ConfigError as exc:
+        raise ModelError(f"{model_dir / 'config.json'}: is damaged ({exc}); refit the model") from None
     try:
         feature_config = FeatureConfig.from_dict(saved.get("feature_config"))
-        classes = saved["classes"]
-    except (ConfigError, KeyError, AttributeError) as exc:
+    except ConfigError as exc:
         raise ModelError(
             f"{model_dir / 'config.json'}: cannot reproduce this model's features ({exc}); "
             "refit it with this version of genre-cnn"
         ) from None
-    backbone = (saved.get("train_config") or {}).get("backbone")
+    train_config = saved.get("train_config") or {}
+    backbone = train_config.get("backbone") if isinstance(train_config, dict) else None
     if backbone:
         from .musicnn import N_MELS, PATCH_FRAMES
 
@@ -165,8 +170,8 @@ def _load_filterbank(model_dir: Path, config: FeatureConfig) -> Optional[np.ndar
         return None
     try:
         filterbank = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{path}: cannot be read ({exc}); refit the model") from None
+    except Exception:  # numpy raises many types for a damaged file
+        raise ModelError(f"{path}: is damaged (not a saved filterbank); refit the model") from None
     expected = (config.n_mels, 1 + config.n_fft // 2)
     if filterbank.shape != expected:
         raise ModelError(

@@ -32,7 +32,7 @@ class KerasRunner:
         try:
             self.model = keras.saving.load_model(path, safe_mode=True, compile=False)
         except Exception as exc:  # Keras raises many types for broken archives
-            raise ModelError(f"{path}: cannot be loaded ({exc}); refit the model") from None
+            raise ModelError(f"{path}: cannot be loaded ({_first_line(exc)}); refit the model") from None
         self.input_shape = tuple(self.model.input_shape[1:])
         self.n_outputs = int(self.model.output_shape[-1])
 
@@ -51,8 +51,8 @@ class LiteRTRunner:
         try:
             with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
                 self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{path}: cannot be loaded ({exc}); refit or re-export the model") from None
+        except Exception as exc:  # the interpreter raises several types for a damaged flatbuffer
+            raise ModelError(f"{path}: cannot be loaded ({_first_line(exc)}); refit or re-export the model") from None
         details = self._interpreter.get_input_details()[0]
         self._input = details["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
@@ -74,6 +74,11 @@ class LiteRTRunner:
                 self._interpreter.invoke()
             outputs.append(self._interpreter.get_tensor(self._output).copy())
         return np.concatenate(outputs) if outputs else np.zeros((0, self.n_outputs), np.float32)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def litert_available() -> bool:

@@ -13,10 +13,10 @@ import numpy as np
 from .arrays import NpyAppender
 from .cache import OFFSETS_FILE, SONGS_FILE
 from .config import read_json, write_json
-from .dataset import SPLITS, BuildReport, load_dataset
+from .dataset import DATASET_FOLDER, SPLITS, BuildReport, load_dataset
 from .errors import ConfigError, DatasetError
 from .features import mel_filterbank
-from .files import atomic_directory, exclusive_lock
+from .files import atomic_directory, check_output_folder, exclusive_lock
 
 __all__ = ["parse_shard", "check_shard", "shard_of", "merge_datasets", "build_with_dask"]
 
@@ -42,7 +42,7 @@ def shard_of(relative_path: str, count: int) -> int:
 
     Adding or removing songs never moves the others to another shard.
     """
-    return zlib.crc32(relative_path.encode("utf-8")) % count
+    return zlib.crc32(relative_path.encode("utf-8", errors="surrogateescape")) % count
 
 
 def merge_datasets(shard_dirs: Sequence[str | os.PathLike], *, out: str | os.PathLike) -> BuildReport:
@@ -67,8 +67,9 @@ def merge_datasets(shard_dirs: Sequence[str | os.PathLike], *, out: str | os.Pat
                 f"{shard.path}: made with other feature options, genres or split options than {first.path}; "
                 "build every shard with the same command, changing only --shard"
             )
-    out = Path(out)
-    with exclusive_lock(out, command="genre-cnn merge-datasets"), atomic_directory(out) as tmp:
+    out = check_output_folder(out, kind=DATASET_FOLDER, inputs=shard_dirs)
+    with exclusive_lock(out, command="genre-cnn merge-datasets"), \
+            atomic_directory(out, kind=DATASET_FOLDER, inputs=shard_dirs) as tmp:
         with NpyAppender(tmp / "features.npy", row_shape=first.feature_config.input_shape) as features:
             for shard in shards:
                 for start in range(0, len(shard.features), 256):
@@ -86,10 +87,10 @@ def merge_datasets(shard_dirs: Sequence[str | os.PathLike], *, out: str | os.Pat
 
 
 def _concatenate_csv(sources: list[Path], target: Path) -> None:
-    with open(target, "w", newline="", encoding="utf-8") as handle:
+    with open(target, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = None
         for source in sources:
-            with open(source, newline="", encoding="utf-8") as rows:
+            with open(source, newline="", encoding="utf-8", errors="surrogateescape") as rows:
                 reader = csv.reader(rows)
                 header = next(reader)
                 if writer is None:
@@ -100,10 +101,10 @@ def _concatenate_csv(sources: list[Path], target: Path) -> None:
 
 def _merge_song_index(shards, target: Path) -> None:
     offset = 0
-    with open(target, "w", newline="", encoding="utf-8") as handle:
+    with open(target, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = None
         for shard in shards:
-            with open(shard.path / SONGS_FILE, newline="", encoding="utf-8") as rows:
+            with open(shard.path / SONGS_FILE, newline="", encoding="utf-8", errors="surrogateescape") as rows:
                 reader = csv.DictReader(rows)
                 if writer is None:
                     writer = csv.DictWriter(handle, fieldnames=reader.fieldnames)

@@ -13,6 +13,7 @@ from typing import Optional
 import numpy as np
 
 from .errors import ConfigError
+from .files import ensure_folder
 
 __all__ = ["Timeline", "classify_timeline", "write_timeline"]
 
@@ -136,13 +137,12 @@ def write_timeline(timeline: Timeline, out: str | os.PathLike) -> dict:
     """
     from .plots import plot_timeline
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_folder(out, what="timeline files")
     stem = out / Path(timeline.path).stem
     paths = {kind: stem.with_name(f"{stem.name}.timeline.{kind}") for kind in ("json", "csv", "png")}
     partial = {kind: path.with_name(path.name + ".partial") for kind, path in paths.items()}
     partial["json"].write_text(json.dumps(timeline.to_dict(), indent=2) + "\n", encoding="utf-8")
-    with open(partial["csv"], "w", newline="", encoding="utf-8") as handle:
+    with open(partial["csv"], "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.writer(handle)
         writer.writerow(["start", "end", "genre", "chunks", *timeline.classes])
         for s, e, genre, count, p in zip(timeline.starts, timeline.ends, timeline.genres(), timeline.n_chunks,

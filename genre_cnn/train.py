@@ -16,9 +16,9 @@ from .config import TrainConfig, write_json
 from .dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset
 from .errors import ConfigError, DatasetError
 from .features import mel_filterbank
-from .files import atomic_directory, exclusive_lock
+from .files import atomic_directory, check_output_folder, exclusive_lock
 from .metrics import evaluate_chunks
-from .registry import DEFAULT_MODELS_DIR, set_latest
+from .registry import DEFAULT_MODELS_DIR, MODEL_FOLDER, set_latest
 
 __all__ = [
     "FitResult", "TrainedModel", "fit", "load_training_dataset", "train_model", "training_batches", "evaluation_batches", "test_metrics",
@@ -79,12 +79,12 @@ def fit(
     -------
     FitResult
     """
-    dataset = load_training_dataset(data_dir, config=config, log=log)
-    train_rows, val_rows, test_rows = (dataset.indices(s) for s in ("train", "val", "test"))
     if model_dir is None:
         name = name or datetime.datetime.now().strftime("fit-%Y%m%d-%H%M%S")
         model_dir = Path(models_root) / name
-    model_dir = Path(model_dir)
+    model_dir = check_output_folder(model_dir, kind=MODEL_FOLDER, inputs=[data_dir])
+    dataset = load_training_dataset(data_dir, config=config, log=log)
+    train_rows, val_rows, test_rows = (dataset.indices(s) for s in ("train", "val", "test"))
     trained = train_model(dataset, train_rows=train_rows, val_rows=val_rows, config=config,
                           tensorboard=tensorboard, checkpoint=checkpoint, verbose=verbose, log=log)
     model, history, best, timer = trained.model, trained.history, trained.best, trained.timer
@@ -100,7 +100,8 @@ def fit(
     from .plots import plot_confusion, plot_history
     from .runners import KERAS_FILE, LITERT_FILE, export_litert
 
-    with exclusive_lock(model_dir, command="genre-cnn fit"), atomic_directory(model_dir) as tmp:
+    with exclusive_lock(model_dir, command="genre-cnn fit"), \
+            atomic_directory(model_dir, kind=MODEL_FOLDER, inputs=[data_dir]) as tmp:
         model.save(tmp / KERAS_FILE)
         if not config.backbone:  # a backbone computes its own input
             np.save(tmp / "mel_filterbank.npy", mel_filterbank(dataset.feature_config))

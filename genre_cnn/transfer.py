@@ -20,12 +20,14 @@ from .arrays import NpyAppender
 from .config import TrainConfig, read_json, write_json
 from .dataset import Dataset
 from .errors import AudioDecodeError, DatasetError
-from .files import atomic_directory, exclusive_lock
+from .files import FolderKind, atomic_directory, exclusive_lock
 
 __all__ = ["BACKBONES", "song_patches", "patch_dataset", "train_transfer", "CACHE_DIR"]
 
 BACKBONES = ("musicnn",)
 CACHE_DIR = "musicnn"
+#: The per-dataset cache of musicnn patches and embeddings.
+PATCH_CACHE = FolderKind("musicnn cache", ("patches.npy",))
 #: Layers updated by fine-tuning: the mid-end convolutions and the back-end dense layer (batch
 #: normalisation statistics stay frozen, as usual when fine-tuning on small datasets).
 FINE_TUNED_LAYERS = ("mid1_conv", "mid2_conv", "mid3_conv", "penultimate_dense")
@@ -119,7 +121,7 @@ def _build_cache(dataset: Dataset, cache: Path, *, log) -> None:
     trunk = load_musicnn()
     patch_seconds = PATCH_FRAMES * HOP / SR
     skipped = []
-    with exclusive_lock(cache, command="genre-cnn fit --backbone musicnn"), atomic_directory(cache) as tmp:
+    with exclusive_lock(cache, command="genre-cnn fit --backbone musicnn"), atomic_directory(cache, kind=PATCH_CACHE) as tmp:
         rows = []
         embeddings = []
         with NpyAppender(tmp / "patches.npy", row_shape=(PATCH_FRAMES, N_MELS)) as out:

@@ -79,5 +79,6 @@ def _feature_config(model) -> FeatureConfig:
         return FeatureConfig()
     from .registry import resolve_model_dir
 
-    saved = read_json(resolve_model_dir(model) / "config.json", what="the model config", error=ModelError)
+    saved = read_json(resolve_model_dir(model) / "config.json", what="the model config", error=ModelError,
+                      fix="refit the model", expect=dict)
     return FeatureConfig.from_dict(saved["feature_config"])

@@ -198,7 +198,7 @@ def test_dataset_with_invalid_json_config(trained, tmp_path):
     copy = shutil.copytree(trained["dataset"], tmp_path / "ds")
     (copy / "feature_config.json").write_text("{ this is not json")
     with pytest.raises(DatasetError, match=rf"^{re.escape(str(copy))}/feature_config.json: the feature config is "
-                                           r"not valid JSON \(.*\); rebuild it$"):
+                                           r"not valid JSON \(.*\); rebuild the dataset$"):
         load_dataset(copy)
 
 
@@ -206,7 +206,7 @@ def test_model_with_invalid_json_config(trained, tmp_path):
     copy = shutil.copytree(trained["result"].model_dir, tmp_path / "m")
     (copy / "config.json").write_text("[1, 2")
     with pytest.raises(ModelError, match=rf"^{re.escape(str(copy))}/config.json: the model config is not valid "
-                                         r"JSON \(.*\); rebuild it$"):
+                                         r"JSON \(.*\); refit the model$"):
         load_classifier(copy)
 
 
