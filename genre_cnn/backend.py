@@ -22,6 +22,7 @@ def import_keras():
         import keras
 
         tensorflow.config.list_physical_devices("GPU")
+        tensorflow.get_logger().setLevel("ERROR")  # no retracing advice meant for TensorFlow developers
     return keras
 
 

@@ -17,7 +17,7 @@ from .errors import AudioDecodeError, ConfigError, ModelError
 from .files import atomic_directory, check_output_folder
 from .registry import MODEL_FOLDER
 
-__all__ = ["PARAM_GRID", "BaselineResult", "fit_baseline", "BaselineClassifier"]
+__all__ = ["PARAM_GRID", "BaselineResult", "fit_baseline", "tuned_baseline", "BaselineClassifier"]
 
 #: The grid searched by :func:`fit_baseline` (documented in the README).
 PARAM_GRID = [
@@ -60,6 +60,38 @@ def _pipelines(seed: int):
     return pipeline, grid
 
 
+def _grid_search(values: np.ndarray, labels: np.ndarray, *, groups: np.ndarray, folds: int, seed: int):
+    """The fitted grid search of the baseline pipeline (stratified folds grouped by ``groups``)."""
+    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+
+    pipeline, grid = _pipelines(seed)
+    search = GridSearchCV(pipeline, grid, cv=StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed),
+                          scoring="accuracy", n_jobs=1, refit=True)
+    return search.fit(values, labels, groups=groups)
+
+
+def tuned_baseline(values: np.ndarray, labels: np.ndarray, *, groups: np.ndarray, folds: int = 5, seed: int = 0):
+    """The baseline pipeline tuned on ``values`` (one descriptor row per song) and refit on all of them.
+
+    Parameters
+    ----------
+    values : np.ndarray [shape=(n_songs, n_descriptors)]
+    labels : np.ndarray [shape=(n_songs,), dtype=int]
+    groups : np.ndarray [shape=(n_songs,)]
+        Song (or artist) of each row: the inner folds keep a group together.
+    folds : int
+        Inner folds of the grid search (fewer when a genre has fewer songs).
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+    """
+    smallest = int(np.bincount(labels).min()) if len(labels) else 0
+    if smallest < 2:
+        raise ConfigError(f"a genre has {smallest} training song(s); tuning the baseline needs at least 2 per genre")
+    return _grid_search(values, labels, groups=groups, folds=min(folds, smallest), seed=seed).best_estimator_
+
+
 def fit_baseline(
     table: str | os.PathLike,
     *,
@@ -80,7 +112,6 @@ def fit_baseline(
         ``metrics`` is the content of ``metrics.json``.
     """
     from sklearn.metrics import accuracy_score, confusion_matrix
-    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 
     from .dataset import split_songs
     from .plots import plot_confusion
@@ -97,10 +128,7 @@ def fit_baseline(
     if n_folds < 2:
         raise ConfigError(f"{table}: a genre has {smallest} training song(s); cross-validation needs at least 2 per genre")
     labels = np.array([classes.index(g) for g in genres])
-    pipeline, grid = _pipelines(seed)
-    search = GridSearchCV(pipeline, grid, cv=StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed),
-                          scoring="accuracy", n_jobs=1, refit=True)
-    search.fit(values[train], labels[train], groups=np.array(songs)[train])
+    search = _grid_search(values[train], labels[train], groups=np.array(songs)[train], folds=n_folds, seed=seed)
     best = search.best_estimator_
 
     metrics = {"cv_folds": n_folds, "cv_accuracy": float(search.best_score_),

@@ -213,6 +213,16 @@ def train_options(command):
         click.option("--freeze/--fine-tune", "freeze", default=True, show_default=True,
                      help="With --backbone: train a small head on cached embeddings (seconds), or also "
                           "update the backbone's top layers at a tenth of --lr."),
+        click.option("--crop/--no-crop", "random_crop", default=True, show_default=True,
+                     help="Cut each training chunk at a new random offset every epoch (validation and test "
+                          "chunks are never cropped)."),
+        click.option("--teacher", type=click.Choice(["musicnn"]), default=None,
+                     help="Distil: the CNN also learns the soft genre probabilities of a musicnn head trained "
+                          "on the training songs only; the saved model stays the small CNN."),
+        click.option("--temperature", type=click.FloatRange(min=1), default=2.0, show_default=True,
+                     help="Softening of the --teacher's probabilities."),
+        click.option("--distill-weight", type=click.FloatRange(min=0, max=1), default=0.5, show_default=True,
+                     help="Share of the true-label loss with --teacher (the rest follows the teacher)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -290,24 +300,36 @@ def fit_command(data, name, model_dir, tensorboard, checkpoint, quiet, **train):
               help="Share of each fold's training songs that picks the best epoch (0: keep the last).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Folder for cv.json and confusion.png [default: models/cv-DATE-TIME].")
+@click.option("--recipes", default=None, metavar="LIST",
+              help="Compare recipes on the same folds, comma-separated: scratch (the CNN), teacher (the CNN "
+                   "distilled from musicnn), musicnn (head on the backbone), baseline (scikit-learn).")
 @click.option("-q", "--quiet", is_flag=True, help="Only the summary.")
 @library_errors
-def cv_command(data, folds, csv_folds, val_fraction, out, quiet, **train):
+def cv_command(data, folds, csv_folds, val_fraction, recipes, out, quiet, **train):
     """Cross-validate: train one model per fold with the options of fit, test it on that fold's songs.
 
     Every song is tested once, by a model that never saw it. Prints mean ± std of song- and
     chunk-level accuracy and macro-F1; writes cv.json and a summed confusion matrix.
 
-    \b
-    Example:
-        genre-cnn cv --folds 5 --epochs 10 --augment specaugment,mixup
-    """
-    from .cv import cross_validate
-    from .report import format_cv
+    With --recipes, compares several recipes on the same folds and prints one row each (which one
+    should I use on my data?); writes cv.json and recipes.png.
 
-    result = cross_validate(data, config=_train_config(**train), folds=None if csv_folds else folds,
-                            val_fraction=val_fraction, out=out, log=(lambda m: None) if quiet else click.echo)
-    click.echo(format_cv(result.summary))
+    \b
+    Examples:
+        genre-cnn cv --folds 5 --epochs 10 --augment specaugment,mixup
+        genre-cnn cv --recipes scratch,teacher,musicnn,baseline
+    """
+    from .cv import compare_recipes, cross_validate
+    from .report import format_cv, format_recipes
+
+    options = dict(config=_train_config(**train), folds=None if csv_folds else folds, val_fraction=val_fraction,
+                   out=out, log=(lambda m: None) if quiet else click.echo)
+    if recipes is None:
+        result = cross_validate(data, **options)
+        click.echo(format_cv(result.summary))
+    else:
+        result = compare_recipes(data, recipes=[name.strip() for name in recipes.split(",") if name.strip()], **options)
+        click.echo(format_recipes(result.summary))
     click.echo(f"Written to {result.out}")
 
 

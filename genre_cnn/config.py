@@ -226,6 +226,19 @@ class TrainConfig:
     fine_tune : bool
         With a backbone: also update its top layers (learning rate / 10), instead of training the
         head alone on cached embeddings.
+    random_crop : bool
+        Cut every training chunk at a new random offset each epoch (from its own frames and the
+        next chunk's of the same song), so an epoch shows new excerpts of the training songs;
+        validation and test chunks are served as stored.
+    teacher : {None, "musicnn"}
+        Knowledge distillation (:mod:`genre_cnn.distill`): the CNN also learns the soft genre
+        probabilities that a musicnn head, trained on the training songs only, gives each
+        training chunk. The saved model is the plain CNN.
+    temperature : float
+        Softening of the teacher's and the student's probabilities in the distillation loss.
+    distill_weight : float
+        Share of the true-label cross-entropy in the distillation loss (the rest is the
+        temperature-scaled divergence from the teacher), in [0, 1].
     """
 
     epochs: int = 10
@@ -245,8 +258,25 @@ class TrainConfig:
     mixup_alpha: float = 0.2
     backbone: Optional[str] = None
     fine_tune: bool = False
+    random_crop: bool = True
+    teacher: Optional[str] = None
+    temperature: float = 2.0
+    distill_weight: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.teacher is not None:
+            _choice("teacher", self.teacher, ("musicnn",))
+            if self.backbone is not None:
+                raise ConfigError("teacher='musicnn' distils into the CNN from scratch; with backbone='musicnn' "
+                                  "the network already is musicnn: leave one of them out")
+        for name in ("temperature", "distill_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{name}={value!r} must be a number")
+        if not self.temperature >= 1:
+            raise ConfigError(f"temperature={self.temperature!r} must be >= 1 (1 keeps the teacher's probabilities)")
+        if not 0 <= self.distill_weight <= 1:
+            raise ConfigError(f"distill_weight={self.distill_weight!r} must be in [0, 1]")
         if self.backbone is not None:
             _choice("backbone", self.backbone, ("musicnn",))
             if self.augment:

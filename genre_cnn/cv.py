@@ -7,19 +7,22 @@ import datetime
 import os
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from .config import TrainConfig, write_json
-from .dataset import DEFAULT_DATASET_DIR, Dataset, split_songs
+from .config import TrainConfig, read_json, write_json
+from .dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset, split_songs
 from .errors import ConfigError, DatasetError
 from .files import FolderKind, atomic_directory, check_output_folder, exclusive_lock
 
-__all__ = ["CvResult", "song_folds", "cross_validate"]
+__all__ = ["RECIPES", "CvResult", "song_folds", "cross_validate", "compare_recipes", "recipe_of"]
 
 #: The folder ``cv`` writes.
 CV_FOLDER = FolderKind("cross-validation result", ("cv.json",))
+
+#: Recipes that ``compare_recipes`` (``genre-cnn cv --recipes``) can compare on the same folds.
+RECIPES = ("scratch", "teacher", "musicnn", "baseline")
 
 SUMMARY_METRICS = ("chunk_accuracy", "song_accuracy", "chunk_macro_f1", "song_macro_f1")
 
@@ -122,61 +125,20 @@ def cross_validate(
     CvResult
     """
     from .plots import plot_confusion
-    from .train import load_training_dataset, test_metrics, train_model
 
-    dataset = load_training_dataset(data_dir, config=config, log=log)
-    songs, fold_of_song = song_folds(dataset, folds=folds, seed=config.seed)
-    fold_lookup = dict(zip(songs, fold_of_song.tolist()))
-    fold_of_chunk = np.array([fold_lookup[song] for song in dataset.songs])
-    grouped = bool((dataset.groups != "").any())
-    n_folds = int(fold_of_song.max()) + 1
-    out = Path(out) if out is not None else Path("models") / datetime.datetime.now().strftime("cv-%Y%m%d-%H%M%S")
-    check_output_folder(out, kind=CV_FOLDER, inputs=[data_dir])
-    _, first_rows = dataset.song_rows()
-    results = []
-    for fold in range(n_folds):
-        started = time.perf_counter()
-        test_songs = {s for s, f in zip(songs, fold_of_song) if f == fold}
-        rest = [i for i, f in enumerate(fold_of_song) if f != fold]
-        rest_splits = split_songs(
-            dataset.labels[first_rows[rest]].astype(str),
-            groups=[g or None for g in dataset.groups[first_rows[rest]]] if grouped else None,
-            val_fraction=val_fraction, test_fraction=0.0, seed=config.seed + fold,
-        )
-        split_of_song = {songs[i]: split for i, split in zip(rest, rest_splits)}
-        split_of_chunk = np.array([split_of_song.get(s, "test") for s in dataset.songs])
-        train_rows, val_rows = np.flatnonzero(split_of_chunk == "train"), np.flatnonzero(split_of_chunk == "val")
-        test_rows = np.flatnonzero(fold_of_chunk == fold)
-        seen = set(dataset.songs[train_rows]) | set(dataset.songs[val_rows])
-        assert not seen & test_songs, "a fold model saw a test song"
-        log(f"Fold {fold + 1}/{n_folds}: {len(test_songs)} test songs, "
-            f"{len(set(dataset.songs[train_rows]))} training songs")
-        trained = train_model(dataset, train_rows=train_rows, val_rows=val_rows, config=config, verbose=verbose,
-                              log=lambda message: None)
-        metrics = test_metrics(trained.model, dataset, test_rows, batch_size=config.batch_size)
-        results.append({
-            "fold": fold + 1,
-            "test_songs": sorted(test_songs),
-            "train_songs": sorted(set(dataset.songs[train_rows])),
-            "val_songs": sorted(set(dataset.songs[val_rows])),
-            "best_epoch": trained.best.best_epoch + 1,
-            "seconds": round(time.perf_counter() - started, 2),
-            **{key: metrics[key] for key in (*SUMMARY_METRICS, "test_chunks", "confusion_chunks",
-                                             "confusion_songs")},
-        })
-        log("  " + ", ".join(f"{key.replace('_', ' ')} {metrics[key]:.3f}" for key in SUMMARY_METRICS))
+    out = _cv_out(out, data_dir)
+    dataset = load_dataset(data_dir)
+    fold_of_song = _fold_lookup(dataset, folds=folds, seed=config.seed)
+    recipe = TrainedRecipe("fit", config)
+    results = recipe.run_folds(dataset, fold_of_song, val_fraction=val_fraction, verbose=verbose, log=log)
     summary = {
-        "folds": n_folds,
-        "fold_source": "metadata CSV" if folds is None else ("stratified by group" if grouped else "stratified by song"),
-        "songs": len(songs),
+        "folds": len(set(fold_of_song.values())),
+        "fold_source": _fold_source(dataset, folds),
+        "songs": len(fold_of_song),
         "train_config": config.to_dict(),
         "dataset": {"path": str(dataset.path), "fingerprint": dataset.fingerprint},
         "classes": list(dataset.classes),
-        **{key: {"mean": float(np.mean([r[key] for r in results])), "std": float(np.std([r[key] for r in results]))}
-           for key in SUMMARY_METRICS},
-        "confusion_chunks": np.sum([r["confusion_chunks"] for r in results], axis=0).tolist(),
-        "confusion_songs": np.sum([r["confusion_songs"] for r in results], axis=0).tolist(),
-        "seconds": round(sum(r["seconds"] for r in results), 2),
+        **_summarise_folds(results),
     }
     with exclusive_lock(out, command="genre-cnn cv"), atomic_directory(out, kind=CV_FOLDER, inputs=[data_dir]) as tmp:
         write_json(tmp / "cv.json", {"summary": summary, "folds": results})
@@ -184,6 +146,221 @@ def cross_validate(
                      "song_accuracy": _pooled(summary["confusion_songs"])}
         plot_confusion(confusion, dataset.classes, tmp / "confusion.png")
     return CvResult(out=out, folds=results, summary=summary)
+
+
+def compare_recipes(
+    data_dir: str | os.PathLike = DEFAULT_DATASET_DIR,
+    *,
+    recipes: Sequence[str] = RECIPES,
+    config: TrainConfig = TrainConfig(),
+    folds: Optional[int] = 5,
+    val_fraction: float = 0.15,
+    out: Optional[str | os.PathLike] = None,
+    verbose: int = 0,
+    log: Callable[[str], None] = print,
+) -> CvResult:
+    """Cross-validate several recipes on the same folds: which one should I use on my data?
+
+    Every recipe is tested on every song once, with the same folds (and the same validation
+    songs inside each fold) as the others. ``config`` holds the options shared by the CNN
+    recipes (epochs, batch size...); each recipe then sets its own (see :data:`RECIPES`).
+
+    Parameters
+    ----------
+    recipes : sequence of str
+        Any of :data:`RECIPES`: ``scratch`` (the CNN from scratch, ``config`` as given),
+        ``teacher`` (the CNN distilled from musicnn), ``musicnn`` (a head on the frozen musicnn
+        backbone), ``baseline`` (the scikit-learn baseline on handcrafted descriptors, per song).
+
+    Returns
+    -------
+    CvResult
+        ``summary["recipes"]`` maps each recipe to the mean and std of its fold metrics and its
+        CPU time; ``folds`` holds the fold results of each recipe.
+    """
+    from .plots import plot_recipe_comparison
+
+    unknown = [name for name in recipes if name not in RECIPES]
+    if unknown or not recipes:
+        raise ConfigError(f"recipes={','.join(recipes)!r}: choose one or more of {','.join(RECIPES)}")
+    out = _cv_out(out, data_dir)
+    dataset = load_dataset(data_dir)
+    fold_of_song = _fold_lookup(dataset, folds=folds, seed=config.seed)
+    compared, fold_results = {}, {}
+    for name in recipes:
+        log(f"Recipe {name}:")
+        cpu = time.process_time()
+        results = recipe_of(name, config).run_folds(dataset, fold_of_song, val_fraction=val_fraction,
+                                                     verbose=verbose, log=log)
+        fold_results[name] = results
+        compared[name] = {**_summarise_folds(results), "cpu_seconds": round(time.process_time() - cpu, 1)}
+    summary = {
+        "folds": len(set(fold_of_song.values())),
+        "fold_source": _fold_source(dataset, folds),
+        "songs": len(fold_of_song),
+        "train_config": config.to_dict(),
+        "dataset": {"path": str(dataset.path), "fingerprint": dataset.fingerprint},
+        "classes": list(dataset.classes),
+        "recipes": compared,
+    }
+    with exclusive_lock(out, command="genre-cnn cv"), atomic_directory(out, kind=CV_FOLDER, inputs=[data_dir]) as tmp:
+        write_json(tmp / "cv.json", {"summary": summary, "folds": fold_results})
+        plot_recipe_comparison(compared, tmp / "recipes.png")
+    return CvResult(out=out, folds=fold_results, summary=summary)
+
+
+class TrainedRecipe:
+    """A network trained per fold with a :class:`TrainConfig` (CNN from scratch, distilled, or musicnn head)."""
+
+    def __init__(self, name: str, config: TrainConfig) -> None:
+        self.name = name
+        self.config = config
+
+    def run_folds(self, dataset: Dataset, fold_of_song: dict, *, val_fraction: float, verbose: int = 0,
+                  log: Callable[[str], None] = print) -> list[dict]:
+        """Train and test one model per fold; returns one result dict per fold."""
+        from .train import load_training_dataset, test_metrics, train_model
+
+        data = load_training_dataset(dataset.path, config=self.config, log=log) if self.config.backbone else dataset
+        results = []
+        for fold, train_rows, val_rows, test_rows in _fold_rows(data, fold_of_song, val_fraction=val_fraction,
+                                                                seed=self.config.seed):
+            started = time.perf_counter()
+            test_songs = set(data.songs[test_rows])
+            log(f"Fold {fold + 1}/{len(set(fold_of_song.values()))}: {len(test_songs)} test songs, "
+                f"{len(set(data.songs[train_rows]))} training songs")
+            trained = train_model(data, train_rows=train_rows, val_rows=val_rows, config=self.config,
+                                  verbose=verbose, log=lambda message: None)
+            metrics = test_metrics(trained.model, data, test_rows, batch_size=self.config.batch_size)
+            results.append({
+                "fold": fold + 1,
+                "test_songs": sorted(test_songs),
+                "train_songs": sorted(set(data.songs[train_rows])),
+                "val_songs": sorted(set(data.songs[val_rows])),
+                "best_epoch": trained.best.best_epoch + 1,
+                "seconds": round(time.perf_counter() - started, 2),
+                **{key: metrics[key] for key in (*SUMMARY_METRICS, "test_chunks", "confusion_chunks",
+                                                 "confusion_songs")},
+            })
+            log("  " + ", ".join(f"{key.replace('_', ' ')} {metrics[key]:.3f}" for key in SUMMARY_METRICS))
+        return results
+
+
+class BaselineRecipe:
+    """The scikit-learn baseline per fold: descriptors of every song computed once, the grid searched on each fold's training songs."""
+
+    name = "baseline"
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.seed = config.seed
+
+    def run_folds(self, dataset: Dataset, fold_of_song: dict, *, val_fraction: float, verbose: int = 0,
+                  log: Callable[[str], None] = print) -> list[dict]:
+        from sklearn.metrics import confusion_matrix, f1_score
+
+        from .baseline import tuned_baseline
+        from .descriptors import describe_songs
+
+        root = _audio_root(dataset)
+        songs, first = dataset.song_rows()
+        log(f"Describing {len(songs)} songs (once)")
+        described = describe_songs([root / song for song in songs])
+        usable = [i for i, row in enumerate(described) if not isinstance(row, str)]
+        columns = list(described[usable[0]])
+        values = np.array([[described[i][c] for c in columns] for i in usable])
+        labels = dataset.labels[first[usable]]
+        names = songs[usable]
+        fold = np.array([fold_of_song[song] for song in names])
+        everything = list(range(len(dataset.classes)))
+        results = []
+        for number in range(int(fold.max()) + 1):
+            started = time.perf_counter()
+            train, test = fold != number, fold == number
+            pipeline = tuned_baseline(values[train], labels[train], groups=names[train], seed=self.seed)
+            predicted = pipeline.predict(values[test])
+            accuracy = float(np.mean(predicted == labels[test]))
+            f1 = float(f1_score(labels[test], predicted, labels=everything, average="macro", zero_division=0))
+            results.append({
+                "fold": number + 1, "test_songs": sorted(names[test].tolist()),
+                "train_songs": sorted(names[train].tolist()), "val_songs": [],
+                "seconds": round(time.perf_counter() - started, 2),
+                "song_accuracy": accuracy, "song_macro_f1": f1, "chunk_accuracy": None, "chunk_macro_f1": None,
+                "confusion_songs": confusion_matrix(labels[test], predicted, labels=everything).tolist(),
+            })
+            log(f"Fold {number + 1}: song accuracy {accuracy:.3f}, song macro f1 {f1:.3f}")
+        return results
+
+
+def recipe_of(name: str, config: TrainConfig):
+    """The recipe called ``name`` (see :data:`RECIPES`), with the shared options of ``config``."""
+    if name == "baseline":
+        return BaselineRecipe(config)
+    overrides = {"scratch": {}, "teacher": {"teacher": "musicnn"},
+                 "musicnn": {"backbone": "musicnn", "random_crop": False, "augment": ()}}[name]
+    return TrainedRecipe(name, dataclasses.replace(config, **{"teacher": None, "backbone": None, **overrides}))
+
+
+def _cv_out(out, data_dir) -> Path:
+    out = Path(out) if out is not None else Path("models") / datetime.datetime.now().strftime("cv-%Y%m%d-%H%M%S")
+    return check_output_folder(out, kind=CV_FOLDER, inputs=[data_dir])
+
+
+def _fold_lookup(dataset: Dataset, *, folds, seed: int) -> dict:
+    songs, fold_of_song = song_folds(dataset, folds=folds, seed=seed)
+    return dict(zip(songs, fold_of_song.tolist()))
+
+
+def _fold_source(dataset: Dataset, folds) -> str:
+    grouped = bool((dataset.groups != "").any())
+    return "metadata CSV" if folds is None else ("stratified by group" if grouped else "stratified by song")
+
+
+def _fold_rows(dataset: Dataset, fold_of_song: dict, *, val_fraction: float, seed: int):
+    """Per fold ``(fold, train_rows, val_rows, test_rows)`` of ``dataset`` (chunks or patches).
+
+    The validation songs of a fold depend only on the songs and the seed, so every recipe, on
+    chunks or on musicnn patches, gets the same ones.
+    """
+    grouped = bool((dataset.groups != "").any())
+    songs, first = dataset.song_rows()
+    known = np.array([song in fold_of_song for song in songs])
+    songs, first = songs[known], first[known]
+    fold_of_each = np.array([fold_of_song[song] for song in songs])
+    fold_of_chunk = np.array([fold_of_song.get(song, -1) for song in dataset.songs])
+    for fold in sorted(set(fold_of_song.values())):
+        rest = np.flatnonzero(fold_of_each != fold)
+        rest_splits = split_songs(
+            dataset.labels[first[rest]].astype(str),
+            groups=[g or None for g in dataset.groups[first[rest]]] if grouped else None,
+            val_fraction=val_fraction, test_fraction=0.0, seed=seed + fold,
+        )
+        split_of_song = {songs[i]: split for i, split in zip(rest, rest_splits)}
+        split_of_chunk = np.array([split_of_song.get(s, "test") for s in dataset.songs])
+        train_rows = np.flatnonzero((split_of_chunk == "train") & (fold_of_chunk >= 0))
+        val_rows = np.flatnonzero((split_of_chunk == "val") & (fold_of_chunk >= 0))
+        test_rows = np.flatnonzero(fold_of_chunk == fold)
+        seen = set(dataset.songs[train_rows]) | set(dataset.songs[val_rows])
+        assert not seen & set(dataset.songs[test_rows]), "a fold model saw a test song"
+        yield fold, train_rows, val_rows, test_rows
+
+
+def _summarise_folds(results: list[dict]) -> dict:
+    """Mean and std of each fold metric (None where a recipe has no chunk metrics), summed confusions."""
+    summary = {}
+    for key in SUMMARY_METRICS:
+        values = [r[key] for r in results if r.get(key) is not None]
+        summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values))} if values else None
+    for key in ("confusion_chunks", "confusion_songs"):
+        matrices = [r[key] for r in results if r.get(key) is not None]
+        summary[key] = np.sum(matrices, axis=0).tolist() if matrices else None
+    summary["seconds"] = round(sum(r["seconds"] for r in results), 2)
+    return summary
+
+
+def _audio_root(dataset: Dataset) -> Path:
+    summary = read_json(dataset.path / "summary.json", what="the dataset summary", error=DatasetError,
+                        fix="rebuild the dataset", expect=dict)
+    return Path(summary["tracks_dir"])
 
 
 def _pooled(confusion) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -93,6 +93,17 @@ def _describe_one(path: Path):
         return song_descriptors(path)
     except AudioDecodeError as exc:
         return str(exc)
+
+
+def describe_songs(paths: Sequence[Path], *, workers: Optional[int] = None) -> list:
+    """:func:`song_descriptors` of every file in parallel: a dict each, or the reason (a string) it failed."""
+    from .parallel import process_pool
+
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers <= 1 or len(paths) < 2:
+        return [_describe_one(path) for path in paths]
+    with process_pool(min(workers, len(paths))) as pool:
+        return list(pool.map(_describe_one, paths))
 
 
 def write_descriptor_table(

@@ -80,3 +80,19 @@ def format_cv(summary: dict) -> str:
     head = (f"{summary['folds']}-fold cross-validation ({summary['fold_source']}), {summary['songs']} songs, "
             f"{summary['seconds']:.0f} s:")
     return head + "\n" + format_table(["metric", "mean ± std over folds"], rows)
+
+
+def format_recipes(summary: dict) -> str:
+    """One row per recipe (mean ± std over the same folds, CPU time), as ``genre-cnn cv --recipes`` prints it."""
+
+    def cell(value):
+        return "-" if value is None else f"{value['mean']:.3f} ± {value['std']:.3f}"
+
+    recipes = summary["recipes"]
+    best = max(recipes, key=lambda name: recipes[name]["song_accuracy"]["mean"])
+    rows = [[name, cell(r["song_accuracy"]), cell(r["song_macro_f1"]), cell(r["chunk_accuracy"]),
+             f"{r['cpu_seconds']:.0f} s"] for name, r in recipes.items()]
+    head = (f"{summary['folds']}-fold cross-validation ({summary['fold_source']}), {summary['songs']} songs, "
+            "every recipe on the same folds:")
+    table = format_table(["recipe", "song accuracy", "song macro-F1", "chunk accuracy", "CPU time"], rows)
+    return f"{head}\n{table}\nBest song accuracy: {best}"

@@ -45,16 +45,28 @@ class ChunkBatches(keras.utils.PyDataset):
         augmenter's ``shift`` and ``stretch``).
     mixup_alpha : float, optional
         Mix the chunks and labels of every batch (:func:`genre_cnn.augment.mixup`); needs ``n_classes``.
+    crop_hop_frames : int, optional
+        Random crops: each chunk is cut again at a random start between its own first frame and
+        ``crop_hop_frames`` later (where the next chunk of its song starts), from its frames and
+        the next chunk's (``next_rows``); a song's last chunk is served as stored.
+    soft_targets : np.ndarray [shape=(n_chunks, n_classes)], optional
+        A teacher's probabilities per chunk: the labels served are then one-hot rows followed by
+        the soft targets, ``(batch, 2 * n_classes)`` (a cropped chunk's soft target mixes its own
+        and its successor's by their share of the crop); needs ``n_classes``.
     """
 
     def __init__(self, *, features, labels, rows, batch_size, shuffle=False, seed=0, prefetch=2, n_classes=None,
-                 augmenter=None, next_rows=None, mixup_alpha=None):
+                 augmenter=None, next_rows=None, mixup_alpha=None, crop_hop_frames=None, soft_targets=None):
         threads = max(1, prefetch)
         super().__init__(workers=threads, use_multiprocessing=False, max_queue_size=4 * threads)
         if mixup_alpha is not None and n_classes is None:
             raise ValueError("mixup needs n_classes (one-hot labels)")
         if augmenter is not None and augmenter.needs_next_chunk and next_rows is None:
             raise ValueError("shift and stretch need next_rows")
+        if crop_hop_frames is not None and next_rows is None:
+            raise ValueError("random crops need next_rows")
+        if soft_targets is not None and n_classes is None:
+            raise ValueError("soft targets need n_classes (one-hot labels)")
         self.features = features
         self.labels = labels
         self.rows = np.asarray(rows, dtype=np.int64)
@@ -65,6 +77,8 @@ class ChunkBatches(keras.utils.PyDataset):
         self.augmenter = augmenter
         self.next_rows = next_rows
         self.mixup_alpha = mixup_alpha
+        self.crop_hop_frames = crop_hop_frames
+        self.soft_targets = soft_targets
         self.epoch = 0
         self._rng = np.random.default_rng(seed)
         self._order = self._rng.permutation(self.rows) if shuffle else self.rows
@@ -75,13 +89,22 @@ class ChunkBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         picked = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
         x = self._read(picked)
         y = self.labels[picked]
         if self.n_classes is not None:
             y = np.eye(self.n_classes, dtype=np.float32)[y]
+        share_of_next = np.zeros(len(picked))
+        if self.crop_hop_frames is not None:
+            x, share_of_next = self._crop(x, picked, rng)
+        if self.soft_targets is not None:
+            following = np.where(self.next_rows[picked] >= 0, self.next_rows[picked], picked) \
+                if self.next_rows is not None else picked
+            soft = (1 - share_of_next)[:, None] * self.soft_targets[picked] + \
+                share_of_next[:, None] * self.soft_targets[following]
+            y = np.concatenate([y, soft.astype(np.float32)], axis=1)
         if self.augmenter is None and self.mixup_alpha is None:
             return x, y
-        rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.augmenter is not None:
             context = {}
             if self.augmenter.needs_next_chunk:
@@ -94,6 +117,17 @@ class ChunkBatches(keras.utils.PyDataset):
 
             x, y = mixup(x, y, rng, alpha=self.mixup_alpha)
         return x, y
+
+    def _crop(self, x: np.ndarray, picked: np.ndarray, rng: np.random.Generator):
+        """Each chunk re-cut at a random frame offset; returns the crops and the share taken from the next chunk."""
+        frames, hop = x.shape[2], min(self.crop_hop_frames, x.shape[2])
+        following = self.next_rows[picked]
+        has_next = following >= 0
+        tail = self._read(np.where(has_next, following, picked))[:, :, frames - hop :]
+        strip = np.concatenate([x, tail], axis=2)
+        start = np.where(has_next, rng.integers(0, hop + 1, len(picked)), 0)
+        crops = np.take_along_axis(strip, (start[:, None] + np.arange(frames))[:, None, :], axis=2)
+        return crops, start / frames
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

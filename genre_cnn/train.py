@@ -180,6 +180,8 @@ def train_model(
     replicas = f", {strategy.num_replicas_in_sync} replicas" if strategy.num_replicas_in_sync > 1 else ""
     precision = ", mixed precision" if config.mixed_precision else ""
     augmented = f", augmented with {'+'.join(config.augment)}" if config.augment else ""
+    augmented += ", random crops" if config.random_crop and not config.backbone else ""
+    augmented += f", distilled from {config.teacher} (T={config.temperature:g})" if config.teacher else ""
     unit = "chunks"
     if config.backbone:
         augmented = f", musicnn backbone {'fine-tuned' if config.fine_tune else 'frozen'}"
@@ -212,21 +214,33 @@ def train_model(
     from .model import build_model
 
     mixup = "mixup" in config.augment
+    one_hot = mixup or config.teacher is not None
+    soft_targets = None
+    if config.teacher is not None:
+        from .distill import teacher_targets
+
+        soft_targets = teacher_targets(dataset, train_rows, config, log=log)
+        keras.utils.set_random_seed(config.seed)  # the student starts the same with or without a teacher
     mean, variance = band_statistics(dataset.features, train_rows)
     with precision_policy(config.mixed_precision), strategy.scope():
         model = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance)
         trainee = model
-        if "specaugment" in config.augment:  # a training-only wrapper: the saved model stays plain
+        if "specaugment" in config.augment or config.teacher:  # a training-only wrapper: the saved model stays plain
             inputs = keras.Input(shape=dataset.feature_config.input_shape, name="log_mel")
-            masked = SpecAugment(mean, seed=config.seed, name="specaugment")(inputs)
+            masked = SpecAugment(mean, seed=config.seed, name="specaugment")(inputs) \
+                if "specaugment" in config.augment else inputs
             trainee = keras.Model(inputs, model(masked), name="genre_cnn_training")
         optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
-        trainee.compile(
-            optimizer=optimizers[config.optimizer](learning_rate=config.learning_rate),
-            loss="categorical_crossentropy" if mixup else "sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-    train_data = training_batches(dataset, train_rows, config)
+        if config.teacher is not None:
+            from .distill import distillation_loss, true_label_accuracy
+
+            loss, metrics = distillation_loss(n_classes, config), [true_label_accuracy(n_classes)]
+        else:
+            loss = "categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy"
+            metrics = ["accuracy"]
+        trainee.compile(optimizer=optimizers[config.optimizer](learning_rate=config.learning_rate), loss=loss,
+                        metrics=metrics)
+    train_data = training_batches(dataset, train_rows, config, soft_targets=soft_targets)
     val_data = evaluation_batches(dataset, val_rows, config) if len(val_rows) else None
     if checkpoint is not None:
         callbacks.append(BestCheckpoint(checkpoint, model=model, monitor=monitor))
@@ -243,8 +257,10 @@ def train_model(
     return TrainedModel(model=model, history=history.history, best=best, timer=timer, device=device)
 
 
-def training_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig):
-    """The shuffled, augmented (per ``config.augment``) batches that train on the chunks ``rows``.
+def training_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig, *, soft_targets=None):
+    """The shuffled, randomly cropped and augmented (per ``config``) batches that train on the chunks ``rows``.
+
+    ``soft_targets`` (a teacher's probabilities per chunk) are served after the one-hot labels.
 
     Returns
     -------
@@ -257,25 +273,32 @@ def training_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig):
     if any(name in SIGNAL_AUGMENTATIONS for name in config.augment):
         augmenter = ChunkAugmenter(dataset.feature_config, config, filterbank=mel_filterbank(dataset.feature_config))
     mixup = "mixup" in config.augment
+    feature_config = dataset.feature_config
+    crop = config.random_crop and feature_config.hop_samples <= feature_config.chunk_samples
     return ChunkBatches(
         features=dataset.features, labels=dataset.labels, rows=rows, batch_size=config.batch_size,
         shuffle=True, seed=config.seed, augmenter=augmenter,
-        next_rows=dataset.next_rows() if augmenter is not None else None,
-        n_classes=len(dataset.classes) if mixup else None,
+        next_rows=dataset.next_rows() if augmenter is not None or crop or soft_targets is not None else None,
+        n_classes=len(dataset.classes) if mixup or soft_targets is not None else None,
         mixup_alpha=config.mixup_alpha if mixup else None,
+        crop_hop_frames=round(feature_config.hop_samples / feature_config.hop_length) if crop else None,
+        soft_targets=soft_targets,
     )
 
 
 def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig = TrainConfig()):
     """Batches of the chunks ``rows`` exactly as stored, in order: never augmented.
 
-    Labels are one-hot when ``config`` trains with mixup (the loss then expects them so).
+    Labels are one-hot when ``config`` trains with mixup (the loss then expects them so); with a
+    teacher they are one-hot twice (the true label stands in for the teacher on held-out songs).
     """
     from .streaming import ChunkBatches
 
+    n_classes = len(dataset.classes)
     return ChunkBatches(
         features=dataset.features, labels=dataset.labels, rows=rows, batch_size=config.batch_size,
-        n_classes=len(dataset.classes) if "mixup" in config.augment else None,
+        n_classes=n_classes if "mixup" in config.augment or config.teacher else None,
+        soft_targets=np.eye(n_classes, dtype=np.float32)[dataset.labels] if config.teacher else None,
     )
 
 

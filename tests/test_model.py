@@ -18,7 +18,7 @@ def test_layers_are_named_blocks(model):
     names = [layer.name for layer in model.layers]
     assert names[:3] == ["log_mel", "add_channel", "normalise_bands"]
     assert [n for n in names if n.startswith("block")] == [
-        f"block{i}_{kind}" for i in range(1, 5) for kind in ("conv", "pool")]
+        f"block{i}_{kind}" for i in range(1, 5) for kind in ("conv", "bn", "relu", "pool")]
     assert names[-1] == "genre"
     assert model.input_shape == (None, 16, 63) and model.output_shape == (None, 3)
 

@@ -1,0 +1,180 @@
+"""The training recipes: the default CNN learns, random crops, distillation from musicnn, recipes compared."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from genre_cnn.cli import main
+from genre_cnn.config import TrainConfig
+from genre_cnn.dataset import build_dataset, load_dataset
+from genre_cnn.distill import chunk_teacher_probabilities, cross_fitted_probabilities, tempered
+from genre_cnn.errors import ConfigError
+from genre_cnn.train import evaluation_batches, fit, training_batches
+
+from conftest import TINY_CLI_OPTIONS, write_tracks
+
+
+@pytest.fixture(scope="module")
+def separable(tmp_path_factory):
+    """Three clearly different generated genres, 6 songs of 4 s each, 1 s chunks."""
+    from genre_cnn.config import FeatureConfig
+
+    root = tmp_path_factory.mktemp("separable")
+    tracks = write_tracks(root / "tracks", songs=6, seconds=4.0, fmt="WAV")
+    config = FeatureConfig(sr=8000, chunk_samples=8000, hop_samples=8000, n_fft=256, hop_length=128, n_mels=16)
+    build_dataset(tracks, out=root / "dataset", config=config, workers=1, val_fraction=0.17, test_fraction=0.17)
+    return root
+
+
+def test_the_default_recipe_learns_a_separable_problem_in_a_few_epochs(separable):
+    result = fit(separable / "dataset", config=TrainConfig(epochs=6, batch_size=8), model_dir=separable / "model",
+                 verbose=0, log=lambda message: None)
+    history = json.loads((result.model_dir / "history.json").read_text())
+    assert history["accuracy"][-1] >= 0.9, history["accuracy"]
+    assert result.metrics["song_accuracy"] == 1.0
+
+
+def test_the_default_network_is_small_with_batch_norm_in_every_block(separable):
+    from genre_cnn.model import build_model
+
+    model = build_model((128, 196), 10, mel_mean=np.zeros(128), mel_variance=np.ones(128))
+    names = [layer.name for layer in model.layers]
+    assert [n for n in names if n.endswith("_bn")] == ["block1_bn", "block2_bn", "block3_bn", "block4_bn"]
+    assert model.count_params() <= 300_000
+
+
+def test_random_crops_are_windows_of_the_song_and_held_out_chunks_are_served_as_stored(separable):
+    dataset = load_dataset(separable / "dataset")
+    rows = dataset.indices("train")
+    config = TrainConfig(batch_size=len(rows), seed=3)
+    crops, _ = training_batches(dataset, rows, config)[0]
+    picked = training_batches(dataset, rows, config)._order
+    following = dataset.next_rows()
+    frames = dataset.features.shape[2]
+    hop = round(dataset.feature_config.hop_samples / dataset.feature_config.hop_length)
+    moved = 0
+    for crop, row in zip(crops, picked):
+        strip = np.asarray(dataset.features[row])
+        if following[row] >= 0:
+            strip = np.concatenate([strip, dataset.features[following[row]][:, frames - hop :]], axis=1)
+        starts = [s for s in range(strip.shape[1] - frames + 1) if np.array_equal(strip[:, s : s + frames], crop)]
+        assert starts, "every crop is a window of its own chunk and the next one of the same song"
+        moved += starts[0] > 0
+    assert moved > len(picked) // 2, "most crops start somewhere else than the stored chunk"
+    plain, _ = training_batches(dataset, rows, TrainConfig(batch_size=len(rows), seed=3, random_crop=False))[0]
+    assert np.array_equal(np.sort(plain.ravel()), np.sort(dataset.features[np.sort(rows)].ravel()))
+    val_rows = dataset.indices("val")
+    served, labels = evaluation_batches(dataset, val_rows, TrainConfig(batch_size=len(val_rows)))[0]
+    assert np.array_equal(served, dataset.features[val_rows]) and np.array_equal(labels, dataset.labels[val_rows])
+
+
+def test_the_teacher_never_learns_from_the_song_it_labels():
+    rng = np.random.default_rng(0)
+    songs = np.repeat([f"song{i}" for i in range(10)], 3)
+    labels = np.repeat(np.arange(10) % 2, 3)
+    embeddings = rng.normal(size=(len(songs), 4))
+    trained_on = []
+
+    def train_head(x, y, seed):
+        trained_on.append({songs[np.flatnonzero((embeddings == row).all(axis=1))[0]] for row in x})
+        seen = set(trained_on[-1])
+        return lambda rows: np.array([[0.0, 1.0] if songs[np.flatnonzero((embeddings == r).all(axis=1))[0]] in seen
+                                      else [1.0, 0.0] for r in rows])
+
+    probabilities = cross_fitted_probabilities(embeddings, labels, songs, n_classes=2, seed=0, train_head=train_head)
+    assert len(trained_on) == 4
+    assert (probabilities == [1.0, 0.0]).all(), "every patch was labelled by a head that never saw its song"
+
+
+def test_distillation_trains_the_teacher_on_training_songs_only(trained, monkeypatch, tmp_path):
+    from genre_cnn import distill
+
+    dataset = load_dataset(shutil.copytree(trained["dataset"], tmp_path / "dataset"))  # the teacher caches patches
+    train_rows = dataset.indices("train")
+    taught = []
+    real = distill.cross_fitted_probabilities
+
+    def spy(embeddings, labels, songs, **options):
+        taught.extend(songs.tolist())
+        return real(embeddings, labels, songs, **options)
+
+    monkeypatch.setattr(distill, "cross_fitted_probabilities", spy)
+    targets = distill.teacher_targets(dataset, train_rows, TrainConfig(teacher="musicnn", epochs=1), log=lambda m: None)
+    assert set(taught) == set(dataset.songs[train_rows].tolist())
+    held_out = np.flatnonzero(dataset.splits != "train")
+    assert np.array_equal(targets[held_out], np.eye(len(dataset.classes))[dataset.labels[held_out]])
+    assert np.allclose(targets.sum(axis=1), 1.0)
+
+
+@pytest.mark.slow
+def test_a_distilled_model_is_the_small_cnn_and_classifies_through_litert(trained, tmp_path):
+    from genre_cnn.predict import classify, load_classifier
+
+    dataset = shutil.copytree(trained["dataset"], tmp_path / "dataset")  # the teacher caches patches there
+    result = fit(dataset, config=TrainConfig(epochs=2, batch_size=8, teacher="musicnn"),
+                 model_dir=tmp_path / "distilled", verbose=0, log=lambda message: None)
+    saved = json.loads((result.model_dir / "config.json").read_text())
+    assert saved["train_config"]["teacher"] == "musicnn"
+    classifier = load_classifier(result.model_dir)
+    assert classifier.backend == "litert"
+    assert classifier.runner.input_shape == tuple(load_dataset(trained["dataset"]).feature_config.input_shape)
+    import keras
+
+    model = keras.saving.load_model(result.model_dir / "model.keras", compile=False)
+    assert not [layer.name for layer in model.layers if "musicnn" in layer.name or layer.name.startswith(("front", "mid"))]
+    plain = keras.saving.load_model(trained["result"].model_dir / "model.keras", compile=False)
+    assert model.count_params() == plain.count_params()
+    assert all(song.ok for song in classify([trained["tracks"] / "tones"], model=result.model_dir))
+
+
+def test_teacher_options_are_checked():
+    with pytest.raises(ConfigError, match="teacher='bert' must be one of 'musicnn'"):
+        TrainConfig(teacher="bert")
+    with pytest.raises(ConfigError, match="with backbone='musicnn' the network already is musicnn"):
+        TrainConfig(teacher="musicnn", backbone="musicnn")
+    with pytest.raises(ConfigError, match="temperature=0.5 must be >= 1"):
+        TrainConfig(temperature=0.5)
+
+
+def test_tempering_flattens_and_keeps_the_order():
+    p = np.array([[0.7, 0.2, 0.1]])
+    soft = tempered(p, 3.0)
+    assert np.allclose(tempered(p, 1.0), p) and np.allclose(soft.sum(), 1.0)
+    assert soft[0, 0] < 0.7 and list(np.argsort(soft[0])) == [2, 1, 0]
+
+
+def test_chunk_teacher_probabilities_weigh_patches_by_overlap():
+    patches = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    probabilities, covered = chunk_teacher_probabilities(
+        np.array(["a", "b"]), np.array([0.0, 0.0]), 4.5,
+        np.array(["a", "a", "x"]), np.array([0.0, 3.0, 0.0]), 3.0, patches)
+    assert np.allclose(probabilities[0], [3 / 4.5, 1.5 / 4.5]) and covered.tolist() == [True, False]
+
+
+def test_cv_compares_recipes_on_the_same_folds(tmp_path):
+    tracks = write_tracks(tmp_path / "tracks", songs=4, seconds=2.0, fmt="WAV")
+    runner = CliRunner()
+    built = runner.invoke(main, ["build-dataset", str(tracks), "--out", str(tmp_path / "ds"), *TINY_CLI_OPTIONS,
+                                 "--test-fraction", "0"])
+    assert built.exit_code == 0, built.output
+    result = runner.invoke(main, ["cv", "--data", str(tmp_path / "ds"), "--folds", "2", "--epochs", "1",
+                                  "--batch-size", "8", "--recipes", "scratch,baseline", "--out", str(tmp_path / "cv"),
+                                  "-q"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "2-fold cross-validation (stratified by song), 12 songs, every recipe on the same folds:"
+    assert lines[1].split() == ["recipe", "song", "accuracy", "song", "macro-F1", "chunk", "accuracy", "CPU", "time"]
+    assert [line.split()[0] for line in lines[3:5]] == ["scratch", "baseline"]
+    saved = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    folds = saved["folds"]
+    assert [f["test_songs"] for f in folds["scratch"]] == [f["test_songs"] for f in folds["baseline"]]
+    assert (tmp_path / "cv" / "recipes.png").is_file()
+    bad = runner.invoke(main, ["cv", "--data", str(tmp_path / "ds"), "--recipes", "scratch,magic",
+                               "--out", str(tmp_path / "cv2")])
+    assert bad.exit_code == 1 and "recipes='scratch,magic': choose one or more of scratch,teacher,musicnn,baseline" \
+        in bad.output
