@@ -131,15 +131,7 @@ def cross_validate(
     fold_of_song = _fold_lookup(dataset, folds=folds, seed=config.seed)
     recipe = TrainedRecipe("fit", config)
     results = recipe.run_folds(dataset, fold_of_song, val_fraction=val_fraction, verbose=verbose, log=log)
-    summary = {
-        "folds": len(set(fold_of_song.values())),
-        "fold_source": _fold_source(dataset, folds),
-        "songs": len(fold_of_song),
-        "train_config": config.to_dict(),
-        "dataset": {"path": str(dataset.path), "fingerprint": dataset.fingerprint},
-        "classes": list(dataset.classes),
-        **_summarise_folds(results),
-    }
+    summary = {**_header(dataset, fold_of_song, folds=folds, config=config), **_summarise_folds(results)}
     with exclusive_lock(out, command="genre-cnn cv"), atomic_directory(out, kind=CV_FOLDER, inputs=[data_dir]) as tmp:
         write_json(tmp / "cv.json", {"summary": summary, "folds": results})
         confusion = {**summary, "chunk_accuracy": _pooled(summary["confusion_chunks"]),
@@ -194,15 +186,7 @@ def compare_recipes(
                                                      verbose=verbose, log=log)
         fold_results[name] = results
         compared[name] = {**_summarise_folds(results), "cpu_seconds": round(time.process_time() - cpu, 1)}
-    summary = {
-        "folds": len(set(fold_of_song.values())),
-        "fold_source": _fold_source(dataset, folds),
-        "songs": len(fold_of_song),
-        "train_config": config.to_dict(),
-        "dataset": {"path": str(dataset.path), "fingerprint": dataset.fingerprint},
-        "classes": list(dataset.classes),
-        "recipes": compared,
-    }
+    summary = {**_header(dataset, fold_of_song, folds=folds, config=config), "recipes": compared}
     with exclusive_lock(out, command="genre-cnn cv"), atomic_directory(out, kind=CV_FOLDER, inputs=[data_dir]) as tmp:
         write_json(tmp / "cv.json", {"summary": summary, "folds": fold_results})
         plot_recipe_comparison(compared, tmp / "recipes.png")
@@ -310,9 +294,17 @@ def _fold_lookup(dataset: Dataset, *, folds, seed: int) -> dict:
     return dict(zip(songs, fold_of_song.tolist()))
 
 
-def _fold_source(dataset: Dataset, folds) -> str:
+def _header(dataset: Dataset, fold_of_song: dict, *, folds, config: TrainConfig) -> dict:
+    """What every cv summary starts with: the folds, the songs, the options and the dataset."""
     grouped = bool((dataset.groups != "").any())
-    return "metadata CSV" if folds is None else ("stratified by group" if grouped else "stratified by song")
+    return {
+        "folds": len(set(fold_of_song.values())),
+        "fold_source": "metadata CSV" if folds is None else ("stratified by group" if grouped else "stratified by song"),
+        "songs": len(fold_of_song),
+        "train_config": config.to_dict(),
+        "dataset": {"path": str(dataset.path), "fingerprint": dataset.fingerprint},
+        "classes": list(dataset.classes),
+    }
 
 
 def _fold_rows(dataset: Dataset, fold_of_song: dict, *, val_fraction: float, seed: int):
