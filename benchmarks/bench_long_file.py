@@ -10,7 +10,6 @@ and its workers.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile

@@ -269,10 +269,6 @@ class TrainConfig:
             if self.backbone is not None:
                 raise ConfigError("teacher='musicnn' distils into the CNN from scratch; with backbone='musicnn' "
                                   "the network already is musicnn: leave one of them out")
-        for name in ("temperature", "distill_weight"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"{name}={value!r} must be a number")
         if not self.temperature >= 1:
             raise ConfigError(f"temperature={self.temperature!r} must be >= 1 (1 keeps the teacher's probabilities)")
         if not 0 <= self.distill_weight <= 1:
@@ -287,7 +283,8 @@ class TrainConfig:
         elif self.fine_tune:
             raise ConfigError("--fine-tune needs --backbone musicnn")
         object.__setattr__(self, "augment", _augmentations(self.augment))
-        for name in ("noise_snr_db", "gain_db", "stretch", "pitch_semitones", "mixup_alpha"):
+        for name in ("noise_snr_db", "gain_db", "stretch", "pitch_semitones", "mixup_alpha", "temperature",
+                     "distill_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(f"{name}={value!r} must be a number")
@@ -359,17 +356,9 @@ def check_classes(value: Any) -> tuple[str, ...]:
     """
     if (not isinstance(value, list) or len(value) < 2 or not all(isinstance(v, str) and v for v in value)
             or len(set(value)) != len(value)):
-        shown = json.dumps(value)[:60] if _jsonable(value) else type(value).__name__
-        raise ConfigError(f"the class list must be a JSON list of at least two distinct genre names, got {shown}")
+        raise ConfigError("the class list must be a JSON list of at least two distinct genre names, "
+                          f"got {json.dumps(value, default=repr)[:60]}")
     return tuple(value)
-
-
-def _jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -250,6 +250,8 @@ class BaselineRecipe:
         log(f"Describing {len(songs)} songs (once)")
         described = describe_songs([root / song for song in songs])
         usable = [i for i, row in enumerate(described) if not isinstance(row, str)]
+        if not usable:
+            raise DatasetError(f"{dataset.path}: none of the songs could be described for the baseline ({described[0]})")
         columns = list(described[usable[0]])
         values = np.array([[described[i][c] for c in columns] for i in usable])
         labels = dataset.labels[first[usable]]

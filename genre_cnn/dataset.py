@@ -536,12 +536,12 @@ class Dataset:
 
 def _read_manifest(path: Path, data: bytes) -> list[dict]:
     """The rows of ``manifest.csv`` (song names round-trip undecodable bytes), checked for its columns."""
+    reader = csv.DictReader(data.decode("utf-8", errors="surrogateescape").splitlines())
     try:
-        rows = list(csv.DictReader(data.decode("utf-8", errors="surrogateescape").splitlines()))
+        rows = list(reader)
     except csv.Error as exc:
         raise DatasetError(f"{path}: is damaged ({exc}); rebuild the dataset") from None
-    required = ("song", "label", "offset_seconds", "split")
-    if rows and any(column not in rows[0] for column in required) or not data.startswith(b"song,"):
+    if not {"song", "label", "offset_seconds", "split"} <= set(reader.fieldnames or ()):  # group, fold: optional
         raise DatasetError(f"{path}: is damaged (its header is not {','.join(MANIFEST_COLUMNS)}); rebuild the dataset")
     strange = {row.get("split") for row in rows} - set(SPLITS)
     if strange:

@@ -11,7 +11,8 @@ from typing import Iterator, Sequence
 
 from .errors import GenreCnnError
 
-__all__ = ["FolderKind", "OutputError", "check_output_folder", "ensure_folder", "atomic_directory", "exclusive_lock", "LockedError"]
+__all__ = ["FolderKind", "OutputError", "check_output_folder", "ensure_folder", "atomic_directory", "exclusive_lock",
+           "LockedError"]
 
 
 class LockedError(GenreCnnError):

@@ -94,12 +94,10 @@ class ChunkBatches(keras.utils.PyDataset):
         y = self.labels[picked]
         if self.n_classes is not None:
             y = np.eye(self.n_classes, dtype=np.float32)[y]
-        share_of_next = np.zeros(len(picked))
+        following, share_of_next = picked, np.zeros(len(picked))
         if self.crop_hop_frames is not None:
-            x, share_of_next = self._crop(x, picked, rng)
+            x, following, share_of_next = self._crop(x, picked, rng)
         if self.soft_targets is not None:
-            following = np.where(self.next_rows[picked] >= 0, self.next_rows[picked], picked) \
-                if self.next_rows is not None else picked
             soft = (1 - share_of_next)[:, None] * self.soft_targets[picked] + \
                 share_of_next[:, None] * self.soft_targets[following]
             y = np.concatenate([y, soft.astype(np.float32)], axis=1)
@@ -119,15 +117,18 @@ class ChunkBatches(keras.utils.PyDataset):
         return x, y
 
     def _crop(self, x: np.ndarray, picked: np.ndarray, rng: np.random.Generator):
-        """Each chunk re-cut at a random frame offset; returns the crops and the share taken from the next chunk."""
+        """Each chunk re-cut at a random frame offset.
+
+        Returns the crops, the row each crop borrows its last frames from (its own for a song's
+        last chunk) and the share of the crop taken from that row.
+        """
         frames, hop = x.shape[2], min(self.crop_hop_frames, x.shape[2])
-        following = self.next_rows[picked]
-        has_next = following >= 0
-        tail = self._read(np.where(has_next, following, picked))[:, :, frames - hop :]
-        strip = np.concatenate([x, tail], axis=2)
+        has_next = self.next_rows[picked] >= 0
+        following = np.where(has_next, self.next_rows[picked], picked)
+        strip = np.concatenate([x, self._read(following)[:, :, frames - hop :]], axis=2)
         start = np.where(has_next, rng.integers(0, hop + 1, len(picked)), 0)
         crops = np.take_along_axis(strip, (start[:, None] + np.arange(frames))[:, None, :], axis=2)
-        return crops, start / frames
+        return crops, following, start / frames
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

@@ -21,8 +21,8 @@ from .metrics import evaluate_chunks
 from .registry import DEFAULT_MODELS_DIR, MODEL_FOLDER, set_latest
 
 __all__ = [
-    "FitResult", "TrainedModel", "fit", "load_training_dataset", "train_model", "training_batches", "evaluation_batches", "test_metrics",
-    "band_statistics",
+    "FitResult", "TrainedModel", "fit", "load_training_dataset", "train_model", "training_batches",
+    "evaluation_batches", "test_metrics", "band_statistics",
 ]
 
 

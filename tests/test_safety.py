@@ -23,12 +23,11 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from genre_cnn.audio import audio_blocks, load_audio
+from genre_cnn.audio import load_audio
 from genre_cnn.cli import main
-from genre_cnn.dataset import build_dataset, load_dataset
-from genre_cnn.errors import AudioDecodeError, DatasetError, GenreCnnError, ModelError
-from genre_cnn.files import OutputError, check_output_folder
-from genre_cnn.dataset import DATASET_FOLDER
+from genre_cnn.dataset import DATASET_FOLDER, build_dataset, load_dataset
+from genre_cnn.errors import AudioDecodeError, DatasetError, ModelError
+from genre_cnn.files import check_output_folder
 from genre_cnn.predict import classify, load_classifier
 
 from conftest import SR, TINY_CLI_OPTIONS, synth_song, write_tracks
