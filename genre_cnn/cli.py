@@ -128,7 +128,7 @@ def _progress(quiet: bool, description: str):
               help="Number of shards with --engine dask.")
 @click.option("--scheduler", default=None,
               help="Dask scheduler for --engine dask: processes (default), threads, or tcp://HOST:PORT.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table (skipped files still counted).")
 @library_errors
 def build_dataset_command(tracks_dir, metadata, audio_root, path_column, label_column, fold_column, group_column,
                           out, val_fraction, test_fraction, seed, workers, force, shard, engine, shards, scheduler,
@@ -172,6 +172,8 @@ def build_dataset_command(tracks_dir, metadata, audio_root, path_column, label_c
                                shard=parse_shard(shard) if shard else None, **options)
     if not quiet:
         click.echo(format_build_summary(report.summary))
+    elif report.summary["skipped"]:  # quiet drops the progress and the table, never the warnings
+        click.echo(f"{len(report.summary['skipped'])} file(s) skipped, see {report.path / 'skipped.csv'}")
     click.echo(f"Dataset written to {report.path}")
 
 
@@ -602,23 +604,14 @@ def evaluate_command(model, tracks_dir, out, as_json, audio_root, path_column, l
         genre-cnn evaluate --model models/demo meta.csv --path-column file --label-column genre
     """
     from .evaluate import evaluate_model
-    from .report import format_table
+    from .report import format_evaluation
 
     result = evaluate_model(model, tracks_dir, out=out, audio_root=audio_root, path_column=path_column,
                             label_column=label_column)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    click.echo(f"{result['songs']} songs ({len(result['failed'])} could not be classified): "
-               f"accuracy {result['accuracy']:.1%}, macro-F1 {result['macro_f1']:.2f}")
-    click.echo(format_table(["genre", "precision", "recall", "F1", "songs"],
-                            [[n, f"{c['precision']:.2f}", f"{c['recall']:.2f}", f"{c['f1']:.2f}", c["songs"]]
-                             for n, c in result["per_class"].items()]))
-    click.echo("confusion (rows: true genre, columns: predicted):")
-    click.echo(format_table(["", *result["classes"]],
-                            [[n, *row] for n, row in zip(result["classes"], result["confusion"])]))
-    if result["unknown_genres"]:
-        click.echo(f"genres the model does not know (always wrong): {', '.join(result['unknown_genres'])}")
+    click.echo(format_evaluation(result))
     if out is not None:
         click.echo(f"Written to {out}")
 

@@ -43,7 +43,8 @@ def evaluate_model(
     dict
         ``songs``, ``failed``, ``accuracy``, ``macro_f1``, ``per_class`` (precision, recall, F1,
         songs), ``confusion`` (rows true, columns predicted, in ``classes`` order), ``classes``,
-        ``unknown_genres``.
+        ``unknown_genres`` (genres of classified songs that the model lacks: always wrong),
+        ``unclassified_genres`` (genres none of whose songs could be classified: see ``failed``).
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
@@ -57,7 +58,9 @@ def evaluate_model(
     if not scored:
         raise DatasetError(f"{tracks_dir}: none of the {len(predictions)} songs could be classified")
     model_classes = list(scored[0].probabilities)
-    classes = model_classes + sorted(set(truth.values()) - set(model_classes))
+    scored_genres = {truth[p.path] for p in scored}
+    unknown = sorted(scored_genres - set(model_classes))  # classified, so always wrong
+    classes = model_classes + unknown
     y_true = [classes.index(truth[p.path]) for p in scored]
     y_pred = [classes.index(p.genre) for p in scored]
     everything = list(range(len(classes)))
@@ -72,7 +75,8 @@ def evaluate_model(
         "macro_f1": float(f1_score(y_true, y_pred, labels=list(range(len(model_classes))), average="macro",
                                    zero_division=0)),
         "classes": classes,
-        "unknown_genres": sorted(set(truth.values()) - set(model_classes)),
+        "unknown_genres": unknown,
+        "unclassified_genres": sorted(set(truth.values()) - scored_genres),
         "per_class": {name: {"precision": float(p), "recall": float(r), "f1": float(s), "songs": int(n)}
                       for name, p, r, s, n in zip(classes, precision, recall, f1, support)},
         "confusion": confusion_matrix(y_true, y_pred, labels=everything).tolist(),

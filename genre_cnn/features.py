@@ -14,7 +14,7 @@ from .config import FeatureConfig
 from .errors import AudioTooShortError, SilentAudioError
 from .segment import iter_chunks, silent_chunks
 
-__all__ = ["mel_filterbank", "log_mel", "SongFeatureStream", "song_features"]
+__all__ = ["BATCH_BYTES", "chunks_per_batch", "mel_filterbank", "log_mel", "SongFeatureStream", "song_features"]
 
 
 @functools.lru_cache(maxsize=8)
@@ -34,6 +34,23 @@ def mel_filterbank(config: FeatureConfig) -> np.ndarray:
         sr=config.sr, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax,
         dtype=np.float32,
     )
+
+
+#: Memory for one batch of chunks on its way through classification: the audio, the features and
+#: the network's widest activations (the first block's 16 feature maps, a few live copies).
+BATCH_BYTES = 48 * 2**20
+_ACTIVATION_COPIES = 64
+
+
+def chunks_per_batch(config: FeatureConfig, *, budget_bytes: int = BATCH_BYTES) -> int:
+    """How many chunks of ``config`` fit in ``budget_bytes`` of audio, features and activations.
+
+    Bounds the memory of classifying (and building) by bytes, not by a chunk count, so a small
+    machine stays small whatever the chunk length and however long the file.
+    """
+    n_mels, n_frames = config.input_shape
+    per_chunk = 4 * (config.chunk_samples + n_mels * n_frames * (1 + _ACTIVATION_COPIES))
+    return max(1, budget_bytes // per_chunk)
 
 
 @functools.lru_cache(maxsize=8)
@@ -105,8 +122,8 @@ class SongFeatureStream:
     ----------
     path : path-like
     config : FeatureConfig
-    batch_size : int
-        Chunks per batch.
+    batch_size : int, optional
+        Chunks per batch; default :func:`chunks_per_batch` (a byte budget).
     filterbank : np.ndarray, optional
         Saved mel filterbank (see :func:`log_mel`).
 
@@ -128,13 +145,13 @@ class SongFeatureStream:
         path: str | os.PathLike,
         config: FeatureConfig,
         *,
-        batch_size: int = 64,
+        batch_size: Optional[int] = None,
         filterbank: Optional[np.ndarray] = None,
     ) -> None:
         self.path = Path(path)
         self.config = config
         self.filterbank = filterbank
-        self.batch_size = batch_size
+        self.batch_size = batch_size or chunks_per_batch(config)
         self.chunks = 0
         self.silent_chunks = 0
         self.trimmed_seconds = 0.0

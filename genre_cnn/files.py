@@ -108,11 +108,10 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _owner_pid(path: Path) -> int | None:
-    """The process id in a ``.NAME.tmp-PID``/``.old-PID`` name or a lock file, if any."""
+    """The process id in a ``.NAME.tmp-PID``/``.old-PID`` name, if any."""
     try:
-        text = path.read_text().strip() if path.is_file() else path.name.rsplit("-", 1)[-1]
-        return int(text)
-    except (OSError, ValueError):
+        return int(path.name.rsplit("-", 1)[-1])
+    except ValueError:
         return None
 
 
@@ -197,34 +196,45 @@ def atomic_directory(final: Path, *, kind: FolderKind, inputs: Sequence[str | os
 def exclusive_lock(target: Path, *, command: str) -> Iterator[None]:
     """Hold ``.NAME.lock`` beside ``target`` so a second writer is refused, not interleaved.
 
-    A lock left by a process that no longer runs (killed) is taken over.
+    The lock is the operating system's (``flock``) on that file, taken atomically: it cannot be
+    seen half-written, and it dies with its process, so the lock of a killed run is free at once.
+    The file holds the owner's process id, for the message.
 
     Raises
     ------
     LockedError
         A live process holds the lock; the message names it and the lock file.
     """
+    import fcntl
+
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     lock = target.parent / f".{target.name}.lock"
-    for _ in range(2):
+    while True:
+        handle = open(lock, "a+", encoding="utf-8")
         try:
-            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            pid = _owner_pid(lock)
-            if pid is not None and _pid_alive(pid):
-                raise LockedError(
-                    f"{target}: another '{command}' (process {pid}) is writing it; wait for it to "
-                    f"finish, or delete {lock} if no such process is running"
-                ) from None
-            lock.unlink(missing_ok=True)  # stale: its writer was killed
-            continue
-        with os.fdopen(handle, "w") as file:
-            file.write(f"{os.getpid()}\n")
-        break
-    else:
-        raise LockedError(f"{target}: could not take the lock {lock}; delete it and retry")
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            handle.close()
+            raise LockedError(
+                f"{target}: another '{command}' (process {owner}) is writing it; wait for it to "
+                f"finish, or delete {lock} if no such process is running"
+            ) from None
+        try:  # the previous holder may have deleted the file between our open and our lock
+            current = os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        handle.close()
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
     try:
         yield
     finally:
-        lock.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)  # while still locked: a waiting opener re-checks the inode
+        handle.close()

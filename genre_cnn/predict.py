@@ -71,9 +71,12 @@ class GenreClassifier:
     def backend(self) -> str:
         return self.runner.name
 
-    def predict_chunks(self, features: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-        """Probabilities of each chunk, shape ``(n_chunks, n_classes)``."""
-        return self.runner.predict(features, batch_size=batch_size)
+    def predict_chunks(self, features: np.ndarray, *, batch_size: Optional[int] = None) -> np.ndarray:
+        """Probabilities of each chunk, shape ``(n_chunks, n_classes)``, run ``batch_size`` chunks at a time
+        (default: as many as fit the byte budget of :func:`genre_cnn.features.chunks_per_batch`)."""
+        from .features import chunks_per_batch
+
+        return self.runner.predict(features, batch_size=batch_size or chunks_per_batch(self.feature_config))
 
     def classify_file(self, path: str | os.PathLike) -> SongPrediction:
         """Classify one song; decoding problems become a :class:`SongPrediction` with ``error``."""

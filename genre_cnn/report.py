@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .dataset import SPLITS
 
-__all__ = ["format_table", "format_build_summary", "format_metrics", "format_prediction"]
+__all__ = ["format_table", "format_build_summary", "format_metrics", "format_prediction", "format_cv", "format_recipes",
+           "format_evaluation"]
 
 
 def format_table(headers: list[str], rows: list[list]) -> str:
@@ -96,3 +97,25 @@ def format_recipes(summary: dict) -> str:
             "every recipe on the same folds:")
     table = format_table(["recipe", "song accuracy", "song macro-F1", "chunk accuracy", "CPU time"], rows)
     return f"{head}\n{table}\nBest song accuracy: {best}"
+
+
+def format_evaluation(evaluation: dict) -> str:
+    """What ``genre-cnn evaluate`` prints: the scores, per-genre table, confusion, and every file it could not classify."""
+    failed = evaluation["failed"]
+    lines = [f"{evaluation['songs']} songs ({len(failed)} could not be classified): "
+             f"accuracy {evaluation['accuracy']:.1%}, macro-F1 {evaluation['macro_f1']:.2f}",
+             format_table(["genre", "precision", "recall", "F1", "songs"],
+                          [[n, f"{c['precision']:.2f}", f"{c['recall']:.2f}", f"{c['f1']:.2f}", c["songs"]]
+                           for n, c in evaluation["per_class"].items()]),
+             "confusion (rows: true genre, columns: predicted):",
+             format_table(["", *evaluation["classes"]],
+                          [[n, *row] for n, row in zip(evaluation["classes"], evaluation["confusion"])])]
+    if evaluation["unknown_genres"]:
+        lines.append(f"genres the model does not know (always wrong): {', '.join(evaluation['unknown_genres'])}")
+    if evaluation.get("unclassified_genres"):
+        lines.append("genres none of whose songs could be classified (not scored): "
+                     + ", ".join(evaluation["unclassified_genres"]))
+    if failed:
+        lines.append("could not be classified:")
+        lines.extend(f"  {entry['error']}" for entry in failed)
+    return "\n".join(lines)

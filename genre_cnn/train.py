@@ -64,7 +64,8 @@ def fit(
     model_dir : path-like, optional
         Exact folder for the model (overrides ``name`` and ``models_root``).
     models_root : path-like
-        Folder of models; ``models_root/latest`` is updated to point at the new model.
+        Folder of models; ``models_root/latest`` is updated to point at the new model when the
+        model lives there (an explicit ``model_dir`` elsewhere leaves ``latest`` alone).
     tensorboard : path-like, optional
         Write TensorBoard logs there.
     checkpoint : path-like, optional
@@ -122,7 +123,8 @@ def fit(
         plot_history(history, tmp / "history.png", best_epoch=best.best_epoch)
         if metrics["test_songs"]:
             plot_confusion(metrics, dataset.classes, tmp / "confusion.png")
-    set_latest(model_dir, models_root=models_root)
+    if model_dir.resolve().parent == Path(models_root).resolve():
+        set_latest(model_dir, models_root=models_root)
     return FitResult(model_dir=model_dir, metrics=metrics, device=device)
 
 

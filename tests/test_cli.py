@@ -148,3 +148,22 @@ def test_end_to_end_build_fit_classify(run, tmp_path):
     entries = json.loads(payload)
     assert entries[0]["error"].startswith("bad.mp3: cannot decode audio") and entries[1]["error"] is None
     assert result.stderr.splitlines()[-1] == "Error: 1 of 2 file(s) could not be classified"
+
+
+def test_quiet_build_still_counts_skipped_files(run, tmp_path):
+    tracks = write_tracks(tmp_path / "tracks", songs=3, seconds=2.0)
+    (tracks / "tones" / "broken.mp3").write_text("nope")
+    result = run("build-dataset", tracks, "--out", tmp_path / "ds", *TINY_CLI_OPTIONS, "-q", "--val-fraction", "0",
+                 "--test-fraction", "0")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [f"1 file(s) skipped, see {tmp_path / 'ds' / 'skipped.csv'}",
+                                          f"Dataset written to {tmp_path / 'ds'}"]
+
+
+def test_an_explicit_model_dir_elsewhere_leaves_latest_alone(run, trained, tmp_path):
+    result = run("fit", "--data", trained["dataset"], "--epochs", "1", "--model-dir", tmp_path / "mine", "-q")
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "models").exists(), "no ./models/latest created as a side effect"
+    result = run("fit", "--data", trained["dataset"], "--epochs", "1", "--model-dir", tmp_path / "models" / "kept",
+                 "-q")
+    assert result.exit_code == 0 and (tmp_path / "models" / "latest").read_text().strip() == "kept"

@@ -40,6 +40,22 @@ def test_unknown_genres_count_as_wrong_and_bad_files_apart(trained, tmp_path):
     assert "genres the model does not know (always wrong): jazz" in text
 
 
+def test_text_mode_names_each_failed_file_and_a_genre_that_failed_entirely_is_not_unknown(trained, tmp_path):
+    tracks = write_tracks(tmp_path / "t", genres=("tones", "noise"), songs=2, seconds=2)
+    (tracks / "chirps").mkdir()  # a genre the model knows, whose songs are all broken
+    (tracks / "chirps" / "a.mp3").write_text("nope")
+    (tracks / "chirps" / "b.mp3").write_bytes(b"")
+    result = CliRunner().invoke(main, ["evaluate", "--model", str(trained["result"].model_dir), str(tracks)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("4 songs (2 could not be classified): accuracy ")
+    assert "genres the model does not know" not in result.stdout
+    assert "genres none of whose songs could be classified (not scored): chirps" in lines
+    failed = lines[lines.index("could not be classified:") + 1 :]
+    assert failed == [f"  {tracks / 'chirps' / 'a.mp3'}: cannot decode audio (format not recognised); is it a "
+                      "complete mp3/wav/ogg/flac/aiff file?", f"  {tracks / 'chirps' / 'b.mp3'}: the file is empty (0 bytes)"]
+
+
 def test_a_metadata_csv_is_evaluated_like_a_folder(trained, tmp_path):
     songs = sorted(trained["tracks"].rglob("*.mp3"))
     lines = ["file,genre"] + [f"{song.relative_to(trained['tracks']).as_posix()},{song.parent.name}" for song in songs]

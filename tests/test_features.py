@@ -57,3 +57,21 @@ def test_song_features_decode_segment_and_featurise(tracks_dir, tiny_config):
     assert features.shape == (3, 16, 63)
     assert offsets.tolist() == [0, 8000, 16000]
     assert stats == {"silent_chunks": 0, "trimmed_seconds": 0.0, "denoise_db": 0.0}
+
+
+def test_batches_are_bounded_by_bytes_not_by_a_chunk_count(tmp_path, tiny_config):
+    import soundfile
+
+    from genre_cnn.config import FeatureConfig
+    from genre_cnn.features import BATCH_BYTES, SongFeatureStream, chunks_per_batch
+
+    default = chunks_per_batch(FeatureConfig())
+    assert default == 7  # 4.5 s chunks of 128 x 196 log-mel: about 6.7 MB each on the way through
+    longer = FeatureConfig.from_seconds(chunk_seconds=30.0)
+    assert chunks_per_batch(longer) < default, "longer chunks, fewer per batch"
+    assert chunks_per_batch(FeatureConfig(), budget_bytes=1) == 1
+    assert chunks_per_batch(tiny_config) * 4 * (tiny_config.chunk_samples + 16 * 63 * 65) <= BATCH_BYTES
+    song = tmp_path / "long.wav"
+    soundfile.write(song, np.random.default_rng(0).uniform(-0.5, 0.5, 22050 * 120).astype(np.float32), 22050)
+    sizes = [len(features) for features, _ in SongFeatureStream(song, FeatureConfig())]
+    assert max(sizes) == default and sum(sizes) == 26

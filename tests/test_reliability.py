@@ -94,18 +94,52 @@ def test_a_killed_rename_is_recovered(tracks_dir, tiny_config, tmp_path):
 
 
 def test_a_second_concurrent_build_is_refused(tracks_dir, tiny_config, tmp_path):
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = ("import sys, time; from genre_cnn.files import exclusive_lock\n"
+              f"with exclusive_lock({str(tmp_path / 'ds')!r}, command='genre-cnn build-dataset'):\n"
+              "    print('locked', flush=True); time.sleep(60)")
+    sleeper = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
     try:
-        (tmp_path / ".ds.lock").write_text(f"{sleeper.pid}\n")
+        assert sleeper.stdout.readline().strip() == "locked"
         with pytest.raises(LockedError, match=rf"ds: another 'genre-cnn build-dataset' \(process {sleeper.pid}\) "
                                               r"is writing it; wait for it to finish, or delete .*\.ds\.lock"):
             build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1)
         assert not (tmp_path / "ds").exists()
     finally:
-        sleeper.kill()
+        sleeper.kill()  # killed: its lock file stays, its lock dies with it
         sleeper.wait()
+    assert (tmp_path / ".ds.lock").exists()
     build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1)  # the stale lock is taken over
     assert not (tmp_path / ".ds.lock").exists()
+
+
+RACER = """
+import os, sys, time
+from genre_cnn.files import LockedError, exclusive_lock
+target, log, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+won = 0
+for _ in range(rounds):
+    try:
+        with exclusive_lock(target, command="race"):
+            with open(log, "a") as f: f.write(f"in {os.getpid()}\\n")
+            time.sleep(0.002)
+            with open(log, "a") as f: f.write(f"out {os.getpid()}\\n")
+            won += 1
+    except LockedError:
+        pass
+print(won)
+"""
+
+
+def test_racing_writers_never_hold_the_lock_together(tmp_path):
+    log = tmp_path / "log.txt"
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path / "out"), str(log), "200"],
+                               stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    wins = [int(racer.communicate(timeout=120)[0]) for racer in racers]
+    lines = log.read_text().splitlines()
+    assert sum(wins) == len(lines) // 2 > 50
+    for enter, leave in zip(lines[::2], lines[1::2]):  # strictly alternating: in A, out A, in B, out B...
+        assert enter.startswith("in ") and leave == "out " + enter[3:]
+    assert not (tmp_path / ".out.lock").exists()
 
 
 def test_lock_is_released_after_an_error(tmp_path):
