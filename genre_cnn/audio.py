@@ -115,11 +115,10 @@ def audio_blocks(path: str | os.PathLike, *, sr: int, block_seconds: float = BLO
             yield resampler(mono)
     if total == 0:
         raise AudioDecodeError(f"{path}: the file holds no audio samples")
-    if path.stat().st_size / (total / source.samplerate) > MAX_PLAUSIBLE_BYTES_PER_SECOND:
-        raise AudioDecodeError(
-            f"{path}: cannot decode audio (only {total / source.samplerate:.2f} s decoded from "
-            f"{path.stat().st_size} bytes: the bytes are not audio); is it a complete {_FORMATS} file?"
-        )
+    size, seconds = path.stat().st_size, total / source.samplerate
+    if size / seconds > MAX_PLAUSIBLE_BYTES_PER_SECOND:
+        raise AudioDecodeError(f"{path}: cannot decode audio (only {seconds:.2f} s decoded from {size} bytes: "
+                               f"the bytes are not audio); is it a complete {_FORMATS} file?")
     yield resampler.flush()
 
 
