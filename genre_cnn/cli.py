@@ -223,6 +223,8 @@ def train_options(command):
                           "on the training songs only; the saved model stays the small CNN."),
         click.option("--temperature", type=click.FloatRange(min=1), default=2.0, show_default=True,
                      help="Softening of the --teacher's probabilities."),
+        click.option("--keep-epoch", type=click.Choice(["last", "best"]), default="last", show_default=True,
+                     help="Weights saved: the last epoch's, or the epoch with the lowest validation loss."),
         click.option("--distill-weight", type=click.FloatRange(min=0, max=1), default=0.5, show_default=True,
                      help="Share of the true-label loss with --teacher (the rest follows the teacher)."),
     ]

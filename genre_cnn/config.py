@@ -239,6 +239,10 @@ class TrainConfig:
     distill_weight : float
         Share of the true-label cross-entropy in the distillation loss (the rest is the
         temperature-scaled divergence from the teacher), in [0, 1].
+    keep_epoch : {"last", "best"}
+        Whose weights the saved model gets: the last epoch's, or those of the epoch with the
+        lowest validation loss (training loss without validation songs). With a few validation
+        songs the validation loss is noisy; cross-validation kept "last" (benchmarks/RESULTS.md).
     """
 
     epochs: int = 10
@@ -262,8 +266,10 @@ class TrainConfig:
     teacher: Optional[str] = None
     temperature: float = 2.0
     distill_weight: float = 0.5
+    keep_epoch: str = "last"
 
     def __post_init__(self) -> None:
+        _choice("keep_epoch", self.keep_epoch, ("last", "best"))
         if self.teacher is not None:
             _choice("teacher", self.teacher, ("musicnn",))
             if self.backbone is not None:

@@ -51,9 +51,11 @@ def format_metrics(metrics: dict) -> str:
     """Held-out accuracy per chunk and per song, as ``fit`` prints it."""
     if not metrics["test_songs"]:
         return f"No test accuracy: {metrics['note']}."
+    selected = metrics.get("selected_by", "val_loss")
+    chosen = "the last" if selected == "last epoch" else f"lowest {selected}"
     lines = [
         f"Held-out test set: {metrics['test_songs']} songs, {metrics['test_chunks']} chunks "
-        f"(best epoch {metrics['best_epoch']} of {metrics['epochs']})",
+        f"(kept epoch {metrics['best_epoch']} of {metrics['epochs']}: {chosen})",
         f"  chunk accuracy: {metrics['chunk_accuracy']:.1%}",
         f"  song accuracy:  {metrics['song_accuracy']:.1%}  "
         f"(always guessing the largest genre: {metrics['chance']:.1%})",

@@ -93,7 +93,7 @@ def fit(
         "best_epoch": best.best_epoch + 1,
         "epochs": config.epochs,
         "epochs_run": len(timer.seconds),
-        "selected_by": best.monitor,
+        "selected_by": best.selected_by,
         **test_metrics(model, dataset, test_rows, batch_size=config.batch_size),
     }
     device = trained.device
@@ -195,7 +195,7 @@ def train_model(
 
     n_classes = len(dataset.classes)
     monitor = "val_loss" if len(val_rows) else "loss"
-    best = BestWeights(monitor=monitor)
+    best = BestWeights(monitor=monitor, keep=config.keep_epoch)
     timer = EpochTimes()
     weights = class_weights(dataset.labels[train_rows], n_classes)
     if config.class_weight == "none" and weights.max() / weights.min() > 1.5:
@@ -245,7 +245,7 @@ def train_model(
     train_data = training_batches(dataset, train_rows, config, soft_targets=soft_targets)
     val_data = evaluation_batches(dataset, val_rows, config) if len(val_rows) else None
     if checkpoint is not None:
-        callbacks.append(BestCheckpoint(checkpoint, model=model, monitor=monitor))
+        callbacks.append(BestCheckpoint(checkpoint, model=model, monitor=monitor, keep=config.keep_epoch))
     history = trainee.fit(
         train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
         class_weight=dict(enumerate(weights.tolist())) if config.class_weight == "balanced" else None,
@@ -314,7 +314,7 @@ def _optional_callbacks(keras, config: TrainConfig, monitor: str, tensorboard) -
     callbacks = []
     if config.patience is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience,
-                                                       restore_best_weights=True))
+                                                       restore_best_weights=config.keep_epoch == "best"))
     if config.reduce_lr:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, factor=0.5, patience=max(1, (config.patience or 4) // 2), min_lr=1e-6))

@@ -182,7 +182,8 @@ def train_transfer(dataset: Dataset, *, train_rows, val_rows, config: TrainConfi
     if checkpoint is not None:
         from .callbacks import BestCheckpoint
 
-        callbacks = [*callbacks, BestCheckpoint(checkpoint, model=model, monitor=callbacks[0].monitor)]
+        callbacks = [*callbacks, BestCheckpoint(checkpoint, model=model, monitor=callbacks[0].monitor,
+                                                  keep=callbacks[0].keep)]
     optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
     class_weight = None
     if config.class_weight == "balanced":
