@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -13,7 +14,8 @@ import numpy as np
 from .errors import AudioDecodeError
 from .native import native_stderr_silenced
 
-__all__ = ["AUDIO_EXTENSIONS", "is_audio_file", "check_audio_path", "audio_blocks", "load_audio", "load_excerpt"]
+__all__ = ["AUDIO_EXTENSIONS", "AudioInfo", "is_audio_file", "check_audio_path", "audio_info", "audio_blocks",
+           "load_audio", "load_excerpt"]
 
 #: Formats that only ffmpeg (through audioread) decodes here.
 FFMPEG_EXTENSIONS = (".m4a", ".aac", ".mp4", ".wma", ".opus", ".webm", ".mka")
@@ -65,6 +67,37 @@ def check_audio_path(path: str | os.PathLike) -> Path:
     if path.stat().st_size == 0:
         raise AudioDecodeError(f"{path}: the file is empty (0 bytes)")
     return path
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says, before any decoding.
+
+    Attributes
+    ----------
+    sample_rate : int
+        The file's own sample rate in Hz.
+    channels : int
+    seconds : float or None
+        Duration, when the format states it (None for streams that must be decoded to know).
+    """
+
+    sample_rate: int
+    channels: int
+    seconds: float | None
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Read the header of an audio file (sample rate, channels, duration) without decoding it.
+
+    Raises
+    ------
+    AudioDecodeError
+        The file is missing, unreadable or not audio (the same messages as :func:`audio_blocks`).
+    """
+    path = check_audio_path(path)
+    with _open_source(path) as source:
+        return AudioInfo(sample_rate=source.samplerate, channels=source.channels, seconds=source.seconds)
 
 
 def audio_blocks(path: str | os.PathLike, *, sr: int, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
@@ -228,6 +261,8 @@ class _SoundfileSource:
             raise
         self.samplerate = int(self._file.samplerate)
         self.channels = int(self._file.channels)
+        frames = int(self._file.frames)
+        self.seconds = frames / self.samplerate if 0 < frames < 2**62 and self.samplerate > 0 else None
 
     def blocks(self, frames: int) -> Iterator[np.ndarray]:
         while True:
@@ -253,6 +288,8 @@ class _AudioreadSource:
         self._decoder = audioread.audio_open(str(path))
         self.samplerate = int(self._decoder.samplerate)
         self.channels = int(self._decoder.channels)
+        duration = getattr(self._decoder, "duration", None)
+        self.seconds = float(duration) if duration else None
 
     def blocks(self, frames: int) -> Iterator[np.ndarray]:
         for buffer in self._decoder:  # 16-bit little-endian interleaved PCM

@@ -171,6 +171,7 @@ class BaselineClassifier:
     """
 
     backend = "sklearn"
+    kind = "baseline"
 
     def __init__(self, model_dir: str | os.PathLike) -> None:
         import joblib

@@ -641,6 +641,40 @@ def compare_command(model_a, model_b, tracks_dir):
                              for r in rows]))
 
 
+@main.command("serve")
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="Model folder (CNN, musicnn or baseline) [default: the latest fit, models/latest].")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface; put a reverse proxy in front).")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Inference processes, each with the model open [default: one per CPU core].")
+@click.option("--queue", type=click.IntRange(min=0), default=None,
+              help="Songs that may wait for a free process before the server answers 503 [default: 8 per process].")
+@click.option("--max-upload-mb", type=POSITIVE_FLOAT, default=50.0, show_default=True,
+              help="Largest upload accepted (larger: 413).")
+@click.option("--max-seconds", type=POSITIVE_FLOAT, default=1800.0, show_default=True,
+              help="Longest recording accepted, in seconds (longer: 422).")
+@click.option("--log", type=click.Path(path_type=Path), default=None,
+              help="Append one JSON line per classified song to this file (for drift monitoring).")
+@click.option("--backend", type=click.Choice(["auto", "litert", "keras"]), default="auto", show_default=True,
+              help="What runs the network: the LiteRT export when present, or Keras.")
+@library_errors
+def serve_command(model, host, port, workers, queue, max_upload_mb, max_seconds, log, backend):
+    """An HTTP API and a web page: drop a song in a browser, or POST it to /v1/classify.
+
+    \b
+    Example:
+        genre-cnn serve --model models/latest --port 8000
+        curl -F file=@song.mp3 http://127.0.0.1:8000/v1/classify
+    """
+    from .serving import ServerConfig, serve
+
+    config = ServerConfig(model=model, workers=workers, queue=queue, max_upload_mb=max_upload_mb,
+                          max_seconds=max_seconds, log=log, backend=backend)
+    serve(config, host=host, port=port)
+
+
 @main.command("demo")
 @click.argument("tracks_dir", type=click.Path(path_type=Path), default=Path("tracks"))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("data/demo"), show_default=True,

@@ -14,7 +14,8 @@ from .config import FeatureConfig
 from .errors import AudioTooShortError, SilentAudioError
 from .segment import iter_chunks, silent_chunks
 
-__all__ = ["BATCH_BYTES", "chunks_per_batch", "mel_filterbank", "log_mel", "SongFeatureStream", "song_features"]
+__all__ = ["BATCH_BYTES", "chunks_per_batch", "mel_filterbank", "log_mel", "SongFeatureStream", "song_features",
+           "song_band_means"]
 
 
 @functools.lru_cache(maxsize=8)
@@ -215,3 +216,22 @@ def song_features(
     features = np.concatenate([f for f, _ in batches])
     offsets = np.concatenate([o for _, o in batches])
     return features, offsets, stream.stats
+
+
+def song_band_means(
+    path: str | os.PathLike, config: FeatureConfig, *, filterbank: Optional[np.ndarray] = None
+) -> np.ndarray:
+    """Mean log-mel level of each mel band over a song's (non-silent) chunks, in dB.
+
+    The song's spectral balance in the same features the model sees: what ``serve --log``
+    records for each song, so incoming audio can be compared with the training data.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_mels,), dtype=float64]
+    """
+    total, frames = np.zeros(config.n_mels), 0
+    for features, _ in SongFeatureStream(path, config, filterbank=filterbank):
+        total += features.sum(axis=(0, 2), dtype=np.float64)
+        frames += features.shape[0] * features.shape[2]
+    return total / frames

@@ -14,7 +14,7 @@ from .config import FeatureConfig, check_classes, read_json
 from .errors import AudioDecodeError, ConfigError, ModelError
 from .registry import DEFAULT_MODELS_DIR, resolve_model_dir
 
-__all__ = ["SongPrediction", "GenreClassifier", "load_classifier", "classify", "expand_paths"]
+__all__ = ["SongPrediction", "GenreClassifier", "load_classifier", "open_classifier", "classify", "expand_paths"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +70,11 @@ class GenreClassifier:
     @property
     def backend(self) -> str:
         return self.runner.name
+
+    @property
+    def kind(self) -> str:
+        """``"musicnn"`` for a head on the pretrained backbone, ``"cnn"`` for the CNN trained from scratch."""
+        return "musicnn" if self.backbone else "cnn"
 
     def predict_chunks(self, features: np.ndarray, *, batch_size: Optional[int] = None) -> np.ndarray:
         """Probabilities of each chunk, shape ``(n_chunks, n_classes)``, run ``batch_size`` chunks at a time
@@ -166,6 +171,26 @@ def load_classifier(
     return GenreClassifier(model_dir, runner, classes, feature_config, filterbank, backbone=backbone)
 
 
+def open_classifier(
+    model: Optional[str | os.PathLike] = None,
+    *,
+    models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
+    backend: str = "auto",
+):
+    """Open any model folder: a CNN or musicnn model (:func:`load_classifier`) or a baseline.
+
+    Returns
+    -------
+    GenreClassifier or genre_cnn.baseline.BaselineClassifier
+        Both have ``classes``, ``kind``, ``model_dir`` and ``classify_file``.
+    """
+    from .baseline import BaselineClassifier, is_baseline
+
+    if model is not None and is_baseline(Path(model)):
+        return BaselineClassifier(model)
+    return load_classifier(model, models_root=models_root, backend=backend)
+
+
 def _load_filterbank(model_dir: Path, config: FeatureConfig) -> Optional[np.ndarray]:
     """The filterbank saved with the model, or None (then it is computed with librosa)."""
     path = model_dir / "mel_filterbank.npy"
@@ -226,14 +251,10 @@ def classify(
     list of SongPrediction
         One per file, in order; unreadable files carry an ``error`` instead of probabilities.
     """
-    from .baseline import BaselineClassifier, is_baseline
-
     if hasattr(model, "classify_file"):  # a GenreClassifier or BaselineClassifier already loaded
         classifier = model
-    elif model is not None and is_baseline(Path(model)):
-        classifier = BaselineClassifier(model)
     else:
-        classifier = load_classifier(model, models_root=models_root, backend=backend)
+        classifier = open_classifier(model, models_root=models_root, backend=backend)
     files = list(expand_paths(paths))
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers <= 1 or len(files) < 2 or classifier.backend != "litert":

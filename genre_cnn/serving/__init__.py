@@ -1,0 +1,48 @@
+"""``genre-cnn serve``: an HTTP API and a web page in front of a trained model.
+
+    from genre_cnn.serving import ServerConfig, create_app, serve
+    serve(ServerConfig(model="models/latest"), host="127.0.0.1", port=8000)
+"""
+
+from __future__ import annotations
+
+from .app import ServerConfig, create_app, log_record
+
+__all__ = ["ServerConfig", "create_app", "log_record", "serve"]
+
+
+def serve(config: ServerConfig = ServerConfig(), *, host: str = "127.0.0.1", port: int = 8000,
+          log_level: str = "info") -> None:
+    """Open the model and answer HTTP requests on ``host:port`` until interrupted (uvicorn).
+
+    Raises
+    ------
+    ModelError, ConfigError
+        The model cannot be opened, or an option is wrong: before anything listens.
+    """
+    import uvicorn
+
+    _check_port(host, port)
+    app = create_app(config)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail with the option to change when the address is taken or cannot be had."""
+    import socket
+
+    from ..errors import ConfigError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: not an address of this machine ({exc.strerror}); "
+                          "use 127.0.0.1 or 0.0.0.0") from None
+    family, kind, _, _, address = infos[0]
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror}); "
+                              "choose another with --port") from None

@@ -1,0 +1,96 @@
+"""What one inference process does with an uploaded file: the CPU-bound half of ``serve``.
+
+Each process of the server's pool opens the model once (:func:`start`) and then classifies the
+files the event loop hands it (:func:`analyse`). Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from ..audio import audio_info
+from ..errors import AudioDecodeError, ConfigError
+
+__all__ = ["TooLongError", "start", "analyse"]
+
+_classifier = None
+
+
+class TooLongError(AudioDecodeError):
+    """The recording is longer than the server accepts."""
+
+
+def start(model_dir: str, backend: str) -> None:
+    """Open the model in this process (the pool's initializer)."""
+    global _classifier
+    from ..predict import open_classifier
+
+    _classifier = open_classifier(model_dir, backend=backend)
+
+
+def ready() -> bool:
+    """True once :func:`start` has run in this process (used to warm the pool up)."""
+    return _classifier is not None
+
+
+def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Optional[float] = None,
+            hop: Optional[float] = None, band_means: bool = False) -> dict:
+    """Classify one file as ``classify`` does, plus what the server reports and logs about it.
+
+    Parameters
+    ----------
+    path : str
+        The uploaded file, saved by the server.
+    max_seconds : float
+        Longer recordings are refused before decoding (when the header states a duration).
+    timeline : bool
+        Also compute the genre probabilities of every ``window`` seconds, one every ``hop``.
+    band_means : bool
+        Also compute the song's mean log-mel level per band (for ``serve --log``).
+
+    Returns
+    -------
+    dict
+        ``prediction`` (:class:`~genre_cnn.predict.SongPrediction` as a dict), ``info`` (sample
+        rate, channels, seconds), and ``timeline`` / ``band_means`` when asked for.
+
+    Raises
+    ------
+    AudioDecodeError
+        Not audio, damaged, silent, too short, or too long (:class:`TooLongError`).
+    ConfigError
+        A timeline asked of a model that cannot make one, or a bad ``window``/``hop``.
+    """
+    info = audio_info(path)
+    if info.seconds is not None and info.seconds > max_seconds:
+        raise TooLongError(f"{path}: the recording lasts {info.seconds:.0f} s, more than this server's limit of "
+                           f"{max_seconds:g} s (--max-seconds); send an excerpt")
+    prediction = _classifier.classify_file(path)
+    if not prediction.ok:
+        raise AudioDecodeError(prediction.error)
+    result = {"prediction": prediction.to_dict(),
+              "info": {"sample_rate": info.sample_rate, "channels": info.channels, "seconds": info.seconds}}
+    if timeline:
+        if _classifier.kind != "cnn":
+            raise ConfigError(f"timeline=true needs a CNN trained from scratch; this server's model is a "
+                              f"{_classifier.kind} model")
+        from ..timeline import classify_timeline
+
+        result["timeline"] = classify_timeline(path, _classifier, window=window, hop=hop).to_dict()
+    if band_means:
+        result["band_means"] = _band_means(path).round(3).tolist()
+    return result
+
+
+def _band_means(path: str):
+    from ..config import FeatureConfig
+    from ..features import song_band_means
+
+    config = getattr(_classifier, "feature_config", None) or FeatureConfig()
+    return song_band_means(path, config, filterbank=getattr(_classifier, "filterbank", None))
+
+
+def pid() -> int:
+    """This process's id (tests use it to see the pool at work)."""
+    return os.getpid()
