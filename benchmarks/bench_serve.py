@@ -68,15 +68,20 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path("models/demo"))
     parser.add_argument("--tracks", type=Path, default=Path("tracks"))
     parser.add_argument("--requests", type=int, default=68, help="uploads per concurrency level")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement (the median is shown)")
     args = parser.parse_args()
     songs = sorted(args.tracks.rglob("*.mp3"))
     cores = os.cpu_count() or 1
 
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "genre_cnn", "classify", str(args.tracks), "--model", str(args.model),
-                    "--workers", str(cores), "--json"], check=True, capture_output=True)
-    cli_rate = len(songs) / (time.perf_counter() - started)
-    print(f"classify FOLDER ({len(songs)} songs, --workers {cores}, process start included): {cli_rate:.1f} songs/s")
+    rates = []
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "genre_cnn", "classify", str(args.tracks), "--model", str(args.model),
+                        "--workers", str(cores), "--json"], check=True, capture_output=True)
+        rates.append(len(songs) / (time.perf_counter() - started))
+    cli_rate = float(np.median(rates))
+    print(f"classify FOLDER ({len(songs)} songs, --workers {cores}, process start included): {cli_rate:.1f} songs/s "
+          f"(median of {args.repeats})")
 
     port = free_port()
     server = start_server(args.model, port)
@@ -85,14 +90,16 @@ def main() -> None:
         run_clients(url, songs[:4], clients=2, requests=4)  # warm-up
         print("| clients | requests/s | × CLI | p50 latency | p99 latency |\n|---|---|---|---|---|")
         for clients in (1, 2, 4):
-            seconds, latencies = run_clients(url, songs, clients=clients, requests=args.requests)
-            rate = args.requests / seconds
+            runs = [run_clients(url, songs, clients=clients, requests=args.requests) for _ in range(args.repeats)]
+            rate = float(np.median([args.requests / seconds for seconds, _ in runs]))
+            latencies = np.concatenate([latency for _, latency in runs])
             print(f"| {clients} | {rate:.1f} | {rate / cli_rate:.2f} | {np.percentile(latencies, 50):.2f} s "
                   f"| {np.percentile(latencies, 99):.2f} s |")
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
-    print(f"machine: {machine()}; {args.requests} uploads of 30 s mp3s per row, server with {cores} inference processes")
+    print(f"machine: {machine()}; {args.repeats} × {args.requests} uploads of 30 s mp3s per row (median rate, "
+          f"latency over all), server with {cores} inference processes")
 
 
 if __name__ == "__main__":
