@@ -56,6 +56,16 @@ def wav_bytes(samples: np.ndarray, sr: int = SR) -> bytes:
     return buffer.getvalue()
 
 
+def damaged_mp3() -> bytes:
+    """A third of a real mp3, then bytes that are not mp3 frames."""
+    from conftest import synth_song
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, synth_song("tones", 0, seconds=3.0), SR, format="MP3")
+    data = buffer.getvalue()
+    return data[: len(data) // 3] + bytes(range(256)) * 200
+
+
 def songs(trained):
     return sorted(trained["tracks"].rglob("*.mp3"))
 
@@ -129,6 +139,8 @@ def test_openapi_documents_the_api(client):
     (b"definitely not audio", "notes.mp3", "notes.mp3: cannot decode audio"),
     (b"", "empty.wav", "empty.wav: the file is empty"),
     (wav_bytes(np.zeros(3 * SR, np.float32)), "quiet.wav", "quiet.wav: the audio is silent"),
+    (wav_bytes(np.full(10, 0.1, np.float32)), "click.wav", "click.wav: only 0.00 s of audio"),
+    (damaged_mp3(), "broken.mp3", "broken.mp3: decoding failed after"),
     (wav_bytes(np.full(25 * SR, 0.1, np.float32)), "long.wav", "more than this server's limit of 20 s (--max-seconds)"),
 ])
 def test_bad_audio_is_a_422_with_the_cli_message(client, content, name, message):

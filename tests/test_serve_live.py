@@ -145,6 +145,8 @@ def test_a_browser_uploads_a_song_and_reads_its_genre(server, tmp_path):
         page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
         page.goto(server["url"])
         expect(page.locator("#model-line")).to_contain_text("knows 3 genres")
+        page.keyboard.press("Tab")  # keyboard users reach the file chooser first
+        assert page.evaluate("document.activeElement.id") == "file"
         page.locator("#file").set_input_files(str(song))
         expect(page.locator("#result")).to_be_visible(timeout=30_000)
         assert page.locator("#top-genre").inner_text() == expected["genre"]
