@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from .config import FeatureConfig
 
-__all__ = ["SONGS_FILE", "OFFSETS_FILE", "file_key", "SongCache", "write_song_index"]
+__all__ = ["SONGS_FILE", "OFFSETS_FILE", "file_key", "SongCache", "write_song_index", "song_files"]
 
 SONGS_FILE = "songs.csv"
 OFFSETS_FILE = "chunk_offsets.npy"
@@ -82,3 +83,15 @@ def write_song_index(directory: Path, rows: list[tuple[str, Optional[tuple], int
         for relative, key, first_row, n_chunks, stats in rows:
             path, size, mtime = key if key is not None else ("", -1, -1)
             writer.writerow([relative, path, size, mtime, first_row, n_chunks, *(stats[k] for k in _STATS)])
+
+
+def song_files(dataset_dir: str | os.PathLike) -> dict[str, Path]:
+    """Each song of a dataset (its name in the manifest) and the audio file it was built from.
+
+    Empty when the dataset has no readable ``songs.csv`` (e.g. one merged by an older version).
+    """
+    try:
+        with open(Path(dataset_dir) / SONGS_FILE, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+            return {row["song"]: Path(row["path"]) for row in csv.DictReader(handle)}
+    except (OSError, KeyError, csv.Error):
+        return {}

@@ -641,6 +641,54 @@ def compare_command(model_a, model_b, tracks_dir):
                              for r in rows]))
 
 
+@main.command("monitor")
+@click.argument("incoming", nargs=-1, type=click.Path(path_type=Path, readable=False))
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="Model folder [default: the latest fit, models/latest].")
+@click.option("--min-songs", type=click.IntRange(min=2), default=8, show_default=True,
+              help="Fewer readable incoming songs is an error, not a verdict.")
+@click.option("--alpha", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=0.05,
+              show_default=True, help="Chance of a false alarm on undrifted audio, over all checks together.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Also write report.html (self-contained) and report.json into this folder.")
+@click.option("--rebuild-profile", "dataset", type=click.Path(path_type=Path), default=None, metavar="DATASET",
+              help="First (re)compute the model's reference profile from the dataset it was fitted on.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the permutation test.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@library_errors
+def monitor_command(incoming, model, min_songs, alpha, as_json, out, dataset, seed, quiet):
+    """Does incoming audio still look like the training data? Exit 0: no drift, 3: drift.
+
+    INCOMING are songs (files, folders) or logs written by 'genre-cnn serve --log'.
+
+    \b
+    Example:
+        genre-cnn monitor --model models/demo new_songs/
+        genre-cnn monitor --model models/demo requests.jsonl --out drift-report
+        genre-cnn monitor --model models/old --rebuild-profile data/dataset new_songs/
+    """
+    from .monitoring import monitor, rebuild_profile
+    from .monitoring.html import format_drift, write_drift_report
+    from .registry import resolve_model_dir
+
+    model_dir = resolve_model_dir(model)
+    if dataset is not None:
+        written = rebuild_profile(model_dir, dataset, log=lambda message: click.echo(message, err=True))
+        click.echo(f"Reference profile written to {written}", err=True)
+        if not incoming:
+            return
+    elif not incoming:
+        raise click.UsageError("give the incoming songs (files, folders) or a serve log to compare")
+    report = monitor(model_dir, incoming, min_songs=min_songs, alpha=alpha, seed=seed,
+                     progress=_progress(quiet, "Profiling"))
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_drift(report))
+    if out is not None:
+        written = write_drift_report(report, out)
+        click.echo(f"Written to {written['html']}", err=True)
+    sys.exit(report.exit_code)
+
+
 @main.command("serve")
 @click.option("--model", type=click.Path(path_type=Path), default=None,
               help="Model folder (CNN, musicnn or baseline) [default: the latest fit, models/latest].")

@@ -83,21 +83,34 @@ class GenreClassifier:
 
         return self.runner.predict(features, batch_size=batch_size or chunks_per_batch(self.feature_config))
 
-    def classify_file(self, path: str | os.PathLike) -> SongPrediction:
-        """Classify one song; decoding problems become a :class:`SongPrediction` with ``error``."""
+    @property
+    def embedding_layer(self) -> str:
+        """The layer whose output is the network's penultimate embedding of a chunk."""
+        return "musicnn" if self.backbone else "global_pool"
+
+    def network_inputs(self, path: str | os.PathLike) -> Iterator[np.ndarray]:
+        """The network's input for one song, in batches: log-mel chunks, or musicnn patches.
+
+        Raises
+        ------
+        AudioDecodeError
+        """
+        if self.backbone:
+            from .transfer import song_patches
+
+            yield song_patches(path)
+            return
         from .features import SongFeatureStream
 
+        for features, _ in SongFeatureStream(path, self.feature_config, filterbank=self.filterbank):
+            yield features
+
+    def classify_file(self, path: str | os.PathLike) -> SongPrediction:
+        """Classify one song; decoding problems become a :class:`SongPrediction` with ``error``."""
         total = np.zeros(len(self.classes))
         n_chunks = 0
         try:
-            if self.backbone:
-                from .transfer import song_patches
-
-                batches = [song_patches(path)]
-            else:
-                batches = (features for features, _ in SongFeatureStream(path, self.feature_config,
-                                                                         filterbank=self.filterbank))
-            for features in batches:
+            for features in self.network_inputs(path):
                 total += self.predict_chunks(features).sum(axis=0)
                 n_chunks += len(features)
         except AudioDecodeError as exc:

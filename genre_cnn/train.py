@@ -123,6 +123,9 @@ def fit(
         plot_history(history, tmp / "history.png", best_epoch=best.best_epoch)
         if metrics["test_songs"]:
             plot_confusion(metrics, dataset.classes, tmp / "confusion.png")
+        from .monitoring import write_reference_profile
+
+        write_reference_profile(tmp, dataset, keras_model=model, log=log)  # for genre-cnn monitor
     if model_dir.resolve().parent == Path(models_root).resolve():
         set_latest(model_dir, models_root=models_root)
     return FitResult(model_dir=model_dir, metrics=metrics, device=device)

@@ -372,7 +372,7 @@ def create_app(config: ServerConfig = ServerConfig()) -> FastAPI:
         path = await _save_upload(file)
         try:
             result = await pool.run(inference.analyse, str(path), max_seconds=config.max_seconds,
-                                    timeline=timeline, window=window, hop=hop, band_means=log is not None)
+                                    timeline=timeline, window=window, hop=hop, profile=log is not None)
         except _Busy as busy:
             metrics.rejected.labels("busy").inc()
             return _problem(503, f"the server is busy ({config.capacity} songs in progress); retry in "
@@ -472,18 +472,19 @@ class _RequestLog:
 
 
 def log_record(result: dict, *, model: str) -> dict:
-    """The ``serve --log`` line of one classified song: what it was, what the model said, how it sounded.
+    """The ``serve --log`` line of one classified song: how it sounded and what the model said.
 
-    Keys: ``time`` (UTC, ISO 8601), ``model``, ``seconds`` (duration from the header, or null),
-    ``sample_rate`` and ``channels`` (the file's own), ``genre`` and ``probability`` (top genre),
-    ``n_chunks``, and ``band_means``: the mean log-mel level (dB) of each mel band of the model's
-    feature config. No audio and no file name are kept.
+    Keys: ``time`` (UTC, ISO 8601), ``model``, ``genre`` and ``probability`` (top genre),
+    ``n_chunks``, and the song's profile as ``genre-cnn monitor`` computes it
+    (:func:`genre_cnn.monitoring.audio_statistics`): ``seconds``, ``sample_rate`` and ``channels``
+    (the file's own), ``loudness_db``, ``clipping``, ``silence``, and ``band_means`` (mean log-mel
+    level per band of the model's features, in dB). No audio and no file name are kept.
     """
-    prediction, info = result["prediction"], result["info"]
+    prediction, profile = result["prediction"], result["profile"]
     return {
         "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-        "model": model, "seconds": info["seconds"], "sample_rate": info["sample_rate"],
-        "channels": info["channels"], "genre": prediction["genre"],
+        "model": model, "genre": prediction["genre"],
         "probability": round(prediction["probabilities"][prediction["genre"]], 6),
-        "n_chunks": prediction["n_chunks"], "band_means": result.get("band_means"),
+        "n_chunks": prediction["n_chunks"],
+        **{name: round(value, 6) if isinstance(value, float) else value for name, value in profile.items()},
     }

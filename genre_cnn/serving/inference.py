@@ -35,7 +35,7 @@ def ready() -> bool:
 
 
 def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Optional[float] = None,
-            hop: Optional[float] = None, band_means: bool = False) -> dict:
+            hop: Optional[float] = None, profile: bool = False) -> dict:
     """Classify one file as ``classify`` does, plus what the server reports and logs about it.
 
     Parameters
@@ -46,14 +46,15 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
         Longer recordings are refused before decoding (when the header states a duration).
     timeline : bool
         Also compute the genre probabilities of every ``window`` seconds, one every ``hop``.
-    band_means : bool
-        Also compute the song's mean log-mel level per band (for ``serve --log``).
+    profile : bool
+        Also compute the song's audio statistics and mean log-mel level per band (for ``serve --log``),
+        as :mod:`genre_cnn.monitoring` does.
 
     Returns
     -------
     dict
         ``prediction`` (:class:`~genre_cnn.predict.SongPrediction` as a dict), ``info`` (sample
-        rate, channels, seconds), and ``timeline`` / ``band_means`` when asked for.
+        rate, channels, seconds), and ``timeline`` / ``profile`` when asked for.
 
     Raises
     ------
@@ -78,17 +79,20 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
         from ..timeline import classify_timeline
 
         result["timeline"] = classify_timeline(path, _classifier, window=window, hop=hop).to_dict()
-    if band_means:
-        result["band_means"] = _band_means(path).round(3).tolist()
+    if profile:
+        result["profile"] = _profile(path)
     return result
 
 
-def _band_means(path: str):
+def _profile(path: str) -> dict:
     from ..config import FeatureConfig
     from ..features import song_band_means
+    from ..monitoring.profile import audio_statistics
 
     config = getattr(_classifier, "feature_config", None) or FeatureConfig()
-    return song_band_means(path, config, filterbank=getattr(_classifier, "filterbank", None))
+    statistics = audio_statistics(path, sr=config.sr)
+    bands = song_band_means(path, config, filterbank=getattr(_classifier, "filterbank", None))
+    return {**statistics, "band_means": bands.round(3).tolist()}
 
 
 def pid() -> int:

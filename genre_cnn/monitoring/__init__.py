@@ -1,0 +1,75 @@
+"""``genre-cnn monitor``: tell when incoming audio no longer looks like the training data.
+
+    from genre_cnn.monitoring import monitor
+    report = monitor("models/demo", ["incoming/"])
+    print(report.drifted, [check.name for check in report.checks if check.drifted])
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+from .drift import DRIFT_EXIT_CODE, Check, DriftReport, MonitorError, compare, monitor, read_serve_log
+from .profile import PROFILE_FILE, Profile, SongProfiler, audio_statistics, load_profile, profile_songs
+
+__all__ = ["DRIFT_EXIT_CODE", "Check", "DriftReport", "MonitorError", "PROFILE_FILE", "Profile", "SongProfiler",
+           "audio_statistics", "compare", "load_profile", "monitor", "profile_songs", "read_serve_log",
+           "write_reference_profile", "rebuild_profile"]
+
+
+def write_reference_profile(model_dir: str | os.PathLike, dataset, *, keras_model=None,
+                            log: Callable[[str], None] = print) -> Optional[Path]:
+    """Profile a model's dataset songs and save ``profile.npz`` in ``model_dir`` (what ``fit`` does).
+
+    Songs whose audio can no longer be read are left out (and counted in the log line); when
+    none can be read, no profile is written and the log says how to add one later.
+
+    Returns
+    -------
+    Path or None
+        The profile written, or None.
+    """
+    from ..cache import song_files
+    from ..predict import open_classifier
+    from .profile import reference_profile, save_profile
+
+    model_dir = Path(model_dir)
+    profiler = SongProfiler(open_classifier(model_dir), keras_model=keras_model)
+    profile, skipped = reference_profile(dataset, profiler, song_files=song_files(dataset.path))
+    if profile is None:
+        log(f"No reference profile for 'genre-cnn monitor': none of the {len(skipped)} song(s) of {dataset.path} "
+            "could be read again")
+        return None
+    save_profile(profile, model_dir / PROFILE_FILE)
+    if skipped:
+        log(f"Reference profile: {profile.n_songs} song(s); {len(skipped)} could not be read again, e.g. {skipped[0][0]}")
+    return model_dir / PROFILE_FILE
+
+
+def rebuild_profile(model_dir: str | os.PathLike, dataset_dir: str | os.PathLike, *,
+                    log: Callable[[str], None] = print) -> Path:
+    """Add (or replace) the reference profile of a model, from the dataset it was fitted on.
+
+    Raises
+    ------
+    ModelError
+        No model at ``model_dir``, or no song of the dataset could be read.
+    DatasetError
+        No dataset at ``dataset_dir``.
+    """
+    from ..dataset import load_dataset
+    from ..errors import ModelError
+    from ..registry import resolve_model_dir
+
+    from ..files import exclusive_lock
+
+    model_dir = resolve_model_dir(model_dir)
+    dataset = load_dataset(dataset_dir)
+    with exclusive_lock(model_dir, command="genre-cnn monitor --rebuild-profile"):
+        written = write_reference_profile(model_dir, dataset, log=log)
+    if written is None:
+        raise ModelError(f"{dataset_dir}: none of its songs could be read again (moved or deleted?); "
+                         "rebuild the dataset from the songs, then the profile")
+    return written

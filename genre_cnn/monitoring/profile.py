@@ -1,0 +1,296 @@
+"""Profiles of sets of songs: what they sound like and what the model makes of them.
+
+A :class:`Profile` summarises each song by its audio (duration, sample rate, channels, loudness,
+clipping, silence), its spectral balance (mean log-mel level per band, in the model's own
+features) and, for songs the model never trained on, the model's view of it (top genre, top
+probability, mean penultimate embedding). ``fit`` saves one for its dataset beside the model
+(``profile.npz``, the only code that reads or writes it is here); ``monitor`` computes the same for
+incoming songs with :func:`profile_songs` and compares the two.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import zipfile
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+import numpy as np
+
+from ..audio import audio_blocks, audio_info
+from ..errors import AudioDecodeError, ModelError
+
+__all__ = ["PROFILE_FILE", "Profile", "SongProfiler", "audio_statistics", "profile_songs", "reference_profile",
+           "save_profile", "load_profile"]
+
+PROFILE_FILE = "profile.npz"
+PROFILE_VERSION = 1
+#: A sample at or above this magnitude (of full scale) counts as clipped.
+CLIP_LEVEL = 0.99
+#: Frames of this length whose RMS is below SILENCE_DB count as silence.
+SILENCE_FRAME_SECONDS = 0.1
+SILENCE_DB = -50.0
+#: Loudness of digital silence (an RMS of 0) in dBFS.
+FLOOR_DB = -120.0
+AUDIO_FIELDS = ("seconds", "sample_rate", "channels", "loudness_db", "clipping", "silence")
+
+
+def audio_statistics(path: str | os.PathLike, *, sr: int) -> dict:
+    """Header facts and level statistics of one recording, in one streaming pass.
+
+    Returns
+    -------
+    dict
+        ``seconds`` (decoded duration), ``sample_rate`` and ``channels`` (the file's own),
+        ``loudness_db`` (RMS level in dBFS), ``clipping`` (share of samples at or above
+        :data:`CLIP_LEVEL` of full scale) and ``silence`` (share of 0.1 s frames quieter than
+        :data:`SILENCE_DB` dBFS), all measured on the mono signal at ``sr`` Hz.
+
+    Raises
+    ------
+    AudioDecodeError
+    """
+    info = audio_info(path)
+    frame = max(1, round(SILENCE_FRAME_SECONDS * sr))
+    squares, clipped, samples, frames, silent = 0.0, 0, 0, 0, 0
+    carry = np.zeros(0, np.float32)
+    for block in audio_blocks(path, sr=sr):
+        squares += float(np.dot(block, block))
+        clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
+        samples += len(block)
+        block = np.concatenate([carry, block])
+        whole = len(block) // frame * frame
+        power = np.mean(block[:whole].reshape(-1, frame).astype(np.float64) ** 2, axis=1)
+        frames += len(power)
+        silent += int(np.count_nonzero(power < 10 ** (SILENCE_DB / 10)))
+        carry = block[whole:]
+    rms = math.sqrt(squares / samples) if samples else 0.0
+    return {
+        "seconds": samples / sr, "sample_rate": info.sample_rate, "channels": info.channels,
+        "loudness_db": max(FLOOR_DB, 20 * math.log10(rms)) if rms > 0 else FLOOR_DB,
+        "clipping": clipped / samples if samples else 0.0, "silence": silent / frames if frames else 1.0,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """Per-song summaries of a set of songs.
+
+    Attributes
+    ----------
+    classes : tuple of str
+        The model's genres (``genres`` index them).
+    seconds, loudness_db, clipping, silence : np.ndarray [shape=(n_songs,)]
+    sample_rate, channels : np.ndarray [shape=(n_songs,), dtype=int]
+    band_means : np.ndarray [shape=(n_songs, n_mels)]
+        Mean log-mel level of each band, in dB.
+    genres : np.ndarray [shape=(n_judged,), dtype=int]
+        The model's top genre for each song it did not train on.
+    top_probability : np.ndarray [shape=(n_judged,)]
+    embeddings : np.ndarray [shape=(n_embedded, dim)]
+        Mean penultimate embedding of each song the model did not train on (empty for a baseline,
+        or a profile read from a serve log, which has none).
+    """
+
+    classes: tuple
+    seconds: np.ndarray
+    sample_rate: np.ndarray
+    channels: np.ndarray
+    loudness_db: np.ndarray
+    clipping: np.ndarray
+    silence: np.ndarray
+    band_means: np.ndarray
+    genres: np.ndarray
+    top_probability: np.ndarray
+    embeddings: np.ndarray
+
+    @property
+    def n_songs(self) -> int:
+        return len(self.seconds)
+
+    @classmethod
+    def from_songs(cls, classes: Sequence[str], songs: Sequence[dict], *, judged: Optional[Sequence[bool]] = None,
+                   embedding_dim: int = 0) -> "Profile":
+        """Stack per-song dicts (from :meth:`SongProfiler.profile` or a serve log line).
+
+        ``judged`` marks the songs whose model view (genre, probability, embedding) is kept:
+        those the model did not train on (default: all).
+        """
+        judged = [True] * len(songs) if judged is None else list(judged)
+        column = lambda name, dtype=np.float64: np.array([song[name] for song in songs], dtype=dtype)  # noqa: E731
+        seen = [song for song, keep in zip(songs, judged) if keep]
+        embedded = [song["embedding"] for song in seen if song.get("embedding") is not None]
+        index = {name: i for i, name in enumerate(classes)}
+        return cls(
+            classes=tuple(classes), seconds=column("seconds"), sample_rate=column("sample_rate", np.int64),
+            channels=column("channels", np.int64), loudness_db=column("loudness_db"), clipping=column("clipping"),
+            silence=column("silence"),
+            band_means=np.array([song["band_means"] for song in songs], dtype=np.float64).reshape(len(songs), -1),
+            genres=np.array([index[song["genre"]] for song in seen], dtype=np.int64),
+            top_probability=np.array([song["probability"] for song in seen], dtype=np.float64),
+            embeddings=np.array(embedded, dtype=np.float32).reshape(len(embedded), -1 if embedded else embedding_dim),
+        )
+
+    def subset(self, songs: np.ndarray, judged: np.ndarray) -> "Profile":
+        """The profile of some songs (rows ``songs`` of the audio arrays, ``judged`` of the model's)."""
+        audio = {name: getattr(self, name)[songs] for name in (*AUDIO_FIELDS, "band_means")}
+        return dataclasses.replace(self, **audio, genres=self.genres[judged], top_probability=self.top_probability[judged],
+                                   embeddings=self.embeddings[judged] if len(self.embeddings) else self.embeddings)
+
+
+class SongProfiler:
+    """One song's profile as a model sees it: the same code for the reference (``fit``) and incoming songs.
+
+    Parameters
+    ----------
+    classifier : GenreClassifier or BaselineClassifier
+        From :func:`genre_cnn.predict.open_classifier`.
+    keras_model : keras.Model, optional
+        The network (default: loaded from the model folder); its penultimate layer gives the
+        embeddings. Not used for a baseline.
+    """
+
+    def __init__(self, classifier, *, keras_model=None) -> None:
+        from ..config import FeatureConfig
+
+        self.classifier = classifier
+        self.feature_config = getattr(classifier, "feature_config", None) or FeatureConfig()
+        self.embedder = None
+        layer = getattr(classifier, "embedding_layer", None)
+        if layer is not None:
+            from ..backend import import_keras
+            from ..runners import KERAS_FILE, KerasRunner
+
+            keras = import_keras()
+            model = keras_model or KerasRunner(Path(classifier.model_dir) / KERAS_FILE).model
+            self.embedder = keras.Model(model.input, [model.get_layer(layer).output, model.output])
+            self.embedding_dim = int(self.embedder.output_shape[0][-1])
+        else:
+            self.embedding_dim = 0
+
+    def profile(self, path: str | os.PathLike) -> dict:
+        """The song's audio statistics, band means, top genre and probability, and mean embedding.
+
+        Raises
+        ------
+        AudioDecodeError
+        """
+        from ..features import song_band_means
+
+        song = audio_statistics(path, sr=self.feature_config.sr)
+        song["band_means"] = song_band_means(path, self.feature_config,
+                                             filterbank=getattr(self.classifier, "filterbank", None))
+        if self.embedder is None:
+            prediction = self.classifier.classify_file(path)
+            if not prediction.ok:
+                raise AudioDecodeError(prediction.error)
+            probabilities = np.array([prediction.probabilities[c] for c in self.classifier.classes])
+            song["embedding"] = None
+        else:
+            embedding_sum, probability_sum, n = np.zeros(self.embedding_dim), 0.0, 0
+            for inputs in self.classifier.network_inputs(path):
+                embeddings, probabilities = (np.asarray(out) for out in self.embedder(inputs, training=False))
+                embedding_sum += embeddings.sum(axis=0)
+                probability_sum = probability_sum + probabilities.sum(axis=0)
+                n += len(inputs)
+            probabilities = probability_sum / n
+            song["embedding"] = (embedding_sum / n).astype(np.float32)
+        song["genre"] = self.classifier.classes[int(np.argmax(probabilities))]
+        song["probability"] = float(np.max(probabilities))
+        return song
+
+
+def profile_songs(paths: Iterable[str | os.PathLike], profiler: SongProfiler, *,
+                  progress: Callable = lambda items: items) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Profile every readable song; the others are returned with their reasons.
+
+    Returns
+    -------
+    songs : list of dict
+        :meth:`SongProfiler.profile` of each readable song, with its ``path``.
+    skipped : list of (path, reason)
+    """
+    songs, skipped = [], []
+    for path in progress(list(paths)):
+        try:
+            songs.append({"path": str(path), **profiler.profile(path)})
+        except AudioDecodeError as exc:
+            skipped.append((str(path), str(exc)))
+    return songs, skipped
+
+
+def reference_profile(dataset, profiler: SongProfiler, *, song_files: dict,
+                      progress: Callable = lambda items: items) -> tuple[Optional[Profile], list[tuple[str, str]]]:
+    """The profile of a dataset's songs: audio and bands of all, the model's view of the unseen ones.
+
+    The model's genres, probabilities and embeddings are kept only for the validation and test
+    songs (those it never trained on), so they show how it behaves on new songs.
+
+    Parameters
+    ----------
+    dataset : genre_cnn.dataset.Dataset
+    profiler : SongProfiler
+    song_files : dict
+        Song name (as in the manifest) -> its audio file.
+
+    Returns
+    -------
+    profile : Profile or None
+        None when no song could be read (e.g. the audio moved since the dataset was built).
+    skipped : list of (path, reason)
+    """
+    names, first = dataset.song_rows()
+    unseen = {name for name, row in zip(names, first) if dataset.splits[row] != "train"}
+    wanted = [(name, song_files[name]) for name in names if name in song_files]
+    songs, skipped = profile_songs([path for _, path in wanted], profiler, progress=progress)
+    names_of = {str(path): name for name, path in wanted}
+    skipped += [(name, "not in the dataset's songs.csv") for name in names if name not in song_files]
+    if not songs:
+        return None, skipped
+    judged = [names_of[song["path"]] in unseen for song in songs]
+    if not any(judged):  # no validation or test songs: the training songs are all there is
+        judged = [True] * len(songs)
+    return Profile.from_songs(dataset.classes, songs, judged=judged, embedding_dim=profiler.embedding_dim), skipped
+
+
+def save_profile(profile: Profile, path: Path) -> None:
+    """Write ``profile.npz`` (plain arrays, no pickles), atomically."""
+    arrays = {field.name: np.asarray(getattr(profile, field.name)) for field in dataclasses.fields(Profile)}
+    arrays["classes"] = np.array(profile.classes, dtype=str)
+    arrays["version"] = np.array(PROFILE_VERSION)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with open(partial, "wb") as out:
+            np.savez_compressed(out, **arrays)
+        os.replace(partial, path)  # never a half-written profile
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def load_profile(model_dir: str | os.PathLike) -> Profile:
+    """Read the reference profile saved beside a model.
+
+    Raises
+    ------
+    ModelError
+        No profile (a model fitted before profiles existed: the message says how to add one), or a damaged one.
+    """
+    path = Path(model_dir) / PROFILE_FILE
+    if not path.is_file():
+        raise ModelError(f"{model_dir}: has no reference profile ({PROFILE_FILE}; models fitted before genre-cnn "
+                         f"monitor existed have none); add one with 'genre-cnn monitor --model {model_dir} "
+                         "--rebuild-profile DATASET' using the dataset it was fitted on")
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            arrays = {name: saved[name] for name in saved.files}
+        fields = {field.name: arrays[field.name] for field in dataclasses.fields(Profile) if field.name != "classes"}
+        profile = Profile(classes=tuple(str(c) for c in arrays["classes"]), **fields)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        raise ModelError(f"{path}: is damaged; rebuild it with 'genre-cnn monitor --model {model_dir} "
+                         "--rebuild-profile DATASET'") from None
+    if profile.band_means.ndim != 2 or len(profile.band_means) != profile.n_songs:
+        raise ModelError(f"{path}: is damaged (inconsistent arrays); rebuild it with 'genre-cnn monitor --model "
+                         f"{model_dir} --rebuild-profile DATASET'")
+    return profile

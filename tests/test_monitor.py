@@ -1,0 +1,187 @@
+"""`genre-cnn monitor`: shifted audio is flagged by the check that should flag it; undrifted audio is not."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import soxr
+from click.testing import CliRunner
+from scipy import signal
+
+from genre_cnn.cli import main
+from genre_cnn.config import FeatureConfig, TrainConfig
+from genre_cnn.dataset import build_dataset
+from genre_cnn.errors import ModelError
+from genre_cnn.monitoring import (DRIFT_EXIT_CODE, PROFILE_FILE, MonitorError, Profile, SongProfiler, compare,
+                                  load_profile, monitor, profile_songs)
+from genre_cnn.predict import open_classifier
+from genre_cnn.train import fit
+
+pytestmark = pytest.mark.slow  # fits a model on real songs
+
+ROOT = Path(__file__).resolve().parents[1]
+KNOWN = ("chiptune", "electronic")  # the model learns these; orchestral stays unseen
+CONFIG = FeatureConfig(sr=16000, chunk_samples=32000, hop_samples=32000, n_fft=1024, hop_length=512, n_mels=48)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("monitor")
+    for genre in KNOWN:
+        shutil.copytree(ROOT / "tracks" / genre, root / "tracks" / genre)
+    # 60 % of the songs held out: the reference of the model's view (songs it never trained on) needs them
+    build_dataset(root / "tracks", out=root / "dataset", config=CONFIG, workers=1, val_fraction=0.25,
+                  test_fraction=0.35)
+    result = fit(root / "dataset", config=TrainConfig(epochs=10, batch_size=16), name="known",
+                 models_root=root / "models", verbose=0, log=lambda message: None)
+    return {"root": root, "model": result.model_dir, "dataset": root / "dataset"}
+
+
+def shifted_songs(folder: Path, shift: str, *, seed: int = 0, n: int = 10) -> Path:
+    """``n`` in-distribution demo songs (or unseen-genre ones), changed by ``shift``, as wav files."""
+    rng = np.random.default_rng(seed)
+    genres = ("orchestral",) if shift == "unseen genre" else KNOWN
+    songs = [song for genre in genres for song in sorted((ROOT / "tracks" / genre).glob("*.mp3"))]
+    folder.mkdir(parents=True)
+    for path in [songs[i] for i in rng.choice(len(songs), size=min(n, len(songs)), replace=False)]:
+        y, sr = soundfile.read(path, dtype="float32")
+        if shift == "gain -12 dB":
+            y = y * 10 ** (-12 / 20)
+        elif shift == "low-pass 4 kHz":
+            y = signal.sosfiltfilt(signal.butter(8, 4000, fs=sr, output="sos"), y)
+        elif shift == "resampled to 8 kHz and back":
+            y = soxr.resample(soxr.resample(y, sr, 8000), 8000, sr)
+        elif shift == "white noise 10 dB SNR":
+            y = y + rng.standard_normal(len(y)) * np.sqrt(np.mean(y**2) / 10)
+        soundfile.write(folder / f"{path.stem}.wav", np.clip(y, -1, 1), sr)
+    return folder
+
+
+def test_fit_saves_a_small_reference_profile(fitted):
+    profile = load_profile(fitted["model"])
+    assert profile.n_songs == 22 and profile.classes == KNOWN
+    assert profile.band_means.shape == (22, CONFIG.n_mels)
+    assert 0 < len(profile.genres) < 22  # the model's view: only songs it did not train on
+    assert profile.embeddings.shape == (len(profile.genres), 128)
+    assert (fitted["model"] / PROFILE_FILE).stat().st_size < 200_000
+
+
+def test_unchanged_songs_are_not_flagged(fitted, tmp_path):
+    report = monitor(fitted["model"], [shifted_songs(tmp_path / "same", "none")], min_songs=5)
+    assert not report.drifted, [c for c in report.checks if c.drifted]
+    assert report.exit_code == 0
+
+
+@pytest.mark.parametrize("shift, check", [
+    ("gain -12 dB", "loudness"),
+    ("low-pass 4 kHz", "spectral balance"),
+    ("resampled to 8 kHz and back", "spectral balance"),
+    ("white noise 10 dB SNR", "spectral balance"),
+])
+def test_a_shift_is_flagged_by_the_check_that_should_flag_it(fitted, tmp_path, shift, check):
+    report = monitor(fitted["model"], [shifted_songs(tmp_path / "in", shift)], min_songs=5)
+    verdicts = {c.name: c for c in report.checks}
+    assert verdicts[check].drifted, verdicts[check]
+    assert not verdicts["duration"].drifted and not verdicts["sample rate / channels"].drifted
+    assert report.exit_code == DRIFT_EXIT_CODE
+
+
+def test_songs_of_a_genre_the_model_never_saw_are_flagged_by_its_view(fitted, tmp_path):
+    report = monitor(fitted["model"], [shifted_songs(tmp_path / "in", "unseen genre", n=12)], min_songs=5)
+    drifted = {c.name for c in report.checks if c.drifted}
+    assert drifted & {"embeddings", "predicted genres", "confidence"}, drifted
+
+
+def test_false_alarms_stay_below_alpha_over_20_seeded_splits(fitted):
+    """Two random halves of the same songs: any drift verdict is a false alarm."""
+    songs = [p for genre in KNOWN for p in sorted((ROOT / "tracks" / genre).glob("*.mp3"))]
+    profiler = SongProfiler(open_classifier(fitted["model"]))
+    profiled, skipped = profile_songs(songs, profiler)
+    assert not skipped
+    alarms = 0
+    for seed in range(20):
+        order = np.random.default_rng(seed).permutation(len(profiled))
+        half = len(order) // 2
+        reference, incoming = (Profile.from_songs(KNOWN, [profiled[i] for i in part]) for part in
+                               (order[:half], order[half:]))
+        alarms += compare(reference, incoming, alpha=0.05, seed=seed, permutations=200).drifted
+    assert alarms <= 2  # expected at most 1 in 20 at alpha 0.05 (Holm is conservative)
+
+
+def test_a_serve_log_is_monitored_like_the_songs(fitted, tmp_path):
+    from genre_cnn.serving import inference, log_record
+
+    inference.start(str(fitted["model"]), "auto")
+    lines = [json.dumps(log_record(inference.analyse(str(p), max_seconds=600, profile=True), model="known"))
+             for p in sorted(shifted_songs(tmp_path / "quiet", "gain -12 dB").iterdir())]
+    (tmp_path / "requests.jsonl").write_text("\n".join(lines) + "\n")
+    report = monitor(fitted["model"], [tmp_path / "requests.jsonl"], min_songs=5)
+    verdicts = {c.name: c for c in report.checks}
+    assert verdicts["loudness"].drifted
+    assert verdicts["embeddings"].p_value is None and "serve log" in verdicts["embeddings"].detail
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+def test_the_command_prints_a_table_writes_a_report_and_exits_3_on_drift(fitted, tmp_path):
+    incoming = shifted_songs(tmp_path / "in", "gain -12 dB")
+    result = CliRunner().invoke(main, ["monitor", "--model", str(fitted["model"]), str(incoming), "--min-songs", "5",
+                                       "--out", str(tmp_path / "report"), "-q"])
+    assert result.exit_code == DRIFT_EXIT_CODE, result.output
+    assert "loudness" in result.output and "DRIFT" in result.output
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "data:image/png;base64," in page and "<script" not in page and "http" not in page.replace("http-equiv", "")
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["drifted"] is True
+    assert "/in/" not in page  # no per-song data, no file names of the songs
+
+
+def test_json_output(fitted, tmp_path):
+    result = CliRunner().invoke(main, ["monitor", "--model", str(fitted["model"]),
+                                       str(shifted_songs(tmp_path / "in", "none")), "--min-songs", "5", "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["drifted"] is False
+
+
+def test_unreadable_files_are_listed_and_skipped(fitted, tmp_path):
+    incoming = shifted_songs(tmp_path / "in", "none")
+    (incoming / "broken.mp3").write_bytes(b"not audio at all")
+    report = monitor(fitted["model"], [incoming], min_songs=5)
+    assert [Path(path).name for path, _ in report.skipped] == ["broken.mp3"]
+    assert report.n_incoming == 10
+
+
+def test_an_empty_folder_is_an_error_not_a_verdict(fitted, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MonitorError, match="no audio files"):
+        monitor(fitted["model"], [tmp_path / "empty"])
+    result = CliRunner().invoke(main, ["monitor", "--model", str(fitted["model"]), str(tmp_path / "empty")])
+    assert result.exit_code == 1 and result.output.startswith("Error:")
+
+
+def test_too_few_songs_name_min_songs(fitted, tmp_path):
+    with pytest.raises(MonitorError, match="only 3 readable song.* fewer than --min-songs 8"):
+        monitor(fitted["model"], [shifted_songs(tmp_path / "in", "none", n=3)])
+
+
+def test_a_model_without_a_profile_says_how_to_add_one(fitted, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(fitted["model"], old)
+    (old / PROFILE_FILE).unlink()
+    with pytest.raises(ModelError, match="--rebuild-profile DATASET"):
+        monitor(old, [shifted_songs(tmp_path / "in", "none")], min_songs=5)
+    result = CliRunner().invoke(main, ["monitor", "--model", str(old), "--rebuild-profile", str(fitted["dataset"])])
+    assert result.exit_code == 0, result.output
+    assert load_profile(old).n_songs == 22
+
+
+def test_a_damaged_profile_is_named(fitted, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(fitted["model"], old)
+    (old / PROFILE_FILE).write_bytes(b"garbage")
+    with pytest.raises(ModelError, match="profile.npz: is damaged"):
+        load_profile(old)
