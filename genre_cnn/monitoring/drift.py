@@ -134,8 +134,8 @@ def _bands(reference: np.ndarray, incoming: np.ndarray, *, alpha: float) -> Chec
     moved = adjusted < alpha
     shift = np.median(incoming, axis=0) - np.median(reference, axis=0)
     worst = int(np.argmax(np.abs(shift)))
-    detail = (f"{moved.sum()} of {len(moved)} bands drifted ({moved.mean():.0%}); largest median shift "
-              f"{shift[worst]:+.1f} dB in band {worst}")
+    detail = (f"{moved.sum()} of {len(moved)} bands drifted ({moved.mean():.0%}); median shift "
+              f"{np.median(shift):+.1f} dB, largest {shift[worst]:+.1f} dB in band {worst}")
     # the smallest BH-adjusted p-value is Simes' test of "no band moved"
     return Check(name, "KS per band + BH", float(moved.mean()), float(adjusted.min()), detail=detail)
 
@@ -146,6 +146,9 @@ def _mmd(reference: np.ndarray, incoming: np.ndarray, *, seed: int, permutations
     if len(reference) < 2 or len(incoming) < 2:
         why = "no embeddings (a baseline, or a serve log)" if not len(incoming) or not len(reference) else "too few songs"
         return Check(name, test, None, None, detail=why)
+    if reference.shape[1] != incoming.shape[1]:
+        return Check(name, test, None, None, detail=f"the reference embeddings have {reference.shape[1]} dimensions, "
+                                                    f"the model gives {incoming.shape[1]}: rebuild the profile")
     pooled = np.concatenate([reference, incoming]).astype(np.float64)
     squared = np.maximum(((pooled[:, None, :] - pooled[None, :, :]) ** 2).sum(axis=-1), 0.0)
     bandwidth = np.median(squared[np.triu_indices(len(pooled), 1)]) or 1.0
