@@ -180,8 +180,11 @@ class SongProfiler:
         from ..features import song_band_means
 
         song = audio_statistics(path, sr=self.feature_config.sr)
-        song["band_means"] = song_band_means(path, self.feature_config,
-                                             filterbank=getattr(self.classifier, "filterbank", None))
+        # a CNN's inputs are the log-mel chunks themselves: their band means come free with the network pass
+        bands_from_inputs = self.embedder is not None and self.classifier.kind == "cnn"
+        if not bands_from_inputs:
+            song["band_means"] = song_band_means(path, self.feature_config,
+                                                 filterbank=getattr(self.classifier, "filterbank", None))
         if self.embedder is None:
             prediction = self.classifier.classify_file(path)
             if not prediction.ok:
@@ -189,14 +192,19 @@ class SongProfiler:
             probabilities = np.array([prediction.probabilities[c] for c in self.classifier.classes])
             song["embedding"] = None
         else:
-            embedding_sum, probability_sum, n = np.zeros(self.embedding_dim), 0.0, 0
+            embedding_sum, probability_sum, band_sum, n, frames = np.zeros(self.embedding_dim), 0.0, 0.0, 0, 0
             for inputs in self.classifier.network_inputs(path):
-                embeddings, probabilities = (np.asarray(out) for out in self.embedder(inputs, training=False))
-                embedding_sum += embeddings.sum(axis=0)
-                probability_sum = probability_sum + probabilities.sum(axis=0)
+                embeddings, probabilities = self.embedder.predict_on_batch(inputs)
+                embedding_sum += np.asarray(embeddings).sum(axis=0)
+                probability_sum = probability_sum + np.asarray(probabilities).sum(axis=0)
                 n += len(inputs)
+                if bands_from_inputs:
+                    band_sum = band_sum + inputs.sum(axis=(0, 2), dtype=np.float64)
+                    frames += inputs.shape[0] * inputs.shape[2]
             probabilities = probability_sum / n
             song["embedding"] = (embedding_sum / n).astype(np.float32)
+            if bands_from_inputs:
+                song["band_means"] = band_sum / frames
         song["genre"] = self.classifier.classes[int(np.argmax(probabilities))]
         song["probability"] = float(np.max(probabilities))
         return song
