@@ -44,14 +44,24 @@ def describe_device() -> str:
 def training_strategy():
     """``tf.distribute.MirroredStrategy`` over all GPUs when there are several, else the default.
 
-    For several machines, TensorFlow's ``MultiWorkerMirroredStrategy`` reads the cluster from the
-    ``TF_CONFIG`` environment variable; set ``GENRE_CNN_MULTIWORKER=1`` to use it (see README).
+    Training across machines is not offered: with Keras 3, ``MultiWorkerMirroredStrategy`` fails
+    on the first step (tried with two workers on 127.0.0.1; see benchmarks/RESULTS.md). What
+    scales out is cross-validation: ``cv --engine dask`` trains the folds in parallel.
+
+    Raises
+    ------
+    ConfigError
+        ``GENRE_CNN_MULTIWORKER`` is set (it was documented by earlier versions).
     """
     import_keras()
     import tensorflow as tf
 
-    if os.environ.get("GENRE_CNN_MULTIWORKER") == "1":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+    if os.environ.get("GENRE_CNN_MULTIWORKER"):
+        from .errors import ConfigError
+
+        raise ConfigError("GENRE_CNN_MULTIWORKER: training across machines is not supported (Keras 3's "
+                          "MultiWorkerMirroredStrategy fails); unset it, train on one machine, and spread "
+                          "cross-validation folds with 'genre-cnn cv --engine dask --scheduler tcp://HOST:PORT'")
     if len(tf.config.list_physical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()

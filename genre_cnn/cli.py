@@ -307,9 +307,13 @@ def fit_command(data, name, model_dir, tensorboard, checkpoint, quiet, **train):
 @click.option("--recipes", default=None, metavar="LIST",
               help="Compare recipes on the same folds, comma-separated: scratch (the CNN), teacher (the CNN "
                    "distilled from musicnn), musicnn (head on the backbone), baseline (scikit-learn).")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="dask: train the folds in parallel as Dask tasks (needs the dask extra); same results.")
+@click.option("--scheduler", default=None,
+              help="Dask scheduler for --engine dask: processes (default), threads, or tcp://HOST:PORT.")
 @click.option("-q", "--quiet", is_flag=True, help="Only the summary.")
 @library_errors
-def cv_command(data, folds, csv_folds, val_fraction, recipes, out, quiet, **train):
+def cv_command(data, folds, csv_folds, val_fraction, recipes, out, engine, scheduler, quiet, **train):
     """Cross-validate: train one model per fold with the options of fit, test it on that fold's songs.
 
     Every song is tested once, by a model that never saw it. Prints mean ± std of song- and
@@ -326,8 +330,10 @@ def cv_command(data, folds, csv_folds, val_fraction, recipes, out, quiet, **trai
     from .cv import compare_recipes, cross_validate
     from .report import format_cv, format_recipes
 
+    if scheduler is not None and engine != "dask":
+        raise click.UsageError("--scheduler only applies with --engine dask")
     options = dict(config=_train_config(**train), folds=None if csv_folds else folds, val_fraction=val_fraction,
-                   out=out, log=(lambda m: None) if quiet else click.echo)
+                   out=out, log=(lambda m: None) if quiet else click.echo, engine=engine, scheduler=scheduler)
     if recipes is None:
         result = cross_validate(data, **options)
         click.echo(format_cv(result.summary))

@@ -97,6 +97,8 @@ def cross_validate(
     out: Optional[str | os.PathLike] = None,
     verbose: int = 0,
     log: Callable[[str], None] = print,
+    engine: str = "local",
+    scheduler: Optional[str] = None,
 ) -> CvResult:
     """Train one model per fold with ``config`` and test it on that fold's songs.
 
@@ -119,6 +121,10 @@ def cross_validate(
         Folder for ``cv.json`` and ``confusion.png`` (default ``models/cv-<date>-<time>``).
     verbose, log
         As for :func:`genre_cnn.fit`.
+    engine : {"local", "dask"}
+        ``"dask"``: the folds run in parallel as Dask tasks on ``scheduler`` (see :func:`run_tasks`),
+        with the same results as ``"local"``.
+    scheduler : str, optional
 
     Returns
     -------
@@ -129,8 +135,10 @@ def cross_validate(
     out = _cv_out(out, data_dir)
     dataset = load_dataset(data_dir)
     fold_of_song = _fold_lookup(dataset, folds=folds, seed=config.seed)
+    _check_engine(engine, scheduler)
     recipe = TrainedRecipe("fit", config)
-    results = recipe.run_folds(dataset, fold_of_song, val_fraction=val_fraction, verbose=verbose, log=log)
+    results = recipe.run_folds(dataset, fold_of_song, val_fraction=val_fraction, verbose=verbose, log=log,
+                               engine=engine, scheduler=scheduler)
     summary = {**_header(dataset, fold_of_song, folds=folds, config=config), **_summarise_folds(results)}
     with exclusive_lock(out, command="genre-cnn cv"), atomic_directory(out, kind=CV_FOLDER, inputs=[data_dir]) as tmp:
         write_json(tmp / "cv.json", {"summary": summary, "folds": results})
@@ -150,6 +158,8 @@ def compare_recipes(
     out: Optional[str | os.PathLike] = None,
     verbose: int = 0,
     log: Callable[[str], None] = print,
+    engine: str = "local",
+    scheduler: Optional[str] = None,
 ) -> CvResult:
     """Cross-validate several recipes on the same folds: which one should I use on my data?
 
@@ -163,6 +173,8 @@ def compare_recipes(
         Any of :data:`RECIPES`: ``scratch`` (the CNN from scratch, ``config`` as given),
         ``teacher`` (the CNN distilled from musicnn), ``musicnn`` (a head on the frozen musicnn
         backbone), ``baseline`` (the scikit-learn baseline on handcrafted descriptors, per song).
+    engine, scheduler
+        As for :func:`cross_validate`: the trained recipes' folds as Dask tasks.
 
     Returns
     -------
@@ -175,6 +187,7 @@ def compare_recipes(
     unknown = [name for name in recipes if name not in RECIPES]
     if unknown or not recipes:
         raise ConfigError(f"recipes={','.join(recipes)!r}: choose one or more of {','.join(RECIPES)}")
+    _check_engine(engine, scheduler)
     out = _cv_out(out, data_dir)
     dataset = load_dataset(data_dir)
     fold_of_song = _fold_lookup(dataset, folds=folds, seed=config.seed)
@@ -183,7 +196,7 @@ def compare_recipes(
         log(f"Recipe {name}:")
         cpu = time.process_time()
         results = recipe_of(name, config).run_folds(dataset, fold_of_song, val_fraction=val_fraction,
-                                                     verbose=verbose, log=log)
+                                                     verbose=verbose, log=log, engine=engine, scheduler=scheduler)
         fold_results[name] = results
         compared[name] = {**_summarise_folds(results), "cpu_seconds": round(time.process_time() - cpu, 1)}
     summary = {**_header(dataset, fold_of_song, folds=folds, config=config), "recipes": compared}
@@ -201,33 +214,73 @@ class TrainedRecipe:
         self.config = config
 
     def run_folds(self, dataset: Dataset, fold_of_song: dict, *, val_fraction: float, verbose: int = 0,
-                  log: Callable[[str], None] = print) -> list[dict]:
-        """Train and test one model per fold; returns one result dict per fold."""
-        from .train import load_training_dataset, test_metrics, train_model
+                  log: Callable[[str], None] = print, engine: str = "local",
+                  scheduler: Optional[str] = None) -> list[dict]:
+        """Train and test one model per fold; returns one result dict per fold.
+
+        With ``engine="dask"`` the folds are Dask tasks (one model each) on ``scheduler``; a task
+        trains exactly what the local loop would (same rows, same seed), so the results are equal.
+        """
+        from .train import load_training_dataset
 
         data = load_training_dataset(dataset.path, config=self.config, log=log) if self.config.backbone else dataset
-        results = []
-        for fold, train_rows, val_rows, test_rows in _fold_rows(data, fold_of_song, val_fraction=val_fraction,
-                                                                seed=self.config.seed):
-            started = time.perf_counter()
-            test_songs = set(data.songs[test_rows])
-            log(f"Fold {fold + 1}/{len(set(fold_of_song.values()))}: {len(test_songs)} test songs, "
-                f"{len(set(data.songs[train_rows]))} training songs")
-            trained = train_model(data, train_rows=train_rows, val_rows=val_rows, config=self.config,
-                                  verbose=verbose, log=lambda message: None)
-            metrics = test_metrics(trained.model, data, test_rows, batch_size=self.config.batch_size)
-            results.append({
-                "fold": fold + 1,
-                "test_songs": sorted(test_songs),
-                "train_songs": sorted(set(data.songs[train_rows])),
-                "val_songs": sorted(set(data.songs[val_rows])),
-                "best_epoch": trained.best.best_epoch + 1,
-                "seconds": round(time.perf_counter() - started, 2),
-                **{key: metrics[key] for key in (*SUMMARY_METRICS, "test_chunks", "confusion_chunks",
-                                                 "confusion_songs")},
-            })
-            log("  " + ", ".join(f"{key.replace('_', ' ')} {metrics[key]:.3f}" for key in SUMMARY_METRICS))
+        n_folds = len(set(fold_of_song.values()))
+        tasks = [dict(data_dir=str(dataset.path), config=self.config, fold=fold, train_rows=train_rows,
+                      val_rows=val_rows, test_rows=test_rows, verbose=verbose)
+                 for fold, train_rows, val_rows, test_rows in _fold_rows(data, fold_of_song, val_fraction=val_fraction,
+                                                                         seed=self.config.seed)]
+        if engine == "dask":
+            log(f"{n_folds} folds sent to Dask ({scheduler or 'local processes'})")
+            results = run_tasks(train_fold, tasks, scheduler=scheduler)
+        else:
+            results = []
+            for task in tasks:
+                log(f"Fold {task['fold'] + 1}/{n_folds}: {len(set(data.songs[task['test_rows']]))} test songs, "
+                    f"{len(set(data.songs[task['train_rows']]))} training songs")
+                results.append(train_fold(**task, data=data))
+                log("  " + ", ".join(f"{key.replace('_', ' ')} {results[-1][key]:.3f}" for key in SUMMARY_METRICS))
         return results
+
+
+def train_fold(*, data_dir: str, config: TrainConfig, fold: int, train_rows: np.ndarray, val_rows: np.ndarray,
+               test_rows: np.ndarray, verbose: int = 0, data: Optional[Dataset] = None) -> dict:
+    """Train one fold's model and measure it on the fold's test rows (a Dask task, or a loop step)."""
+    from .train import load_training_dataset, test_metrics, train_model
+
+    if data is None:
+        data = load_training_dataset(data_dir, config=config, log=lambda message: None)
+    started = time.perf_counter()
+    trained = train_model(data, train_rows=train_rows, val_rows=val_rows, config=config, verbose=verbose,
+                          log=lambda message: None)
+    metrics = test_metrics(trained.model, data, test_rows, batch_size=config.batch_size)
+    return {
+        "fold": fold + 1,
+        "test_songs": sorted(set(data.songs[test_rows])),
+        "train_songs": sorted(set(data.songs[train_rows])),
+        "val_songs": sorted(set(data.songs[val_rows])),
+        "best_epoch": trained.best.best_epoch + 1,
+        "seconds": round(time.perf_counter() - started, 2),
+        **{key: metrics[key] for key in (*SUMMARY_METRICS, "test_chunks", "confusion_chunks", "confusion_songs")},
+    }
+
+
+def run_tasks(function, tasks: list[dict], *, scheduler: Optional[str] = None) -> list:
+    """``function(**task)`` for every task, as Dask tasks; results in task order.
+
+    ``scheduler``: ``"processes"`` (default) or ``"threads"`` on this machine, or the address of a
+    ``dask.distributed`` scheduler (``tcp://host:8786``; the dataset must be on a shared file system).
+    """
+    try:
+        import dask
+    except ImportError:
+        raise ConfigError("engine='dask' needs Dask: pip install 'genre-cnn[dask]'") from None
+    delayed = [dask.delayed(function)(**task) for task in tasks]
+    if scheduler is not None and "://" in scheduler:
+        from dask.distributed import Client
+
+        with Client(scheduler) as client:
+            return list(client.compute(delayed, sync=True))
+    return list(dask.compute(*delayed, scheduler=scheduler or "processes"))
 
 
 class BaselineRecipe:
@@ -239,7 +292,9 @@ class BaselineRecipe:
         self.seed = config.seed
 
     def run_folds(self, dataset: Dataset, fold_of_song: dict, *, val_fraction: float, verbose: int = 0,
-                  log: Callable[[str], None] = print) -> list[dict]:
+                  log: Callable[[str], None] = print, engine: str = "local",
+                  scheduler: Optional[str] = None) -> list[dict]:
+        """Fit and test the baseline per fold, here whatever the engine (a fold takes a fraction of a second)."""
         from sklearn.metrics import confusion_matrix, f1_score
 
         from .baseline import tuned_baseline
@@ -284,6 +339,13 @@ def recipe_of(name: str, config: TrainConfig):
     overrides = {"scratch": {}, "teacher": {"teacher": "musicnn"},
                  "musicnn": {"backbone": "musicnn", "random_crop": False, "augment": ()}}[name]
     return TrainedRecipe(name, dataclasses.replace(config, **{"teacher": None, "backbone": None, **overrides}))
+
+
+def _check_engine(engine: str, scheduler: Optional[str]) -> None:
+    if engine not in ("local", "dask"):
+        raise ConfigError(f"engine={engine!r} must be 'local' or 'dask'")
+    if scheduler is not None and engine != "dask":
+        raise ConfigError(f"scheduler={scheduler!r} only applies with engine='dask'")
 
 
 def _cv_out(out, data_dir) -> Path:

@@ -420,6 +420,9 @@ def _featurise_all(songs: Sequence[Song], keys, cache: SongCache, config: Featur
         fresh = (_featurise_one(path, config, target) for path, target in zip(todo, spooled))
         pool = None
     else:
+        import scipy.fft  # noqa: F401  (imported once here, inherited by the forked workers)
+
+        mel_filterbank(config)  # cached, and inherited too
         pool = process_pool(min(workers, len(todo)))
         batch = max(1, len(todo) // (8 * workers))
         fresh = pool.map(_featurise_one, todo, [config] * len(todo), spooled, chunksize=batch)

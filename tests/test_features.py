@@ -4,7 +4,8 @@ import librosa
 import numpy as np
 import pytest
 
-from genre_cnn.features import log_mel, song_features
+from genre_cnn.config import FeatureConfig
+from genre_cnn.features import log_mel, mel_filterbank, song_features
 
 
 def test_shape_and_dtype(tiny_config, rng):
@@ -75,3 +76,27 @@ def test_batches_are_bounded_by_bytes_not_by_a_chunk_count(tmp_path, tiny_config
     soundfile.write(song, np.random.default_rng(0).uniform(-0.5, 0.5, 22050 * 120).astype(np.float32), 22050)
     sizes = [len(features) for features, _ in SongFeatureStream(song, FeatureConfig())]
     assert max(sizes) == default and sum(sizes) == 26
+
+
+@pytest.mark.parametrize("sr, n_fft, n_mels, fmin, fmax", [
+    (22050, 2048, 128, 0.0, None), (8000, 256, 16, 0.0, None), (16000, 1024, 48, 30.0, 7000.0),
+    (44100, 4096, 96, 20.0, 16000.0),
+])
+def test_the_mel_filterbank_equals_librosas_without_importing_it(sr, n_fft, n_mels, fmin, fmax):
+    import librosa
+
+    config = FeatureConfig(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, chunk_samples=sr,
+                           hop_samples=sr, hop_length=n_fft // 4)
+    expected = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float32)
+    np.testing.assert_array_equal(mel_filterbank(config), expected)
+
+
+def test_building_a_dataset_imports_neither_librosa_nor_scipy_signal(tracks_dir, tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from genre_cnn.dataset import build_dataset; "
+            f"build_dataset({str(tracks_dir)!r}, out={str(tmp_path / 'd')!r}, workers=1, val_fraction=0, test_fraction=0); "
+            "print(sorted(m for m in ('librosa', 'scipy.signal', 'numba') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
