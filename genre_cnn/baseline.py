@@ -172,6 +172,7 @@ class BaselineClassifier:
 
     backend = "sklearn"
     kind = "baseline"
+    makes_timelines = False
 
     def __init__(self, model_dir: str | os.PathLike) -> None:
         import joblib

@@ -400,14 +400,11 @@ def classify_command(paths, model, top_k, as_json, workers, backend, timeline, w
 
 
 def _classify_timelines(paths, model, backend, window, hop, out, as_json, top_k):
-    from .baseline import is_baseline
-    from .errors import AudioDecodeError, ModelError
-    from .predict import expand_paths, load_classifier
+    from .errors import AudioDecodeError
+    from .predict import expand_paths, open_classifier
     from .timeline import classify_timeline, write_timeline
 
-    if model is not None and is_baseline(Path(model)):
-        raise ModelError(f"{model}: a baseline classifies whole songs; --timeline needs a CNN model")
-    classifier = load_classifier(model, backend=backend)
+    classifier = open_classifier(model, backend=backend)
     files = list(expand_paths(paths))
     if not files:
         raise click.ClickException(f"no audio files found in {', '.join(map(str, paths))}")

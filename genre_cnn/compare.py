@@ -16,16 +16,13 @@ def compare_models(models: Sequence[str | os.PathLike], tracks_dir: str | os.Pat
     Returns
     -------
     list of dict
-        Per model: ``model``, ``kind`` (cnn or baseline), ``songs``, ``failed``, ``accuracy``.
+        Per model: ``model``, ``kind`` (cnn, musicnn or baseline), ``songs``, ``failed``, ``accuracy``.
     """
-    from pathlib import Path
-
-    from .baseline import is_baseline
     from .evaluate import evaluate_model
 
     rows = []
     for model in models:
         result = evaluate_model(model, tracks_dir)
-        rows.append({"model": str(model), "kind": "baseline" if is_baseline(Path(model)) else "cnn",
+        rows.append({"model": str(model), "kind": result["kind"],
                      "songs": result["songs"], "failed": len(result["failed"]), "accuracy": result["accuracy"]})
     return rows

@@ -49,11 +49,12 @@ def evaluate_model(
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     from .metadata import scan_labelled
-    from .predict import classify
+    from .predict import classify, open_classifier
 
+    classifier = open_classifier(model)
     tracks = scan_labelled(tracks_dir, **columns)
     truth = {str(song.path): song.label for song in tracks.songs}
-    predictions = classify(list(truth), model=model)
+    predictions = classify(list(truth), model=classifier)
     scored = [p for p in predictions if p.ok]
     if not scored:
         raise DatasetError(f"{tracks_dir}: none of the {len(predictions)} songs could be classified")
@@ -68,6 +69,7 @@ def evaluate_model(
                                                                      zero_division=0)
     result = {
         "model": str(model),
+        "kind": classifier.kind,
         "tracks_dir": str(tracks_dir),
         "songs": len(scored),
         "failed": [{"path": p.path, "error": p.error} for p in predictions if not p.ok],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -14,7 +14,8 @@ from .config import FeatureConfig, check_classes, read_json
 from .errors import AudioDecodeError, ConfigError, ModelError
 from .registry import DEFAULT_MODELS_DIR, resolve_model_dir
 
-__all__ = ["SongPrediction", "GenreClassifier", "load_classifier", "open_classifier", "classify", "expand_paths"]
+__all__ = ["SongPrediction", "Classifier", "GenreClassifier", "CnnClassifier", "MusicnnClassifier", "load_classifier",
+           "open_classifier", "classify", "expand_paths"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,10 +41,29 @@ class SongPrediction:
         return dataclasses.asdict(self)
 
 
-class GenreClassifier:
-    """A saved model together with the feature config, filterbank and classes it was trained with.
+@runtime_checkable
+class Classifier(Protocol):
+    """What every kind of model offers ``classify``, ``evaluate``, ``compare``, ``serve`` and ``monitor``.
 
-    Use :func:`load_classifier` to make one.
+    Kinds: :class:`CnnClassifier` (the CNN from scratch), :class:`MusicnnClassifier` (a head on
+    the pretrained musicnn backbone), :class:`genre_cnn.baseline.BaselineClassifier` (scikit-learn
+    on descriptors). :func:`open_classifier` opens any model folder as the right one.
+    """
+
+    model_dir: Path
+    classes: tuple
+    kind: str  #: "cnn", "musicnn" or "baseline", as written in the model's config.json
+    backend: str  #: what runs the model: "litert", "keras" or "sklearn"
+    makes_timelines: bool  #: whether :func:`genre_cnn.timeline.classify_timeline` can use it
+
+    def classify_file(self, path: str | os.PathLike) -> SongPrediction: ...
+
+
+class GenreClassifier:
+    """A saved network together with the feature config, filterbank and classes it was trained with.
+
+    The common part of :class:`CnnClassifier` and :class:`MusicnnClassifier`, which differ in
+    their front end (:meth:`network_inputs`). Use :func:`load_classifier` to make one.
 
     Attributes
     ----------
@@ -53,28 +73,95 @@ class GenreClassifier:
     feature_config : FeatureConfig
     backend : str
         ``"litert"`` or ``"keras"``: what runs the network.
-    backbone : str or None
-        ``"musicnn"`` when the network sits on the pretrained backbone (its input is then musicnn
-        patches instead of the feature config's log-mel chunks).
     """
 
+    kind = ""
+    #: The layer whose output is the network's penultimate embedding of an input (for ``monitor``).
+    embedding_layer = ""
+    makes_timelines = False
+
     def __init__(self, model_dir: Path, runner, classes: Sequence[str], feature_config: FeatureConfig,
-                 filterbank: Optional[np.ndarray] = None, backbone: Optional[str] = None):
+                 filterbank: Optional[np.ndarray] = None):
         self.model_dir = model_dir
         self.runner = runner
         self.classes = tuple(classes)
         self.feature_config = feature_config
         self.filterbank = filterbank
-        self.backbone = backbone
 
     @property
     def backend(self) -> str:
         return self.runner.name
 
+    @staticmethod
+    def input_shape(feature_config: FeatureConfig) -> tuple:
+        """The shape of one input of this kind's network."""
+        raise NotImplementedError
+
+    def network_inputs(self, path: str | os.PathLike) -> Iterator[np.ndarray]:
+        """The network's input for one song, in batches.
+
+        Raises
+        ------
+        AudioDecodeError
+        """
+        raise NotImplementedError
+
+    def predict_chunks(self, features: np.ndarray, *, batch_size: Optional[int] = None) -> np.ndarray:
+        """Probabilities of each chunk, shape ``(n_chunks, n_classes)``, run ``batch_size`` chunks at a time
+        (default: as many as fit the byte budget of :func:`genre_cnn.features.chunks_per_batch`)."""
+        from .features import chunks_per_batch
+
+        return self.runner.predict(features, batch_size=batch_size or chunks_per_batch(self.feature_config))
+
+    def classify_file(self, path: str | os.PathLike) -> SongPrediction: ...
+
+
+class GenreClassifier:
+    """A saved network together with the feature config, filterbank and classes it was trained with.
+
+    The common part of :class:`CnnClassifier` and :class:`MusicnnClassifier`, which differ in
+    their front end (:meth:`network_inputs`). Use :func:`load_classifier` to make one.
+
+    Attributes
+    ----------
+    model_dir : Path
+    classes : tuple of str
+        Genre names, in the order of the probability columns.
+    feature_config : FeatureConfig
+    backend : str
+        ``"litert"`` or ``"keras"``: what runs the network.
+    """
+
+    kind = ""
+    #: The layer whose output is the network's penultimate embedding of an input (for ``monitor``).
+    embedding_layer = ""
+    makes_timelines = False
+
+    def __init__(self, model_dir: Path, runner, classes: Sequence[str], feature_config: FeatureConfig,
+                 filterbank: Optional[np.ndarray] = None):
+        self.model_dir = model_dir
+        self.runner = runner
+        self.classes = tuple(classes)
+        self.feature_config = feature_config
+        self.filterbank = filterbank
+
     @property
-    def kind(self) -> str:
-        """``"musicnn"`` for a head on the pretrained backbone, ``"cnn"`` for the CNN trained from scratch."""
-        return "musicnn" if self.backbone else "cnn"
+    def backend(self) -> str:
+        return self.runner.name
+
+    @staticmethod
+    def input_shape(feature_config: FeatureConfig) -> tuple:
+        """The shape of one input of this kind's network."""
+        raise NotImplementedError
+
+    def network_inputs(self, path: str | os.PathLike) -> Iterator[np.ndarray]:
+        """The network's input for one song, in batches.
+
+        Raises
+        ------
+        AudioDecodeError
+        """
+        raise NotImplementedError
 
     def predict_chunks(self, features: np.ndarray, *, batch_size: Optional[int] = None) -> np.ndarray:
         """Probabilities of each chunk, shape ``(n_chunks, n_classes)``, run ``batch_size`` chunks at a time
@@ -124,6 +211,55 @@ class GenreClassifier:
         )
 
 
+class CnnClassifier(GenreClassifier):
+    """The CNN trained from scratch: its input is the log-mel chunks of :class:`~genre_cnn.features.SongFeatureStream`."""
+
+    kind = "cnn"
+    embedding_layer = "global_pool"
+    makes_timelines = True
+
+    @staticmethod
+    def input_shape(feature_config: FeatureConfig) -> tuple:
+        return feature_config.input_shape
+
+    def network_inputs(self, path: str | os.PathLike) -> Iterator[np.ndarray]:
+        from .features import SongFeatureStream
+
+        for features, _ in SongFeatureStream(path, self.feature_config, filterbank=self.filterbank):
+            yield features
+
+
+class MusicnnClassifier(GenreClassifier):
+    """A genre head on the pretrained musicnn backbone: its input is musicnn's own 3 s patches."""
+
+    kind = "musicnn"
+    embedding_layer = "musicnn"
+
+    @staticmethod
+    def input_shape(feature_config: FeatureConfig) -> tuple:
+        from .musicnn import N_MELS, PATCH_FRAMES
+
+        return (PATCH_FRAMES, N_MELS)
+
+    def network_inputs(self, path: str | os.PathLike) -> Iterator[np.ndarray]:
+        from .transfer import song_patches
+
+        yield song_patches(path)
+
+
+#: The network kinds by the name ``fit`` writes as ``"kind"`` in config.json.
+NETWORK_KINDS = {kind.kind: kind for kind in (CnnClassifier, MusicnnClassifier)}
+
+
+def model_kind(saved: dict) -> str:
+    """The kind of a model from its config.json: ``"kind"``, or for models fitted before it was
+    written, ``"musicnn"`` when it was trained with a backbone, else ``"cnn"``."""
+    if isinstance(saved.get("kind"), str):
+        return saved["kind"]
+    train_config = saved.get("train_config")
+    return "musicnn" if isinstance(train_config, dict) and train_config.get("backbone") else "cnn"
+
+
 def load_classifier(
     model: Optional[str | os.PathLike] = None,
     *,
@@ -166,14 +302,12 @@ def load_classifier(
             f"{model_dir / 'config.json'}: cannot reproduce this model's features ({exc}); "
             "refit it with this version of genre-cnn"
         ) from None
-    train_config = saved.get("train_config") or {}
-    backbone = train_config.get("backbone") if isinstance(train_config, dict) else None
-    if backbone:
-        from .musicnn import N_MELS, PATCH_FRAMES
-
-        filterbank, input_shape = None, (PATCH_FRAMES, N_MELS)
-    else:
-        filterbank, input_shape = _load_filterbank(model_dir, feature_config), feature_config.input_shape
+    kind = NETWORK_KINDS.get(model_kind(saved))
+    if kind is None:
+        raise ModelError(f"{model_dir / 'config.json'}: kind {saved.get('kind')!r} is not a network this version "
+                         f"runs ({', '.join(NETWORK_KINDS)}); refit the model")
+    filterbank = _load_filterbank(model_dir, feature_config) if kind is CnnClassifier else None
+    input_shape = kind.input_shape(feature_config)
     runner = open_runner(model_dir, backend=backend)
     if runner.input_shape != input_shape or runner.n_outputs != len(classes):
         raise ModelError(
@@ -181,7 +315,7 @@ def load_classifier(
             f"but config.json describes {input_shape} -> {len(classes)}; "
             "the folder mixes two models, refit it"
         )
-    return GenreClassifier(model_dir, runner, classes, feature_config, filterbank, backbone=backbone)
+    return kind(model_dir, runner, classes, feature_config, filterbank)
 
 
 def open_classifier(
@@ -190,12 +324,13 @@ def open_classifier(
     models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
     backend: str = "auto",
 ):
-    """Open any model folder: a CNN or musicnn model (:func:`load_classifier`) or a baseline.
+    """Open any model folder as its kind of :class:`Classifier`: the one factory for every model.
 
     Returns
     -------
-    GenreClassifier or genre_cnn.baseline.BaselineClassifier
-        Both have ``classes``, ``kind``, ``model_dir`` and ``classify_file``.
+    Classifier
+        A :class:`CnnClassifier` or :class:`MusicnnClassifier` (:func:`load_classifier`), or a
+        :class:`genre_cnn.baseline.BaselineClassifier`.
     """
     from .baseline import BaselineClassifier, is_baseline
 

@@ -72,8 +72,8 @@ def classify_timeline(path: str | os.PathLike, classifier, *, window: Optional[f
     Parameters
     ----------
     path : path-like
-    classifier : GenreClassifier
-        From :func:`genre_cnn.predict.load_classifier`.
+    classifier : genre_cnn.predict.Classifier
+        From :func:`genre_cnn.predict.open_classifier`; one that ``makes_timelines`` (a CNN).
     window : float, optional
         Window length in seconds, at least the model's chunk length (default: the chunk length).
     hop : float, optional
@@ -88,9 +88,9 @@ def classify_timeline(path: str | os.PathLike, classifier, *, window: Optional[f
     """
     from .features import SongFeatureStream
 
-    if getattr(classifier, "backbone", None):
+    if not classifier.makes_timelines:
         raise ConfigError(f"{classifier.model_dir}: --timeline works with CNN models trained from scratch; "
-                          "this one uses the musicnn backbone")
+                          f"this one is a {classifier.kind} model")
     config = classifier.feature_config
     chunk = config.chunk_seconds
     window = chunk if window is None else float(window)

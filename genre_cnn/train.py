@@ -108,6 +108,7 @@ def fit(
             np.save(tmp / "mel_filterbank.npy", mel_filterbank(dataset.feature_config))
         export_litert(model, tmp / LITERT_FILE)
         write_json(tmp / "config.json", {
+            "kind": "musicnn" if config.backbone else "cnn",
             "package_version": __version__,
             "feature_config": dataset.feature_config.to_dict(),
             "classes": list(dataset.classes),

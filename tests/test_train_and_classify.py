@@ -18,7 +18,7 @@ def test_fit_saves_every_artefact(trained):
     assert model_dir == trained["models"] / "tiny"
     assert {p.name for p in model_dir.iterdir()} == {
         "model.keras", "model.tflite", "mel_filterbank.npy", "config.json", "history.png", "history.json",
-        "history.csv", "confusion.png", "metrics.json"}
+        "history.csv", "confusion.png", "metrics.json", "profile.npz"}
     config = json.loads((model_dir / "config.json").read_text())
     assert config["classes"] == ["chirps", "noise", "tones"]
     assert config["train_config"] == {"epochs": 2, "batch_size": 8, "learning_rate": 0.001, "seed": 0,
@@ -233,3 +233,27 @@ def test_bad_training_options():
         TrainConfig(optimizer="sgd")
     with pytest.raises(ConfigError, match="patience=0 must be a positive integer"):
         TrainConfig(patience=0)
+
+
+def test_every_model_kind_is_a_type_opened_by_one_factory(trained, tmp_path):
+    import shutil
+
+    from genre_cnn.predict import CnnClassifier, Classifier, open_classifier
+
+    model_dir = trained["result"].model_dir
+    assert json.loads((model_dir / "config.json").read_text())["kind"] == "cnn"
+    classifier = open_classifier(model_dir)
+    assert isinstance(classifier, CnnClassifier) and isinstance(classifier, Classifier)
+    assert (classifier.kind, classifier.makes_timelines) == ("cnn", True)
+
+    older = tmp_path / "older"  # fitted before config.json named its kind
+    shutil.copytree(model_dir, older)
+    saved = json.loads((older / "config.json").read_text())
+    del saved["kind"]
+    (older / "config.json").write_text(json.dumps(saved))
+    assert isinstance(open_classifier(older), CnnClassifier)
+
+    saved["kind"] = "transformer"
+    (older / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ModelError, match="kind 'transformer' is not a network this version runs"):
+        open_classifier(older)

@@ -165,8 +165,8 @@ class SongProfiler:
 
             keras = import_keras()
             model = keras_model or KerasRunner(Path(classifier.model_dir) / KERAS_FILE).model
-            self.embedder = keras.Model(model.input, [model.get_layer(layer).output, model.output])
-            self.embedding_dim = int(self.embedder.output_shape[0][-1])
+            self.embedder = _Embedder(keras, model, model.get_layer(layer))
+            self.embedding_dim = self.embedder.dim
         else:
             self.embedding_dim = 0
 
@@ -208,6 +208,24 @@ class SongProfiler:
         song["genre"] = self.classifier.classes[int(np.argmax(probabilities))]
         song["probability"] = float(np.max(probabilities))
         return song
+
+
+class _Embedder:
+    """A network's (embedding, probabilities) for a batch of inputs, in one pass when the layer is
+    part of the network's graph, in two when it is a nested network (musicnn's trunk)."""
+
+    def __init__(self, keras, model, layer) -> None:
+        if isinstance(layer, keras.Model):
+            self.trunk, self.model = layer, model
+            self.dim = int(layer.output_shape[-1])
+        else:
+            self.trunk, self.model = None, keras.Model(model.input, [layer.output, model.output])
+            self.dim = int(self.model.output_shape[0][-1])
+
+    def predict_on_batch(self, inputs: np.ndarray):
+        if self.trunk is None:
+            return self.model.predict_on_batch(inputs)
+        return self.trunk.predict_on_batch(inputs), self.model.predict_on_batch(inputs)
 
 
 def profile_songs(paths: Iterable[str | os.PathLike], profiler: SongProfiler, *,

@@ -140,6 +140,7 @@ class Classification(BaseModel):
 class ModelInfo(BaseModel):
     name: str
     kind: str = Field(description="cnn, musicnn or baseline")
+    makes_timelines: bool = Field(description="whether timeline=true works (CNN models)")
     classes: list[str]
     backend: str
     feature_config: Optional[dict]
@@ -452,7 +453,8 @@ def _model_info(classifier, model_dir: Path) -> dict:
                              expect=dict) if metrics_file.is_file() else None
     feature_config = getattr(classifier, "feature_config", None)
     return {
-        "name": model_dir.name, "kind": classifier.kind, "classes": list(classifier.classes),
+        "name": model_dir.name, "kind": classifier.kind, "makes_timelines": classifier.makes_timelines,
+        "classes": list(classifier.classes),
         "backend": classifier.backend, "feature_config": feature_config.to_dict() if feature_config else None,
         "test_metrics": test_metrics, "trained_with": saved.get("package_version"), "version": __version__,
     }

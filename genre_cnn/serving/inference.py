@@ -73,7 +73,7 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
     result = {"prediction": prediction.to_dict(),
               "info": {"sample_rate": info.sample_rate, "channels": info.channels, "seconds": info.seconds}}
     if timeline:
-        if _classifier.kind != "cnn":
+        if not _classifier.makes_timelines:
             raise ConfigError(f"timeline=true needs a CNN trained from scratch; this server's model is a "
                               f"{_classifier.kind} model")
         from ..timeline import classify_timeline

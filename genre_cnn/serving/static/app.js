@@ -35,7 +35,7 @@ function upload(file, name) {
   clearMessages();
   const form = new FormData();
   form.append("file", file, name || file.name || "recording.wav");
-  const timeline = model && model.kind === "cnn";
+  const timeline = model && model.makes_timelines;
   const request = new XMLHttpRequest();
   request.open("POST", `/v1/classify?top_k=${model ? model.classes.length : 3}&timeline=${timeline}`);
   request.responseType = "json";
