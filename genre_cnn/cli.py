@@ -218,6 +218,8 @@ def train_options(command):
         click.option("--crop/--no-crop", "random_crop", default=True, show_default=True,
                      help="Cut each training chunk at a new random offset every epoch (validation and test "
                           "chunks are never cropped)."),
+        click.option("--crops-per-chunk", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="With --crop: random crops of every training chunk per epoch (N times the steps)."),
         click.option("--teacher", type=click.Choice(["musicnn"]), default=None,
                      help="Distil: the CNN also learns the soft genre probabilities of a musicnn head trained "
                           "on the training songs only; the saved model stays the small CNN."),

@@ -230,6 +230,9 @@ class TrainConfig:
         Cut every training chunk at a new random offset each epoch (from its own frames and the
         next chunk's of the same song), so an epoch shows new excerpts of the training songs;
         validation and test chunks are served as stored.
+    crops_per_chunk : int
+        With ``random_crop``: random crops of every training chunk per epoch (each epoch then takes
+        this many times the steps). More distinct excerpts, more optimiser steps, same songs.
     teacher : {None, "musicnn"}
         Knowledge distillation (:mod:`genre_cnn.distill`): the CNN also learns the soft genre
         probabilities that a musicnn head, trained on the training songs only, gives each
@@ -263,6 +266,7 @@ class TrainConfig:
     backbone: Optional[str] = None
     fine_tune: bool = False
     random_crop: bool = True
+    crops_per_chunk: int = 1
     teacher: Optional[str] = None
     temperature: float = 2.0
     distill_weight: float = 0.5
@@ -301,6 +305,7 @@ class TrainConfig:
             raise ConfigError(f"stretch={self.stretch!r} must be below 1 (0.1 means ±10 % speed)")
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)
+        _positive_int("crops_per_chunk", self.crops_per_chunk)
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ConfigError(f"learning_rate={self.learning_rate!r} must be a positive number")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

@@ -53,10 +53,13 @@ class ChunkBatches(keras.utils.PyDataset):
         A teacher's probabilities per chunk: the labels served are then one-hot rows followed by
         the soft targets, ``(batch, 2 * n_classes)`` (a cropped chunk's soft target mixes its own
         and its successor's by their share of the crop); needs ``n_classes``.
+    repeats : int
+        Times each row is served per epoch (each time cropped and augmented afresh).
     """
 
     def __init__(self, *, features, labels, rows, batch_size, shuffle=False, seed=0, prefetch=2, n_classes=None,
-                 augmenter=None, next_rows=None, mixup_alpha=None, crop_hop_frames=None, soft_targets=None):
+                 augmenter=None, next_rows=None, mixup_alpha=None, crop_hop_frames=None, soft_targets=None,
+                 repeats=1):
         threads = max(1, prefetch)
         super().__init__(workers=threads, use_multiprocessing=False, max_queue_size=4 * threads)
         if mixup_alpha is not None and n_classes is None:
@@ -69,7 +72,7 @@ class ChunkBatches(keras.utils.PyDataset):
             raise ValueError("soft targets need n_classes (one-hot labels)")
         self.features = features
         self.labels = labels
-        self.rows = np.asarray(rows, dtype=np.int64)
+        self.rows = np.repeat(np.asarray(rows, dtype=np.int64), int(repeats))
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.seed = seed

@@ -283,7 +283,7 @@ def training_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig, *,
     crop = config.random_crop and feature_config.hop_samples <= feature_config.chunk_samples
     return ChunkBatches(
         features=dataset.features, labels=dataset.labels, rows=rows, batch_size=config.batch_size,
-        shuffle=True, seed=config.seed, augmenter=augmenter,
+        shuffle=True, seed=config.seed, augmenter=augmenter, repeats=config.crops_per_chunk if crop else 1,
         next_rows=dataset.next_rows() if augmenter is not None or crop or soft_targets is not None else None,
         n_classes=len(dataset.classes) if mixup or soft_targets is not None else None,
         mixup_alpha=config.mixup_alpha if mixup else None,

@@ -73,6 +73,21 @@ def test_random_crops_are_windows_of_the_song_and_held_out_chunks_are_served_as_
     assert np.array_equal(served, dataset.features[val_rows]) and np.array_equal(labels, dataset.labels[val_rows])
 
 
+def test_several_crops_per_chunk_serve_every_training_chunk_that_many_times_each_epoch(separable):
+    dataset = load_dataset(separable / "dataset")
+    rows = dataset.indices("train")
+    batches = training_batches(dataset, rows, TrainConfig(batch_size=4, crops_per_chunk=3))
+    assert len(batches) == int(np.ceil(3 * len(rows) / 4))
+    assert sorted(batches._order.tolist()) == sorted(np.repeat(rows, 3).tolist())
+    crops = np.concatenate([batches[i][0] for i in range(len(batches))])
+    first = [i for i, row in enumerate(batches._order) if row == rows[0]]
+    assert len({crops[i].tobytes() for i in first}) > 1, "the copies of a chunk are cropped differently"
+    plain = training_batches(dataset, rows, TrainConfig(batch_size=4, crops_per_chunk=3, random_crop=False))
+    assert len(plain._order) == len(rows), "without crops, repeats would only repeat"
+    with pytest.raises(ConfigError, match="crops_per_chunk=0 must be a positive integer"):
+        TrainConfig(crops_per_chunk=0)
+
+
 def test_the_teacher_never_learns_from_the_song_it_labels():
     rng = np.random.default_rng(0)
     songs = np.repeat([f"song{i}" for i in range(10)], 3)
