@@ -7,6 +7,7 @@ import dataclasses
 import datetime
 import os
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -99,12 +100,17 @@ def fit_baseline(
     test_fraction: float = 0.2,
     folds: int = 5,
     seed: int = 0,
+    tracks_dir: Optional[str | os.PathLike] = None,
+    log: Callable[[str], None] = print,
 ) -> BaselineResult:
     """Tune and fit the baseline on a descriptor table, test it on held-out songs, save it.
 
     The songs are split (stratified by genre, seeded) into train and test first; the grid is
     searched with stratified K-fold cross-validation grouped by song on the train songs only; the
     best pipeline is refit on all train songs and scored once on the test songs.
+
+    With ``tracks_dir`` (the folder the table was made from), the songs are profiled for
+    ``genre-cnn monitor`` (``profile.npz``; the model's view from the test songs).
 
     Returns
     -------
@@ -151,7 +157,21 @@ def fit_baseline(
         _write_cv_results(search.cv_results_, tmp / "cv_results.csv")
         if test.any():
             plot_confusion(metrics, classes, tmp / "confusion.png", chunks=False)
+        if tracks_dir is not None:
+            _write_profile(tmp, [Path(tracks_dir) / song for song in songs], test, classes, log=log)
     return BaselineResult(model_dir=Path(out), metrics=metrics, pipeline=best)
+
+
+def _write_profile(model_dir: Path, files: list, unseen, classes, *, log) -> None:
+    from .monitoring.profile import PROFILE_FILE, SongProfiler, save_profile, songs_profile
+
+    profile, skipped = songs_profile(files, list(unseen), SongProfiler(BaselineClassifier(model_dir)), classes=classes)
+    if profile is None:
+        raise ConfigError(f"tracks_dir: none of the table's songs could be read under {files[0].parent.parent} "
+                          f"(e.g. {skipped[0][0]}: {skipped[0][1]}); give the folder the table was made from")
+    save_profile(profile, model_dir / PROFILE_FILE)
+    if skipped:
+        log(f"Reference profile: {profile.n_songs} song(s); {len(skipped)} could not be read, e.g. {skipped[0][0]}")
 
 
 def _write_cv_results(results: dict, path: Path) -> None:

@@ -571,8 +571,10 @@ def explore_command(table, out):
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
               help="Cross-validation folds (fewer if a genre has fewer training songs).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of split and search.")
+@click.option("--tracks", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="The folder the table was made from: also save a reference profile for 'genre-cnn monitor'.")
 @library_errors
-def baseline_command(table, out, test_fraction, folds, seed):
+def baseline_command(table, out, test_fraction, folds, seed, tracks):
     """Grid-search a scikit-learn baseline (logistic regression, random forest) on descriptors.
 
     \b
@@ -582,7 +584,8 @@ def baseline_command(table, out, test_fraction, folds, seed):
     """
     from .baseline import fit_baseline
 
-    metrics = fit_baseline(table, out=out, test_fraction=test_fraction, folds=folds, seed=seed).metrics
+    metrics = fit_baseline(table, out=out, test_fraction=test_fraction, folds=folds, seed=seed, tracks_dir=tracks,
+                           log=click.echo).metrics
     click.echo(f"Best of the grid ({metrics['cv_folds']}-fold CV accuracy {metrics['cv_accuracy']:.1%}): "
                f"{metrics['best_params']['classifier']}")
     if metrics.get("song_accuracy") is not None:

@@ -137,3 +137,30 @@ def test_bad_table(tmp_path):
         fit_baseline(tmp_path / "t.csv", out=tmp_path / "m")
     with pytest.raises(ConfigError, match="no such file; make it with 'genre-cnn features"):
         explore(tmp_path / "missing.csv", out=tmp_path / "e")
+
+
+def test_a_baseline_fitted_with_its_tracks_can_be_monitored(table, tmp_path):
+
+    import soundfile
+
+    from genre_cnn.errors import ModelError
+    from genre_cnn.monitoring import load_profile, monitor
+
+    fit_baseline(table["csv"], out=tmp_path / "plain", folds=3)
+    with pytest.raises(ModelError, match="--tracks TRACKS_DIR"):
+        monitor(tmp_path / "plain", [table["tracks"]], min_songs=5)
+
+    result = CliRunner().invoke(main, ["baseline", str(table["csv"]), "--out", str(tmp_path / "baseline"), "--folds",
+                                       "3", "--test-fraction", "0.34", "--tracks", str(table["tracks"])])
+    assert result.exit_code == 0, result.output
+    profile = load_profile(tmp_path / "baseline")
+    assert profile.n_songs == 18 and len(profile.embeddings) == 0 and 0 < len(profile.genres) < 18
+    quiet = tmp_path / "quiet"
+    for song in sorted(table["tracks"].rglob("*_[0-9].wav")):
+        y, sr = soundfile.read(song)
+        (quiet / song.parent.name).mkdir(parents=True, exist_ok=True)
+        soundfile.write(quiet / song.parent.name / song.name, y * 10 ** (-12 / 20), sr)
+    report = monitor(tmp_path / "baseline", [quiet], min_songs=5)
+    verdicts = {check.name: check for check in report.checks}
+    assert verdicts["loudness"].drifted
+    assert verdicts["embeddings"].p_value is None

@@ -18,8 +18,8 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 from scipy import stats
 
-from ..errors import ConfigError, GenreCnnError
-from .profile import AUDIO_FIELDS, Profile, SongProfiler, load_profile, profile_songs
+from ..errors import ConfigError, GenreCnnError, ModelError
+from .profile import AUDIO_FIELDS, PROFILE_FILE, Profile, SongProfiler, load_profile, profile_songs
 
 __all__ = ["Check", "DriftReport", "MonitorError", "compare", "monitor", "read_serve_log", "DRIFT_EXIT_CODE"]
 
@@ -113,6 +113,8 @@ def _ks(name: str, reference: np.ndarray, incoming: np.ndarray, *, unit: str, sc
 
 def _categories(name: str, reference: list, incoming: list, *, describe: Callable = str) -> Check:
     """Chi-square test of homogeneity of two samples of categories."""
+    if not reference or not incoming:
+        return Check(name, "chi-square", None, None, detail="no values on one side")
     labels = sorted(set(reference) | set(incoming))
     table = np.array([[reference.count(label) for label in labels], [incoming.count(label) for label in labels]])
     table = table[:, table.sum(axis=0) > 0]
@@ -294,7 +296,10 @@ def monitor(model_dir: str | os.PathLike, incoming: Iterable[str | os.PathLike],
 
     if isinstance(min_songs, bool) or not isinstance(min_songs, int) or min_songs < 2:
         raise ConfigError(f"min_songs={min_songs!r} must be an integer of at least 2")
-    classifier = open_classifier(model_dir, backend="keras")
+    classifier = open_classifier(model_dir)
+    if classifier.kind == "baseline" and not (Path(classifier.model_dir) / PROFILE_FILE).is_file():
+        raise ModelError(f"{model_dir}: this baseline has no reference profile; refit it with the songs' folder: "
+                         f"'genre-cnn baseline TABLE --tracks TRACKS_DIR --out {model_dir}'")
     reference = load_profile(classifier.model_dir)
     incoming = [Path(p) for p in incoming]
     missing = [p for p in incoming if not p.exists()]

@@ -23,7 +23,7 @@ from ..audio import audio_blocks, audio_info
 from ..errors import AudioDecodeError, ModelError
 
 __all__ = ["PROFILE_FILE", "Profile", "SongProfiler", "audio_statistics", "profile_songs", "reference_profile",
-           "save_profile", "load_profile"]
+           "songs_profile", "save_profile", "load_profile"]
 
 PROFILE_FILE = "profile.npz"
 PROFILE_VERSION = 1
@@ -269,16 +269,30 @@ def reference_profile(dataset, profiler: SongProfiler, *, song_files: dict,
     """
     names, first = dataset.song_rows()
     unseen = {name for name, row in zip(names, first) if dataset.splits[row] != "train"}
-    wanted = [(name, song_files[name]) for name in names if name in song_files]
-    songs, skipped = profile_songs([path for _, path in wanted], profiler, progress=progress)
-    names_of = {str(path): name for name, path in wanted}
-    skipped += [(name, "not in the dataset's songs.csv") for name in names if name not in song_files]
+    profile, skipped = songs_profile([song_files[name] for name in names if name in song_files],
+                                     [name in unseen for name in names if name in song_files], profiler,
+                                     classes=dataset.classes, progress=progress)
+    return profile, skipped + [(name, "not in the dataset's songs.csv") for name in names if name not in song_files]
+
+
+def songs_profile(files: Sequence[Path], unseen: Sequence[bool], profiler: SongProfiler, *, classes,
+                  progress: Callable = lambda items: items) -> tuple[Optional[Profile], list[tuple[str, str]]]:
+    """The reference profile of a model's songs; ``unseen`` marks those it never trained on.
+
+    Returns
+    -------
+    profile : Profile or None
+        None when no song could be read.
+    skipped : list of (path, reason)
+    """
+    songs, skipped = profile_songs(files, profiler, progress=progress)
     if not songs:
         return None, skipped
-    judged = [names_of[song["path"]] in unseen for song in songs]
-    if not any(judged):  # no validation or test songs: the training songs are all there is
+    unseen_files = {str(path) for path, keep in zip(files, unseen) if keep}
+    judged = [song["path"] in unseen_files for song in songs]
+    if not any(judged):  # no held-out songs: the training songs are all there is
         judged = [True] * len(songs)
-    return Profile.from_songs(dataset.classes, songs, judged=judged, embedding_dim=profiler.embedding_dim), skipped
+    return Profile.from_songs(classes, songs, judged=judged, embedding_dim=profiler.embedding_dim), skipped
 
 
 def save_profile(profile: Profile, path: Path) -> None:
