@@ -140,7 +140,6 @@ def test_bad_table(tmp_path):
 
 
 def test_a_baseline_fitted_with_its_tracks_can_be_monitored(table, tmp_path):
-
     import soundfile
 
     from genre_cnn.errors import ModelError
