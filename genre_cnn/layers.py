@@ -9,7 +9,7 @@ from .backend import import_keras
 keras = import_keras()
 ops = keras.ops
 
-__all__ = ["BandNormalization", "SpecAugment"]
+__all__ = ["BandNormalization", "BandSummary", "SpecAugment"]
 
 
 @keras.saving.register_keras_serializable(package="genre_cnn")
@@ -51,6 +51,23 @@ class BandNormalization(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "n_bands": self.n_bands, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="genre_cnn")
+class BandSummary(keras.layers.Layer):
+    """Each mel band's mean and standard deviation over time: a chunk's spectral envelope and its movement.
+
+    Input ``(batch, n_mels, frames, 1)``, output ``(batch, 2 * n_mels)``. Fed beside the
+    convolutions' pooled features, it gives the head the timbre summary that handcrafted MFCC
+    statistics give a logistic regression, which global pooling of deep features blurs.
+    """
+
+    def call(self, inputs):
+        bands = inputs[..., 0]
+        return ops.concatenate([ops.mean(bands, axis=2), ops.std(bands, axis=2)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 2 * input_shape[1])
 
 
 @keras.saving.register_keras_serializable(package="genre_cnn")

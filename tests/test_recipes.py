@@ -45,6 +45,8 @@ def test_the_default_network_is_small_with_batch_norm_in_every_block(separable):
     model = build_model((128, 196), 10, mel_mean=np.zeros(128), mel_variance=np.ones(128))
     names = [layer.name for layer in model.layers]
     assert [n for n in names if n.endswith("_bn")] == ["block1_bn", "block2_bn", "block3_bn", "block4_bn"]
+    assert "band_summary" in names  # each band's mean and spread reach the head beside the pooled features
+    assert model.get_layer("head_input").output.shape[-1] == 128 + 2 * 128
     assert model.count_params() <= 300_000
 
 
