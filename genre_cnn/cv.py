@@ -15,6 +15,7 @@ from .config import TrainConfig, read_json, write_json
 from .dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset, split_songs
 from .errors import ConfigError, DatasetError
 from .files import FolderKind, atomic_directory, check_output_folder, exclusive_lock
+from .parallel import run_dask_tasks
 
 __all__ = ["RECIPES", "CvResult", "song_folds", "cross_validate", "compare_recipes", "recipe_of"]
 
@@ -122,7 +123,8 @@ def cross_validate(
     verbose, log
         As for :func:`genre_cnn.fit`.
     engine : {"local", "dask"}
-        ``"dask"``: the folds run in parallel as Dask tasks on ``scheduler`` (see :func:`run_tasks`),
+        ``"dask"``: the folds run in parallel as Dask tasks on ``scheduler`` (see
+        :func:`genre_cnn.parallel.run_dask_tasks`),
         with the same results as ``"local"``.
     scheduler : str, optional
 
@@ -231,7 +233,7 @@ class TrainedRecipe:
                                                                          seed=self.config.seed)]
         if engine == "dask":
             log(f"{n_folds} folds sent to Dask ({scheduler or 'local processes'})")
-            results = run_tasks(train_fold, tasks, scheduler=scheduler)
+            results = run_dask_tasks(train_fold, tasks, scheduler=scheduler)
         else:
             results = []
             for task in tasks:
@@ -262,25 +264,6 @@ def train_fold(*, data_dir: str, config: TrainConfig, fold: int, train_rows: np.
         "seconds": round(time.perf_counter() - started, 2),
         **{key: metrics[key] for key in (*SUMMARY_METRICS, "test_chunks", "confusion_chunks", "confusion_songs")},
     }
-
-
-def run_tasks(function, tasks: list[dict], *, scheduler: Optional[str] = None) -> list:
-    """``function(**task)`` for every task, as Dask tasks; results in task order.
-
-    ``scheduler``: ``"processes"`` (default) or ``"threads"`` on this machine, or the address of a
-    ``dask.distributed`` scheduler (``tcp://host:8786``; the dataset must be on a shared file system).
-    """
-    try:
-        import dask
-    except ImportError:
-        raise ConfigError("engine='dask' needs Dask: pip install 'genre-cnn[dask]'") from None
-    delayed = [dask.delayed(function)(**task) for task in tasks]
-    if scheduler is not None and "://" in scheduler:
-        from dask.distributed import Client
-
-        with Client(scheduler) as client:
-            return list(client.compute(delayed, sync=True))
-    return list(dask.compute(*delayed, scheduler=scheduler or "processes"))
 
 
 class BaselineRecipe:

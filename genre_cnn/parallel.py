@@ -5,8 +5,9 @@ from __future__ import annotations
 import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from typing import Optional
 
-__all__ = ["process_pool"]
+__all__ = ["process_pool", "run_dask_tasks"]
 
 
 def process_pool(workers: int, *, initializer=None, initargs=(), fork: bool = True) -> ProcessPoolExecutor:
@@ -32,3 +33,30 @@ def _start_worker(initializer, initargs) -> None:
         pass
     if initializer is not None:
         initializer(*initargs)
+
+
+def run_dask_tasks(function, tasks: list[dict], *, scheduler: Optional[str] = None) -> list:
+    """``function(**task)`` for every task, as Dask tasks; results in task order.
+
+    ``scheduler``: ``"processes"`` (default) or ``"threads"`` on this machine, or the address of a
+    ``dask.distributed`` scheduler (``tcp://host:8786``; the files the tasks read and write must be
+    on a shared file system).
+
+    Raises
+    ------
+    ConfigError
+        Dask is not installed.
+    """
+    try:
+        import dask
+    except ImportError:
+        from .errors import ConfigError
+
+        raise ConfigError("engine='dask' needs Dask: pip install 'genre-cnn[dask]'") from None
+    delayed = [dask.delayed(function)(**task) for task in tasks]
+    if scheduler is not None and "://" in scheduler:
+        from dask.distributed import Client
+
+        with Client(scheduler) as client:
+            return list(client.compute(delayed, sync=True))
+    return list(dask.compute(*delayed, scheduler=scheduler or "processes"))

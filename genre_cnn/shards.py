@@ -169,23 +169,12 @@ def build_with_dask(
     **options
         Passed to :func:`genre_cnn.build_dataset` (``config``, fractions, ``seed``, ``force``).
     """
-    try:
-        import dask
-    except ImportError:
-        raise ConfigError("--engine dask needs Dask: pip install 'genre-cnn[dask]'") from None
     from .dataset import build_dataset
+    from .parallel import run_dask_tasks
 
     out = Path(out)
     shard_root = out.parent / f".{out.name}.shards"
-    tasks = [
-        dask.delayed(build_dataset)(tracks_dir, out=shard_root / str(i), shard=(i, shards), workers=1, **options)
-        for i in range(shards)
-    ]
-    if scheduler is not None and "://" in scheduler:
-        from dask.distributed import Client
-
-        with Client(scheduler) as client:
-            reports = client.compute(tasks, sync=True)
-    else:
-        reports = dask.compute(*tasks, scheduler=scheduler or "processes")
+    tasks = [dict(tracks_dir=tracks_dir, out=shard_root / str(i), shard=(i, shards), workers=1, **options)
+             for i in range(shards)]
+    reports = run_dask_tasks(build_dataset, tasks, scheduler=scheduler)
     return merge_datasets([report.path for report in reports], out=out)
