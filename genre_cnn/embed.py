@@ -10,6 +10,7 @@ from typing import Iterable
 import numpy as np
 
 from .errors import AudioDecodeError, ConfigError
+from .files import atomic_file
 
 __all__ = ["Embeddings", "embed_songs", "save_embeddings"]
 
@@ -84,7 +85,6 @@ def save_embeddings(embeddings: Embeddings, out: str | os.PathLike, *, patches: 
         arrays.update(patch_embeddings=embeddings.patches, patch_song=embeddings.patch_song,
                       patch_start=embeddings.patch_start)
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.stem}.partial.npz")
-    np.savez(partial, **arrays)
-    os.replace(partial, out)
+    with atomic_file(out) as partial:
+        np.savez(partial, **arrays)
     return out

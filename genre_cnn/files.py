@@ -11,7 +11,8 @@ from typing import Iterator, Sequence
 
 from .errors import GenreCnnError
 
-__all__ = ["FolderKind", "OutputError", "check_output_folder", "ensure_folder", "atomic_directory", "exclusive_lock",
+__all__ = ["FolderKind", "OutputError", "check_output_folder", "ensure_folder", "atomic_directory", "atomic_file",
+           "exclusive_lock",
            "LockedError"]
 
 
@@ -238,3 +239,19 @@ def exclusive_lock(target: Path, *, command: str) -> Iterator[None]:
     finally:
         lock.unlink(missing_ok=True)  # while still locked: a waiting opener re-checks the inode
         handle.close()
+
+
+@contextlib.contextmanager
+def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
+    """Write a single file under a temporary name beside ``final``, renamed over it on success.
+
+    Readers see the previous file or the complete new one, never half of it; on an error the
+    temporary file is removed and ``final`` is left as it was.
+    """
+    final = Path(final)
+    partial = final.with_name(f".{final.stem}.partial{final.suffix}")
+    try:
+        yield partial
+        os.replace(partial, final)
+    finally:
+        partial.unlink(missing_ok=True)

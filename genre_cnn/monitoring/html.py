@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from ..files import ensure_folder
+from ..files import atomic_file, ensure_folder
 from .drift import DriftReport
 
 __all__ = ["format_drift", "write_drift_report"]
@@ -50,12 +50,8 @@ def write_drift_report(report: DriftReport, out: str | os.PathLike) -> dict:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    try:
+    with atomic_file(path) as partial:
         partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def _html(report: DriftReport) -> str:

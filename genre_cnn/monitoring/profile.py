@@ -21,8 +21,10 @@ import numpy as np
 
 from ..audio import audio_blocks, audio_info
 from ..errors import AudioDecodeError, ModelError
+from ..files import atomic_file
 
-__all__ = ["PROFILE_FILE", "Profile", "SongProfiler", "audio_statistics", "profile_songs", "reference_profile",
+__all__ = ["PROFILE_FILE", "Profile", "SongProfiler", "audio_statistics", "sound_profile", "profile_songs",
+           "reference_profile",
            "songs_profile", "save_profile", "load_profile"]
 
 PROFILE_FILE = "profile.npz"
@@ -72,6 +74,31 @@ def audio_statistics(path: str | os.PathLike, *, sr: int) -> dict:
         "loudness_db": max(FLOOR_DB, 20 * math.log10(rms)) if rms > 0 else FLOOR_DB,
         "clipping": clipped / samples if samples else 0.0, "silence": silent / frames if frames else 1.0,
     }
+
+
+def sound_profile(path: str | os.PathLike, classifier) -> dict:
+    """How a song sounds, in the terms of a model's features: :func:`audio_statistics` and
+    ``band_means`` (the mean log-mel level of each band of the model's feature config, in dB).
+
+    What ``serve --log`` records per song, and the model-free half of :meth:`SongProfiler.profile`.
+
+    Raises
+    ------
+    AudioDecodeError
+    """
+    from ..features import song_band_means
+
+    config = _feature_config(classifier)
+    song = audio_statistics(path, sr=config.sr)
+    song["band_means"] = song_band_means(path, config, filterbank=getattr(classifier, "filterbank", None))
+    return song
+
+
+def _feature_config(classifier):
+    """The classifier's feature config; a baseline has none, so the default one describes its songs."""
+    from ..config import FeatureConfig
+
+    return getattr(classifier, "feature_config", None) or FeatureConfig()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,10 +180,8 @@ class SongProfiler:
     """
 
     def __init__(self, classifier, *, keras_model=None) -> None:
-        from ..config import FeatureConfig
-
         self.classifier = classifier
-        self.feature_config = getattr(classifier, "feature_config", None) or FeatureConfig()
+        self.feature_config = _feature_config(classifier)
         self.embedder = None
         layer = getattr(classifier, "embedding_layer", None)
         if layer is not None:
@@ -177,14 +202,10 @@ class SongProfiler:
         ------
         AudioDecodeError
         """
-        from ..features import song_band_means
-
-        song = audio_statistics(path, sr=self.feature_config.sr)
         # a CNN's inputs are the log-mel chunks themselves: their band means come free with the network pass
         bands_from_inputs = self.embedder is not None and self.classifier.kind == "cnn"
-        if not bands_from_inputs:
-            song["band_means"] = song_band_means(path, self.feature_config,
-                                                 filterbank=getattr(self.classifier, "filterbank", None))
+        song = audio_statistics(path, sr=self.feature_config.sr) if bands_from_inputs else sound_profile(
+            path, self.classifier)
         if self.embedder is None:
             prediction = self.classifier.classify_file(path)
             if not prediction.ok:
@@ -300,13 +321,8 @@ def save_profile(profile: Profile, path: Path) -> None:
     arrays = {field.name: np.asarray(getattr(profile, field.name)) for field in dataclasses.fields(Profile)}
     arrays["classes"] = np.array(profile.classes, dtype=str)
     arrays["version"] = np.array(PROFILE_VERSION)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with open(partial, "wb") as out:
-            np.savez_compressed(out, **arrays)
-        os.replace(partial, path)  # never a half-written profile
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_file(path) as partial, open(partial, "wb") as out:
+        np.savez_compressed(out, **arrays)
 
 
 def load_profile(model_dir: str | os.PathLike) -> Profile:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -262,7 +263,7 @@ class _Pool:
         try:
             loop = asyncio.get_running_loop()
             try:
-                return await loop.run_in_executor(self.executor, _call, function, args, kwargs)
+                return await loop.run_in_executor(self.executor, functools.partial(function, *args, **kwargs))
             except BrokenProcessPool:  # a process died (out of memory, killed): start a fresh pool
                 self.stop()
                 self.start()
@@ -270,10 +271,6 @@ class _Pool:
         finally:
             self.in_flight -= 1
             self.seconds_per_song = 0.8 * self.seconds_per_song + 0.2 * (time.perf_counter() - started)
-
-
-def _call(function, args, kwargs):
-    return function(*args, **kwargs)
 
 
 class _Busy(Exception):

@@ -6,7 +6,6 @@ files the event loop hands it (:func:`analyse`). Nothing here knows about HTTP.
 
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 from ..audio import audio_info
@@ -85,16 +84,7 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
 
 
 def _profile(path: str) -> dict:
-    from ..config import FeatureConfig
-    from ..features import song_band_means
-    from ..monitoring.profile import audio_statistics
+    from ..monitoring.profile import sound_profile
 
-    config = getattr(_classifier, "feature_config", None) or FeatureConfig()
-    statistics = audio_statistics(path, sr=config.sr)
-    bands = song_band_means(path, config, filterbank=getattr(_classifier, "filterbank", None))
-    return {**statistics, "band_means": bands.round(3).tolist()}
-
-
-def pid() -> int:
-    """This process's id (tests use it to see the pool at work)."""
-    return os.getpid()
+    song = sound_profile(path, _classifier)
+    return {**song, "band_means": song["band_means"].round(3).tolist()}
