@@ -136,7 +136,9 @@ def test_racing_writers_never_hold_the_lock_together(tmp_path):
                                stdout=subprocess.PIPE, text=True) for _ in range(4)]
     wins = [int(racer.communicate(timeout=120)[0]) for racer in racers]
     lines = log.read_text().splitlines()
-    assert sum(wins) == len(lines) // 2 > 50
+    assert sum(wins) == len(lines) // 2
+    # the race really happened: several processes got the lock, many times (how many depends on the load)
+    assert len({line for line in lines if line.startswith("in ")}) >= 2 and sum(wins) >= 10
     for enter, leave in zip(lines[::2], lines[1::2]):  # strictly alternating: in A, out A, in B, out B...
         assert enter.startswith("in ") and leave == "out " + enter[3:]
     assert not (tmp_path / ".out.lock").exists()
