@@ -12,20 +12,20 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import __version__
-from .config import read_json, write_json
-from .descriptors import read_descriptor_table, song_descriptors
-from .errors import AudioDecodeError, ConfigError, ModelError
+from .config import write_json
+from .descriptor_table import read_descriptor_table
+from .errors import ConfigError
 from .files import atomic_directory, check_output_folder
+from .baseline_classifier import BASELINE_FILE, BaselineClassifier
 from .registry import MODEL_FOLDER
 
-__all__ = ["PARAM_GRID", "BaselineResult", "fit_baseline", "tuned_baseline", "BaselineClassifier"]
+__all__ = ["PARAM_GRID", "BaselineResult", "fit_baseline", "tuned_baseline"]
 
 #: The grid searched by :func:`fit_baseline` (documented in the README).
 PARAM_GRID = [
     {"model": ["logistic"], "pca": [None, 0.95], "C": [0.1, 1.0, 10.0]},
     {"model": ["forest"], "pca": [None], "n_estimators": [200], "max_depth": [None, 8]},
 ]
-BASELINE_FILE = "model.joblib"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,47 +181,3 @@ def _write_cv_results(results: dict, path: Path) -> None:
         writer.writerow(["rank", "mean_accuracy", "std_accuracy", "pca", "classifier"])
         for row in sorted(zip(*(results[k] for k in keys)), key=lambda r: r[0]):
             writer.writerow([row[0], f"{row[1]:.4f}", f"{row[2]:.4f}", repr(row[3]), repr(row[4])])
-
-
-class BaselineClassifier:
-    """A fitted baseline, used by ``classify`` like a CNN model (same :class:`SongPrediction`).
-
-    Loading unpickles ``model.joblib``: only load baselines you made or trust (the command line
-    loads one only from a folder named with ``--model``).
-    """
-
-    backend = "sklearn"
-    kind = "baseline"
-    makes_timelines = False
-
-    def __init__(self, model_dir: str | os.PathLike) -> None:
-        import joblib
-
-        self.model_dir = Path(model_dir)
-        saved = read_json(self.model_dir / "config.json", what="the model config", error=ModelError,
-                          fix="refit the model", expect=dict)
-        if saved.get("kind") != "baseline" or not (self.model_dir / BASELINE_FILE).is_file():
-            raise ModelError(f"{self.model_dir}: not a baseline made by 'genre-cnn baseline'")
-        self.classes = tuple(saved["classes"])
-        self.columns = list(saved["columns"])
-        self.pipeline = joblib.load(self.model_dir / BASELINE_FILE)
-
-    def classify_file(self, path: str | os.PathLike):
-        from .predict import SongPrediction
-
-        try:
-            values = song_descriptors(path)
-        except AudioDecodeError as exc:
-            return SongPrediction(path=str(path), error=str(exc))
-        probabilities = self.pipeline.predict_proba(np.array([[values[c] for c in self.columns]]))[0]
-        return SongPrediction(
-            path=str(path), genre=self.classes[int(probabilities.argmax())],
-            probabilities={c: float(p) for c, p in zip(self.classes, probabilities)}, n_chunks=1,
-        )
-
-
-def is_baseline(model_dir: Path) -> bool:
-    try:
-        return read_json(Path(model_dir) / "config.json", what="the model config").get("kind") == "baseline"
-    except (ConfigError, AttributeError):
-        return False

@@ -535,7 +535,7 @@ def features_command(tracks_dir, out, workers, quiet):
     Example:
         genre-cnn features tracks/ --out features.csv
     """
-    from .descriptors import write_descriptor_table
+    from .descriptor_table import write_descriptor_table
 
     path, rows, skipped = write_descriptor_table(tracks_dir, out=out, workers=workers,
                                                  progress=_progress(quiet, "describing"))

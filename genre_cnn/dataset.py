@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import hashlib
 import os
+import zlib
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
@@ -224,6 +225,21 @@ class BuildReport:
     summary: dict
 
 
+def check_shard(shard: tuple[int, int]) -> tuple[int, int]:
+    index, count = shard
+    if not (count >= 1 and 0 <= index < count):
+        raise ConfigError(f"--shard {index}/{count} must satisfy 0 <= I < N")
+    return index, count
+
+
+def shard_of(relative_path: str, count: int) -> int:
+    """The shard of a song: a stable hash of its path inside the tracks folder, modulo ``count``.
+
+    Adding or removing songs never moves the others to another shard.
+    """
+    return zlib.crc32(relative_path.encode("utf-8", errors="surrogateescape")) % count
+
+
 def build_dataset(
     tracks_dir: str | os.PathLike | TrackList,
     *,
@@ -289,8 +305,6 @@ def build_dataset(
     out = check_output_folder(out, kind=DATASET_FOLDER, inputs=[tracks.root])
     songs, fixed_splits = tracks.songs, None
     if shard is not None:
-        from .shards import check_shard, shard_of
-
         index, count = check_shard(shard)
         fixed_splits = dict(zip(
             (song.relative for song in tracks.songs),

@@ -1,19 +1,19 @@
-"""Handcrafted per-song descriptors (tempo, onsets, pitch, spectral statistics, MFCCs) as a CSV."""
+"""Handcrafted per-song descriptors: tempo, onsets, pitch, spectral statistics, MFCCs."""
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from .audio import load_audio
-from .errors import AudioDecodeError, ConfigError
+from .parallel import process_pool
+from .segment import check_usable
+from .errors import AudioDecodeError
 
-__all__ = ["DESCRIPTOR_SR", "N_MFCC", "descriptor_columns", "song_descriptors", "write_descriptor_table",
-           "read_descriptor_table"]
+__all__ = ["DESCRIPTOR_SR", "N_MFCC", "descriptor_columns", "song_descriptors", "describe_one", "describe_songs"]
 
 DESCRIPTOR_SR = 22050
 N_MFCC = 20
@@ -45,13 +45,12 @@ def song_descriptors(path: str | os.PathLike, *, sr: int = DESCRIPTOR_SR, n_mfcc
     Raises
     ------
     AudioDecodeError
-        The file cannot be decoded, or is shorter than 0.5 s.
+        The file cannot be decoded, or fails :func:`genre_cnn.segment.check_usable` (too short, silent).
     """
     import librosa
 
     y = load_audio(path, sr=sr)
-    if len(y) < sr // 2:
-        raise AudioDecodeError(f"{Path(path)}: only {len(y) / sr:.2f} s of audio; at least 0.5 s is needed")
+    check_usable(Path(path), y, sr)
     values = {"duration": len(y) / sr}
     rms = librosa.feature.rms(y=y)[0]
     zcr = librosa.feature.zero_crossing_rate(y)[0]
@@ -88,7 +87,8 @@ def song_descriptors(path: str | os.PathLike, *, sr: int = DESCRIPTOR_SR, n_mfcc
     return {name: float(values[name]) for name in descriptor_columns(n_mfcc)}
 
 
-def _describe_one(path: Path):
+def describe_one(path: Path) -> dict | str:
+    """:func:`song_descriptors` of one file, or the reason (a string) it could not be described."""
     try:
         return song_descriptors(path)
     except AudioDecodeError as exc:
@@ -97,82 +97,8 @@ def _describe_one(path: Path):
 
 def describe_songs(paths: Sequence[Path], *, workers: Optional[int] = None) -> list:
     """:func:`song_descriptors` of every file in parallel: a dict each, or the reason (a string) it failed."""
-    from .parallel import process_pool
-
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers <= 1 or len(paths) < 2:
-        return [_describe_one(path) for path in paths]
+        return [describe_one(path) for path in paths]
     with process_pool(min(workers, len(paths))) as pool:
-        return list(pool.map(_describe_one, paths))
-
-
-def write_descriptor_table(
-    tracks_dir: str | os.PathLike,
-    *,
-    out: str | os.PathLike,
-    workers: Optional[int] = None,
-    progress: Optional[Callable[[Iterable], Iterable]] = None,
-) -> tuple[Path, int, list[tuple[str, str]]]:
-    """Describe every song of ``tracks_dir/<genre>/`` into a CSV: ``song``, ``genre``, then the columns.
-
-    Returns
-    -------
-    (path, rows written, skipped files with their reasons)
-    """
-    from .dataset import scan_tracks
-    from .parallel import process_pool
-
-    tracks = scan_tracks(tracks_dir)
-    out = Path(out)
-    workers = (os.cpu_count() or 1) if workers is None else workers
-    paths = [song.path for song in tracks.songs]
-    with process_pool(min(workers, len(paths))) as pool:
-        results = pool.map(_describe_one, paths)
-        if progress is not None:
-            results = progress(results, total=len(paths))
-        rows, skipped = [], []
-        for song, outcome in zip(tracks.songs, results):
-            if isinstance(outcome, str):
-                skipped.append((song.relative, outcome))
-            else:
-                rows.append({"song": song.relative, "genre": song.label, **outcome})
-    if not rows:
-        raise AudioDecodeError(f"{tracks.root}: none of the {len(paths)} audio files could be described")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    with open(temporary, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["song", "genre", *descriptor_columns()])
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(temporary, out)
-    return out, len(rows), skipped
-
-
-def read_descriptor_table(path: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
-    """Read a table written by :func:`write_descriptor_table`.
-
-    Returns
-    -------
-    songs : list of str
-    genres : np.ndarray of str
-    values : np.ndarray [shape=(n_songs, n_columns), dtype=float64]
-        NaN where a value is missing.
-    columns : list of str
-    """
-    path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            columns = [c for c in (reader.fieldnames or []) if c not in ("song", "genre")]
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file; make it with 'genre-cnn features TRACKS_DIR --out {path}'") from None
-    if not rows or "genre" not in rows[0] or not columns:
-        raise ConfigError(f"{path}: not a descriptor table (needs song, genre and numeric columns); "
-                          "make it with 'genre-cnn features'")
-    try:
-        values = np.array([[float(row[c]) if row[c] not in ("", None) else np.nan for c in columns]
-                           for row in rows])
-    except ValueError as exc:
-        raise ConfigError(f"{path}: a value is not a number ({exc})") from None
-    return [row["song"] for row in rows], np.array([row["genre"] for row in rows]), values, columns
+        return list(pool.map(describe_one, paths))

@@ -45,7 +45,7 @@ def embed_songs(paths: Iterable[str | os.PathLike]) -> Embeddings:
     """Embed every audio file of ``paths`` (files and folders) with the frozen musicnn backbone."""
     from .musicnn import HOP, PATCH_FRAMES, SR, load_musicnn
     from .predict import expand_paths
-    from .transfer import song_patches
+    from .musicnn import song_patches
 
     model = load_musicnn()
     kept, per_song, per_patch, owner, starts, failed = [], [], [], [], [], []

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from .descriptors import read_descriptor_table
+from .descriptor_table import read_descriptor_table
 from .errors import ConfigError
 from .files import ensure_folder
 

@@ -17,9 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio import load_audio
+from .segment import check_usable
+
 __all__ = [
     "SR", "N_FFT", "HOP", "N_MELS", "PATCH_FRAMES", "MSD_TAGS", "WEIGHTS_FILE", "NOTICE_FILE",
-    "musicnn_front_end", "musicnn_patches", "build_musicnn", "load_musicnn",
+    "musicnn_front_end", "musicnn_patches", "song_patches", "build_musicnn", "load_musicnn",
 ]
 
 #: The front end musicnn was trained with.
@@ -74,6 +77,26 @@ def musicnn_patches(front_end: np.ndarray) -> np.ndarray:
         front_end = np.pad(front_end, ((0, PATCH_FRAMES - len(front_end)), (0, 0)))
     n = len(front_end) // PATCH_FRAMES
     return front_end[: n * PATCH_FRAMES].reshape(n, PATCH_FRAMES, N_MELS)
+
+
+def song_patches(path) -> np.ndarray:
+    """The musicnn input patches of one audio file (decoded whole at 16 kHz, mono).
+
+    Unlike the log-mel stream this holds the whole song in memory (16 kHz float32: 3.8 MB per
+    minute); ``timeline`` does not offer musicnn models for that reason.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_patches, 187, 96), dtype=float32]
+
+    Raises
+    ------
+    AudioDecodeError
+        The file cannot be decoded, or fails :func:`genre_cnn.segment.check_usable` (too short, silent).
+    """
+    audio = load_audio(path, sr=SR)
+    check_usable(path, audio, SR)
+    return musicnn_patches(musicnn_front_end(audio))
 
 
 def build_musicnn(*, name: str = "musicnn"):

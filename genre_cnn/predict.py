@@ -2,61 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Protocol, Sequence, runtime_checkable
+from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .audio import is_audio_file
+from .baseline_classifier import BaselineClassifier, is_baseline
 from .config import FeatureConfig, check_classes, read_json
 from .errors import AudioDecodeError, ConfigError, ModelError
+from .prediction import Classifier, SongPrediction, expand_paths
 from .registry import DEFAULT_MODELS_DIR, resolve_model_dir
 
 __all__ = ["SongPrediction", "Classifier", "GenreClassifier", "CnnClassifier", "MusicnnClassifier", "load_classifier",
            "open_classifier", "classify", "expand_paths"]
-
-
-@dataclasses.dataclass(frozen=True)
-class SongPrediction:
-    """The verdict on one file: its genre probabilities, or why it could not be classified."""
-
-    path: str
-    genre: Optional[str] = None
-    probabilities: Optional[dict] = None
-    n_chunks: int = 0
-    error: Optional[str] = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def top(self, k: int) -> list[tuple[str, float]]:
-        """The ``k`` most likely genres with their probabilities, most likely first."""
-        ranked = sorted(self.probabilities.items(), key=lambda item: -item[1])
-        return ranked[:k]
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-@runtime_checkable
-class Classifier(Protocol):
-    """What every kind of model offers ``classify``, ``evaluate``, ``compare``, ``serve`` and ``monitor``.
-
-    Kinds: :class:`CnnClassifier` (the CNN from scratch), :class:`MusicnnClassifier` (a head on
-    the pretrained musicnn backbone), :class:`genre_cnn.baseline.BaselineClassifier` (scikit-learn
-    on descriptors). :func:`open_classifier` opens any model folder as the right one.
-    """
-
-    model_dir: Path
-    classes: tuple
-    kind: str  #: "cnn", "musicnn" or "baseline", as written in the model's config.json
-    backend: str  #: what runs the model: "litert", "keras" or "sklearn"
-    makes_timelines: bool  #: whether :func:`genre_cnn.timeline.classify_timeline` can use it
-
-    def classify_file(self, path: str | os.PathLike) -> SongPrediction: ...
 
 
 class GenreClassifier:
@@ -163,7 +122,7 @@ class MusicnnClassifier(GenreClassifier):
         return (PATCH_FRAMES, N_MELS)
 
     def network_inputs(self, path: str | os.PathLike) -> Iterator[np.ndarray]:
-        from .transfer import song_patches
+        from .musicnn import song_patches
 
         yield song_patches(path)
 
@@ -253,8 +212,6 @@ def open_classifier(
         A :class:`CnnClassifier` or :class:`MusicnnClassifier` (:func:`load_classifier`), or a
         :class:`genre_cnn.baseline.BaselineClassifier`.
     """
-    from .baseline import BaselineClassifier, is_baseline
-
     if model is not None and is_baseline(Path(model)):
         return BaselineClassifier(model)
     return load_classifier(model, models_root=models_root, backend=backend)
@@ -276,19 +233,6 @@ def _load_filterbank(model_dir: Path, config: FeatureConfig) -> Optional[np.ndar
             "the folder mixes two models, refit it"
         )
     return filterbank.astype(np.float32, copy=False)
-
-
-def expand_paths(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
-    """Files as given, folders replaced by their audio files (recursively, sorted, hidden skipped)."""
-    for path in map(Path, paths):
-        if path.is_dir():
-            for found in sorted(path.rglob("*")):
-                hidden = any(part.startswith(".") for part in found.relative_to(path).parts)
-                # symbolic links are kept even when broken: classify then says what is wrong with them
-                if (found.is_file() or found.is_symlink()) and not hidden and is_audio_file(found):
-                    yield found
-        else:
-            yield path
 
 
 def classify(

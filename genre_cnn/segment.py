@@ -7,9 +7,32 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .config import FeatureConfig
-from .errors import AudioTooShortError
+from .errors import AudioTooShortError, SilentAudioError
 
-__all__ = ["chunk_offsets", "iter_chunks", "segment", "silent_chunks"]
+__all__ = ["chunk_offsets", "iter_chunks", "segment", "silent_chunks", "check_usable"]
+
+_DEFAULTS = FeatureConfig()
+
+
+def check_usable(path, audio: np.ndarray, sr: int, *, min_seconds: float = _DEFAULTS.min_seconds,
+                 silence_db: float = _DEFAULTS.silence_db) -> None:
+    """The usable-audio rule of the front ends that take a whole song (musicnn patches, descriptors).
+
+    The same rule, with the same defaults, as the log-mel stream's chunk policy
+    (:class:`~genre_cnn.config.FeatureConfig` ``min_seconds`` and ``silence_db``).
+
+    Raises
+    ------
+    AudioTooShortError
+        Shorter than ``min_seconds`` (or empty).
+    SilentAudioError
+        Peak level at or below ``silence_db`` dBFS.
+    """
+    seconds = len(audio) / sr
+    if len(audio) == 0 or seconds < min_seconds:
+        raise AudioTooShortError(f"{path}: only {seconds:.2f} s of audio; at least {min_seconds:g} s is needed")
+    if np.abs(audio).max() <= 10.0 ** (silence_db / 20.0):
+        raise SilentAudioError(f"{path}: the audio is silent (peak at or below {silence_db:g} dBFS); nothing to learn from")
 
 
 def chunk_offsets(n_samples: int, config: FeatureConfig) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import zlib
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -13,12 +12,12 @@ import numpy as np
 from .arrays import NpyAppender
 from .cache import OFFSETS_FILE, SONGS_FILE
 from .config import read_json, write_json
-from .dataset import DATASET_FOLDER, SPLITS, BuildReport, load_dataset
+from .dataset import DATASET_FOLDER, SPLITS, BuildReport, build_dataset, check_shard, load_dataset
 from .errors import ConfigError, DatasetError
 from .features import mel_filterbank
 from .files import atomic_directory, check_output_folder, exclusive_lock
 
-__all__ = ["parse_shard", "check_shard", "shard_of", "merge_datasets", "build_with_dask"]
+__all__ = ["parse_shard", "merge_datasets", "build_with_dask"]
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -28,21 +27,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     except ValueError:
         raise ConfigError(f"--shard {text!r} must look like I/N, e.g. 0/4 (shard I of N, I from 0)") from None
     return check_shard((index, count))
-
-
-def check_shard(shard: tuple[int, int]) -> tuple[int, int]:
-    index, count = shard
-    if not (count >= 1 and 0 <= index < count):
-        raise ConfigError(f"--shard {index}/{count} must satisfy 0 <= I < N")
-    return index, count
-
-
-def shard_of(relative_path: str, count: int) -> int:
-    """The shard of a song: a stable hash of its path inside the tracks folder, modulo ``count``.
-
-    Adding or removing songs never moves the others to another shard.
-    """
-    return zlib.crc32(relative_path.encode("utf-8", errors="surrogateescape")) % count
 
 
 def merge_datasets(shard_dirs: Sequence[str | os.PathLike], *, out: str | os.PathLike) -> BuildReport:
@@ -169,7 +153,6 @@ def build_with_dask(
     **options
         Passed to :func:`genre_cnn.build_dataset` (``config``, fractions, ``seed``, ``force``).
     """
-    from .dataset import build_dataset
     from .parallel import run_dask_tasks
 
     out = Path(out)

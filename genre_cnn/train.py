@@ -19,6 +19,7 @@ from .features import mel_filterbank
 from .files import atomic_directory, check_output_folder, exclusive_lock
 from .metrics import evaluate_chunks
 from .registry import DEFAULT_MODELS_DIR, MODEL_FOLDER, set_latest
+from .weights import class_weights
 
 __all__ = [
     "FitResult", "TrainedModel", "fit", "load_training_dataset", "train_model", "training_batches",
@@ -306,12 +307,6 @@ def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig =
         n_classes=n_classes if "mixup" in config.augment or config.teacher else None,
         soft_targets=np.eye(n_classes, dtype=np.float32)[dataset.labels] if config.teacher else None,
     )
-
-
-def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Balanced weights, ``n / (n_classes * count)`` per genre (scikit-learn's "balanced")."""
-    counts = np.bincount(np.asarray(labels), minlength=n_classes).astype(float)
-    return len(labels) / (n_classes * np.maximum(counts, 1))
 
 
 def _optional_callbacks(keras, config: TrainConfig, monitor: str, tensorboard) -> list:

@@ -21,8 +21,9 @@ from .config import TrainConfig, read_json, write_json
 from .dataset import Dataset
 from .errors import AudioDecodeError, DatasetError
 from .files import FolderKind, atomic_directory, exclusive_lock
+from .weights import class_weights
 
-__all__ = ["BACKBONES", "song_patches", "patch_dataset", "train_transfer", "CACHE_DIR"]
+__all__ = ["BACKBONES", "patch_dataset", "train_transfer", "CACHE_DIR"]
 
 BACKBONES = ("musicnn",)
 CACHE_DIR = "musicnn"
@@ -33,31 +34,6 @@ PATCH_CACHE = FolderKind("musicnn cache", ("patches.npy",))
 FINE_TUNED_LAYERS = ("mid1_conv", "mid2_conv", "mid3_conv", "penultimate_dense")
 #: Fine-tuning uses the learning rate divided by this.
 FINE_TUNE_LR_DIVISOR = 10.0
-SILENCE_PEAK = 10 ** (-80 / 20)
-
-
-def song_patches(path) -> np.ndarray:
-    """The musicnn input patches of one audio file (decoded at 16 kHz, mono).
-
-    Returns
-    -------
-    np.ndarray [shape=(n_patches, 187, 96), dtype=float32]
-
-    Raises
-    ------
-    AudioDecodeError
-        The file cannot be decoded, is shorter than 0.5 s, or is silent.
-    """
-    from .audio import load_audio
-    from .errors import AudioTooShortError, SilentAudioError
-    from .musicnn import SR, musicnn_front_end, musicnn_patches
-
-    audio = load_audio(path, sr=SR)
-    if len(audio) < SR // 2:
-        raise AudioTooShortError(f"{path}: only {len(audio) / SR:.2f} s of audio; at least 0.5 s is needed")
-    if np.abs(audio).max() <= SILENCE_PEAK:
-        raise SilentAudioError(f"{path}: the audio is silent (peak at or below -80 dBFS); nothing to learn from")
-    return musicnn_patches(musicnn_front_end(audio))
 
 
 def patch_dataset(dataset: Dataset, *, log: Callable[[str], None] = print) -> Dataset:
@@ -106,7 +82,7 @@ def embeddings_of(dataset: Dataset) -> np.ndarray:
 
 
 def _build_cache(dataset: Dataset, cache: Path, *, log) -> None:
-    from .musicnn import HOP, N_MELS, PATCH_FRAMES, SR, load_musicnn
+    from .musicnn import HOP, N_MELS, PATCH_FRAMES, SR, load_musicnn, song_patches
 
     summary = read_json(dataset.path / "summary.json", what="the dataset summary", error=DatasetError)
     root = Path(summary["tracks_dir"])
@@ -187,8 +163,6 @@ def train_transfer(dataset: Dataset, *, train_rows, val_rows, config: TrainConfi
     optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
     class_weight = None
     if config.class_weight == "balanced":
-        from .train import class_weights
-
         class_weight = dict(enumerate(class_weights(dataset.labels[train_rows], n_classes).tolist()))
     if not config.fine_tune:  # the backbone never changes: train the head on the cached embeddings
         embeddings = embeddings_of(dataset)

@@ -9,10 +9,12 @@ import soundfile
 from click.testing import CliRunner
 
 from conftest import write_tracks
-from genre_cnn.baseline import BaselineClassifier, fit_baseline
+from genre_cnn.baseline import fit_baseline
+from genre_cnn.baseline_classifier import BaselineClassifier
 from genre_cnn.cli import main
-from genre_cnn.descriptors import descriptor_columns, read_descriptor_table, song_descriptors
-from genre_cnn.errors import ConfigError
+from genre_cnn.descriptor_table import read_descriptor_table
+from genre_cnn.descriptors import descriptor_columns, song_descriptors
+from genre_cnn.errors import AudioTooShortError, ConfigError, SilentAudioError
 from genre_cnn.explore import explore
 from genre_cnn.plots import plot_class_balance, plot_pca
 
@@ -52,11 +54,20 @@ def test_tempo_and_onsets_of_a_click_track(tmp_path):
 
 
 def test_unpitched_audio_gives_nan_pitch_and_finite_everything_else(tmp_path):
-    soundfile.write(tmp_path / "silence.wav", np.zeros(SR * 2, np.float32), SR)
-    values = song_descriptors(tmp_path / "silence.wav")
+    clicks = np.where(np.arange(SR * 2) % (SR // 10) == 0, 0.5, 0.0).astype(np.float32)  # 10 Hz: below any pitch
+    soundfile.write(tmp_path / "clicks.wav", clicks, SR)
+    values = song_descriptors(tmp_path / "clicks.wav")
     assert values["voiced_fraction"] == 0
     assert all(np.isnan(values[name]) for name in ("f0_mean", "f0_median", "f0_std", "f0_p5", "f0_p95"))
     assert all(np.isfinite(value) for name, value in values.items() if not name.startswith("f0_"))
+
+
+@pytest.mark.parametrize("samples, error", [(np.zeros(SR * 2), SilentAudioError), (np.full(SR // 4, 0.5), AudioTooShortError)],
+                         ids=["silent", "too-short"])
+def test_the_descriptors_follow_the_same_usable_audio_rule_as_the_chunks(tmp_path, samples, error):
+    soundfile.write(tmp_path / "song.wav", samples.astype(np.float32), SR)
+    with pytest.raises(error, match="song.wav: "):
+        song_descriptors(tmp_path / "song.wav")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ from conftest import TINY_CLI_OPTIONS
 from genre_cnn.cli import main
 from genre_cnn.dataset import build_dataset, load_dataset
 from genre_cnn.errors import ConfigError, DatasetError
-from genre_cnn.shards import build_with_dask, merge_datasets, parse_shard, shard_of
+from genre_cnn.dataset import shard_of
+from genre_cnn.shards import build_with_dask, merge_datasets, parse_shard
 
 
 def rows_by_song(path):

@@ -193,7 +193,7 @@ def test_mixed_precision_trains_and_exports(trained, tmp_path):
 
 
 def test_balanced_class_weights():
-    from genre_cnn.train import class_weights
+    from genre_cnn.weights import class_weights
 
     np.testing.assert_allclose(class_weights(np.array([0, 0, 0, 1]), 2), [4 / 6, 4 / 2])
 
@@ -238,7 +238,8 @@ def test_bad_training_options():
 def test_every_model_kind_is_a_type_opened_by_one_factory(trained, tmp_path):
     import shutil
 
-    from genre_cnn.predict import CnnClassifier, Classifier, open_classifier
+    from genre_cnn.predict import CnnClassifier, open_classifier
+    from genre_cnn.prediction import Classifier
 
     model_dir = trained["result"].model_dir
     assert json.loads((model_dir / "config.json").read_text())["kind"] == "cnn"
