@@ -1,7 +1,7 @@
 """Which recipe learns genres best? 5-fold song-level cross-validation, every recipe on the same folds.
 
 For each real set (the demo tracks, and ``../shared/dev-music`` when present) it builds a dataset
-(``--test-fraction 0``), then runs :func:`genre_cnn.cv.compare_recipes` with the CNN from scratch
+(``--test-fraction 0``), then runs :func:`genre_cnn.training.cv.compare_recipes` with the CNN from scratch
 (the default recipe), the CNN distilled from musicnn, the musicnn backbone and the scikit-learn
 baseline, and prints song accuracy mean ± std and CPU time. ``--before CHECKOUT`` also runs
 ``genre-cnn cv`` of another checkout of genre-cnn (e.g. the previous release, for "today's
@@ -29,8 +29,8 @@ DEV_MUSIC = ROOT.parent / "shared" / "dev-music"
 
 
 def build(name: str, work: Path) -> Path:
-    from genre_cnn.dataset import build_dataset
-    from genre_cnn.metadata import scan_metadata
+    from genre_cnn.data.dataset import build_dataset
+    from genre_cnn.data.metadata import scan_metadata
 
     songs = ROOT / "tracks" if name == "demo" else scan_metadata(
         DEV_MUSIC / "metadata.csv", audio_root=DEV_MUSIC, path_column="path", label_column="genre")
@@ -59,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from genre_cnn.config import TrainConfig
-    from genre_cnn.cv import compare_recipes
+    from genre_cnn.training.cv import compare_recipes
 
     print(machine(), flush=True)
     with tempfile.TemporaryDirectory() as work:

@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from _common import audio_seconds, machine, synth_clips, timed
 
 
@@ -42,9 +41,9 @@ def main():
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     args = parser.parse_args()
 
-    from genre_cnn.dataset import build_dataset, scan_tracks
-    from genre_cnn.features import log_mel
     from genre_cnn.config import FeatureConfig
+    from genre_cnn.data.dataset import build_dataset, scan_tracks
+    from genre_cnn.signal.logmel import log_mel
 
     with tempfile.TemporaryDirectory() as tmp:
         tracks = args.tracks or synth_clips(Path(tmp) / "tracks", n=args.clips)

@@ -17,13 +17,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from _common import machine
 
 
 def make_dataset(path: Path, n_chunks: int) -> Path:
-    from genre_cnn.arrays import NpyAppender
     from genre_cnn.config import FeatureConfig, write_json
+    from genre_cnn.data.arrays import NpyAppender
 
     config = FeatureConfig()
     path.mkdir(parents=True)
@@ -47,7 +46,7 @@ def make_dataset(path: Path, n_chunks: int) -> Path:
 
 def run_streamed(data: str, epochs: int, out: str) -> dict:
     from genre_cnn.config import TrainConfig
-    from genre_cnn.train import fit
+    from genre_cnn.training.fit import fit
 
     result = fit(data, config=TrainConfig(epochs=epochs), model_dir=out, models_root=out + "-models", verbose=0,
                  log=lambda message: None)
@@ -56,13 +55,13 @@ def run_streamed(data: str, epochs: int, out: str) -> dict:
 
 
 def run_in_ram(data: str, epochs: int, out: str) -> dict:
-    from genre_cnn.backend import import_keras
-    from genre_cnn.dataset import load_dataset
-    from genre_cnn.model import build_model
-    from genre_cnn.train import band_statistics
+    from genre_cnn.data.dataset import load_dataset
+    from genre_cnn.models.cnn import build_model
+    from genre_cnn.runtime.backend import import_keras
+    from genre_cnn.training.fit import band_statistics
 
     keras = import_keras()
-    from genre_cnn.callbacks import EpochTimes
+    from genre_cnn.training.callbacks import EpochTimes
 
     dataset = load_dataset(data)
     x = np.array(dataset.features)  # the whole dataset in RAM, as tutorials do

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-
 from _common import machine
 
 SR = 22050

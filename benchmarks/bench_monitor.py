@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import machine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -28,8 +27,8 @@ EXPECTED = {"gain -12 dB": "loudness", "low-pass 4 kHz": "spectral balance",
 
 
 def main() -> None:
+    from genre_cnn.inference.classifier import open_classifier
     from genre_cnn.monitoring import Profile, SongProfiler, compare, monitor, profile_songs
-    from genre_cnn.predict import open_classifier
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, default=Path("models/demo"))

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-
 from _common import machine
 
 

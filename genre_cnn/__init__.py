@@ -1,6 +1,21 @@
 """genre-cnn: teach a small CNN to tell music genres apart, from a folder of songs per genre.
 
-The public functions are imported lazily so that ``import genre_cnn`` stays instant and never
+The layers, each importing only the ones listed before it:
+
+=============  ==================================================================
+``runtime``    Keras/TensorFlow set-up, process pools, atomic files
+``signal``     one song: decode, chunk, clean, log-mel, descriptors
+``data``       datasets on disk: tracks, metadata, splits, store, cache, shards
+``models``     the CNN and its layers, musicnn, model folders
+``inference``  one classifier per model kind, runners, timelines, exports
+``monitoring`` profiles of songs and drift checks
+``training``   fit recipes, batches, augmentation, distillation, baseline, cv
+``analysis``   evaluation, comparison, EDA, spectrogram views
+``serving``    the HTTP API and web page
+=============  ==================================================================
+
+``errors``, ``config`` and ``plots`` sit below all of them; ``cli`` and ``report`` above.
+The public names are imported lazily so that ``import genre_cnn`` stays instant and never
 imports TensorFlow.
 """
 
@@ -8,35 +23,44 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from genre_cnn.version import __version__
 
-__all__ = [
-    "__version__",
-    "FeatureConfig",
-    "TrainConfig",
-    "build_dataset",
-    "load_dataset",
-    "fit",
-    "classify",
-    "load_classifier",
-    "GenreCnnError",
-]
-
+#: Public name -> the module that defines it.
 _LAZY = {
     "FeatureConfig": "config",
     "TrainConfig": "config",
-    "build_dataset": "dataset",
-    "load_dataset": "dataset",
-    "fit": "train",
-    "classify": "predict",
-    "load_classifier": "predict",
     "GenreCnnError": "errors",
+    "build_dataset": "data.dataset",
+    "load_dataset": "data.dataset",
+    "BuildReport": "data.dataset",
+    "Dataset": "data.dataset",
+    "fit": "training.fit",
+    "FitResult": "training.fit",
+    "cross_validate": "training.cv",
+    "compare_recipes": "training.cv",
+    "CvResult": "training.cv",
+    "fit_baseline": "training.baseline",
+    "classify": "inference.classifier",
+    "open_classifier": "inference.classifier",
+    "load_classifier": "inference.classifier",
+    "SongPrediction": "inference.prediction",
+    "Classifier": "inference.prediction",
+    "classify_timeline": "inference.timeline",
+    "Timeline": "inference.timeline",
+    "export_model": "inference.export",
+    "embed_songs": "inference.embed",
+    "evaluate_model": "analysis.evaluate",
+    "compare_models": "analysis.compare",
+    "monitor": "monitoring",
+    "DriftReport": "monitoring.drift",
 }
+
+__all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        return getattr(importlib.import_module(f"genre_cnn.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'genre_cnn' has no attribute {name!r}")
 
 

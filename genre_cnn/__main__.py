@@ -1,5 +1,5 @@
 """``python -m genre_cnn`` runs the command line."""
 
-from .cli import main
+from genre_cnn.cli import main
 
 main()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from pathlib import Path
 
 import click
 
-from . import __version__
-from .errors import GenreCnnError
+from genre_cnn.errors import GenreCnnError
+from genre_cnn.version import __version__
 
 __all__ = ["main"]
 
@@ -19,16 +20,63 @@ FRACTION = click.FloatRange(min=0, max=1, max_open=True)
 
 
 def library_errors(command):
-    """Turn :class:`GenreCnnError` into ``Error: <message>`` on stderr and exit code 1."""
+    """Turn :class:`GenreCnnError` into ``Error: <message>`` on stderr and exit code 1.
+
+    The message is the library's, with its parameters spelled as this command's options
+    (:func:`command_line_message`).
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
         except GenreCnnError as exc:
-            raise click.ClickException(str(exc)) from None
+            options = option_names(click.get_current_context().command)
+            raise click.ClickException(command_line_message(str(exc), options)) from None
 
     return wrapper
+
+
+#: Library parameters spelled differently on the command line (the others: ``val_fraction`` is
+#: ``--val-fraction``, ``fine_tune`` is ``--fine-tune``).
+OPTION_ALIASES = {"learning_rate": "--lr"}
+#: ``name=value`` in a library message: a quoted value, or one running to a space or to the
+#: punctuation that ends it (``checkpoint=best.h5: ...``; ``augment=gain,mixup`` keeps its comma).
+_PARAMETER = re.compile(r"\b([a-z][a-z0-9_]*)=('[^']*'|(?:[^\s,;:)]|[,:](?=\S))+)")
+
+
+def option_names(command: click.Command) -> dict[str, str]:
+    """Library parameter name -> how ``command`` spells it (``--val-fraction``, ``TRACKS_DIR``)."""
+    names = {}
+    for param in command.params:
+        if isinstance(param, click.Argument):
+            names[param.name] = param.make_metavar(click.get_current_context()).rstrip(".")
+            continue
+        spellings = [opt for opt in (*param.opts, *param.secondary_opts) if opt.startswith("--")]
+        for opt in spellings:
+            names[opt[2:].replace("-", "_")] = opt
+        if spellings:
+            names.setdefault(param.name, spellings[0])
+    names.update({name: opt for name, opt in OPTION_ALIASES.items() if opt in names.values()})
+    return names
+
+
+def command_line_message(message: str, options: dict[str, str]) -> str:
+    """Spell a library message's ``name=value`` parameters as options: ``val_fraction=1.2`` -> ``--val-fraction 1.2``.
+
+    ``name=True`` becomes the bare flag; names that are not options of the command stay as they are.
+    """
+
+    def spell(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2).strip("'")
+        if name not in options:
+            return match.group(0)
+        option = options[name]
+        if not option.startswith("--"):  # an argument: its value is what the user typed
+            return value
+        return option if value == "True" else f"{option} {value}"
+
+    return _PARAMETER.sub(spell, message)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -84,7 +132,7 @@ def feature_options(command):
 
 
 def _feature_config(sr, chunk_seconds, chunk_hop, **options):
-    from .config import FeatureConfig
+    from genre_cnn.config import FeatureConfig
 
     return FeatureConfig.from_seconds(sr=sr, chunk_seconds=chunk_seconds, hop_seconds=chunk_hop, **options)
 
@@ -145,10 +193,10 @@ def build_dataset_command(tracks_dir, metadata, audio_root, path_column, label_c
         genre-cnn build-dataset --metadata meta.csv --audio-root audio/ --path-column file \\
             --label-column genre --group-column artist --fold-column fold
     """
-    from .dataset import build_dataset
-    from .metadata import scan_metadata
-    from .report import format_build_summary
-    from .shards import build_with_dask, parse_shard
+    from genre_cnn.data.dataset import build_dataset
+    from genre_cnn.data.metadata import scan_metadata
+    from genre_cnn.data.shards import build_with_dask, parse_shard
+    from genre_cnn.report import format_build_summary
 
     if (tracks_dir is None) == (metadata is None):
         raise click.UsageError("give either TRACKS_DIR (genre folders) or --metadata CSV, not both or neither")
@@ -236,7 +284,7 @@ def train_options(command):
 
 
 def _train_config(epochs, batch_size, lr, freeze=True, **options):
-    from .config import TrainConfig
+    from genre_cnn.config import TrainConfig
 
     return TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, fine_tune=not freeze, **options)
 
@@ -255,8 +303,8 @@ def merge_datasets_command(shard_dirs, out, quiet):
         for i in 0 1 2 3; do genre-cnn build-dataset tracks/ --shard $i/4 --out shards/$i; done
         genre-cnn merge-datasets shards/* --out data/dataset
     """
-    from .report import format_build_summary
-    from .shards import merge_datasets
+    from genre_cnn.data.shards import merge_datasets
+    from genre_cnn.report import format_build_summary
 
     report = merge_datasets(shard_dirs, out=out)
     if not quiet:
@@ -286,8 +334,8 @@ def fit_command(data, name, model_dir, tensorboard, checkpoint, quiet, **train):
     Example:
         genre-cnn fit --epochs 10 --name first
     """
-    from .report import format_metrics
-    from .train import fit
+    from genre_cnn.report import format_metrics
+    from genre_cnn.training.fit import fit
 
     result = fit(data, config=_train_config(**train), name=name, model_dir=model_dir, tensorboard=tensorboard,
                  checkpoint=checkpoint, verbose=0 if quiet else 2, log=click.echo)
@@ -329,8 +377,8 @@ def cv_command(data, folds, csv_folds, val_fraction, recipes, out, engine, sched
         genre-cnn cv --folds 5 --epochs 10 --augment specaugment,mixup
         genre-cnn cv --recipes scratch,teacher,musicnn,baseline
     """
-    from .cv import compare_recipes, cross_validate
-    from .report import format_cv, format_recipes
+    from genre_cnn.report import format_cv, format_recipes
+    from genre_cnn.training.cv import compare_recipes, cross_validate
 
     if scheduler is not None and engine != "dask":
         raise click.UsageError("--scheduler only applies with --engine dask")
@@ -376,8 +424,8 @@ def classify_command(paths, model, top_k, as_json, workers, backend, timeline, w
         genre-cnn classify music/ --json > genres.json
         genre-cnn classify dj-set.mp3 --timeline --window 30 --hop 10
     """
-    from .predict import classify
-    from .report import format_prediction
+    from genre_cnn.inference.classifier import classify
+    from genre_cnn.report import format_prediction
 
     if not timeline:
         stray = [name for name, value in (("--window", window), ("--hop", hop)) if value is not None]
@@ -402,9 +450,9 @@ def classify_command(paths, model, top_k, as_json, workers, backend, timeline, w
 
 
 def _classify_timelines(paths, model, backend, window, hop, out, as_json, top_k):
-    from .errors import AudioDecodeError
-    from .predict import expand_paths, open_classifier
-    from .timeline import classify_timeline, write_timeline
+    from genre_cnn.errors import AudioDecodeError
+    from genre_cnn.inference.classifier import expand_paths, open_classifier
+    from genre_cnn.inference.timeline import classify_timeline, write_timeline
 
     classifier = open_classifier(model, backend=backend)
     files = list(expand_paths(paths))
@@ -455,7 +503,7 @@ def embed_command(paths, out, patches):
     Example:
         genre-cnn embed music/ --out emb.npz --patches
     """
-    from .embed import embed_songs, save_embeddings
+    from genre_cnn.inference.embed import embed_songs, save_embeddings
 
     result = embed_songs(paths)
     for path, reason in result.failed:
@@ -480,14 +528,14 @@ def export_command(model, fmt, out):
     """Export a model for deployment (mobile, TF Serving, ONNX runtimes).
 
     The exported network takes raw log-mel chunks of shape (batch, n_mels, frames), exactly what
-    genre_cnn.features.log_mel returns with the model's config.json, and gives genre probabilities
+    genre_cnn.signal.logmel.log_mel returns with the model's config.json, and gives genre probabilities
     in the order of config.json's "classes".
 
     \b
     Example:
         genre-cnn export --model models/demo --format saved_model --out serving/genre/1
     """
-    from .export import export_model
+    from genre_cnn.inference.export import export_model
 
     path = export_model(model, fmt=fmt, out=out)
     click.echo(f"Exported {fmt} to {path}")
@@ -514,7 +562,7 @@ def show_command(song, out, offset, duration, chunk, n_mfcc, model):
     Example:
         genre-cnn show tracks/chiptune/goattracker_dojo.mp3 --offset 5 --duration 10 --chunk 2
     """
-    from .views import show_song
+    from genre_cnn.analysis.views import show_song
 
     path, _ = show_song(song, out=out, offset=offset, duration=duration, chunk=chunk, n_mfcc=n_mfcc, model=model)
     click.echo(f"Figure written to {path}")
@@ -535,7 +583,7 @@ def features_command(tracks_dir, out, workers, quiet):
     Example:
         genre-cnn features tracks/ --out features.csv
     """
-    from .descriptor_table import write_descriptor_table
+    from genre_cnn.data.descriptor_table import write_descriptor_table
 
     path, rows, skipped = write_descriptor_table(tracks_dir, out=out, workers=workers,
                                                  progress=_progress(quiet, "describing"))
@@ -556,7 +604,7 @@ def explore_command(table, out):
     Example:
         genre-cnn explore features.csv --out explore/
     """
-    from .explore import explore
+    from genre_cnn.analysis.explore import explore
 
     click.echo(explore(table, out=out))
     click.echo(f"Plots written to {out}")
@@ -582,7 +630,7 @@ def baseline_command(table, out, test_fraction, folds, seed, tracks):
         genre-cnn baseline features.csv --out models/baseline
         genre-cnn classify --model models/baseline song.mp3
     """
-    from .baseline import fit_baseline
+    from genre_cnn.training.baseline import fit_baseline
 
     metrics = fit_baseline(table, out=out, test_fraction=test_fraction, folds=folds, seed=seed, tracks_dir=tracks,
                            log=click.echo).metrics
@@ -613,8 +661,8 @@ def evaluate_command(model, tracks_dir, out, as_json, audio_root, path_column, l
         genre-cnn evaluate --model models/demo heldout/ --out reports/demo
         genre-cnn evaluate --model models/demo meta.csv --path-column file --label-column genre
     """
-    from .evaluate import evaluate_model
-    from .report import format_evaluation
+    from genre_cnn.analysis.evaluate import evaluate_model
+    from genre_cnn.report import format_evaluation
 
     result = evaluate_model(model, tracks_dir, out=out, audio_root=audio_root, path_column=path_column,
                             label_column=label_column)
@@ -640,8 +688,8 @@ def compare_command(model_a, model_b, tracks_dir):
     Example:
         genre-cnn compare models/demo models/baseline heldout/
     """
-    from .compare import compare_models
-    from .report import format_table
+    from genre_cnn.analysis.compare import compare_models
+    from genre_cnn.report import format_table
 
     rows = compare_models([model_a, model_b], tracks_dir)
     click.echo(format_table(["model", "kind", "songs", "failed", "song accuracy"],
@@ -676,9 +724,9 @@ def monitor_command(incoming, model, min_songs, alpha, as_json, out, dataset, se
         genre-cnn monitor --model models/demo requests.jsonl --out drift-report
         genre-cnn monitor --model models/old --rebuild-profile data/dataset new_songs/
     """
-    from .monitoring import monitor, rebuild_profile
-    from .monitoring.html import format_drift, write_drift_report
-    from .registry import resolve_model_dir
+    from genre_cnn.models.registry import resolve_model_dir
+    from genre_cnn.monitoring import monitor, rebuild_profile
+    from genre_cnn.monitoring.html import format_drift, write_drift_report
 
     model_dir = resolve_model_dir(model)
     if dataset is not None:
@@ -724,7 +772,7 @@ def serve_command(model, host, port, workers, queue, max_upload_mb, max_seconds,
         genre-cnn serve --model models/latest --port 8000
         curl -F file=@song.mp3 http://127.0.0.1:8000/v1/classify
     """
-    from .serving import ServerConfig, serve
+    from genre_cnn.serving import ServerConfig, serve
 
     config = ServerConfig(model=model, workers=workers, queue=queue, max_upload_mb=max_upload_mb,
                           max_seconds=max_seconds, log=log, backend=backend)
@@ -748,11 +796,11 @@ def demo_command(tracks_dir, out, name, workers, quiet, **train):
     Example:
         genre-cnn demo            # uses ./tracks, writes data/demo and models/demo
     """
-    from .config import FeatureConfig
-    from .dataset import build_dataset
-    from .predict import classify
-    from .report import format_build_summary, format_metrics, format_prediction
-    from .train import fit
+    from genre_cnn.config import FeatureConfig
+    from genre_cnn.data.dataset import build_dataset
+    from genre_cnn.inference.classifier import classify
+    from genre_cnn.report import format_build_summary, format_metrics, format_prediction
+    from genre_cnn.training.fit import fit
 
     report = build_dataset(tracks_dir, out=out, config=FeatureConfig(), workers=workers,
                            progress=_progress(quiet, "decoding"))

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import ConfigError
+from genre_cnn.errors import ConfigError
 
 __all__ = [
     "FEATURE_VERSION",
@@ -33,18 +33,18 @@ DEFAULT_CHUNK_SAMPLES = 100_000
 TAIL_POLICIES = ("drop", "pad")
 SHORT_POLICIES = ("pad", "skip")
 SILENCE_POLICIES = ("drop", "keep")
-#: Training augmentations, in the order they are applied (see :mod:`genre_cnn.augment`).
+#: Training augmentations, in the order they are applied (see :mod:`genre_cnn.training.augment`).
 AUGMENTATIONS = ("shift", "stretch", "pitch", "gain", "noise", "specaugment", "mixup")
 
 
 def _positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{name}={value!r} must be a positive integer")
+        raise ConfigError(f"{name}={value!r} must be a positive integer", parameter=name)
 
 
 def _choice(name: str, value: Any, choices: tuple) -> None:
     if value not in choices:
-        raise ConfigError(f"{name}={value!r} must be one of {', '.join(map(repr, choices))}")
+        raise ConfigError(f"{name}={value!r} must be one of {', '.join(map(repr, choices))}", parameter=name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,18 +115,19 @@ class FeatureConfig:
         _choice("short", self.short, SHORT_POLICIES)
         _choice("silence", self.silence, SILENCE_POLICIES)
         if self.trim_db is not None and not (self.trim_db > 0 and math.isfinite(self.trim_db)):
-            raise ConfigError(f"trim_db={self.trim_db!r} must be a positive number of dB (e.g. 60)")
+            raise ConfigError(f"trim_db={self.trim_db!r} must be a positive number of dB (e.g. 60)",
+                              parameter="trim_db")
         if not (self.silence_db <= 0 and math.isfinite(self.silence_db)):
-            raise ConfigError(f"silence_db={self.silence_db!r} must be a level in dBFS <= 0")
+            raise ConfigError(f"silence_db={self.silence_db!r} must be a level in dBFS <= 0", parameter="silence_db")
         if self.n_fft > self.chunk_samples:
             raise ConfigError(
                 f"n_fft={self.n_fft} must not exceed chunk_samples={self.chunk_samples}; "
                 "use longer chunks or a smaller n_fft"
             )
         if not (self.min_seconds >= 0 and math.isfinite(self.min_seconds)):
-            raise ConfigError(f"min_seconds={self.min_seconds!r} must be a number >= 0")
+            raise ConfigError(f"min_seconds={self.min_seconds!r} must be a number >= 0", parameter="min_seconds")
         if not self.amin > 0:
-            raise ConfigError(f"amin={self.amin!r} must be > 0")
+            raise ConfigError(f"amin={self.amin!r} must be > 0", parameter="amin")
         nyquist = self.sr / 2
         top = nyquist if self.fmax is None else self.fmax
         if not 0 <= self.fmin < top <= nyquist:
@@ -150,7 +151,7 @@ class FeatureConfig:
         """
         for name, value in (("chunk_seconds", chunk_seconds), ("hop_seconds", hop_seconds)):
             if value is not None and not (value > 0 and math.isfinite(value)):
-                raise ConfigError(f"{name}={value!r} must be a positive number of seconds")
+                raise ConfigError(f"{name}={value!r} must be a positive number of seconds", parameter=name)
         if chunk_seconds is None:
             chunk_seconds = DEFAULT_CHUNK_SAMPLES / DEFAULT_SR
         chunk_samples = max(1, round(chunk_seconds * sr))
@@ -210,7 +211,7 @@ class TrainConfig:
         (2 without ``patience``).
     augment : tuple of str
         Augmentations of the training chunks, any of :data:`AUGMENTATIONS` (see
-        :mod:`genre_cnn.augment`); validation and test chunks are never augmented.
+        :mod:`genre_cnn.training.augment`); validation and test chunks are never augmented.
     noise_snr_db : float
         Signal-to-noise ratio of the ``noise`` augmentation, in dB.
     gain_db : float
@@ -234,7 +235,7 @@ class TrainConfig:
         With ``random_crop``: random crops of every training chunk per epoch (each epoch then takes
         this many times the steps). More distinct excerpts, more optimiser steps, same songs.
     teacher : {None, "musicnn"}
-        Knowledge distillation (:mod:`genre_cnn.distill`): the CNN also learns the soft genre
+        Knowledge distillation (:mod:`genre_cnn.training.distill`): the CNN also learns the soft genre
         probabilities that a musicnn head, trained on the training songs only, gives each
         training chunk. The saved model is the plain CNN.
     temperature : float
@@ -280,36 +281,40 @@ class TrainConfig:
                 raise ConfigError("teacher='musicnn' distils into the CNN from scratch; with backbone='musicnn' "
                                   "the network already is musicnn: leave one of them out")
         if not self.temperature >= 1:
-            raise ConfigError(f"temperature={self.temperature!r} must be >= 1 (1 keeps the teacher's probabilities)")
+            raise ConfigError(f"temperature={self.temperature!r} must be >= 1 (1 keeps the teacher's probabilities)",
+                              parameter="temperature")
         if not 0 <= self.distill_weight <= 1:
-            raise ConfigError(f"distill_weight={self.distill_weight!r} must be in [0, 1]")
+            raise ConfigError(f"distill_weight={self.distill_weight!r} must be in [0, 1]", parameter="distill_weight")
+        object.__setattr__(self, "augment", _augmentations(self.augment))
         if self.backbone is not None:
             _choice("backbone", self.backbone, ("musicnn",))
             if self.augment:
-                raise ConfigError("--augment does not apply with --backbone musicnn (its input is computed "
-                                  "from the audio once); leave one of them out")
+                raise ConfigError(f"augment={','.join(self.augment)} does not apply with backbone='musicnn' "
+                                  "(its input is computed from the audio once); leave one of them out",
+                                  parameter="augment")
             if self.mixed_precision:
-                raise ConfigError("--mixed-precision does not apply with --backbone musicnn")
+                raise ConfigError("mixed_precision=True does not apply with backbone='musicnn'",
+                                  parameter="mixed_precision")
         elif self.fine_tune:
-            raise ConfigError("--fine-tune needs --backbone musicnn")
-        object.__setattr__(self, "augment", _augmentations(self.augment))
+            raise ConfigError("fine_tune=True needs backbone='musicnn'", parameter="fine_tune")
         for name in ("noise_snr_db", "gain_db", "stretch", "pitch_semitones", "mixup_alpha", "temperature",
                      "distill_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"{name}={value!r} must be a number")
+                raise ConfigError(f"{name}={value!r} must be a number", parameter=name)
         for name in ("gain_db", "stretch", "pitch_semitones", "mixup_alpha"):
             if not getattr(self, name) > 0:
-                raise ConfigError(f"{name}={getattr(self, name)!r} must be above 0")
+                raise ConfigError(f"{name}={getattr(self, name)!r} must be above 0", parameter=name)
         if self.stretch >= 1:
-            raise ConfigError(f"stretch={self.stretch!r} must be below 1 (0.1 means ±10 % speed)")
+            raise ConfigError(f"stretch={self.stretch!r} must be below 1 (0.1 means ±10 % speed)", parameter="stretch")
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)
         _positive_int("crops_per_chunk", self.crops_per_chunk)
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ConfigError(f"learning_rate={self.learning_rate!r} must be a positive number")
+            raise ConfigError(f"learning_rate={self.learning_rate!r} must be a positive number",
+                              parameter="learning_rate")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed={self.seed!r} must be an integer >= 0")
+            raise ConfigError(f"seed={self.seed!r} must be an integer >= 0", parameter="seed")
         _choice("optimizer", self.optimizer, ("rmsprop", "adam"))
         _choice("class_weight", self.class_weight, ("none", "balanced"))
         if self.patience is not None:
@@ -328,11 +333,12 @@ def _augmentations(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [part for part in value.replace(" ", "").split(",") if part]
     if not isinstance(value, (list, tuple)) or not all(isinstance(name, str) for name in value):
-        raise ConfigError(f"augment={value!r} must be a list of augmentation names")
+        raise ConfigError(f"augment={value!r} must be a list of augmentation names", parameter="augment")
     unknown = [name for name in value if name not in AUGMENTATIONS]
     if unknown:
         raise ConfigError(
-            f"--augment: unknown augmentation(s) {', '.join(unknown)}; choose from {','.join(AUGMENTATIONS)}"
+            f"augment={','.join(value)}: unknown augmentation(s) {', '.join(unknown)}; choose from "
+            f"{','.join(AUGMENTATIONS)}", parameter="augment"
         )
     return tuple(name for name in AUGMENTATIONS if name in value)
 

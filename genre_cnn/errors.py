@@ -1,5 +1,7 @@
 """Exceptions and warnings raised by genre-cnn."""
 
+from __future__ import annotations
+
 __all__ = [
     "GenreCnnError",
     "ConfigError",
@@ -15,9 +17,20 @@ __all__ = [
 class GenreCnnError(Exception):
     """Root of every error genre-cnn raises on purpose.
 
-    The command line turns these into a one-line ``Error: ...`` message and a non-zero exit code;
-    anything else escaping is a bug.
+    Messages name what is wrong the way a Python caller wrote it (``val_fraction=1.2 must be in
+    [0, 1)``); the command line turns them into a one-line ``Error: ...`` in its own spelling
+    (``--val-fraction 1.2 ...``) and a non-zero exit code. Anything else escaping is a bug.
+
+    Parameters
+    ----------
+    message : str
+    parameter : str, optional
+        The parameter at fault, when one is (``"val_fraction"``).
     """
+
+    def __init__(self, message: str = "", *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
 
 
 class ConfigError(GenreCnnError, ValueError):

@@ -57,7 +57,7 @@ def plot_confusion(metrics: Mapping, classes: Sequence[str], path: Path, *, chun
     Parameters
     ----------
     metrics : mapping
-        Output of :func:`genre_cnn.metrics.evaluate_chunks`.
+        Output of :func:`genre_cnn.training.metrics.evaluate_chunks`.
     classes : sequence of str
     path : Path
         PNG to write.
@@ -105,7 +105,7 @@ def plot_song_views(
     title : str
         Figure title (usually the file name).
     cnn_input : np.ndarray [shape=(n_mels, n_frames)]
-        The chunk's log-mel spectrogram from :func:`genre_cnn.features.log_mel`.
+        The chunk's log-mel spectrogram from :func:`genre_cnn.signal.logmel.log_mel`.
     cnn_config : FeatureConfig
         The config that made ``cnn_input`` (for its axes).
     chunk_label : str
@@ -250,7 +250,7 @@ def plot_timeline(timeline, path):
 
     Parameters
     ----------
-    timeline : genre_cnn.timeline.Timeline
+    timeline : genre_cnn.inference.timeline.Timeline
     path : Path or binary file
         PNG to write.
 
@@ -284,7 +284,7 @@ def plot_recipe_comparison(recipes: Mapping[str, Mapping], path: Path) -> None:
     ----------
     recipes : mapping
         Recipe name -> ``{"song_accuracy": {"mean", "std"}, "cpu_seconds"}`` (see
-        :func:`genre_cnn.cv.compare_recipes`).
+        :func:`genre_cnn.training.cv.compare_recipes`).
     path : Path
         PNG to write.
     """

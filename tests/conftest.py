@@ -73,8 +73,8 @@ def tracks_dir(tmp_path) -> Path:
 def trained(tmp_path_factory):
     """A dataset and a model trained for 2 epochs on it, shared by the slower tests."""
     from genre_cnn.config import TrainConfig
-    from genre_cnn.dataset import build_dataset
-    from genre_cnn.train import fit
+    from genre_cnn.data.dataset import build_dataset
+    from genre_cnn.training.fit import fit
 
     root = tmp_path_factory.mktemp("trained")
     tracks = write_tracks(root / "tracks")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from genre_cnn.arrays import NpyAppender
+from genre_cnn.data.arrays import NpyAppender
 
 
 def test_appended_rows_load_back_memory_mapped(tmp_path, rng):

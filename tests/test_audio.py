@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from genre_cnn.audio import audio_blocks, is_audio_file, load_audio
 from genre_cnn.errors import AudioDecodeError
+from genre_cnn.signal.audio import audio_blocks, is_audio_file, load_audio
 
 
 def test_mp3_decodes_to_mono_float32_at_the_requested_rate(tmp_path):

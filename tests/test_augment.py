@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from genre_cnn.augment import ChunkAugmenter, mixup
 from genre_cnn.config import FeatureConfig, TrainConfig
 from genre_cnn.errors import ConfigError
-from genre_cnn.features import log_mel, mel_filterbank
+from genre_cnn.signal.logmel import log_mel, mel_filterbank
+from genre_cnn.training.augment import ChunkAugmenter, mixup
 
 CONFIG = FeatureConfig(sr=8000, chunk_samples=8000, hop_samples=8000, n_fft=256, hop_length=128, n_mels=32)
 
@@ -104,7 +104,7 @@ def test_mixup_targets_are_convex_mixtures_that_sum_to_one(rng):
 
 def test_specaugment_masks_only_in_training():
     pytest.importorskip("tensorflow")
-    from genre_cnn.layers import SpecAugment
+    from genre_cnn.models.layers import SpecAugment
 
     x = np.random.default_rng(5).standard_normal((8, 16, 63)).astype(np.float32)
     layer = SpecAugment(np.full(16, -99.0), seed=1)
@@ -117,8 +117,8 @@ def test_specaugment_masks_only_in_training():
 
 def test_only_training_batches_are_augmented(trained):
     pytest.importorskip("tensorflow")
-    from genre_cnn.dataset import load_dataset
-    from genre_cnn.train import evaluation_batches, training_batches
+    from genre_cnn.data.dataset import load_dataset
+    from genre_cnn.training.fit import evaluation_batches, training_batches
 
     dataset = load_dataset(trained["dataset"])
     config = TrainConfig(batch_size=64, augment="shift,stretch,pitch,gain,noise,specaugment,mixup")
@@ -139,8 +139,8 @@ def test_only_training_batches_are_augmented(trained):
 
 def test_fit_with_augmentation_records_it_and_saves_a_plain_model(trained, tmp_path):
     pytest.importorskip("tensorflow")
-    from genre_cnn.predict import classify
-    from genre_cnn.train import fit
+    from genre_cnn.inference.classifier import classify
+    from genre_cnn.training.fit import fit
 
     config = TrainConfig(epochs=2, batch_size=8, augment="shift,gain,noise,specaugment,mixup")
     result = fit(trained["dataset"], config=config, model_dir=tmp_path / "m", models_root=tmp_path / "models",

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import soundfile
 from click.testing import CliRunner
+from conftest import SR, TINY_CLI_OPTIONS, synth_song, write_tracks
 
-from conftest import TINY_CLI_OPTIONS, SR, synth_song, write_tracks
 from genre_cnn.cli import main
 from genre_cnn.config import FeatureConfig
 from genre_cnn.errors import ConfigError
-from genre_cnn.features import song_features
+from genre_cnn.signal.logmel import song_features
 
 
 def padded_with_silence(path, *, before=2.0, tone=3.0, after=1.5):
@@ -67,9 +67,9 @@ def test_classify_cleans_like_the_model_was_trained(tmp_path, tiny_config):
     import dataclasses
 
     from genre_cnn.config import TrainConfig
-    from genre_cnn.dataset import build_dataset
-    from genre_cnn.predict import classify
-    from genre_cnn.train import fit
+    from genre_cnn.data.dataset import build_dataset
+    from genre_cnn.inference.classifier import classify
+    from genre_cnn.training.fit import fit
 
     tracks = write_tracks(tmp_path / "tracks", songs=3, seconds=2)
     build_dataset(tracks, out=tmp_path / "ds", config=dataclasses.replace(tiny_config, trim_db=60.0), workers=1,

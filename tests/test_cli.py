@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import TINY_CLI_OPTIONS, write_tracks
+
 from genre_cnn import __version__
 from genre_cnn.cli import main
 

@@ -5,14 +5,14 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import TINY_CLI_OPTIONS, write_tracks
+
 from genre_cnn.cli import main
 from genre_cnn.config import TrainConfig
-from genre_cnn.cv import cross_validate, song_folds
-from genre_cnn.dataset import build_dataset, load_dataset
+from genre_cnn.data.dataset import build_dataset, load_dataset
+from genre_cnn.data.metadata import scan_metadata
 from genre_cnn.errors import DatasetError
-from genre_cnn.metadata import scan_metadata
+from genre_cnn.training.cv import cross_validate, song_folds
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +55,9 @@ def test_folds_of_the_csv_are_used_when_asked(grouped):
 
 def test_folds_need_enough_songs_and_a_fold_column(trained):
     dataset = load_dataset(trained["dataset"])
-    with pytest.raises(DatasetError, match="a genre has only 5 songs, too few for --folds 6; use --folds 5"):
+    with pytest.raises(DatasetError, match="a genre has only 5 songs, too few for folds=6; use folds=5"):
         song_folds(dataset, folds=6)
-    with pytest.raises(DatasetError, match="no fold column; rebuild it with --metadata ... --fold-column"):
+    with pytest.raises(DatasetError, match="no fold column; rebuild it with a metadata fold column, or give folds=K"):
         song_folds(dataset, folds=None)
 
 

@@ -9,11 +9,11 @@ import time
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import TINY_CLI_OPTIONS, write_tracks
-from genre_cnn.cli import main
-from genre_cnn.dataset import build_dataset
 from test_shards import assert_same_dataset
+
+from genre_cnn.cli import main
+from genre_cnn.data.dataset import build_dataset
 
 distributed = pytest.importorskip("distributed", reason="pip install 'genre-cnn[dask]' for the Dask cluster tests")
 pytestmark = pytest.mark.slow
@@ -79,7 +79,7 @@ def test_cv_folds_run_as_tasks_on_the_cluster_with_the_sequential_results(cluste
     import json
 
     from genre_cnn.config import TrainConfig
-    from genre_cnn.cv import cross_validate
+    from genre_cnn.training.cv import cross_validate
 
     config = TrainConfig(epochs=2, batch_size=8)
     local = cross_validate(trained["dataset"], config=config, folds=3, out=tmp_path / "local", log=lambda m: None)
@@ -96,8 +96,8 @@ def test_cv_folds_run_as_tasks_on_the_cluster_with_the_sequential_results(cluste
 
 
 def test_training_across_machines_is_refused_with_the_alternative(monkeypatch):
-    from genre_cnn.backend import training_strategy
     from genre_cnn.errors import ConfigError
+    from genre_cnn.runtime.backend import training_strategy
 
     monkeypatch.setenv("GENRE_CNN_MULTIWORKER", "1")
     with pytest.raises(ConfigError, match="cv --engine dask"):

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 import soundfile
-
 from conftest import synth_song, write_tracks
-from genre_cnn.dataset import build_dataset, load_dataset, scan_tracks, split_songs
+
+from genre_cnn.data.dataset import build_dataset, load_dataset, scan_tracks, split_songs
 from genre_cnn.errors import ConfigError, DatasetError
 
 
@@ -67,14 +67,14 @@ def test_fractions_of_zero_keep_everything_for_training():
 
 
 def test_genre_with_too_few_songs():
-    with pytest.raises(DatasetError, match="genre 'b' has 2 usable song.s.; with --val-fraction 0.15 and "
-                                           "--test-fraction 0.2 every genre needs at least 3"):
+    with pytest.raises(DatasetError, match="genre 'b' has 2 usable song.s.; with val_fraction=0.15 and "
+                                           "test_fraction=0.2 every genre needs at least 3"):
         split_songs(["a"] * 5 + ["b"] * 2, val_fraction=0.15, test_fraction=0.2)
 
 
 @pytest.mark.parametrize("val, test, message", [
-    (0.6, 0.5, "must be below 1"), (-0.1, 0.2, "--val-fraction -0.1 must be in"),
-    (0.1, 1.0, "--test-fraction 1.0 must be in")], ids=["sum", "negative", "one"])
+    (0.6, 0.5, "must be below 1"), (-0.1, 0.2, "val_fraction=-0.1 must be in"),
+    (0.1, 1.0, "test_fraction=1.0 must be in")], ids=["sum", "negative", "one"])
 def test_bad_fractions(val, test, message):
     with pytest.raises(ConfigError, match=message):
         split_songs(["a"] * 9, val_fraction=val, test_fraction=test)

@@ -7,16 +7,18 @@ import numpy as np
 import pytest
 import soundfile
 from click.testing import CliRunner
-
 from conftest import write_tracks
-from genre_cnn.baseline import fit_baseline
-from genre_cnn.baseline_classifier import BaselineClassifier
+
+from genre_cnn.analysis.explore import explore
 from genre_cnn.cli import main
-from genre_cnn.descriptor_table import read_descriptor_table
-from genre_cnn.descriptors import descriptor_columns, song_descriptors
+from genre_cnn.data.descriptor_table import read_descriptor_table
 from genre_cnn.errors import AudioTooShortError, ConfigError, SilentAudioError
-from genre_cnn.explore import explore
+from genre_cnn.inference.baseline import BaselineClassifier
+from genre_cnn.inference.classifier import open_classifier
+from genre_cnn.inference.prediction import Classifier
 from genre_cnn.plots import plot_class_balance, plot_pca
+from genre_cnn.signal.descriptors import descriptor_columns, song_descriptors
+from genre_cnn.training.baseline import fit_baseline
 
 SR = 22050
 
@@ -120,7 +122,9 @@ def test_baseline_beats_chance_and_reloads_identically(table, tmp_path):
     with open(tmp_path / "baseline" / "cv_results.csv", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 8  # 6 logistic + 2 forest settings
     assert (tmp_path / "baseline" / "confusion.png").stat().st_size > 5000
-    loaded = BaselineClassifier(tmp_path / "baseline")
+    loaded = open_classifier(tmp_path / "baseline")  # the one factory, for every kind
+    assert isinstance(loaded, BaselineClassifier) and isinstance(loaded, Classifier)
+    assert (loaded.kind, loaded.backend, loaded.makes_timelines) == ("baseline", "sklearn", False)
     _, _, values, _ = read_descriptor_table(table["csv"])
     np.testing.assert_array_equal(loaded.pipeline.predict_proba(values), result.pipeline.predict_proba(values))
 

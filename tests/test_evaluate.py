@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 from click.testing import CliRunner
-
 from conftest import write_tracks
+
+from genre_cnn.analysis.evaluate import evaluate_model
 from genre_cnn.cli import main
-from genre_cnn.evaluate import evaluate_model
-from genre_cnn.predict import classify
+from genre_cnn.inference.classifier import classify
 
 
 def test_numbers_match_the_verdicts(trained, tmp_path):

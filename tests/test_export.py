@@ -5,11 +5,11 @@ import pytest
 from click.testing import CliRunner
 
 from genre_cnn.cli import main
-from genre_cnn.dataset import load_dataset
+from genre_cnn.data.dataset import load_dataset
 from genre_cnn.errors import ModelError
-from genre_cnn.export import export_model
-from genre_cnn.predict import classify, load_classifier
-from genre_cnn.runners import LiteRTRunner
+from genre_cnn.inference.classifier import classify, load_classifier
+from genre_cnn.inference.export import export_model
+from genre_cnn.inference.runners import LiteRTRunner
 
 
 @pytest.fixture

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import soundfile
 from click.testing import CliRunner
-
 from conftest import SR, synth_song, write_tracks
+
 from genre_cnn.cli import main
 from genre_cnn.config import FeatureConfig
-from genre_cnn.dataset import build_dataset, load_dataset
+from genre_cnn.data.dataset import build_dataset, load_dataset
 from genre_cnn.errors import AudioDecodeError, DatasetError, ModelError
-from genre_cnn.features import SongFeatureStream
-from genre_cnn.predict import load_classifier
+from genre_cnn.inference.classifier import load_classifier
+from genre_cnn.signal.logmel import SongFeatureStream
 
 CANNOT_DECODE = "cannot decode audio (format not recognised); is it a complete mp3/wav/ogg/flac/aiff file?"
 
@@ -113,7 +113,7 @@ def fault(request, tmp_path, monkeypatch):
     if request.param == "no-read-permission" and os.access(path, os.R_OK):
         # root reads everything: emulate the permission check failing for this file only
         real_access = os.access
-        monkeypatch.setattr("genre_cnn.audio.os.access",
+        monkeypatch.setattr("genre_cnn.signal.audio.os.access",
                             lambda p, mode: False if os.path.basename(p) == path.name else real_access(p, mode))
     if expected is not None:
         expected = f"{path}: " + expected.format(tmp=folder)
@@ -176,8 +176,8 @@ def test_genre_folder_with_one_song_stops_the_build(tmp_path, tiny_config):
     tracks = write_tracks(tmp_path / "t", songs=4, seconds=2)
     for extra in sorted((tracks / "chirps").iterdir())[1:]:
         extra.unlink()
-    with pytest.raises(DatasetError, match=r"^genre 'chirps' has 1 usable song\(s\); with --val-fraction 0.15 "
-                                           r"and --test-fraction 0.2 every genre needs at least 3\. Add songs"):
+    with pytest.raises(DatasetError, match=r"^genre 'chirps' has 1 usable song\(s\); with val_fraction=0.15 "
+                                           r"and test_fraction=0.2 every genre needs at least 3\. Add songs"):
         build_dataset(tracks, out=tmp_path / "ds", config=tiny_config, workers=1)
     assert not (tmp_path / "ds").exists()
 

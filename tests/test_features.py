@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from genre_cnn.config import FeatureConfig
-from genre_cnn.features import log_mel, mel_filterbank, song_features
+from genre_cnn.signal.logmel import log_mel, mel_filterbank, song_features
 
 
 def test_shape_and_dtype(tiny_config, rng):
@@ -64,7 +64,7 @@ def test_batches_are_bounded_by_bytes_not_by_a_chunk_count(tmp_path, tiny_config
     import soundfile
 
     from genre_cnn.config import FeatureConfig
-    from genre_cnn.features import BATCH_BYTES, SongFeatureStream, chunks_per_batch
+    from genre_cnn.signal.logmel import BATCH_BYTES, SongFeatureStream, chunks_per_batch
 
     default = chunks_per_batch(FeatureConfig())
     assert default == 7  # 4.5 s chunks of 128 x 196 log-mel: about 6.7 MB each on the way through
@@ -95,7 +95,7 @@ def test_building_a_dataset_imports_neither_librosa_nor_scipy_signal(tracks_dir,
     import subprocess
     import sys
 
-    code = ("import sys; from genre_cnn.dataset import build_dataset; "
+    code = ("import sys; from genre_cnn.data.dataset import build_dataset; "
             f"build_dataset({str(tracks_dir)!r}, out={str(tmp_path / 'd')!r}, workers=1, val_fraction=0, test_fraction=0); "
             "print(sorted(m for m in ('librosa', 'scipy.signal', 'numba') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

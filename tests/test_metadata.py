@@ -4,12 +4,12 @@ import csv
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import TINY_CLI_OPTIONS, write_tracks
+
 from genre_cnn.cli import main
-from genre_cnn.dataset import build_dataset, load_dataset, split_songs
+from genre_cnn.data.dataset import build_dataset, load_dataset, split_songs
+from genre_cnn.data.metadata import scan_labelled, scan_metadata
 from genre_cnn.errors import DatasetError
-from genre_cnn.metadata import scan_labelled, scan_metadata
 
 
 def write_csv(path, rows, header=("file", "genre", "artist", "fold")):
@@ -83,7 +83,7 @@ def test_missing_file_in_the_csv_is_skipped_with_its_reason(described, tmp_path,
 def test_paths_leading_outside_the_audio_root_are_refused(tmp_path, text):
     (tmp_path / "audio").mkdir()
     meta = write_csv(tmp_path / "audio" / "meta.csv", [["a.mp3", "rock"], [text, "jazz"]], header=("path", "label"))
-    with pytest.raises(DatasetError, match=r"meta.csv line 3: path .* leads outside the audio root .*inside --audio-root"):
+    with pytest.raises(DatasetError, match=r"meta.csv line 3: path .* leads outside audio_root=.*; paths must be relative and inside it"):
         scan_metadata(meta)
 
 
@@ -92,12 +92,12 @@ def test_csv_mistakes_name_the_file_line_and_fix(tmp_path):
     with pytest.raises(DatasetError, match=r"m.csv line 3: empty 'label' for b.mp3"):
         scan_metadata(meta)
     with pytest.raises(DatasetError, match=r"no column 'genre' \(its columns: path, label\); name the right one "
-                                           r"with --label-column"):
+                                           r"with label_column=COLUMN"):
         scan_metadata(meta, label_column="genre")
     twice = write_csv(tmp_path / "twice.csv", [["a.mp3", "rock"], ["./a.mp3", "jazz"]], header=("path", "label"))
     with pytest.raises(DatasetError, match=r"line 3: ./a.mp3 is already listed on line 2"):
         scan_metadata(twice)
-    with pytest.raises(DatasetError, match=r"--metadata .*nope.csv: does not exist"):
+    with pytest.raises(DatasetError, match=r"metadata=.*nope.csv: does not exist"):
         scan_metadata(tmp_path / "nope.csv")
     (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(DatasetError, match=r"bin.csv: not a readable UTF-8 CSV"):

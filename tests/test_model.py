@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from genre_cnn.model import build_model
+from genre_cnn.models.cnn import build_model
 
 keras = pytest.importorskip("keras")
 

@@ -15,12 +15,21 @@ from scipy import signal
 
 from genre_cnn.cli import main
 from genre_cnn.config import FeatureConfig, TrainConfig
-from genre_cnn.dataset import build_dataset
+from genre_cnn.data.dataset import build_dataset
 from genre_cnn.errors import ModelError
-from genre_cnn.monitoring import (DRIFT_EXIT_CODE, PROFILE_FILE, MonitorError, Profile, SongProfiler, compare,
-                                  load_profile, monitor, profile_songs)
-from genre_cnn.predict import open_classifier
-from genre_cnn.train import fit
+from genre_cnn.inference.classifier import open_classifier
+from genre_cnn.monitoring import (
+    DRIFT_EXIT_CODE,
+    PROFILE_FILE,
+    MonitorError,
+    Profile,
+    SongProfiler,
+    compare,
+    load_profile,
+    monitor,
+    profile_songs,
+)
+from genre_cnn.training.fit import fit
 
 pytestmark = pytest.mark.slow  # fits a model on real songs
 
@@ -166,7 +175,7 @@ def test_an_empty_folder_is_an_error_not_a_verdict(fitted, tmp_path):
 
 
 def test_too_few_songs_name_min_songs(fitted, tmp_path):
-    with pytest.raises(MonitorError, match="only 3 readable song.* fewer than --min-songs 8"):
+    with pytest.raises(MonitorError, match="only 3 readable song.* fewer than min_songs=8"):
         monitor(fitted["model"], [shifted_songs(tmp_path / "in", "none", n=3)])
 
 

@@ -7,8 +7,14 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from genre_cnn.musicnn import (  # noqa: E402
-    NOTICE_FILE, PATCH_FRAMES, SR, WEIGHTS_FILE, load_musicnn, musicnn_front_end, musicnn_patches,
+from genre_cnn.models.musicnn import (  # noqa: E402
+    NOTICE_FILE,
+    PATCH_FRAMES,
+    SR,
+    WEIGHTS_FILE,
+    load_musicnn,
+    musicnn_front_end,
+    musicnn_patches,
 )
 
 FIXTURE = Path(__file__).with_name("fixtures") / "musicnn_reference.npz"

@@ -8,15 +8,14 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import TINY_CLI_OPTIONS, write_tracks
 
 from genre_cnn.cli import main
 from genre_cnn.config import TrainConfig
-from genre_cnn.dataset import build_dataset, load_dataset
-from genre_cnn.distill import chunk_teacher_probabilities, cross_fitted_probabilities, tempered
+from genre_cnn.data.dataset import build_dataset, load_dataset
 from genre_cnn.errors import ConfigError
-from genre_cnn.train import evaluation_batches, fit, training_batches
-
-from conftest import TINY_CLI_OPTIONS, write_tracks
+from genre_cnn.training.distill import chunk_teacher_probabilities, cross_fitted_probabilities, tempered
+from genre_cnn.training.fit import evaluation_batches, fit, training_batches
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +39,7 @@ def test_the_default_recipe_learns_a_separable_problem_in_a_few_epochs(separable
 
 
 def test_the_default_network_is_small_with_batch_norm_in_every_block(separable):
-    from genre_cnn.model import build_model
+    from genre_cnn.models.cnn import build_model
 
     model = build_model((128, 196), 10, mel_mean=np.zeros(128), mel_variance=np.ones(128))
     names = [layer.name for layer in model.layers]
@@ -109,7 +108,7 @@ def test_the_teacher_never_learns_from_the_song_it_labels():
 
 
 def test_distillation_trains_the_teacher_on_training_songs_only(trained, monkeypatch, tmp_path):
-    from genre_cnn import distill
+    from genre_cnn.training import distill
 
     dataset = load_dataset(shutil.copytree(trained["dataset"], tmp_path / "dataset"))  # the teacher caches patches
     train_rows = dataset.indices("train")
@@ -130,7 +129,7 @@ def test_distillation_trains_the_teacher_on_training_songs_only(trained, monkeyp
 
 @pytest.mark.slow
 def test_a_distilled_model_is_the_small_cnn_and_classifies_through_litert(trained, tmp_path):
-    from genre_cnn.predict import classify, load_classifier
+    from genre_cnn.inference.classifier import classify, load_classifier
 
     dataset = shutil.copytree(trained["dataset"], tmp_path / "dataset")  # the teacher caches patches there
     result = fit(dataset, config=TrainConfig(epochs=2, batch_size=8, teacher="musicnn"),
@@ -193,5 +192,5 @@ def test_cv_compares_recipes_on_the_same_folds(tmp_path):
     assert (tmp_path / "cv" / "recipes.png").is_file()
     bad = runner.invoke(main, ["cv", "--data", str(tmp_path / "ds"), "--recipes", "scratch,magic",
                                "--out", str(tmp_path / "cv2")])
-    assert bad.exit_code == 1 and "recipes='scratch,magic': choose one or more of scratch,teacher,musicnn,baseline" \
+    assert bad.exit_code == 1 and "--recipes scratch,magic: choose one or more of scratch,teacher,musicnn,baseline" \
         in bad.output

@@ -8,15 +8,15 @@ import time
 
 import numpy as np
 import pytest
+from conftest import TINY_CLI_OPTIONS, write_tracks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import TINY_CLI_OPTIONS, write_tracks
 from genre_cnn.config import FeatureConfig
-from genre_cnn.dataset import build_dataset, load_dataset, split_songs
-from genre_cnn.files import LockedError, exclusive_lock
-from genre_cnn.predict import load_classifier
-from genre_cnn.segment import chunk_offsets, iter_chunks, segment
+from genre_cnn.data.dataset import build_dataset, load_dataset, split_songs
+from genre_cnn.inference.classifier import load_classifier
+from genre_cnn.runtime.files import LockedError, exclusive_lock
+from genre_cnn.signal.segment import chunk_offsets, iter_chunks, segment
 
 
 def _start(args, cwd):
@@ -94,7 +94,7 @@ def test_a_killed_rename_is_recovered(tracks_dir, tiny_config, tmp_path):
 
 
 def test_a_second_concurrent_build_is_refused(tracks_dir, tiny_config, tmp_path):
-    holder = ("import sys, time; from genre_cnn.files import exclusive_lock\n"
+    holder = ("import sys, time; from genre_cnn.runtime.files import exclusive_lock\n"
               f"with exclusive_lock({str(tmp_path / 'ds')!r}, command='genre-cnn build-dataset'):\n"
               "    print('locked', flush=True); time.sleep(60)")
     sleeper = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
@@ -114,7 +114,7 @@ def test_a_second_concurrent_build_is_refused(tracks_dir, tiny_config, tmp_path)
 
 RACER = """
 import os, sys, time
-from genre_cnn.files import LockedError, exclusive_lock
+from genre_cnn.runtime.files import LockedError, exclusive_lock
 target, log, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 won = 0
 for _ in range(rounds):

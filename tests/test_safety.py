@@ -20,17 +20,16 @@ import numpy as np
 import pytest
 import soundfile
 from click.testing import CliRunner
+from conftest import SR, TINY_CLI_OPTIONS, synth_song, write_tracks
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from genre_cnn.audio import load_audio
 from genre_cnn.cli import main
-from genre_cnn.dataset import DATASET_FOLDER, build_dataset, load_dataset
+from genre_cnn.data.dataset import DATASET_FOLDER, build_dataset, load_dataset
 from genre_cnn.errors import AudioDecodeError, DatasetError, ModelError
-from genre_cnn.files import check_output_folder
-from genre_cnn.predict import classify, load_classifier
-
-from conftest import SR, TINY_CLI_OPTIONS, synth_song, write_tracks
+from genre_cnn.inference.classifier import classify, load_classifier
+from genre_cnn.runtime.files import check_output_folder
+from genre_cnn.signal.audio import load_audio
 
 
 def run(*args, cwd=None):
@@ -292,7 +291,7 @@ def test_latin1_file_names_are_used_and_round_trip(tmp_path, tiny_config):
 
 
 def test_a_symlink_loop_in_a_metadata_csv_is_skipped_with_its_reason(tmp_path, tiny_config):
-    from genre_cnn.metadata import scan_metadata
+    from genre_cnn.data.metadata import scan_metadata
 
     tracks = write_tracks(tmp_path / "audio", songs=3, seconds=1.2, fmt="WAV")
     os.symlink("loop_b.wav", tracks / "tones" / "loop_a.wav")
@@ -397,7 +396,7 @@ def test_a_dataset_folder_given_as_model_says_so(trained):
 def test_tensorflow_leaves_no_autograph_files_in_the_temp_folder(trained, tmp_path):
     temp = tmp_path / "temp"
     temp.mkdir()
-    script = ("from genre_cnn.predict import load_classifier; import numpy as np; "
+    script = ("from genre_cnn.inference.classifier import load_classifier; import numpy as np; "
               f"c = load_classifier({str(trained['result'].model_dir)!r}, backend='keras'); "
               "c.predict_chunks(np.zeros((2, *c.feature_config.input_shape), 'float32'))")
     subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ, "TMPDIR": str(temp)},

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from genre_cnn.config import FeatureConfig
 from genre_cnn.errors import AudioTooShortError
-from genre_cnn.segment import chunk_offsets, segment
+from genre_cnn.signal.segment import chunk_offsets, segment
 
 
 def config(chunk=100, hop=100, tail="drop", short="pad", min_seconds=0.0):

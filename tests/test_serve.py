@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import soundfile
 from click.testing import CliRunner
+from conftest import SR
 from fastapi.testclient import TestClient
 
-from conftest import SR
 from genre_cnn.cli import main
 from genre_cnn.errors import ConfigError, ModelError
-from genre_cnn.predict import classify
+from genre_cnn.inference.classifier import classify
+from genre_cnn.inference.timeline import classify_timeline
 from genre_cnn.serving import ServerConfig, create_app
-from genre_cnn.timeline import classify_timeline
 
 pytestmark = pytest.mark.slow  # starts inference processes and uses the trained model
 
@@ -92,7 +92,7 @@ def test_top_lists_the_most_likely_genres_first(client, trained):
 
 
 def test_timeline_gives_the_probabilities_of_every_window(client, trained, model_dir):
-    from genre_cnn.predict import load_classifier
+    from genre_cnn.inference.classifier import load_classifier
 
     path = songs(trained)[0]
     body = upload(client, path, timeline="true", window=1, hop=0.5).json()
@@ -182,7 +182,7 @@ def test_a_malformed_request_is_a_422_that_says_what_to_send(client, request_kwa
 def test_a_timeline_window_shorter_than_a_chunk_is_refused(client, trained):
     answer = upload(client, songs(trained)[0], timeline="true", window=0.2)
     assert answer.status_code == 422
-    assert "window 0.2 is shorter than the model's chunks" in answer.json()["detail"]
+    assert "window=0.2 is shorter than the model's chunks" in answer.json()["detail"]
 
 
 def test_a_full_server_answers_503_with_retry_after(client, trained):

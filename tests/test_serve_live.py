@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from genre_cnn.predict import classify
+from genre_cnn.inference.classifier import classify
 
 pytestmark = pytest.mark.slow
 

@@ -5,13 +5,12 @@ import csv
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import TINY_CLI_OPTIONS
+
 from genre_cnn.cli import main
-from genre_cnn.dataset import build_dataset, load_dataset
+from genre_cnn.data.dataset import build_dataset, load_dataset, shard_of
+from genre_cnn.data.shards import build_with_dask, merge_datasets, parse_shard
 from genre_cnn.errors import ConfigError, DatasetError
-from genre_cnn.dataset import shard_of
-from genre_cnn.shards import build_with_dask, merge_datasets, parse_shard
 
 
 def rows_by_song(path):
@@ -69,12 +68,12 @@ def test_cli_shards_and_merge(tracks_dir, tmp_path, monkeypatch):
     assert result.exit_code == 0 and result.stdout.splitlines()[-1] == "Dataset written to merged"
     assert load_dataset(tmp_path / "merged").features.shape == (45, 16, 63)
     result = runner.invoke(main, ["build-dataset", str(tracks_dir), "--shard", "2/2"])
-    assert result.exit_code == 1 and result.output == "Error: --shard 2/2 must satisfy 0 <= I < N\n"
+    assert result.exit_code == 1 and result.output == "Error: shard 2/2 does not exist: shards of 2 are numbered 0 to 1\n"
 
 
 @pytest.mark.parametrize("text", ["3", "a/b", "1/2/3"])
 def test_bad_shard_text(text):
-    with pytest.raises(ConfigError, match=f"--shard '{text}' must look like I/N"):
+    with pytest.raises(ConfigError, match=f"shard='{text}' must look like I/N"):
         parse_shard(text)
 
 

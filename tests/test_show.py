@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import soundfile
 from click.testing import CliRunner
-
 from conftest import synth_song
+
+from genre_cnn.analysis.views import show_song
 from genre_cnn.cli import main
 from genre_cnn.config import FeatureConfig
-from genre_cnn.features import song_features
-from genre_cnn.views import show_song
+from genre_cnn.signal.logmel import song_features
 
 
 @pytest.fixture

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from genre_cnn.arrays import NpyAppender
+from genre_cnn.data.arrays import NpyAppender
 
-streaming = pytest.importorskip("genre_cnn.streaming")
+streaming = pytest.importorskip("genre_cnn.training.batches")
 
 
 @pytest.fixture

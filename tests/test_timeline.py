@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import soundfile
 from click.testing import CliRunner
-
 from conftest import SR, synth_song
+
 from genre_cnn.cli import main
 from genre_cnn.errors import ConfigError
-from genre_cnn.predict import load_classifier
-from genre_cnn.timeline import classify_timeline, write_timeline
+from genre_cnn.inference.classifier import load_classifier
+from genre_cnn.inference.timeline import classify_timeline, write_timeline
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_long_windows_average_the_chunks_inside_them(recording, classifier):
 
 
 def test_window_shorter_than_a_chunk_is_refused(recording, classifier):
-    with pytest.raises(ConfigError, match=r"--window 0.5 is shorter than the model's chunks \(1.00 s\)"):
+    with pytest.raises(ConfigError, match=r"window=0.5 is shorter than the model's chunks \(1.00 s\)"):
         classify_timeline(recording, classifier, window=0.5)
 
 

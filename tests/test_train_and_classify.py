@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from genre_cnn.config import TrainConfig
-from genre_cnn.dataset import load_dataset
+from genre_cnn.data.dataset import load_dataset
 from genre_cnn.errors import DatasetError, ModelError
-from genre_cnn.metrics import evaluate_chunks
-from genre_cnn.predict import classify, load_classifier
-from genre_cnn.train import band_statistics, fit
+from genre_cnn.inference.classifier import classify, load_classifier
+from genre_cnn.training.fit import band_statistics, fit
+from genre_cnn.training.metrics import evaluate_chunks
 
 
 def test_fit_saves_every_artefact(trained):
@@ -91,7 +91,7 @@ def test_same_seed_same_model(trained, tmp_path):
 
 
 def test_missing_model(tmp_path):
-    with pytest.raises(ModelError, match=r"No model at .*models. Run 'genre-cnn fit' first, or pass --model DIR"):
+    with pytest.raises(ModelError, match=r"No model at .*models. Run 'genre-cnn fit' first, or pass model=DIR"):
         load_classifier(models_root=tmp_path / "models")
 
 
@@ -163,7 +163,7 @@ def test_the_fast_route_imports_neither_tensorflow_nor_librosa(trained):
     import sys
 
     code = (
-        "import sys; from genre_cnn.predict import classify; "
+        "import sys; from genre_cnn.inference.classifier import classify; "
         f"[p] = classify([{str(trained['tracks'] / 'noise' / 'noise_1.mp3')!r}], "
         f"model={str(trained['result'].model_dir)!r}); "
         "print(p.ok, 'tensorflow' in sys.modules, 'librosa' in sys.modules, 'keras' in sys.modules)"
@@ -187,13 +187,13 @@ def test_mixed_precision_trains_and_exports(trained, tmp_path):
     song = trained["tracks"] / "tones" / "tones_2.mp3"
     np.testing.assert_allclose(list(fast.classify_file(song).probabilities.values()),
                                list(reference.classify_file(song).probabilities.values()), atol=1e-4)
-    from genre_cnn.backend import import_keras
+    from genre_cnn.runtime.backend import import_keras
 
     assert import_keras().mixed_precision.global_policy().name == "float32"  # restored after fit
 
 
 def test_balanced_class_weights():
-    from genre_cnn.weights import class_weights
+    from genre_cnn.training.weights import class_weights
 
     np.testing.assert_allclose(class_weights(np.array([0, 0, 0, 1]), 2), [4 / 6, 4 / 2])
 
@@ -238,8 +238,8 @@ def test_bad_training_options():
 def test_every_model_kind_is_a_type_opened_by_one_factory(trained, tmp_path):
     import shutil
 
-    from genre_cnn.predict import CnnClassifier, open_classifier
-    from genre_cnn.prediction import Classifier
+    from genre_cnn.inference.classifier import CnnClassifier, open_classifier
+    from genre_cnn.inference.prediction import Classifier
 
     model_dir = trained["result"].model_dir
     assert json.loads((model_dir / "config.json").read_text())["kind"] == "cnn"

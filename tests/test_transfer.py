@@ -11,10 +11,10 @@ pytest.importorskip("tensorflow")
 
 from genre_cnn.cli import main  # noqa: E402
 from genre_cnn.config import TrainConfig  # noqa: E402
-from genre_cnn.dataset import load_dataset  # noqa: E402
+from genre_cnn.data.dataset import load_dataset  # noqa: E402
 from genre_cnn.errors import ConfigError, DatasetError  # noqa: E402
-from genre_cnn.predict import classify  # noqa: E402
-from genre_cnn.train import fit  # noqa: E402
+from genre_cnn.inference.classifier import classify  # noqa: E402
+from genre_cnn.training.fit import fit  # noqa: E402
 
 QUIET = dict(verbose=0, log=lambda message: None)
 
@@ -51,6 +51,18 @@ def test_frozen_backbone_trains_a_head_and_records_it(frozen, dataset, trained):
                                atol=1e-4)
 
 
+def test_the_factory_opens_a_backbone_model_as_a_musicnn_classifier(frozen):
+    from genre_cnn.inference.classifier import MusicnnClassifier, open_classifier
+    from genre_cnn.inference.prediction import Classifier
+
+    result, _ = frozen
+    assert json.loads((result.model_dir / "config.json").read_text())["kind"] == "musicnn"
+    classifier = open_classifier(result.model_dir)
+    assert isinstance(classifier, MusicnnClassifier) and isinstance(classifier, Classifier)
+    assert (classifier.kind, classifier.makes_timelines, classifier.input_shape(classifier.feature_config)) == \
+        ("musicnn", False, (187, 96))
+
+
 def test_patches_and_embeddings_are_computed_once(frozen, dataset, tmp_path):
     source = dataset / "musicnn" / "source.json"
     before = source.stat().st_mtime_ns
@@ -64,7 +76,7 @@ def test_patches_and_embeddings_are_computed_once(frozen, dataset, tmp_path):
 def test_fine_tuning_changes_only_the_top_layers(frozen, dataset, tmp_path):
     import keras
 
-    from genre_cnn.musicnn import load_musicnn
+    from genre_cnn.models.musicnn import load_musicnn
 
     result = fit(dataset, config=TrainConfig(epochs=1, batch_size=4, backbone="musicnn", fine_tune=True),
                  model_dir=tmp_path / "m", models_root=tmp_path / "models", **QUIET)
@@ -78,7 +90,7 @@ def test_fine_tuning_changes_only_the_top_layers(frozen, dataset, tmp_path):
 
 
 def test_cross_validation_with_the_backbone(frozen, dataset, tmp_path):
-    from genre_cnn.cv import cross_validate
+    from genre_cnn.training.cv import cross_validate
 
     result = cross_validate(dataset, config=TrainConfig(epochs=2, batch_size=4, backbone="musicnn"), folds=3,
                             val_fraction=0.2, out=tmp_path / "cv", log=lambda m: None)
@@ -102,9 +114,9 @@ def test_embed_writes_song_and_patch_embeddings(trained, tmp_path):
 
 
 def test_backbone_option_mistakes():
-    with pytest.raises(ConfigError, match="--fine-tune needs --backbone musicnn"):
+    with pytest.raises(ConfigError, match="fine_tune=True needs backbone='musicnn'"):
         TrainConfig(fine_tune=True)
-    with pytest.raises(ConfigError, match="--augment does not apply with --backbone musicnn"):
+    with pytest.raises(ConfigError, match="augment=mixup does not apply with backbone='musicnn'"):
         TrainConfig(backbone="musicnn", augment="mixup")
     with pytest.raises(ConfigError, match="backbone='vggish' must be one of 'musicnn'"):
         TrainConfig(backbone="vggish")
@@ -124,15 +136,15 @@ def test_timeline_refuses_a_backbone_model(frozen, tmp_path, trained):
     runner = CliRunner()
     out = runner.invoke(main, ["classify", str(trained["tracks"] / "tones" / "tones_0.mp3"), "--model",
                                str(result.model_dir), "--timeline", "--out", str(tmp_path)])
-    assert out.exit_code == 1 and "--timeline works with CNN models trained from scratch" in out.output
+    assert out.exit_code == 1 and "timelines work with CNN models trained from scratch" in out.output
 
 
 def test_backbone_model_exports_give_the_same_probabilities(frozen, dataset, tmp_path):
     import tensorflow as tf
 
-    from genre_cnn.export import export_model
-    from genre_cnn.predict import load_classifier
-    from genre_cnn.runners import LiteRTRunner
+    from genre_cnn.inference.classifier import load_classifier
+    from genre_cnn.inference.export import export_model
+    from genre_cnn.inference.runners import LiteRTRunner
 
     result, _ = frozen
     patches = np.load(dataset / "musicnn" / "patches.npy")[:4]

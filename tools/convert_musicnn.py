@@ -29,8 +29,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genre_cnn.musicnn import (  # noqa: E402
-    NOTICE_FILE, PATCH_FRAMES, SR, WEIGHTS_FILE, build_musicnn, musicnn_front_end, musicnn_patches,
+from genre_cnn.models.musicnn import (  # noqa: E402
+    NOTICE_FILE,
+    PATCH_FRAMES,
+    SR,
+    WEIGHTS_FILE,
+    build_musicnn,
+    musicnn_front_end,
+    musicnn_patches,
 )
 
 FIXTURE = ROOT / "tests" / "fixtures" / "musicnn_reference.npz"

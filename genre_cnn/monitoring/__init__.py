@@ -11,8 +11,31 @@ import os
 from pathlib import Path
 from typing import Callable, Optional
 
-from .drift import DRIFT_EXIT_CODE, Check, DriftReport, MonitorError, compare, monitor, read_serve_log
-from .profile import PROFILE_FILE, Profile, SongProfiler, audio_statistics, load_profile, profile_songs
+from genre_cnn.data.cache import song_files
+from genre_cnn.data.dataset import load_dataset
+from genre_cnn.errors import ModelError
+from genre_cnn.inference.classifier import open_classifier
+from genre_cnn.models.registry import resolve_model_dir
+from genre_cnn.monitoring.drift import (
+    DRIFT_EXIT_CODE,
+    Check,
+    DriftReport,
+    MonitorError,
+    compare,
+    monitor,
+    read_serve_log,
+)
+from genre_cnn.monitoring.profile import (
+    PROFILE_FILE,
+    Profile,
+    SongProfiler,
+    audio_statistics,
+    load_profile,
+    profile_songs,
+    reference_profile,
+    save_profile,
+)
+from genre_cnn.runtime.files import exclusive_lock
 
 __all__ = ["DRIFT_EXIT_CODE", "Check", "DriftReport", "MonitorError", "PROFILE_FILE", "Profile", "SongProfiler",
            "audio_statistics", "compare", "load_profile", "monitor", "profile_songs", "read_serve_log",
@@ -31,10 +54,6 @@ def write_reference_profile(model_dir: str | os.PathLike, dataset, *, keras_mode
     Path or None
         The profile written, or None.
     """
-    from ..cache import song_files
-    from ..predict import open_classifier
-    from .profile import reference_profile, save_profile
-
     model_dir = Path(model_dir)
     profiler = SongProfiler(open_classifier(model_dir), keras_model=keras_model)
     profile, skipped = reference_profile(dataset, profiler, song_files=song_files(dataset.path))
@@ -59,12 +78,6 @@ def rebuild_profile(model_dir: str | os.PathLike, dataset_dir: str | os.PathLike
     DatasetError
         No dataset at ``dataset_dir``.
     """
-    from ..dataset import load_dataset
-    from ..errors import ModelError
-    from ..registry import resolve_model_dir
-
-    from ..files import exclusive_lock
-
     model_dir = resolve_model_dir(model_dir)
     dataset = load_dataset(dataset_dir)
     with exclusive_lock(model_dir, command="genre-cnn monitor --rebuild-profile"):

@@ -18,8 +18,9 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 from scipy import stats
 
-from ..errors import ConfigError, GenreCnnError, ModelError
-from .profile import AUDIO_FIELDS, PROFILE_FILE, Profile, SongProfiler, load_profile, profile_songs
+from genre_cnn.errors import ConfigError, GenreCnnError, ModelError
+from genre_cnn.inference.classifier import expand_paths, open_classifier
+from genre_cnn.monitoring.profile import AUDIO_FIELDS, PROFILE_FILE, Profile, SongProfiler, load_profile, profile_songs
 
 __all__ = ["Check", "DriftReport", "MonitorError", "compare", "monitor", "read_serve_log", "DRIFT_EXIT_CODE"]
 
@@ -292,8 +293,6 @@ def monitor(model_dir: str | os.PathLike, incoming: Iterable[str | os.PathLike],
     MonitorError
         Too few readable songs, or a bad log.
     """
-    from ..predict import expand_paths, open_classifier
-
     if isinstance(min_songs, bool) or not isinstance(min_songs, int) or min_songs < 2:
         raise ConfigError(f"min_songs={min_songs!r} must be an integer of at least 2")
     classifier = open_classifier(model_dir)
@@ -317,8 +316,8 @@ def monitor(model_dir: str | os.PathLike, incoming: Iterable[str | os.PathLike],
         what = "no readable audio files" if skipped else "no audio files or serve logs"
         raise MonitorError(f"{where}: {what}; give folders or files of songs, or a 'genre-cnn serve --log' file")
     if len(songs) < min_songs:
-        raise MonitorError(f"{where}: only {len(songs)} readable song(s), fewer than --min-songs {min_songs}; "
-                           "a verdict on so few would be noise: add songs or lower --min-songs")
+        raise MonitorError(f"{where}: only {len(songs)} readable song(s), fewer than min_songs={min_songs}; "
+                           "a verdict on so few would be noise: add songs or lower min_songs", parameter="min_songs")
     profile = Profile.from_songs(classifier.classes, songs, embedding_dim=reference.embeddings.shape[1])
     return compare(reference, profile, alpha=alpha, seed=seed, model=Path(classifier.model_dir).name,
                    skipped=skipped)

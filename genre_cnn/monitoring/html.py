@@ -9,8 +9,8 @@ import json
 import os
 from pathlib import Path
 
-from ..files import atomic_file, ensure_folder
-from .drift import DriftReport
+from genre_cnn.monitoring.drift import DriftReport
+from genre_cnn.runtime.files import atomic_file, ensure_folder
 
 __all__ = ["format_drift", "write_drift_report"]
 

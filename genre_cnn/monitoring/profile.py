@@ -19,9 +19,13 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
-from ..audio import audio_blocks, audio_info
-from ..errors import AudioDecodeError, ModelError
-from ..files import atomic_file
+from genre_cnn.config import FeatureConfig
+from genre_cnn.errors import AudioDecodeError, ModelError
+from genre_cnn.inference.runners import KERAS_FILE, KerasRunner
+from genre_cnn.runtime.backend import import_keras
+from genre_cnn.runtime.files import atomic_file
+from genre_cnn.signal.audio import audio_blocks, audio_info
+from genre_cnn.signal.logmel import song_band_means
 
 __all__ = ["PROFILE_FILE", "Profile", "SongProfiler", "audio_statistics", "sound_profile", "profile_songs",
            "reference_profile",
@@ -86,8 +90,6 @@ def sound_profile(path: str | os.PathLike, classifier) -> dict:
     ------
     AudioDecodeError
     """
-    from ..features import song_band_means
-
     config = _feature_config(classifier)
     song = audio_statistics(path, sr=config.sr)
     song["band_means"] = song_band_means(path, config, filterbank=getattr(classifier, "filterbank", None))
@@ -96,8 +98,6 @@ def sound_profile(path: str | os.PathLike, classifier) -> dict:
 
 def _feature_config(classifier):
     """The classifier's feature config; a baseline has none, so the default one describes its songs."""
-    from ..config import FeatureConfig
-
     return getattr(classifier, "feature_config", None) or FeatureConfig()
 
 
@@ -173,7 +173,7 @@ class SongProfiler:
     Parameters
     ----------
     classifier : GenreClassifier or BaselineClassifier
-        From :func:`genre_cnn.predict.open_classifier`.
+        From :func:`genre_cnn.inference.classifier.open_classifier`.
     keras_model : keras.Model, optional
         The network (default: loaded from the model folder); its penultimate layer gives the
         embeddings. Not used for a baseline.
@@ -185,9 +185,6 @@ class SongProfiler:
         self.embedder = None
         layer = getattr(classifier, "embedding_layer", None)
         if layer is not None:
-            from ..backend import import_keras
-            from ..runners import KERAS_FILE, KerasRunner
-
             keras = import_keras()
             model = keras_model or KerasRunner(Path(classifier.model_dir) / KERAS_FILE).model
             self.embedder = _Embedder(keras, model, model.get_layer(layer))
@@ -277,7 +274,7 @@ def reference_profile(dataset, profiler: SongProfiler, *, song_files: dict,
 
     Parameters
     ----------
-    dataset : genre_cnn.dataset.Dataset
+    dataset : genre_cnn.data.dataset.Dataset
     profiler : SongProfiler
     song_files : dict
         Song name (as in the manifest) -> its audio file.

@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from .app import ServerConfig, create_app, log_record
+from genre_cnn.errors import ConfigError
+from genre_cnn.serving.app import ServerConfig, create_app, log_record
 
 __all__ = ["ServerConfig", "create_app", "log_record", "serve"]
 
@@ -31,12 +32,11 @@ def _check_port(host: str, port: int) -> None:
     """Fail with the option to change when the address is taken or cannot be had."""
     import socket
 
-    from ..errors import ConfigError
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise ConfigError(f"--host {host}: not an address of this machine ({exc.strerror}); "
+        raise ConfigError(f"host={host}: not an address of this machine ({exc.strerror}); "
                           "use 127.0.0.1 or 0.0.0.0") from None
     family, kind, _, _, address = infos[0]
     with socket.socket(family, kind) as probe:
@@ -44,5 +44,5 @@ def _check_port(host: str, port: int) -> None:
         try:
             probe.bind(address)
         except OSError as exc:
-            raise ConfigError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror}); "
-                              "choose another with --port") from None
+            raise ConfigError(f"port={port}: cannot listen on {host}:{port} ({exc.strerror}); "
+                              "choose another port") from None

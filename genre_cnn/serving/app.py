@@ -32,12 +32,13 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, Field
 
-from .. import __version__
-from ..audio import AUDIO_EXTENSIONS
-from ..config import read_json
-from ..errors import AudioDecodeError, ConfigError, ModelError
-from ..parallel import process_pool
-from . import inference
+from genre_cnn.config import read_json
+from genre_cnn.errors import AudioDecodeError, ConfigError, ModelError
+from genre_cnn.inference.classifier import open_classifier
+from genre_cnn.runtime.parallel import process_pool
+from genre_cnn.serving import inference
+from genre_cnn.signal.audio import AUDIO_EXTENSIONS
+from genre_cnn.version import __version__
 
 __all__ = ["ServerConfig", "create_app"]
 
@@ -294,8 +295,6 @@ def create_app(config: ServerConfig = ServerConfig()) -> FastAPI:
     ConfigError
         A bad option.
     """
-    from ..predict import open_classifier
-
     classifier = open_classifier(config.model, models_root=config.models_root, backend=config.backend)
     model_dir = Path(classifier.model_dir).resolve()
     model_info = {**_model_info(classifier, model_dir),
@@ -383,7 +382,7 @@ def create_app(config: ServerConfig = ServerConfig()) -> FastAPI:
             return _problem(422, str(exc).replace(str(path), name))
         except ConfigError as exc:
             metrics.rejected.labels("invalid_request").inc()
-            return _problem(422, str(exc).replace("--window", "window").replace("--hop", "hop"))
+            return _problem(422, str(exc))
         finally:
             path.unlink(missing_ok=True)
         prediction = result["prediction"]

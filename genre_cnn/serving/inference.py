@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..audio import audio_info
-from ..errors import AudioDecodeError, ConfigError
+from genre_cnn.errors import AudioDecodeError, ConfigError
+from genre_cnn.inference.classifier import open_classifier
+from genre_cnn.inference.timeline import classify_timeline
+from genre_cnn.signal.audio import audio_info
 
 __all__ = ["TooLongError", "start", "analyse"]
 
@@ -23,7 +25,6 @@ class TooLongError(AudioDecodeError):
 def start(model_dir: str, backend: str) -> None:
     """Open the model in this process (the pool's initializer)."""
     global _classifier
-    from ..predict import open_classifier
 
     _classifier = open_classifier(model_dir, backend=backend)
 
@@ -52,7 +53,7 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
     Returns
     -------
     dict
-        ``prediction`` (:class:`~genre_cnn.predict.SongPrediction` as a dict), ``info`` (sample
+        ``prediction`` (:class:`~genre_cnn.inference.classifier.SongPrediction` as a dict), ``info`` (sample
         rate, channels, seconds), and ``timeline`` / ``profile`` when asked for.
 
     Raises
@@ -75,7 +76,6 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
         if not _classifier.makes_timelines:
             raise ConfigError(f"timeline=true needs a CNN trained from scratch; this server's model is a "
                               f"{_classifier.kind} model")
-        from ..timeline import classify_timeline
 
         result["timeline"] = classify_timeline(path, _classifier, window=window, hop=hop).to_dict()
     if profile:
@@ -84,7 +84,8 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
 
 
 def _profile(path: str) -> dict:
-    from ..monitoring.profile import sound_profile
+    # lazy: the drift checks import scipy.stats (~1 s), needed only here
+    from genre_cnn.monitoring.profile import sound_profile
 
     song = sound_profile(path, _classifier)
     return {**song, "band_means": song["band_means"].round(3).tolist()}

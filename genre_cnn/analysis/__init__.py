@@ -1,0 +1,1 @@
+"""Looking at results and data: evaluation, model comparison, descriptor EDA, spectrogram views."""

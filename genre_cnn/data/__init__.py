@@ -1,0 +1,1 @@
+"""Datasets on disk: tracks folders and metadata CSVs, splits, the chunked log-mel store, caches, shards."""

@@ -1,0 +1,95 @@
+"""Reuse the songs of the previous build that did not change (same file, same feature config)."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from genre_cnn.config import FeatureConfig, read_json
+
+__all__ = ["SONGS_FILE", "OFFSETS_FILE", "file_key", "SongCache", "write_song_index", "song_files"]
+
+SONGS_FILE = "songs.csv"
+OFFSETS_FILE = "chunk_offsets.npy"
+_STATS = ("silent_chunks", "trimmed_seconds", "denoise_db")
+_COLUMNS = ("song", "path", "size", "mtime_ns", "first_row", "n_chunks", *_STATS)
+
+
+def file_key(path: Path) -> Optional[tuple[str, int, int]]:
+    """What identifies a file's content cheaply: its resolved path, size and modification time."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+class SongCache:
+    """Features of unchanged songs, read from the previous dataset at ``dataset_dir``.
+
+    Empty when ``dataset_dir`` is None (a forced rebuild), when there is no previous dataset, when
+    it was made with another feature config, or when it cannot be read: then every song is decoded
+    again.
+    """
+
+    def __init__(self, dataset_dir: Optional[Path], config: FeatureConfig) -> None:
+        self._entries: dict[tuple, tuple[int, int, dict]] = {}
+        self._features = self._offsets = None
+        if dataset_dir is None:
+            return
+        try:
+            if FeatureConfig.from_dict(read_json(dataset_dir / "feature_config.json", what="config")) != config:
+                return
+            features = np.load(dataset_dir / "features.npy", mmap_mode="r")
+            offsets = np.load(dataset_dir / OFFSETS_FILE)
+            with open(dataset_dir / SONGS_FILE, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+                rows = list(csv.DictReader(handle))
+            entries = {
+                (row["path"], int(row["size"]), int(row["mtime_ns"])):
+                    (int(row["first_row"]), int(row["n_chunks"]),
+                     {"silent_chunks": int(row["silent_chunks"]), "trimmed_seconds": float(row["trimmed_seconds"]),
+                      "denoise_db": float(row["denoise_db"])})
+                for row in rows
+            }
+        except Exception:  # anything unreadable: no reuse, a full rebuild
+            return
+        if len(offsets) != len(features) or features.shape[1:] != config.input_shape:
+            return
+        self._entries, self._features, self._offsets = entries, features, offsets
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key) -> Optional[tuple[np.ndarray, np.ndarray, dict]]:
+        """``(features, offsets, stats)`` of an unchanged song, or None."""
+        hit = self._entries.get(key) if key is not None else None
+        if hit is None:
+            return None
+        first, count, stats = hit
+        return self._features[first : first + count], self._offsets[first : first + count], dict(stats)
+
+
+def write_song_index(directory: Path, rows: list[tuple[str, Optional[tuple], int, int, dict]]) -> None:
+    """Write ``songs.csv``: per used song its file key, its rows in ``features.npy`` and its stats."""
+    with open(directory / SONGS_FILE, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(_COLUMNS)
+        for relative, key, first_row, n_chunks, stats in rows:
+            path, size, mtime = key if key is not None else ("", -1, -1)
+            writer.writerow([relative, path, size, mtime, first_row, n_chunks, *(stats[k] for k in _STATS)])
+
+
+def song_files(dataset_dir: str | os.PathLike) -> dict[str, Path]:
+    """Each song of a dataset (its name in the manifest) and the audio file it was built from.
+
+    Empty when the dataset has no readable ``songs.csv`` (e.g. one merged by an older version).
+    """
+    try:
+        with open(Path(dataset_dir) / SONGS_FILE, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+            return {row["song"]: Path(row["path"]) for row in csv.DictReader(handle)}
+    except (OSError, KeyError, csv.Error):
+        return {}

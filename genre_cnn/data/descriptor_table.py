@@ -1,0 +1,86 @@
+"""The descriptor table (``genre-cnn features``): one CSV row of handcrafted descriptors per song."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from genre_cnn.data.dataset import scan_tracks
+from genre_cnn.errors import AudioDecodeError, ConfigError
+from genre_cnn.runtime.files import atomic_file
+from genre_cnn.runtime.parallel import process_pool
+from genre_cnn.signal.descriptors import describe_one, descriptor_columns
+
+__all__ = ["write_descriptor_table", "read_descriptor_table"]
+
+
+def write_descriptor_table(
+    tracks_dir: str | os.PathLike,
+    *,
+    out: str | os.PathLike,
+    workers: Optional[int] = None,
+    progress: Optional[Callable[[Iterable], Iterable]] = None,
+) -> tuple[Path, int, list[tuple[str, str]]]:
+    """Describe every song of ``tracks_dir/<genre>/`` into a CSV: ``song``, ``genre``, then the columns.
+
+    Returns
+    -------
+    (path, rows written, skipped files with their reasons)
+    """
+    tracks = scan_tracks(tracks_dir)
+    out = Path(out)
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    paths = [song.path for song in tracks.songs]
+    with process_pool(min(workers, len(paths))) as pool:
+        results = pool.map(describe_one, paths)
+        if progress is not None:
+            results = progress(results, total=len(paths))
+        rows, skipped = [], []
+        for song, outcome in zip(tracks.songs, results):
+            if isinstance(outcome, str):
+                skipped.append((song.relative, outcome))
+            else:
+                rows.append({"song": song.relative, "genre": song.label, **outcome})
+    if not rows:
+        raise AudioDecodeError(f"{tracks.root}: none of the {len(paths)} audio files could be described")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out) as partial, open(partial, "w", newline="", encoding="utf-8",
+                                           errors="surrogateescape") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["song", "genre", *descriptor_columns()])
+        writer.writeheader()
+        writer.writerows(rows)
+    return out, len(rows), skipped
+
+
+def read_descriptor_table(path: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
+    """Read a table written by :func:`write_descriptor_table`.
+
+    Returns
+    -------
+    songs : list of str
+    genres : np.ndarray of str
+    values : np.ndarray [shape=(n_songs, n_columns), dtype=float64]
+        NaN where a value is missing.
+    columns : list of str
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            columns = [c for c in (reader.fieldnames or []) if c not in ("song", "genre")]
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; make it with 'genre-cnn features TRACKS_DIR --out {path}'") from None
+    if not rows or "genre" not in rows[0] or not columns:
+        raise ConfigError(f"{path}: not a descriptor table (needs song, genre and numeric columns); "
+                          "make it with 'genre-cnn features'")
+    try:
+        values = np.array([[float(row[c]) if row[c] not in ("", None) else np.nan for c in columns]
+                           for row in rows])
+    except ValueError as exc:
+        raise ConfigError(f"{path}: a value is not a number ({exc})") from None
+    return [row["song"] for row in rows], np.array([row["genre"] for row in rows]), values, columns

@@ -1,0 +1,163 @@
+"""Build a huge library in shards (on many machines or a Dask cluster) and merge them."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from genre_cnn.config import read_json, write_json
+from genre_cnn.data.arrays import NpyAppender
+from genre_cnn.data.cache import OFFSETS_FILE, SONGS_FILE
+from genre_cnn.data.dataset import DATASET_FOLDER, SPLITS, BuildReport, build_dataset, check_shard, load_dataset
+from genre_cnn.errors import ConfigError, DatasetError
+from genre_cnn.runtime.files import atomic_directory, check_output_folder, exclusive_lock
+from genre_cnn.runtime.parallel import run_dask_tasks
+from genre_cnn.signal.logmel import mel_filterbank
+
+__all__ = ["parse_shard", "merge_datasets", "build_with_dask"]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"3/100"`` -> ``(3, 100)``, checked."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"shard={text!r} must look like I/N, e.g. 0/4 (shard I of N, I from 0)",
+                          parameter="shard") from None
+    return check_shard((index, count))
+
+
+def merge_datasets(shard_dirs: Sequence[str | os.PathLike], *, out: str | os.PathLike) -> BuildReport:
+    """Concatenate shard datasets (same feature config and genres) into one dataset.
+
+    Features are copied shard by shard (memory: one shard's memory map, not the data).
+
+    Raises
+    ------
+    DatasetError
+        No shards, or shards made with different feature configs, genres or split options.
+    """
+    shards = [load_dataset(path) for path in shard_dirs]
+    if not shards:
+        raise DatasetError("no shard datasets given to merge")
+    first = shards[0]
+    summaries = [read_json(Path(s.path) / "summary.json", what="the summary", error=DatasetError) for s in shards]
+    for shard, summary in zip(shards[1:], summaries[1:]):
+        same_split = all(summary.get(k) == summaries[0].get(k) for k in ("val_fraction", "test_fraction", "seed"))
+        if shard.feature_config != first.feature_config or shard.classes != first.classes or not same_split:
+            raise DatasetError(
+                f"{shard.path}: made with other feature options, genres or split options than {first.path}; "
+                "build every shard with the same command, changing only --shard"
+            )
+    out = check_output_folder(out, kind=DATASET_FOLDER, inputs=shard_dirs)
+    with exclusive_lock(out, command="genre-cnn merge-datasets"), \
+            atomic_directory(out, kind=DATASET_FOLDER, inputs=shard_dirs) as tmp:
+        with NpyAppender(tmp / "features.npy", row_shape=first.feature_config.input_shape) as features:
+            for shard in shards:
+                for start in range(0, len(shard.features), 256):
+                    features.append(shard.features[start : start + 256])
+        _concatenate_csv([s.path / "manifest.csv" for s in shards], tmp / "manifest.csv")
+        _concatenate_csv([s.path / "skipped.csv" for s in shards], tmp / "skipped.csv")
+        _merge_song_index(shards, tmp / SONGS_FILE)
+        np.save(tmp / OFFSETS_FILE, np.concatenate([np.load(s.path / OFFSETS_FILE) for s in shards]))
+        np.save(tmp / "mel_filterbank.npy", mel_filterbank(first.feature_config))
+        write_json(tmp / "feature_config.json", first.feature_config.to_dict())
+        write_json(tmp / "classes.json", list(first.classes))
+        summary = _merge_summaries(summaries, shards)
+        write_json(tmp / "summary.json", summary)
+    return BuildReport(path=out, summary=summary)
+
+
+def _concatenate_csv(sources: list[Path], target: Path) -> None:
+    with open(target, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        writer = None
+        for source in sources:
+            with open(source, newline="", encoding="utf-8", errors="surrogateescape") as rows:
+                reader = csv.reader(rows)
+                header = next(reader)
+                if writer is None:
+                    writer = csv.writer(handle)
+                    writer.writerow(header)
+                writer.writerows(reader)
+
+
+def _merge_song_index(shards, target: Path) -> None:
+    offset = 0
+    with open(target, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        writer = None
+        for shard in shards:
+            with open(shard.path / SONGS_FILE, newline="", encoding="utf-8", errors="surrogateescape") as rows:
+                reader = csv.DictReader(rows)
+                if writer is None:
+                    writer = csv.DictWriter(handle, fieldnames=reader.fieldnames)
+                    writer.writeheader()
+                for row in reader:
+                    row["first_row"] = str(int(row["first_row"]) + offset)
+                    writer.writerow(row)
+            offset += len(shard.features)
+
+
+def _merge_summaries(summaries: list[dict], shards) -> dict:
+    classes = list(shards[0].classes)
+    per_class = {name: {split: {"songs": 0, "chunks": 0} for split in SPLITS} for name in classes}
+    for summary in summaries:
+        for name, splits in summary["per_class"].items():
+            for split, counts in splits.items():
+                per_class[name][split]["songs"] += counts["songs"]
+                per_class[name][split]["chunks"] += counts["chunks"]
+    first = summaries[0]
+    return {
+        "tracks_dir": first["tracks_dir"],
+        "classes": classes,
+        "songs": sum(s["songs"] for s in summaries),
+        "chunks": sum(s["chunks"] for s in summaries),
+        "per_class": per_class,
+        "skipped": [item for s in summaries for item in s["skipped"]],
+        "notes": sorted({note for s in summaries for note in s["notes"]})
+        + [f"merged from {len(shards)} shard(s): " + ", ".join(str(s.path) for s in shards)],
+        "val_fraction": first["val_fraction"],
+        "test_fraction": first["test_fraction"],
+        "seed": first["seed"],
+        "silent_chunks_dropped": sum(s.get("silent_chunks_dropped", 0) for s in summaries),
+        "trimmed_seconds": round(sum(s.get("trimmed_seconds", 0) for s in summaries), 3),
+        "denoise_mean_db": first.get("denoise_mean_db"),
+        "reused_songs": sum(s.get("reused_songs", 0) for s in summaries),
+        "decoded_songs": sum(s.get("decoded_songs", 0) for s in summaries),
+        "shard": None,
+    }
+
+
+def build_with_dask(
+    tracks_dir: str | os.PathLike,
+    *,
+    out: str | os.PathLike,
+    shards: int,
+    scheduler: Optional[str] = None,
+    **options,
+) -> BuildReport:
+    """Build ``shards`` shards as Dask tasks, then merge them into ``out``.
+
+    Each task runs :func:`genre_cnn.build_dataset` with ``shard=(i, shards)`` into
+    ``out/../.NAME.shards/i`` (a shared file system is needed on a cluster).
+
+    Parameters
+    ----------
+    tracks_dir, out : path-like
+    shards : int
+        Number of shards (tasks).
+    scheduler : str, optional
+        A Dask scheduler: ``"processes"`` or ``"threads"`` on this machine, or the address of a
+        ``dask.distributed`` scheduler (``"tcp://host:8786"``). Default: ``"processes"``.
+    **options
+        Passed to :func:`genre_cnn.build_dataset` (``config``, fractions, ``seed``, ``force``).
+    """
+    out = Path(out)
+    shard_root = out.parent / f".{out.name}.shards"
+    tasks = [dict(tracks_dir=tracks_dir, out=shard_root / str(i), shard=(i, shards), workers=1, **options)
+             for i in range(shards)]
+    reports = run_dask_tasks(build_dataset, tasks, scheduler=scheduler)
+    return merge_datasets([report.path for report in reports], out=out)

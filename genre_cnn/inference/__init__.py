@@ -1,0 +1,1 @@
+"""Saved models at work: one classifier per model kind, runners, timelines, embeddings, exports."""

@@ -1,0 +1,64 @@
+"""A fitted scikit-learn baseline, opened for ``classify`` like any other model.
+
+Opening one unpickles ``model.joblib`` with joblib: the only pickle genre-cnn loads, and only
+from a model folder the user names (``--model``), never from ``models/latest``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from genre_cnn.config import read_json
+from genre_cnn.errors import AudioDecodeError, ConfigError, ModelError
+from genre_cnn.inference.prediction import SongPrediction
+from genre_cnn.signal.descriptors import song_descriptors
+
+__all__ = ["BASELINE_FILE", "BaselineClassifier", "is_baseline"]
+
+#: The fitted pipeline inside a baseline model folder.
+BASELINE_FILE = "model.joblib"
+
+
+class BaselineClassifier:
+    """A fitted baseline, used by ``classify`` like a CNN model (same :class:`SongPrediction`).
+
+    Loading unpickles ``model.joblib``: only load baselines you made or trust (the command line
+    loads one only from a folder named with ``--model``).
+    """
+
+    backend = "sklearn"
+    kind = "baseline"
+    makes_timelines = False
+
+    def __init__(self, model_dir: str | os.PathLike) -> None:
+        import joblib
+
+        self.model_dir = Path(model_dir)
+        saved = read_json(self.model_dir / "config.json", what="the model config", error=ModelError,
+                          fix="refit the model", expect=dict)
+        if saved.get("kind") != "baseline" or not (self.model_dir / BASELINE_FILE).is_file():
+            raise ModelError(f"{self.model_dir}: not a baseline made by 'genre-cnn baseline'")
+        self.classes = tuple(saved["classes"])
+        self.columns = list(saved["columns"])
+        self.pipeline = joblib.load(self.model_dir / BASELINE_FILE)
+
+    def classify_file(self, path: str | os.PathLike) -> SongPrediction:
+        try:
+            values = song_descriptors(path)
+        except AudioDecodeError as exc:
+            return SongPrediction(path=str(path), error=str(exc))
+        probabilities = self.pipeline.predict_proba(np.array([[values[c] for c in self.columns]]))[0]
+        return SongPrediction(
+            path=str(path), genre=self.classes[int(probabilities.argmax())],
+            probabilities={c: float(p) for c, p in zip(self.classes, probabilities)}, n_chunks=1,
+        )
+
+
+def is_baseline(model_dir: Path) -> bool:
+    try:
+        return read_json(Path(model_dir) / "config.json", what="the model config").get("kind") == "baseline"
+    except (ConfigError, AttributeError):
+        return False

@@ -1,0 +1,284 @@
+"""Classify songs with a saved model: per-chunk probabilities averaged per song."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from genre_cnn.config import FeatureConfig, check_classes, read_json
+from genre_cnn.errors import AudioDecodeError, ConfigError, ModelError
+from genre_cnn.inference.baseline import BaselineClassifier, is_baseline
+from genre_cnn.inference.prediction import Classifier, SongPrediction, expand_paths
+from genre_cnn.inference.runners import open_runner
+from genre_cnn.models.musicnn import N_MELS, PATCH_FRAMES, song_patches
+from genre_cnn.models.registry import DEFAULT_MODELS_DIR, resolve_model_dir
+from genre_cnn.runtime.parallel import process_pool
+from genre_cnn.signal.logmel import SongFeatureStream, chunks_per_batch
+
+__all__ = ["SongPrediction", "Classifier", "GenreClassifier", "CnnClassifier", "MusicnnClassifier", "load_classifier",
+           "open_classifier", "classify", "expand_paths"]
+
+
+class GenreClassifier:
+    """A saved network together with the feature config, filterbank and classes it was trained with.
+
+    The common part of :class:`CnnClassifier` and :class:`MusicnnClassifier`, which differ in
+    their front end (:meth:`network_inputs`). Use :func:`load_classifier` to make one.
+
+    Attributes
+    ----------
+    model_dir : Path
+    classes : tuple of str
+        Genre names, in the order of the probability columns.
+    feature_config : FeatureConfig
+    backend : str
+        ``"litert"`` or ``"keras"``: what runs the network.
+    """
+
+    kind = ""
+    #: The layer whose output is the network's penultimate embedding of an input (for ``monitor``).
+    embedding_layer = ""
+    makes_timelines = False
+
+    def __init__(self, model_dir: Path, runner, classes: Sequence[str], feature_config: FeatureConfig,
+                 filterbank: Optional[np.ndarray] = None):
+        self.model_dir = model_dir
+        self.runner = runner
+        self.classes = tuple(classes)
+        self.feature_config = feature_config
+        self.filterbank = filterbank
+
+    @property
+    def backend(self) -> str:
+        return self.runner.name
+
+    @staticmethod
+    def input_shape(feature_config: FeatureConfig) -> tuple:
+        """The shape of one input of this kind's network."""
+        raise NotImplementedError
+
+    def network_inputs(self, path: str | os.PathLike) -> Iterator[np.ndarray]:
+        """The network's input for one song, in batches.
+
+        Raises
+        ------
+        AudioDecodeError
+        """
+        raise NotImplementedError
+
+    def predict_chunks(self, features: np.ndarray, *, batch_size: Optional[int] = None) -> np.ndarray:
+        """Probabilities of each chunk, shape ``(n_chunks, n_classes)``, run ``batch_size`` chunks at a time
+        (default: as many as fit the byte budget of :func:`genre_cnn.signal.logmel.chunks_per_batch`)."""
+        return self.runner.predict(features, batch_size=batch_size or chunks_per_batch(self.feature_config))
+
+    def classify_file(self, path: str | os.PathLike) -> SongPrediction:
+        """Classify one song; decoding problems become a :class:`SongPrediction` with ``error``."""
+        total = np.zeros(len(self.classes))
+        n_chunks = 0
+        try:
+            for features in self.network_inputs(path):
+                total += self.predict_chunks(features).sum(axis=0)
+                n_chunks += len(features)
+        except AudioDecodeError as exc:
+            return SongPrediction(path=str(path), error=str(exc))
+        song_probs = total / n_chunks
+        return SongPrediction(
+            path=str(path),
+            genre=self.classes[int(song_probs.argmax())],
+            probabilities={c: float(p) for c, p in zip(self.classes, song_probs)},
+            n_chunks=n_chunks,
+        )
+
+
+class CnnClassifier(GenreClassifier):
+    """The CNN trained from scratch: its input is the log-mel chunks of :class:`~genre_cnn.signal.logmel.SongFeatureStream`."""
+
+    kind = "cnn"
+    embedding_layer = "global_pool"
+    makes_timelines = True
+
+    @staticmethod
+    def input_shape(feature_config: FeatureConfig) -> tuple:
+        return feature_config.input_shape
+
+    def network_inputs(self, path: str | os.PathLike) -> Iterator[np.ndarray]:
+        for features, _ in SongFeatureStream(path, self.feature_config, filterbank=self.filterbank):
+            yield features
+
+
+class MusicnnClassifier(GenreClassifier):
+    """A genre head on the pretrained musicnn backbone: its input is musicnn's own 3 s patches."""
+
+    kind = "musicnn"
+    embedding_layer = "musicnn"
+
+    @staticmethod
+    def input_shape(feature_config: FeatureConfig) -> tuple:
+        return (PATCH_FRAMES, N_MELS)
+
+    def network_inputs(self, path: str | os.PathLike) -> Iterator[np.ndarray]:
+        yield song_patches(path)
+
+
+#: The network kinds by the name ``fit`` writes as ``"kind"`` in config.json.
+NETWORK_KINDS = {kind.kind: kind for kind in (CnnClassifier, MusicnnClassifier)}
+
+
+def model_kind(saved: dict) -> str:
+    """The kind of a model from its config.json: ``"kind"``, or for models fitted before it was
+    written, ``"musicnn"`` when it was trained with a backbone, else ``"cnn"``."""
+    if isinstance(saved.get("kind"), str):
+        return saved["kind"]
+    train_config = saved.get("train_config")
+    return "musicnn" if isinstance(train_config, dict) and train_config.get("backbone") else "cnn"
+
+
+def load_classifier(
+    model: Optional[str | os.PathLike] = None,
+    *,
+    models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
+    backend: str = "auto",
+) -> GenreClassifier:
+    """Load a model folder written by :func:`genre_cnn.fit` (default: the latest one).
+
+    The saved feature config must be one this version computes, and must agree with the
+    network's input and output shapes.
+
+    Parameters
+    ----------
+    model : path-like, optional
+        Model folder; default: the one ``models_root/latest`` names.
+    models_root : path-like
+    backend : {"auto", "litert", "keras"}
+        What runs the network. ``"auto"`` uses the LiteRT export (``model.tflite``, starts in
+        milliseconds, no TensorFlow) when present and ``ai-edge-litert`` is installed, else the
+        Keras model (loaded in safe mode: no arbitrary code).
+
+    Raises
+    ------
+    ModelError
+        Missing or incomplete model folder, or a config this version cannot reproduce.
+    """
+    model_dir = resolve_model_dir(model, models_root=models_root)
+    saved = read_json(model_dir / "config.json", what="the model config", error=ModelError, fix="refit the model",
+                      expect=dict)
+    try:
+        classes = check_classes(saved.get("classes"))
+    except ConfigError as exc:
+        raise ModelError(f"{model_dir / 'config.json'}: is damaged ({exc}); refit the model") from None
+    try:
+        feature_config = FeatureConfig.from_dict(saved.get("feature_config"))
+    except ConfigError as exc:
+        raise ModelError(
+            f"{model_dir / 'config.json'}: cannot reproduce this model's features ({exc}); "
+            "refit it with this version of genre-cnn"
+        ) from None
+    kind = NETWORK_KINDS.get(model_kind(saved))
+    if kind is None:
+        raise ModelError(f"{model_dir / 'config.json'}: kind {saved.get('kind')!r} is not a network this version "
+                         f"runs ({', '.join(NETWORK_KINDS)}); refit the model")
+    filterbank = _load_filterbank(model_dir, feature_config) if kind is CnnClassifier else None
+    input_shape = kind.input_shape(feature_config)
+    runner = open_runner(model_dir, backend=backend)
+    if runner.input_shape != input_shape or runner.n_outputs != len(classes):
+        raise ModelError(
+            f"{model_dir}: the network takes {runner.input_shape} and gives {runner.n_outputs} genres "
+            f"but config.json describes {input_shape} -> {len(classes)}; "
+            "the folder mixes two models, refit it"
+        )
+    return kind(model_dir, runner, classes, feature_config, filterbank)
+
+
+def open_classifier(
+    model: Optional[str | os.PathLike] = None,
+    *,
+    models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
+    backend: str = "auto",
+):
+    """Open any model folder as its kind of :class:`Classifier`: the one factory for every model.
+
+    Returns
+    -------
+    Classifier
+        A :class:`CnnClassifier` or :class:`MusicnnClassifier` (:func:`load_classifier`), or a
+        :class:`genre_cnn.training.baseline.BaselineClassifier`.
+    """
+    if model is not None and is_baseline(Path(model)):
+        return BaselineClassifier(model)
+    return load_classifier(model, models_root=models_root, backend=backend)
+
+
+def _load_filterbank(model_dir: Path, config: FeatureConfig) -> Optional[np.ndarray]:
+    """The filterbank saved with the model, or None (then it is computed with librosa)."""
+    path = model_dir / "mel_filterbank.npy"
+    if not path.is_file():
+        return None
+    try:
+        filterbank = np.load(path, allow_pickle=False)
+    except Exception:  # numpy raises many types for a damaged file
+        raise ModelError(f"{path}: is damaged (not a saved filterbank); refit the model") from None
+    expected = (config.n_mels, 1 + config.n_fft // 2)
+    if filterbank.shape != expected:
+        raise ModelError(
+            f"{path}: shape {filterbank.shape} does not match the feature config {expected}; "
+            "the folder mixes two models, refit it"
+        )
+    return filterbank.astype(np.float32, copy=False)
+
+
+def classify(
+    paths: Iterable[str | os.PathLike],
+    *,
+    model: Optional[str | os.PathLike | GenreClassifier] = None,
+    models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
+    backend: str = "auto",
+    workers: Optional[int] = 1,
+) -> list[SongPrediction]:
+    """Classify songs and folders of songs.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Audio files and/or folders (searched recursively for audio files).
+    model : path-like or loaded classifier, optional
+        CNN or baseline model folder, or an already loaded classifier; default: the latest CNN
+        model under ``models_root``.
+    models_root : path-like
+    backend : {"auto", "litert", "keras"}
+        See :func:`load_classifier`.
+    workers : int, optional
+        Processes classifying files in parallel (``None``: one per CPU core). Used with the LiteRT
+        backend; the Keras backend runs in this process.
+
+    Returns
+    -------
+    list of SongPrediction
+        One per file, in order; unreadable files carry an ``error`` instead of probabilities.
+    """
+    if hasattr(model, "classify_file"):  # a GenreClassifier or BaselineClassifier already loaded
+        classifier = model
+    else:
+        classifier = open_classifier(model, models_root=models_root, backend=backend)
+    files = list(expand_paths(paths))
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers <= 1 or len(files) < 2 or classifier.backend != "litert":
+        return [classifier.classify_file(path) for path in files]
+
+    with process_pool(min(workers, len(files)), initializer=_start_worker,
+                      initargs=(classifier.model_dir,)) as pool:
+        return list(pool.map(_classify_in_worker, files, chunksize=max(1, len(files) // (4 * workers))))
+
+
+_worker_classifier: Optional[GenreClassifier] = None
+
+
+def _start_worker(model_dir: Path) -> None:
+    global _worker_classifier
+    _worker_classifier = load_classifier(model_dir, backend="litert")
+
+
+def _classify_in_worker(path: Path) -> SongPrediction:
+    return _worker_classifier.classify_file(path)

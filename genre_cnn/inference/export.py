@@ -1,0 +1,94 @@
+"""Export a trained model for deployment: LiteRT, TensorFlow SavedModel or ONNX."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Optional
+
+from genre_cnn.errors import ModelError
+from genre_cnn.inference.runners import KerasRunner, export_litert
+from genre_cnn.models.registry import DEFAULT_MODELS_DIR, resolve_model_dir
+from genre_cnn.runtime.native import native_stderr_silenced
+
+__all__ = ["EXPORT_FORMATS", "export_model"]
+
+#: format -> default name inside the model folder
+EXPORT_FORMATS = {"litert": "model.tflite", "saved_model": "saved_model", "onnx": "model.onnx"}
+
+
+def export_model(
+    model: Optional[str | os.PathLike] = None,
+    *,
+    fmt: str = "litert",
+    out: Optional[str | os.PathLike] = None,
+    models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
+) -> Path:
+    """Export the Keras model of a model folder.
+
+    Parameters
+    ----------
+    model : path-like, optional
+        Model folder; default: the latest fit.
+    fmt : {"litert", "saved_model", "onnx"}
+    out : path-like, optional
+        Target file (litert, onnx) or folder (saved_model); default: inside the model folder.
+    models_root : path-like
+
+    Returns
+    -------
+    Path
+        Where the export was written (complete: it is written under a temporary name first).
+
+    Raises
+    ------
+    ModelError
+        Unknown format, missing model, or a missing optional package (ONNX).
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise ModelError(f"format={fmt!r} must be one of {', '.join(EXPORT_FORMATS)}")
+    model_dir = resolve_model_dir(model, models_root=models_root)
+    target = Path(out) if out is not None else model_dir / EXPORT_FORMATS[fmt]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    suffix = {"litert": ".tflite", "onnx": ".onnx"}.get(fmt, "")  # Keras checks the ending
+    temporary = target.parent / f".{target.name}.tmp-{os.getpid()}{suffix}"
+
+    keras_model = KerasRunner(model_dir / "model.keras").model
+    import numpy as np
+
+    keras_model(np.zeros((1, *keras_model.input_shape[1:]), np.float32))  # ONNX export wants a built call
+    try:
+        if fmt == "litert":
+            export_litert(keras_model, temporary)
+        elif fmt == "saved_model":
+            _quiet_export(keras_model, temporary, "tf_saved_model")
+        else:
+            try:
+                _quiet_export(keras_model, temporary, "onnx")
+            except ImportError as exc:
+                raise ModelError(
+                    f"ONNX export needs extra packages ({exc}); install them with: pip install 'genre-cnn[onnx]'"
+                ) from None
+        _replace(temporary, target)
+    finally:
+        if temporary.is_dir():
+            shutil.rmtree(temporary, ignore_errors=True)
+        else:
+            temporary.unlink(missing_ok=True)
+    return target
+
+
+def _quiet_export(keras_model, path: Path, fmt: str) -> None:
+    import contextlib
+    import io
+
+
+    with contextlib.redirect_stdout(io.StringIO()), native_stderr_silenced():
+        keras_model.export(str(path), format=fmt)
+
+
+def _replace(temporary: Path, target: Path) -> None:
+    if target.is_dir():
+        shutil.rmtree(target)
+    os.replace(temporary, target)

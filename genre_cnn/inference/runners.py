@@ -1,0 +1,112 @@
+"""Run a saved model on log-mel chunks: LiteRT (fast start, no TensorFlow) or Keras."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from genre_cnn.errors import ModelError
+from genre_cnn.runtime.backend import import_keras
+from genre_cnn.runtime.native import native_stderr_silenced
+
+__all__ = ["LITERT_FILE", "KERAS_FILE", "KerasRunner", "LiteRTRunner", "open_runner", "export_litert"]
+
+KERAS_FILE = "model.keras"
+LITERT_FILE = "model.tflite"
+BACKENDS = ("auto", "litert", "keras")
+
+
+class KerasRunner:
+    """The Keras model, loaded in safe mode (no arbitrary code). Imports TensorFlow."""
+
+    name = "keras"
+
+    def __init__(self, path: Path) -> None:
+        # lazy: defines Keras layers (imports TensorFlow); importing it registers them for loading
+        from genre_cnn.models import layers  # noqa: F401
+
+        keras = import_keras()
+        try:
+            self.model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        except Exception as exc:  # Keras raises many types for broken archives
+            raise ModelError(f"{path}: cannot be loaded ({_first_line(exc)}); refit the model") from None
+        self.input_shape = tuple(self.model.input_shape[1:])
+        self.n_outputs = int(self.model.output_shape[-1])
+
+    def predict(self, features: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        return np.asarray(self.model.predict(features, batch_size=batch_size, verbose=0))
+
+
+class LiteRTRunner:
+    """The LiteRT (TensorFlow Lite) export, run with the ``ai-edge-litert`` interpreter."""
+
+    name = "litert"
+
+    def __init__(self, path: Path, *, threads: int | None = None) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+                self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        except Exception as exc:  # the interpreter raises several types for a damaged flatbuffer
+            raise ModelError(f"{path}: cannot be loaded ({_first_line(exc)}); refit or re-export the model") from None
+        details = self._interpreter.get_input_details()[0]
+        self._input = details["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self.input_shape = tuple(int(n) for n in details["shape_signature"][1:])
+        self.n_outputs = int(self._interpreter.get_output_details()[0]["shape"][-1])
+        self._batch = None
+
+    def predict(self, features: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        outputs = []
+        for start in range(0, len(features), batch_size):
+            batch = features[start : start + batch_size]
+            with native_stderr_silenced():
+                if self._batch != len(batch):
+                    self._interpreter.resize_tensor_input(self._input, batch.shape)
+                    self._interpreter.allocate_tensors()
+                    self._batch = len(batch)
+                self._interpreter.set_tensor(self._input, batch)
+                self._interpreter.invoke()
+            outputs.append(self._interpreter.get_tensor(self._output).copy())
+        return np.concatenate(outputs) if outputs else np.zeros((0, self.n_outputs), np.float32)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def litert_available() -> bool:
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def open_runner(model_dir: Path, *, backend: str = "auto"):
+    """Open the model of ``model_dir`` with ``backend`` ("auto": LiteRT when it can, else Keras)."""
+    if backend not in BACKENDS:
+        raise ModelError(f"backend={backend!r} must be one of {', '.join(BACKENDS)}")
+    litert_file = model_dir / LITERT_FILE
+    if backend == "litert" or (backend == "auto" and litert_file.is_file() and litert_available()):
+        if not litert_file.is_file():
+            raise ModelError(f"{model_dir}: {LITERT_FILE} is missing; run 'genre-cnn export --model {model_dir}'")
+        if not litert_available():
+            raise ModelError("the LiteRT backend needs the ai-edge-litert package: pip install ai-edge-litert")
+        return LiteRTRunner(litert_file)
+    return KerasRunner(model_dir / KERAS_FILE)
+
+
+def export_litert(model, path: Path) -> None:
+    """Write a Keras model as a LiteRT flatbuffer (its chatter on stdout is swallowed)."""
+    with contextlib.redirect_stdout(io.StringIO()), native_stderr_silenced():
+        model.export(str(path), format="litert")
+    if not Path(path).is_file() or os.path.getsize(path) == 0:
+        raise ModelError(f"{path}: the LiteRT export wrote nothing")

@@ -1,0 +1,154 @@
+"""Genre probabilities over time for long recordings (DJ sets, radio, albums), decoded as a stream."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from genre_cnn.errors import ConfigError
+from genre_cnn.plots import plot_timeline
+from genre_cnn.runtime.files import ensure_folder
+from genre_cnn.signal.logmel import SongFeatureStream
+
+__all__ = ["Timeline", "classify_timeline", "write_timeline"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeline:
+    """Genre probabilities of consecutive windows of one recording.
+
+    Attributes
+    ----------
+    path : str
+    classes : tuple of str
+    starts, ends : np.ndarray [shape=(n_windows,)]
+        Window bounds in seconds.
+    probabilities : np.ndarray [shape=(n_windows, n_classes)]
+        Mean probabilities of the chunks inside each window; NaN for a window whose chunks were
+        all silent (dropped by the model's silence policy).
+    n_chunks : np.ndarray [shape=(n_windows,), dtype=int]
+        Chunks averaged in each window.
+    """
+
+    path: str
+    classes: tuple
+    starts: np.ndarray
+    ends: np.ndarray
+    probabilities: np.ndarray
+    n_chunks: np.ndarray
+
+    def genres(self) -> list[Optional[str]]:
+        """Most likely genre of each window (None where the window was silent)."""
+        return [None if not count else self.classes[int(np.argmax(p))]
+                for p, count in zip(self.probabilities, self.n_chunks)]
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "classes": list(self.classes),
+            "windows": [
+                {"start": round(float(s), 3), "end": round(float(e), 3), "genre": genre, "chunks": int(count),
+                 "probabilities": None if not count else {c: round(float(v), 6) for c, v in zip(self.classes, p)}}
+                for s, e, genre, count, p in zip(self.starts, self.ends, self.genres(), self.n_chunks,
+                                                 self.probabilities)
+            ],
+        }
+
+
+def classify_timeline(path: str | os.PathLike, classifier, *, window: Optional[float] = None,
+                      hop: Optional[float] = None) -> Timeline:
+    """Genre probabilities of every ``window`` seconds of a recording, one window every ``hop`` seconds.
+
+    The recording is decoded and featurised as a stream (memory holds one batch of chunks,
+    whatever its length). Chunks of the model's length are cut on a grid that fits both the
+    window starts and the chunk length; each window's probabilities are the mean of the chunks
+    lying inside it.
+
+    Parameters
+    ----------
+    path : path-like
+    classifier : genre_cnn.inference.classifier.Classifier
+        From :func:`genre_cnn.inference.classifier.open_classifier`; one that ``makes_timelines`` (a CNN).
+    window : float, optional
+        Window length in seconds, at least the model's chunk length (default: the chunk length).
+    hop : float, optional
+        Seconds between window starts (default: ``window``: windows side by side).
+
+    Raises
+    ------
+    ConfigError
+        ``window`` shorter than a chunk, or a non-positive ``hop``.
+    AudioDecodeError
+        The file cannot be decoded (or is too short / silent, as ``classify`` says).
+    """
+    if not classifier.makes_timelines:
+        raise ConfigError(f"{classifier.model_dir}: timelines work with CNN models trained from scratch; "
+                          f"this one is a {classifier.kind} model")
+    config = classifier.feature_config
+    chunk = config.chunk_seconds
+    window = chunk if window is None else float(window)
+    hop = window if hop is None else float(hop)
+    if not window >= chunk - 0.5 / config.sr:
+        raise ConfigError(f"window={window:g} is shorter than the model's chunks ({chunk:.2f} s); "
+                          f"use window={chunk:.2f} or more", parameter="window")
+    if not (hop > 0 and math.isfinite(hop)):
+        raise ConfigError(f"hop={hop!r} must be a positive number of seconds", parameter="hop")
+    per_hop = math.ceil(hop / chunk - 1e-9)  # chunk starts per window hop, so chunks never leave gaps
+    grid = max(1, round(hop * config.sr / per_hop))  # samples between chunk starts
+    stream_config = dataclasses.replace(config, hop_samples=grid)
+    offsets, probabilities = [], []
+    for features, chunk_offsets in SongFeatureStream(path, stream_config, filterbank=classifier.filterbank):
+        probabilities.append(classifier.predict_chunks(features))
+        offsets.append(chunk_offsets)
+    offsets = np.concatenate(offsets) if offsets else np.zeros(0, np.int64)
+    probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, len(classifier.classes)))
+    window_samples = round(window * config.sr)
+    hop_samples = grid * per_hop
+    end = int(offsets.max()) + config.chunk_samples if len(offsets) else config.chunk_samples
+    n_windows = max(1, (end - window_samples) // hop_samples + 1)
+    starts = np.arange(n_windows) * hop_samples
+    totals = np.zeros((n_windows, len(classifier.classes)))
+    counts = np.zeros(n_windows, dtype=np.int64)
+    slack = grid // 2  # chunks rounded to the grid may end a few samples past the window
+    for offset, p in zip(offsets, probabilities):
+        inside = (starts <= offset) & (offset + config.chunk_samples <= starts + window_samples + slack)
+        totals[inside] += p
+        counts[inside] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = totals / counts[:, None]
+    return Timeline(path=str(path), classes=tuple(classifier.classes), starts=starts / config.sr,
+                    ends=(starts + window_samples) / config.sr, probabilities=means, n_chunks=counts)
+
+
+def write_timeline(timeline: Timeline, out: str | os.PathLike) -> dict:
+    """Write ``<stem>.json``, ``<stem>.csv`` and ``<stem>.png`` (stacked probabilities) into ``out``.
+
+    Returns
+    -------
+    dict
+        ``{"json": path, "csv": path, "png": path}``.
+    """
+    out = ensure_folder(out, what="timeline files")
+    stem = out / Path(timeline.path).stem
+    paths = {kind: stem.with_name(f"{stem.name}.timeline.{kind}") for kind in ("json", "csv", "png")}
+    partial = {kind: path.with_name(path.name + ".partial") for kind, path in paths.items()}
+    partial["json"].write_text(json.dumps(timeline.to_dict(), indent=2) + "\n", encoding="utf-8")
+    with open(partial["csv"], "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["start", "end", "genre", "chunks", *timeline.classes])
+        for s, e, genre, count, p in zip(timeline.starts, timeline.ends, timeline.genres(), timeline.n_chunks,
+                                         timeline.probabilities):
+            writer.writerow([f"{s:.3f}", f"{e:.3f}", genre or "", int(count),
+                             *(("" if not count else f"{v:.6f}") for v in p)])
+    with open(partial["png"], "wb") as handle:
+        plot_timeline(timeline, handle)
+    for kind, path in paths.items():
+        os.replace(partial[kind], path)
+    return paths

@@ -1,0 +1,58 @@
+"""Where models live, and the ``latest`` pointer that ``classify`` follows by default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from genre_cnn.errors import ModelError
+from genre_cnn.runtime.files import FolderKind
+
+__all__ = ["DEFAULT_MODELS_DIR", "MODEL_FOLDER", "set_latest", "resolve_model_dir"]
+
+DEFAULT_MODELS_DIR = Path("models")
+LATEST = "latest"
+#: A model folder: a network (``fit``) or a scikit-learn pipeline (``baseline``) with its config.
+MODEL_FOLDER = FolderKind("model", ("config.json", "model.keras"), alternatives=(("config.json", "model.joblib"),))
+
+
+def set_latest(model_dir: Path, *, models_root: str | os.PathLike = DEFAULT_MODELS_DIR) -> None:
+    """Record ``model_dir`` in the text file ``models_root/latest`` (written atomically)."""
+    root = Path(models_root)
+    root.mkdir(parents=True, exist_ok=True)
+    target = Path(model_dir).resolve()
+    try:
+        text = target.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        text = str(target)
+    temporary = root / f".{LATEST}.tmp-{os.getpid()}"
+    temporary.write_text(text + "\n", encoding="utf-8")
+    os.replace(temporary, root / LATEST)
+
+
+def resolve_model_dir(
+    model: Optional[str | os.PathLike] = None, *, models_root: str | os.PathLike = DEFAULT_MODELS_DIR
+) -> Path:
+    """The model folder to use: ``model`` if given, else the one ``models_root/latest`` names.
+
+    Raises
+    ------
+    ModelError
+        No model given and no ``latest`` pointer, or the folder has no ``model.keras``.
+    """
+    if model is None:
+        pointer = Path(models_root) / LATEST
+        if not pointer.is_file():
+            raise ModelError(f"No model at {Path(models_root)}. Run 'genre-cnn fit' first, or pass model=DIR")
+        model_dir = Path(models_root) / pointer.read_text(encoding="utf-8").strip()
+    else:
+        model_dir = Path(model)
+    if not model_dir.is_dir():
+        raise ModelError(f"No model at {model_dir}. Run 'genre-cnn fit' first, or pass model=DIR")
+    if (model_dir / "manifest.csv").is_file() and (model_dir / "feature_config.json").is_file():
+        raise ModelError(f"{model_dir}: is a dataset folder, not a model; train one on it with "
+                         f"'genre-cnn fit --data {model_dir}' and pass the model folder it writes (models/NAME)")
+    if not (model_dir / "model.keras").is_file():
+        raise ModelError(f"{model_dir}: model.keras is missing; refit with 'genre-cnn fit'")
+    return model_dir

@@ -1,0 +1,1 @@
+"""What genre-cnn runs on: Keras/TensorFlow set-up, process pools, quiet native libraries, atomic files."""

@@ -1,0 +1,1 @@
+"""One song's audio: decoding, chunking, cleaning, log-mel spectrograms and handcrafted descriptors."""

@@ -1,0 +1,1 @@
+"""Fitting: the CNN and musicnn recipes, batches, augmentation, distillation, baseline, cross-validation."""

@@ -1,0 +1,401 @@
+"""k-fold cross-validation by song (or group): every song is tested once, by a model that never saw it."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from genre_cnn.config import TrainConfig, read_json, write_json
+from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset, split_songs
+from genre_cnn.errors import ConfigError, DatasetError
+from genre_cnn.plots import plot_confusion, plot_recipe_comparison
+from genre_cnn.runtime.files import FolderKind, atomic_directory, check_output_folder, exclusive_lock
+from genre_cnn.runtime.parallel import run_dask_tasks
+from genre_cnn.signal.descriptors import describe_songs
+from genre_cnn.training.baseline import tuned_baseline
+from genre_cnn.training.fit import load_training_dataset, test_metrics, train_model
+
+__all__ = ["RECIPES", "CvResult", "song_folds", "cross_validate", "compare_recipes", "recipe_of"]
+
+#: The folder ``cv`` writes.
+CV_FOLDER = FolderKind("cross-validation result", ("cv.json",))
+
+#: Recipes that ``compare_recipes`` (``genre-cnn cv --recipes``) can compare on the same folds.
+RECIPES = ("scratch", "teacher", "musicnn", "baseline")
+
+SUMMARY_METRICS = ("chunk_accuracy", "song_accuracy", "chunk_macro_f1", "song_macro_f1")
+
+
+@dataclasses.dataclass(frozen=True)
+class CvResult:
+    """What :func:`cross_validate` measured: per-fold metrics, their mean and std, the summed confusion."""
+
+    out: Path
+    folds: list
+    summary: dict
+
+
+def song_folds(dataset: Dataset, *, folds: Optional[int] = 5, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """The test fold of every song of ``dataset``.
+
+    With ``folds=None`` the folds of the metadata CSV's fold column are used (every song must
+    have one). Otherwise songs are dealt into ``folds`` folds stratified by genre, and songs
+    sharing a group (``--group-column``) land in the same fold
+    (scikit-learn's :class:`~sklearn.model_selection.StratifiedGroupKFold`).
+
+    Returns
+    -------
+    songs : list of str
+        The dataset's songs, in manifest order.
+    fold : np.ndarray [shape=(len(songs),), dtype=int]
+        Fold number (0-based) of each song.
+
+    Raises
+    ------
+    DatasetError
+        No CSV folds where they were asked for, or too few songs (groups) per genre for ``folds``.
+    """
+    songs, first = dataset.song_rows()
+    labels = dataset.labels[first]
+    if folds is None:
+        given = dataset.folds[first]
+        if (given == "").any():
+            raise DatasetError(
+                f"{dataset.path}: the dataset has no fold column; rebuild it with a metadata fold column, "
+                "or give folds=K"
+            )
+        names = sorted(set(given.tolist()), key=lambda v: (len(v), v))
+        if len(names) < 2:
+            raise DatasetError(f"{dataset.path}: the fold column has only fold {names[0]!r}; it needs at least 2")
+        return songs.tolist(), np.array([names.index(v) for v in given])
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ConfigError(f"folds={folds!r} must be an integer >= 2", parameter="folds")
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    groups = np.array([g if g else f"song:{s}" for g, s in zip(dataset.groups[first], songs)])
+    smallest = min(len(set(groups[labels == k])) for k in np.unique(labels))
+    if smallest < folds:
+        unit = "groups" if (dataset.groups != "").any() else "songs"
+        raise DatasetError(
+            f"{dataset.path}: a genre has only {smallest} {unit}, too few for folds={folds}; "
+            f"use folds={max(2, smallest)} or add songs", parameter="folds"
+        )
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    fold = np.empty(len(songs), dtype=np.int64)
+    for number, (_, test) in enumerate(splitter.split(np.zeros(len(songs)), labels, groups)):
+        fold[test] = number
+    return songs.tolist(), fold
+
+
+def cross_validate(
+    data_dir: str | os.PathLike = DEFAULT_DATASET_DIR,
+    *,
+    config: TrainConfig = TrainConfig(),
+    folds: Optional[int] = 5,
+    val_fraction: float = 0.15,
+    out: Optional[str | os.PathLike] = None,
+    verbose: int = 0,
+    log: Callable[[str], None] = print,
+    engine: str = "local",
+    scheduler: Optional[str] = None,
+) -> CvResult:
+    """Train one model per fold with ``config`` and test it on that fold's songs.
+
+    The dataset's own train/val/test split is ignored: each fold's songs are the test set, a
+    ``val_fraction`` of the other songs (whole groups, stratified) picks the best epoch, and the
+    rest trains. Every song (and group) is thus tested exactly once, by a model that never saw
+    any chunk of it. Fold models are not kept; their metrics are.
+
+    Parameters
+    ----------
+    data_dir : path-like
+        Dataset written by :func:`genre_cnn.build_dataset`.
+    config : TrainConfig
+        The same options as ``fit`` (augmentation, class weights...).
+    folds : int or None
+        Number of folds, or None for the folds of the metadata CSV.
+    val_fraction : float
+        Share of each fold's training songs used for validation (0: train on all, keep the last epoch).
+    out : path-like, optional
+        Folder for ``cv.json`` and ``confusion.png`` (default ``models/cv-<date>-<time>``).
+    verbose, log
+        As for :func:`genre_cnn.fit`.
+    engine : {"local", "dask"}
+        ``"dask"``: the folds run in parallel as Dask tasks on ``scheduler`` (see
+        :func:`genre_cnn.runtime.parallel.run_dask_tasks`),
+        with the same results as ``"local"``.
+    scheduler : str, optional
+
+    Returns
+    -------
+    CvResult
+    """
+    out = _cv_out(out, data_dir)
+    dataset = load_dataset(data_dir)
+    fold_of_song = _fold_lookup(dataset, folds=folds, seed=config.seed)
+    _check_engine(engine, scheduler)
+    recipe = TrainedRecipe("fit", config)
+    results = recipe.run_folds(dataset, fold_of_song, val_fraction=val_fraction, verbose=verbose, log=log,
+                               engine=engine, scheduler=scheduler)
+    summary = {**_header(dataset, fold_of_song, folds=folds, config=config), **_summarise_folds(results)}
+    with exclusive_lock(out, command="genre-cnn cv"), atomic_directory(out, kind=CV_FOLDER, inputs=[data_dir]) as tmp:
+        write_json(tmp / "cv.json", {"summary": summary, "folds": results})
+        confusion = {**summary, "chunk_accuracy": _pooled(summary["confusion_chunks"]),
+                     "song_accuracy": _pooled(summary["confusion_songs"])}
+        plot_confusion(confusion, dataset.classes, tmp / "confusion.png")
+    return CvResult(out=out, folds=results, summary=summary)
+
+
+def compare_recipes(
+    data_dir: str | os.PathLike = DEFAULT_DATASET_DIR,
+    *,
+    recipes: Sequence[str] = RECIPES,
+    config: TrainConfig = TrainConfig(),
+    folds: Optional[int] = 5,
+    val_fraction: float = 0.15,
+    out: Optional[str | os.PathLike] = None,
+    verbose: int = 0,
+    log: Callable[[str], None] = print,
+    engine: str = "local",
+    scheduler: Optional[str] = None,
+) -> CvResult:
+    """Cross-validate several recipes on the same folds: which one should I use on my data?
+
+    Every recipe is tested on every song once, with the same folds (and the same validation
+    songs inside each fold) as the others. ``config`` holds the options shared by the CNN
+    recipes (epochs, batch size...); each recipe then sets its own (see :data:`RECIPES`).
+
+    Parameters
+    ----------
+    recipes : sequence of str
+        Any of :data:`RECIPES`: ``scratch`` (the CNN from scratch, ``config`` as given),
+        ``teacher`` (the CNN distilled from musicnn), ``musicnn`` (a head on the frozen musicnn
+        backbone), ``baseline`` (the scikit-learn baseline on handcrafted descriptors, per song).
+    engine, scheduler
+        As for :func:`cross_validate`: the trained recipes' folds as Dask tasks.
+
+    Returns
+    -------
+    CvResult
+        ``summary["recipes"]`` maps each recipe to the mean and std of its fold metrics and its
+        CPU time; ``folds`` holds the fold results of each recipe.
+    """
+    unknown = [name for name in recipes if name not in RECIPES]
+    if unknown or not recipes:
+        raise ConfigError(f"recipes={','.join(recipes)!r}: choose one or more of {','.join(RECIPES)}")
+    _check_engine(engine, scheduler)
+    out = _cv_out(out, data_dir)
+    dataset = load_dataset(data_dir)
+    fold_of_song = _fold_lookup(dataset, folds=folds, seed=config.seed)
+    compared, fold_results = {}, {}
+    for name in recipes:
+        log(f"Recipe {name}:")
+        cpu = time.process_time()
+        results = recipe_of(name, config).run_folds(dataset, fold_of_song, val_fraction=val_fraction,
+                                                     verbose=verbose, log=log, engine=engine, scheduler=scheduler)
+        fold_results[name] = results
+        compared[name] = {**_summarise_folds(results), "cpu_seconds": round(time.process_time() - cpu, 1)}
+    summary = {**_header(dataset, fold_of_song, folds=folds, config=config), "recipes": compared}
+    with exclusive_lock(out, command="genre-cnn cv"), atomic_directory(out, kind=CV_FOLDER, inputs=[data_dir]) as tmp:
+        write_json(tmp / "cv.json", {"summary": summary, "folds": fold_results})
+        plot_recipe_comparison(compared, tmp / "recipes.png")
+    return CvResult(out=out, folds=fold_results, summary=summary)
+
+
+class TrainedRecipe:
+    """A network trained per fold with a :class:`TrainConfig` (CNN from scratch, distilled, or musicnn head)."""
+
+    def __init__(self, name: str, config: TrainConfig) -> None:
+        self.name = name
+        self.config = config
+
+    def run_folds(self, dataset: Dataset, fold_of_song: dict, *, val_fraction: float, verbose: int = 0,
+                  log: Callable[[str], None] = print, engine: str = "local",
+                  scheduler: Optional[str] = None) -> list[dict]:
+        """Train and test one model per fold; returns one result dict per fold.
+
+        With ``engine="dask"`` the folds are Dask tasks (one model each) on ``scheduler``; a task
+        trains exactly what the local loop would (same rows, same seed), so the results are equal.
+        """
+        data = load_training_dataset(dataset.path, config=self.config, log=log) if self.config.backbone else dataset
+        n_folds = len(set(fold_of_song.values()))
+        tasks = [dict(data_dir=str(dataset.path), config=self.config, fold=fold, train_rows=train_rows,
+                      val_rows=val_rows, test_rows=test_rows, verbose=verbose)
+                 for fold, train_rows, val_rows, test_rows in _fold_rows(data, fold_of_song, val_fraction=val_fraction,
+                                                                         seed=self.config.seed)]
+        if engine == "dask":
+            log(f"{n_folds} folds sent to Dask ({scheduler or 'local processes'})")
+            results = run_dask_tasks(train_fold, tasks, scheduler=scheduler)
+        else:
+            results = []
+            for task in tasks:
+                log(f"Fold {task['fold'] + 1}/{n_folds}: {len(set(data.songs[task['test_rows']]))} test songs, "
+                    f"{len(set(data.songs[task['train_rows']]))} training songs")
+                results.append(train_fold(**task, data=data))
+                log("  " + ", ".join(f"{key.replace('_', ' ')} {results[-1][key]:.3f}" for key in SUMMARY_METRICS))
+        return results
+
+
+def train_fold(*, data_dir: str, config: TrainConfig, fold: int, train_rows: np.ndarray, val_rows: np.ndarray,
+               test_rows: np.ndarray, verbose: int = 0, data: Optional[Dataset] = None) -> dict:
+    """Train one fold's model and measure it on the fold's test rows (a Dask task, or a loop step)."""
+    if data is None:
+        data = load_training_dataset(data_dir, config=config, log=lambda message: None)
+    started = time.perf_counter()
+    trained = train_model(data, train_rows=train_rows, val_rows=val_rows, config=config, verbose=verbose,
+                          log=lambda message: None)
+    metrics = test_metrics(trained.model, data, test_rows, batch_size=config.batch_size)
+    return {
+        "fold": fold + 1,
+        "test_songs": sorted(set(data.songs[test_rows])),
+        "train_songs": sorted(set(data.songs[train_rows])),
+        "val_songs": sorted(set(data.songs[val_rows])),
+        "best_epoch": trained.best.best_epoch + 1,
+        "seconds": round(time.perf_counter() - started, 2),
+        **{key: metrics[key] for key in (*SUMMARY_METRICS, "test_chunks", "confusion_chunks", "confusion_songs")},
+    }
+
+
+class BaselineRecipe:
+    """The scikit-learn baseline per fold: descriptors of every song computed once, the grid searched on each fold's training songs."""
+
+    name = "baseline"
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.seed = config.seed
+
+    def run_folds(self, dataset: Dataset, fold_of_song: dict, *, val_fraction: float, verbose: int = 0,
+                  log: Callable[[str], None] = print, engine: str = "local",
+                  scheduler: Optional[str] = None) -> list[dict]:
+        """Fit and test the baseline per fold, here whatever the engine (a fold takes a fraction of a second)."""
+        from sklearn.metrics import confusion_matrix, f1_score
+
+
+        root = _audio_root(dataset)
+        songs, first = dataset.song_rows()
+        log(f"Describing {len(songs)} songs (once)")
+        described = describe_songs([root / song for song in songs])
+        usable = [i for i, row in enumerate(described) if not isinstance(row, str)]
+        if not usable:
+            raise DatasetError(f"{dataset.path}: none of the songs could be described for the baseline ({described[0]})")
+        columns = list(described[usable[0]])
+        values = np.array([[described[i][c] for c in columns] for i in usable])
+        labels = dataset.labels[first[usable]]
+        names = songs[usable]
+        fold = np.array([fold_of_song[song] for song in names])
+        everything = list(range(len(dataset.classes)))
+        results = []
+        for number in range(int(fold.max()) + 1):
+            started = time.perf_counter()
+            train, test = fold != number, fold == number
+            pipeline = tuned_baseline(values[train], labels[train], groups=names[train], seed=self.seed)
+            predicted = pipeline.predict(values[test])
+            accuracy = float(np.mean(predicted == labels[test]))
+            f1 = float(f1_score(labels[test], predicted, labels=everything, average="macro", zero_division=0))
+            results.append({
+                "fold": number + 1, "test_songs": sorted(names[test].tolist()),
+                "train_songs": sorted(names[train].tolist()), "val_songs": [],
+                "seconds": round(time.perf_counter() - started, 2),
+                "song_accuracy": accuracy, "song_macro_f1": f1, "chunk_accuracy": None, "chunk_macro_f1": None,
+                "confusion_songs": confusion_matrix(labels[test], predicted, labels=everything).tolist(),
+            })
+            log(f"Fold {number + 1}: song accuracy {accuracy:.3f}, song macro f1 {f1:.3f}")
+        return results
+
+
+def recipe_of(name: str, config: TrainConfig):
+    """The recipe called ``name`` (see :data:`RECIPES`), with the shared options of ``config``."""
+    if name == "baseline":
+        return BaselineRecipe(config)
+    overrides = {"scratch": {}, "teacher": {"teacher": "musicnn"},
+                 "musicnn": {"backbone": "musicnn", "random_crop": False, "augment": ()}}[name]
+    return TrainedRecipe(name, dataclasses.replace(config, **{"teacher": None, "backbone": None, **overrides}))
+
+
+def _check_engine(engine: str, scheduler: Optional[str]) -> None:
+    if engine not in ("local", "dask"):
+        raise ConfigError(f"engine={engine!r} must be 'local' or 'dask'")
+    if scheduler is not None and engine != "dask":
+        raise ConfigError(f"scheduler={scheduler!r} only applies with engine='dask'")
+
+
+def _cv_out(out, data_dir) -> Path:
+    out = Path(out) if out is not None else Path("models") / datetime.datetime.now().strftime("cv-%Y%m%d-%H%M%S")
+    return check_output_folder(out, kind=CV_FOLDER, inputs=[data_dir])
+
+
+def _fold_lookup(dataset: Dataset, *, folds, seed: int) -> dict:
+    songs, fold_of_song = song_folds(dataset, folds=folds, seed=seed)
+    return dict(zip(songs, fold_of_song.tolist()))
+
+
+def _header(dataset: Dataset, fold_of_song: dict, *, folds, config: TrainConfig) -> dict:
+    """What every cv summary starts with: the folds, the songs, the options and the dataset."""
+    grouped = bool((dataset.groups != "").any())
+    return {
+        "folds": len(set(fold_of_song.values())),
+        "fold_source": "metadata CSV" if folds is None else ("stratified by group" if grouped else "stratified by song"),
+        "songs": len(fold_of_song),
+        "train_config": config.to_dict(),
+        "dataset": {"path": str(dataset.path), "fingerprint": dataset.fingerprint},
+        "classes": list(dataset.classes),
+    }
+
+
+def _fold_rows(dataset: Dataset, fold_of_song: dict, *, val_fraction: float, seed: int):
+    """Per fold ``(fold, train_rows, val_rows, test_rows)`` of ``dataset`` (chunks or patches).
+
+    The validation songs of a fold depend only on the songs and the seed, so every recipe, on
+    chunks or on musicnn patches, gets the same ones.
+    """
+    grouped = bool((dataset.groups != "").any())
+    songs, first = dataset.song_rows()
+    known = np.array([song in fold_of_song for song in songs])
+    songs, first = songs[known], first[known]
+    fold_of_each = np.array([fold_of_song[song] for song in songs])
+    fold_of_chunk = np.array([fold_of_song.get(song, -1) for song in dataset.songs])
+    for fold in sorted(set(fold_of_song.values())):
+        rest = np.flatnonzero(fold_of_each != fold)
+        rest_splits = split_songs(
+            dataset.labels[first[rest]].astype(str),
+            groups=[g or None for g in dataset.groups[first[rest]]] if grouped else None,
+            val_fraction=val_fraction, test_fraction=0.0, seed=seed + fold,
+        )
+        split_of_song = {songs[i]: split for i, split in zip(rest, rest_splits)}
+        split_of_chunk = np.array([split_of_song.get(s, "test") for s in dataset.songs])
+        train_rows = np.flatnonzero((split_of_chunk == "train") & (fold_of_chunk >= 0))
+        val_rows = np.flatnonzero((split_of_chunk == "val") & (fold_of_chunk >= 0))
+        test_rows = np.flatnonzero(fold_of_chunk == fold)
+        seen = set(dataset.songs[train_rows]) | set(dataset.songs[val_rows])
+        assert not seen & set(dataset.songs[test_rows]), "a fold model saw a test song"
+        yield fold, train_rows, val_rows, test_rows
+
+
+def _summarise_folds(results: list[dict]) -> dict:
+    """Mean and std of each fold metric (None where a recipe has no chunk metrics), summed confusions."""
+    summary = {}
+    for key in SUMMARY_METRICS:
+        values = [r[key] for r in results if r.get(key) is not None]
+        summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values))} if values else None
+    for key in ("confusion_chunks", "confusion_songs"):
+        matrices = [r[key] for r in results if r.get(key) is not None]
+        summary[key] = np.sum(matrices, axis=0).tolist() if matrices else None
+    summary["seconds"] = round(sum(r["seconds"] for r in results), 2)
+    return summary
+
+
+def _audio_root(dataset: Dataset) -> Path:
+    summary = read_json(dataset.path / "summary.json", what="the dataset summary", error=DatasetError,
+                        fix="rebuild the dataset", expect=dict)
+    return Path(summary["tracks_dir"])
+
+
+def _pooled(confusion) -> float:
+    confusion = np.asarray(confusion)
+    return float(np.trace(confusion) / max(confusion.sum(), 1))

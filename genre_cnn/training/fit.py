@@ -1,0 +1,386 @@
+"""Train the CNN on a dataset's train songs and measure it honestly on its test songs."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from genre_cnn.config import TrainConfig, write_json
+from genre_cnn.data.arrays import RowReader
+from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset
+from genre_cnn.errors import ConfigError, DatasetError
+from genre_cnn.inference.runners import KERAS_FILE, LITERT_FILE, export_litert
+from genre_cnn.models.cnn import build_model
+from genre_cnn.models.registry import DEFAULT_MODELS_DIR, MODEL_FOLDER, set_latest
+from genre_cnn.plots import plot_confusion, plot_history
+from genre_cnn.runtime.backend import describe_device, import_keras, precision_policy, training_strategy
+from genre_cnn.runtime.files import atomic_directory, check_output_folder, exclusive_lock
+from genre_cnn.signal.logmel import mel_filterbank
+from genre_cnn.training.augment import SIGNAL_AUGMENTATIONS, ChunkAugmenter
+from genre_cnn.training.distill import distillation_loss, teacher_targets, true_label_accuracy
+from genre_cnn.training.metrics import evaluate_chunks
+from genre_cnn.training.transfer import patch_dataset, train_transfer
+from genre_cnn.training.weights import class_weights
+from genre_cnn.version import __version__
+
+__all__ = [
+    "FitResult", "TrainedModel", "fit", "load_training_dataset", "train_model", "training_batches",
+    "evaluation_batches", "test_metrics", "band_statistics",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """Where :func:`fit` saved the model and what it measured on the test songs."""
+
+    model_dir: Path
+    metrics: dict
+    device: str
+
+
+def fit(
+    data_dir: str | os.PathLike = DEFAULT_DATASET_DIR,
+    *,
+    config: TrainConfig = TrainConfig(),
+    name: Optional[str] = None,
+    model_dir: Optional[str | os.PathLike] = None,
+    models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
+    tensorboard: Optional[str | os.PathLike] = None,
+    checkpoint: Optional[str | os.PathLike] = None,
+    verbose: int = 2,
+    log: Callable[[str], None] = print,
+) -> FitResult:
+    """Train a model on the dataset's train songs and save it with its plots and test metrics.
+
+    Validation songs pick the best epoch (lowest validation loss; without validation songs the
+    last epoch is kept). The test songs are never seen during training: their chunk- and
+    song-level accuracy go to ``metrics.json``.
+
+    Parameters
+    ----------
+    data_dir : path-like
+        Dataset written by :func:`genre_cnn.build_dataset`.
+    config : TrainConfig
+        Epochs, batch size, learning rate and seed.
+    name : str, optional
+        Model name; the model goes to ``models_root/name``. Default: ``fit-<date>-<time>``.
+    model_dir : path-like, optional
+        Exact folder for the model (overrides ``name`` and ``models_root``).
+    models_root : path-like
+        Folder of models; ``models_root/latest`` is updated to point at the new model when the
+        model lives there (an explicit ``model_dir`` elsewhere leaves ``latest`` alone).
+    tensorboard : path-like, optional
+        Write TensorBoard logs there.
+    checkpoint : path-like, optional
+        A ``.keras`` file rewritten with the best model so far after every improving epoch, for
+        long runs that might be interrupted.
+    verbose : int
+        Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).
+    log : callable
+        Receives progress messages.
+
+    Returns
+    -------
+    FitResult
+    """
+    if model_dir is None:
+        name = name or datetime.datetime.now().strftime("fit-%Y%m%d-%H%M%S")
+        model_dir = Path(models_root) / name
+    model_dir = check_output_folder(model_dir, kind=MODEL_FOLDER, inputs=[data_dir])
+    dataset = load_training_dataset(data_dir, config=config, log=log)
+    train_rows, val_rows, test_rows = (dataset.indices(s) for s in ("train", "val", "test"))
+    trained = train_model(dataset, train_rows=train_rows, val_rows=val_rows, config=config,
+                          tensorboard=tensorboard, checkpoint=checkpoint, verbose=verbose, log=log)
+    model, history, best, timer = trained.model, trained.history, trained.best, trained.timer
+    metrics = {
+        "best_epoch": best.best_epoch + 1,
+        "epochs": config.epochs,
+        "epochs_run": len(timer.seconds),
+        "selected_by": best.selected_by,
+        **test_metrics(model, dataset, test_rows, batch_size=config.batch_size),
+    }
+    device = trained.device
+
+
+    with exclusive_lock(model_dir, command="genre-cnn fit"), \
+            atomic_directory(model_dir, kind=MODEL_FOLDER, inputs=[data_dir]) as tmp:
+        model.save(tmp / KERAS_FILE)
+        if not config.backbone:  # a backbone computes its own input
+            np.save(tmp / "mel_filterbank.npy", mel_filterbank(dataset.feature_config))
+        export_litert(model, tmp / LITERT_FILE)
+        write_json(tmp / "config.json", {
+            "kind": "musicnn" if config.backbone else "cnn",
+            "package_version": __version__,
+            "feature_config": dataset.feature_config.to_dict(),
+            "classes": list(dataset.classes),
+            "train_config": config.to_dict(),
+            "dataset": {"path": str(dataset.path), "fingerprint": dataset.fingerprint},
+            "device": device,
+            "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        })
+        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / "history.json", {**{k: [float(v) for v in vs] for k, vs in history.items()},
+                                          "epoch_seconds": [round(s, 3) for s in timer.seconds]})
+        _write_history_csv(history, timer.seconds, tmp / "history.csv")
+        plot_history(history, tmp / "history.png", best_epoch=best.best_epoch)
+        if metrics["test_songs"]:
+            plot_confusion(metrics, dataset.classes, tmp / "confusion.png")
+        # lazy: the drift checks import scipy.stats (~1 s), needed only here
+        from genre_cnn.monitoring import write_reference_profile
+
+        write_reference_profile(tmp, dataset, keras_model=model, log=log)  # for genre-cnn monitor
+    if model_dir.resolve().parent == Path(models_root).resolve():
+        set_latest(model_dir, models_root=models_root)
+    return FitResult(model_dir=model_dir, metrics=metrics, device=device)
+
+
+def load_training_dataset(data_dir, *, config: TrainConfig, log: Callable[[str], None] = print) -> Dataset:
+    """The dataset a model with ``config`` trains on: the chunks, or with a backbone its patches."""
+    dataset = load_dataset(data_dir)
+    if config.backbone:
+        dataset = patch_dataset(dataset, log=log)
+    return dataset
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedModel:
+    """What :func:`train_model` returns: the model (best epoch's weights) and its training record."""
+
+    model: object
+    history: dict
+    best: object
+    timer: object
+    device: str
+
+
+def train_model(
+    dataset: Dataset,
+    *,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray,
+    config: TrainConfig = TrainConfig(),
+    tensorboard: Optional[str | os.PathLike] = None,
+    checkpoint: Optional[str | os.PathLike] = None,
+    verbose: int = 2,
+    log: Callable[[str], None] = print,
+) -> TrainedModel:
+    """Train a fresh model on the chunks ``train_rows``, picking the best epoch on ``val_rows``.
+
+    The training core shared by :func:`fit` and :func:`genre_cnn.training.cv.cross_validate`: it sees
+    only the rows it is given. Augmentations (``config.augment``) touch the training batches
+    only; validation batches are served as stored.
+
+    Returns
+    -------
+    TrainedModel
+        The model carries no augmentation layer (it is the plain inference model).
+    """
+    _check_trainable(dataset, train_rows)
+    keras = import_keras()
+    keras.utils.set_random_seed(config.seed)
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    device = describe_device()
+    strategy = training_strategy()
+    replicas = f", {strategy.num_replicas_in_sync} replicas" if strategy.num_replicas_in_sync > 1 else ""
+    precision = ", mixed precision" if config.mixed_precision else ""
+    augmented = f", augmented with {'+'.join(config.augment)}" if config.augment else ""
+    augmented += ", random crops" if config.random_crop and not config.backbone else ""
+    augmented += f", distilled from {config.teacher} (T={config.temperature:g})" if config.teacher else ""
+    unit = "chunks"
+    if config.backbone:
+        augmented = f", musicnn backbone {'fine-tuned' if config.fine_tune else 'frozen'}"
+        unit = "patches"
+    log(f"Training on {device}{replicas}{precision}{augmented}: {len(train_rows)} train {unit}, {len(val_rows)} "
+        f"validation {unit}, {len(dataset.classes)} genres")
+
+    # lazy: Keras callbacks: importing it imports TensorFlow
+    from genre_cnn.training.callbacks import BestCheckpoint, BestWeights, EpochTimes
+
+    n_classes = len(dataset.classes)
+    monitor = "val_loss" if len(val_rows) else "loss"
+    best = BestWeights(monitor=monitor, keep=config.keep_epoch)
+    timer = EpochTimes()
+    weights = class_weights(dataset.labels[train_rows], n_classes)
+    if config.class_weight == "none" and weights.max() / weights.min() > 1.5:
+        log(f"Note: the largest genre has {weights.max() / weights.min():.1f}x the training {unit} of the "
+            "smallest; consider balanced class weights (--class-weight balanced)")
+    callbacks = [best, timer, *_optional_callbacks(keras, config, monitor, tensorboard)]
+    if checkpoint is not None and Path(checkpoint).suffix != ".keras":
+        raise ConfigError(f"checkpoint={checkpoint}: the file name must end in .keras", parameter="checkpoint")
+    if config.backbone:
+        model, trainee, history = train_transfer(dataset, train_rows=train_rows, val_rows=val_rows, config=config,
+                                                 callbacks=callbacks, checkpoint=checkpoint, verbose=verbose)
+        best.restore(trainee)
+        return TrainedModel(model=model, history=history, best=best, timer=timer, device=device)
+
+    # lazy: defines Keras layers: importing it imports TensorFlow
+    from genre_cnn.models.layers import SpecAugment
+
+    mixup = "mixup" in config.augment
+    one_hot = mixup or config.teacher is not None
+    soft_targets = None
+    if config.teacher is not None:
+        soft_targets = teacher_targets(dataset, train_rows, config, log=log)
+        keras.utils.set_random_seed(config.seed)  # the student starts the same with or without a teacher
+    mean, variance = band_statistics(dataset.features, train_rows)
+    with precision_policy(config.mixed_precision), strategy.scope():
+        model = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance)
+        trainee = model
+        if "specaugment" in config.augment or config.teacher:  # a training-only wrapper: the saved model stays plain
+            inputs = keras.Input(shape=dataset.feature_config.input_shape, name="log_mel")
+            masked = SpecAugment(mean, seed=config.seed, name="specaugment")(inputs) \
+                if "specaugment" in config.augment else inputs
+            trainee = keras.Model(inputs, model(masked), name="genre_cnn_training")
+        optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
+        if config.teacher is not None:
+            loss, metrics = distillation_loss(n_classes, config), [true_label_accuracy(n_classes)]
+        else:
+            loss = "categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy"
+            metrics = ["accuracy"]
+        trainee.compile(optimizer=optimizers[config.optimizer](learning_rate=config.learning_rate), loss=loss,
+                        metrics=metrics)
+    train_data = training_batches(dataset, train_rows, config, soft_targets=soft_targets)
+    val_data = evaluation_batches(dataset, val_rows, config) if len(val_rows) else None
+    if checkpoint is not None:
+        callbacks.append(BestCheckpoint(checkpoint, model=model, monitor=monitor, keep=config.keep_epoch))
+    history = trainee.fit(
+        train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
+        class_weight=dict(enumerate(weights.tolist())) if config.class_weight == "balanced" else None,
+    )
+    best.restore(trainee)
+    if config.mixed_precision:  # keep float16 for training only: save (and export) a float32 twin
+        with precision_policy(False):
+            twin = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance)
+        twin.set_weights(model.get_weights())
+        model = twin
+    return TrainedModel(model=model, history=history.history, best=best, timer=timer, device=device)
+
+
+def training_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig, *, soft_targets=None):
+    """The shuffled, randomly cropped and augmented (per ``config``) batches that train on the chunks ``rows``.
+
+    ``soft_targets`` (a teacher's probabilities per chunk) are served after the one-hot labels.
+
+    Returns
+    -------
+    genre_cnn.training.batches.ChunkBatches
+    """
+    # lazy: a Keras PyDataset: importing it imports TensorFlow
+    from genre_cnn.training.batches import ChunkBatches
+
+    augmenter = None
+    if any(name in SIGNAL_AUGMENTATIONS for name in config.augment):
+        augmenter = ChunkAugmenter(dataset.feature_config, config, filterbank=mel_filterbank(dataset.feature_config))
+    mixup = "mixup" in config.augment
+    feature_config = dataset.feature_config
+    crop = config.random_crop and feature_config.hop_samples <= feature_config.chunk_samples
+    return ChunkBatches(
+        features=dataset.features, labels=dataset.labels, rows=rows, batch_size=config.batch_size,
+        shuffle=True, seed=config.seed, augmenter=augmenter, repeats=config.crops_per_chunk if crop else 1,
+        next_rows=dataset.next_rows() if augmenter is not None or crop or soft_targets is not None else None,
+        n_classes=len(dataset.classes) if mixup or soft_targets is not None else None,
+        mixup_alpha=config.mixup_alpha if mixup else None,
+        crop_hop_frames=round(feature_config.hop_samples / feature_config.hop_length) if crop else None,
+        soft_targets=soft_targets,
+    )
+
+
+def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig = TrainConfig()):
+    """Batches of the chunks ``rows`` exactly as stored, in order: never augmented.
+
+    Labels are one-hot when ``config`` trains with mixup (the loss then expects them so); with a
+    teacher they are one-hot twice (the true label stands in for the teacher on held-out songs).
+    """
+    # lazy: a Keras PyDataset: importing it imports TensorFlow
+    from genre_cnn.training.batches import ChunkBatches
+
+    n_classes = len(dataset.classes)
+    return ChunkBatches(
+        features=dataset.features, labels=dataset.labels, rows=rows, batch_size=config.batch_size,
+        n_classes=n_classes if "mixup" in config.augment or config.teacher else None,
+        soft_targets=np.eye(n_classes, dtype=np.float32)[dataset.labels] if config.teacher else None,
+    )
+
+
+def _optional_callbacks(keras, config: TrainConfig, monitor: str, tensorboard) -> list:
+    callbacks = []
+    if config.patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience,
+                                                       restore_best_weights=config.keep_epoch == "best"))
+    if config.reduce_lr:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, factor=0.5, patience=max(1, (config.patience or 4) // 2), min_lr=1e-6))
+    if tensorboard is not None:
+        try:
+            import tensorboard as _  # noqa: F401  (tf.summary needs it)
+        except ImportError:
+            raise ConfigError(f"tensorboard={tensorboard}: needs TensorBoard: pip install 'genre-cnn[tensorboard]'",
+                              parameter="tensorboard") from None
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard)))
+    return callbacks
+
+
+def band_statistics(features: np.ndarray, rows: np.ndarray, *, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of each mel band over the chunks ``rows``, read block by block.
+
+    Returns
+    -------
+    mean, variance : np.ndarray [shape=(n_mels,), dtype=float64]
+    """
+    read = RowReader(features)
+    total = np.zeros(features.shape[1])
+    total_sq = np.zeros(features.shape[1])
+    count = 0
+    for start in range(0, len(rows), block):
+        chunk = read(np.sort(rows[start : start + block])).astype(np.float64)
+        total += chunk.sum(axis=(0, 2))
+        total_sq += np.square(chunk).sum(axis=(0, 2))
+        count += chunk.shape[0] * chunk.shape[2]
+    mean = total / count
+    variance = np.maximum(total_sq / count - mean**2, 1e-6)
+    return mean, variance
+
+
+def _check_trainable(dataset: Dataset, train_rows: np.ndarray) -> None:
+    if len(train_rows) == 0:
+        raise DatasetError(f"{dataset.path}: the dataset has no training songs; rebuild it with smaller fractions")
+    present = set(dataset.labels[train_rows].tolist())
+    missing = [name for i, name in enumerate(dataset.classes) if i not in present]
+    if missing:
+        raise DatasetError(
+            f"{dataset.path}: no training songs for genre(s) {missing}; add songs and rebuild the dataset"
+        )
+
+
+def test_metrics(model, dataset: Dataset, test_rows: np.ndarray, *, batch_size: int = 32) -> dict:
+    """Chunk- and song-level metrics of ``model`` on the chunks ``test_rows`` (never augmented)."""
+    if len(test_rows) == 0:
+        return {"test_songs": 0, "test_chunks": 0, "chunk_accuracy": None, "song_accuracy": None,
+                "note": "no test songs (the dataset was built with --test-fraction 0)"}
+    probabilities = model.predict(evaluation_batches(dataset, test_rows, TrainConfig(batch_size=batch_size)),
+                                  verbose=0)
+    return evaluate_chunks(
+        probabilities,
+        labels=dataset.labels[test_rows],
+        songs=dataset.songs[test_rows],
+        classes=dataset.classes,
+    )
+
+
+def _write_history_csv(history: dict, seconds: list, path: Path) -> None:
+    """One row per epoch: epoch, seconds and every logged metric (like Keras' CSVLogger)."""
+    import csv
+
+    keys = sorted(history)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["epoch", "seconds", *keys])
+        for epoch in range(len(seconds)):
+            writer.writerow([epoch + 1, f"{seconds[epoch]:.3f}", *(f"{float(history[k][epoch]):.6g}" for k in keys)])
