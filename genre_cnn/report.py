@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genre_cnn.data.dataset import SPLITS
+from genre_cnn.data.summary import SPLITS
 
 __all__ = ["format_table", "format_build_summary", "format_metrics", "format_prediction", "format_cv", "format_recipes",
            "format_evaluation"]

@@ -8,7 +8,8 @@ import pytest
 import soundfile
 from conftest import synth_song, write_tracks
 
-from genre_cnn.data.dataset import build_dataset, load_dataset, scan_tracks, split_songs
+from genre_cnn.data.dataset import build_dataset, load_dataset, read_summary, scan_tracks, split_songs
+from genre_cnn.data.summary import BuildSummary
 from genre_cnn.errors import ConfigError, DatasetError
 
 
@@ -108,6 +109,20 @@ def test_no_song_has_chunks_in_two_splits(tracks_dir, tiny_config, tmp_path):
     for genre in ("chirps", "noise", "tones"):
         assert {s: summary["per_class"][genre][s]["songs"] for s in ("train", "val", "test")} == \
             {"train": 3, "val": 1, "test": 1}
+
+
+def test_the_summary_is_a_type_saved_as_json_and_read_back_unchanged(tracks_dir, tiny_config, tmp_path):
+    report = build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1)
+    assert isinstance(report.summary, BuildSummary)
+    assert read_summary(tmp_path / "ds") == report.summary
+    assert json.loads((tmp_path / "ds" / "summary.json").read_text()) == report.summary.to_dict()
+    assert report.summary["songs"] == report.summary.songs == 15  # also read like the JSON it is saved as
+    saved = report.summary.to_dict()
+    saved["added_by_a_newer_version"] = 1
+    assert BuildSummary.from_dict(saved) == report.summary
+    del saved["chunks"]
+    with pytest.raises(DatasetError, match=r"summary.json: is damaged \(no chunks\); rebuild the dataset"):
+        BuildSummary.from_dict(saved)
 
 
 def test_the_same_features_are_written_with_several_workers(tracks_dir, tiny_config, tmp_path):

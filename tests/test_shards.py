@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from conftest import TINY_CLI_OPTIONS
 
 from genre_cnn.cli import main
-from genre_cnn.data.dataset import build_dataset, load_dataset, shard_of
+from genre_cnn.data.dataset import build_dataset, load_dataset, read_summary, shard_of
 from genre_cnn.data.shards import build_with_dask, merge_datasets, parse_shard
 from genre_cnn.errors import ConfigError, DatasetError
 
@@ -47,6 +47,11 @@ def test_shard_by_shard_then_merge_equals_one_build(tracks_dir, tiny_config, tmp
     merged = merge_datasets([tmp_path / "shards" / str(i) for i in range(3)], out=tmp_path / "merged")
     assert merged.summary["songs"] == 15 and merged.summary["chunks"] == 45
     assert_same_dataset(tmp_path / "whole", tmp_path / "merged")
+    whole = read_summary(tmp_path / "whole")  # the merged summary counts what one build counts
+    assert read_summary(tmp_path / "merged") == merged.summary
+    for field in ("classes", "songs", "chunks", "per_class", "groups", "folds", "val_fraction", "test_fraction",
+                  "seed", "decoded_songs"):
+        assert getattr(merged.summary, field) == getattr(whole, field), field
 
 
 def test_dask_engine_equals_one_build(tracks_dir, tiny_config, tmp_path):

@@ -15,6 +15,7 @@ import numpy as np
 from genre_cnn.config import FeatureConfig, check_classes, read_json, write_json
 from genre_cnn.data.arrays import NpyAppender
 from genre_cnn.data.cache import OFFSETS_FILE, SongCache, file_key, write_song_index
+from genre_cnn.data.summary import SPLITS, BuildSummary, count_songs_and_chunks
 from genre_cnn.errors import AudioDecodeError, ConfigError, DatasetError
 from genre_cnn.runtime.files import FolderKind, atomic_directory, check_output_folder, exclusive_lock
 from genre_cnn.runtime.parallel import process_pool
@@ -23,6 +24,7 @@ from genre_cnn.signal.logmel import SongFeatureStream, mel_filterbank
 
 __all__ = [
     "SPLITS",
+    "read_summary",
     "Song",
     "TrackList",
     "Dataset",
@@ -32,10 +34,10 @@ __all__ = [
     "load_dataset",
 ]
 
-SPLITS = ("train", "val", "test")
 DEFAULT_DATASET_DIR = Path("data/dataset")
 
 #: A dataset folder, recognised by the files every build writes.
+SUMMARY_FILE = "summary.json"
 DATASET_FOLDER = FolderKind("dataset", ("manifest.csv", "feature_config.json"))
 
 #: Rows copied into ``features.npy`` at a time.
@@ -219,10 +221,10 @@ def _check_fractions(val_fraction: float, test_fraction: float) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class BuildReport:
-    """What :func:`build_dataset` did: the written dataset's summary plus notes."""
+    """What :func:`build_dataset` did: where the dataset went and its summary."""
 
     path: Path
-    summary: dict
+    summary: BuildSummary
 
 
 def check_shard(shard: tuple[int, int]) -> tuple[int, int]:
@@ -371,20 +373,24 @@ def build_dataset(
         np.save(tmp / "mel_filterbank.npy", mel_filterbank(config))
         write_json(tmp / "classes.json", classes)
         _write_skipped(tmp / "skipped.csv", skipped)
-        summary = _summarise(
-            tracks, used, splits, skipped, classes, notes,
-            val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
-        )
         silent_dropped = totals["silent_chunks"]
-        summary["silent_chunks_dropped"] = silent_dropped
-        summary["trimmed_seconds"] = round(totals["trimmed_seconds"], 3)
-        summary["denoise_mean_db"] = round(totals["denoise_db"] / len(used), 2) if config.denoise else None
-        summary["reused_songs"] = reused
-        summary["decoded_songs"] = len(songs) - reused
-        summary["shard"] = list(shard) if shard is not None else None
         if silent_dropped:
-            summary["notes"].append(f"{silent_dropped} silent chunk(s) dropped (silence policy 'drop')")
-        write_json(tmp / "summary.json", summary)
+            notes.append(f"{silent_dropped} silent chunk(s) dropped (silence policy 'drop')")
+        summary = BuildSummary(
+            tracks_dir=str(tracks.root), classes=classes, songs=len(used),
+            chunks=int(sum(len(offsets) for _, offsets in used)),
+            per_class=count_songs_and_chunks(classes, ((song.label, split, len(offsets))
+                                                       for (song, offsets), split in zip(used, splits))),
+            skipped=[{"song": song, "reason": reason} for song, reason in skipped], notes=notes,
+            val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+            groups=len({song.group for song, _ in used if song.group}),
+            folds=sorted({song.fold for song, _ in used if song.fold}),
+            silent_chunks_dropped=silent_dropped, trimmed_seconds=round(totals["trimmed_seconds"], 3),
+            denoise_mean_db=round(totals["denoise_db"] / len(used), 2) if config.denoise else None,
+            reused_songs=reused, decoded_songs=len(songs) - reused,
+            shard=list(shard) if shard is not None else None,
+        )
+        write_json(tmp / SUMMARY_FILE, summary.to_dict())
     return BuildReport(path=out, summary=summary)
 
 
@@ -465,27 +471,6 @@ def _write_skipped(path: Path, skipped: list[tuple[str, str]]) -> None:
         writer.writerows(skipped)
 
 
-def _summarise(tracks, used, splits, skipped, classes, notes, **options) -> dict:
-    per_class = {
-        name: {split: {"songs": 0, "chunks": 0} for split in SPLITS} for name in classes
-    }
-    for (song, offsets), split in zip(used, splits):
-        per_class[song.label][split]["songs"] += 1
-        per_class[song.label][split]["chunks"] += len(offsets)
-    return {
-        "tracks_dir": str(tracks.root),
-        "classes": classes,
-        "songs": len(used),
-        "chunks": int(sum(len(offsets) for _, offsets in used)),
-        "groups": len({song.group for song, _ in used if song.group}),
-        "folds": sorted({song.fold for song, _ in used if song.fold}),
-        "per_class": per_class,
-        "skipped": [{"song": song, "reason": reason} for song, reason in skipped],
-        "notes": notes,
-        **options,
-    }
-
-
 @dataclasses.dataclass(frozen=True)
 class Dataset:
     """A dataset written by :func:`build_dataset`, with features memory-mapped, not loaded.
@@ -563,6 +548,19 @@ def _read_manifest(path: Path, data: bytes) -> list[dict]:
     if strange:
         raise DatasetError(f"{path}: is damaged (unknown split {sorted(map(str, strange))[0]!r}); rebuild the dataset")
     return rows
+
+
+def read_summary(dataset_dir: str | os.PathLike) -> BuildSummary:
+    """The :class:`BuildSummary` saved with a dataset (``summary.json``).
+
+    Raises
+    ------
+    DatasetError
+        Missing or damaged.
+    """
+    path = Path(dataset_dir) / SUMMARY_FILE
+    data = read_json(path, what="the dataset summary", error=DatasetError, fix="rebuild the dataset", expect=dict)
+    return BuildSummary.from_dict(data, where=str(path))
 
 
 def load_dataset(path: str | os.PathLike = DEFAULT_DATASET_DIR) -> Dataset:

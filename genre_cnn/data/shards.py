@@ -9,10 +9,19 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from genre_cnn.config import read_json, write_json
+from genre_cnn.config import write_json
 from genre_cnn.data.arrays import NpyAppender
 from genre_cnn.data.cache import OFFSETS_FILE, SONGS_FILE
-from genre_cnn.data.dataset import DATASET_FOLDER, SPLITS, BuildReport, build_dataset, check_shard, load_dataset
+from genre_cnn.data.dataset import (
+    DATASET_FOLDER,
+    SUMMARY_FILE,
+    BuildReport,
+    build_dataset,
+    check_shard,
+    load_dataset,
+    read_summary,
+)
+from genre_cnn.data.summary import BuildSummary
 from genre_cnn.errors import ConfigError, DatasetError
 from genre_cnn.runtime.files import atomic_directory, check_output_folder, exclusive_lock
 from genre_cnn.runtime.parallel import run_dask_tasks
@@ -45,9 +54,9 @@ def merge_datasets(shard_dirs: Sequence[str | os.PathLike], *, out: str | os.Pat
     if not shards:
         raise DatasetError("no shard datasets given to merge")
     first = shards[0]
-    summaries = [read_json(Path(s.path) / "summary.json", what="the summary", error=DatasetError) for s in shards]
+    summaries = [read_summary(shard.path) for shard in shards]
     for shard, summary in zip(shards[1:], summaries[1:]):
-        same_split = all(summary.get(k) == summaries[0].get(k) for k in ("val_fraction", "test_fraction", "seed"))
+        same_split = summary.same_split_options(summaries[0])
         if shard.feature_config != first.feature_config or shard.classes != first.classes or not same_split:
             raise DatasetError(
                 f"{shard.path}: made with other feature options, genres or split options than {first.path}; "
@@ -67,8 +76,11 @@ def merge_datasets(shard_dirs: Sequence[str | os.PathLike], *, out: str | os.Pat
         np.save(tmp / "mel_filterbank.npy", mel_filterbank(first.feature_config))
         write_json(tmp / "feature_config.json", first.feature_config.to_dict())
         write_json(tmp / "classes.json", list(first.classes))
-        summary = _merge_summaries(summaries, shards)
-        write_json(tmp / "summary.json", summary)
+        summary = BuildSummary.merge(
+            summaries, sources=[str(shard.path) for shard in shards],
+            groups=len({g for shard in shards for g in np.unique(shard.groups) if g}),
+            folds=sorted({f for shard in shards for f in np.unique(shard.folds) if f}))
+        write_json(tmp / SUMMARY_FILE, summary.to_dict())
     return BuildReport(path=out, summary=summary)
 
 
@@ -99,36 +111,6 @@ def _merge_song_index(shards, target: Path) -> None:
                     row["first_row"] = str(int(row["first_row"]) + offset)
                     writer.writerow(row)
             offset += len(shard.features)
-
-
-def _merge_summaries(summaries: list[dict], shards) -> dict:
-    classes = list(shards[0].classes)
-    per_class = {name: {split: {"songs": 0, "chunks": 0} for split in SPLITS} for name in classes}
-    for summary in summaries:
-        for name, splits in summary["per_class"].items():
-            for split, counts in splits.items():
-                per_class[name][split]["songs"] += counts["songs"]
-                per_class[name][split]["chunks"] += counts["chunks"]
-    first = summaries[0]
-    return {
-        "tracks_dir": first["tracks_dir"],
-        "classes": classes,
-        "songs": sum(s["songs"] for s in summaries),
-        "chunks": sum(s["chunks"] for s in summaries),
-        "per_class": per_class,
-        "skipped": [item for s in summaries for item in s["skipped"]],
-        "notes": sorted({note for s in summaries for note in s["notes"]})
-        + [f"merged from {len(shards)} shard(s): " + ", ".join(str(s.path) for s in shards)],
-        "val_fraction": first["val_fraction"],
-        "test_fraction": first["test_fraction"],
-        "seed": first["seed"],
-        "silent_chunks_dropped": sum(s.get("silent_chunks_dropped", 0) for s in summaries),
-        "trimmed_seconds": round(sum(s.get("trimmed_seconds", 0) for s in summaries), 3),
-        "denoise_mean_db": first.get("denoise_mean_db"),
-        "reused_songs": sum(s.get("reused_songs", 0) for s in summaries),
-        "decoded_songs": sum(s.get("decoded_songs", 0) for s in summaries),
-        "shard": None,
-    }
 
 
 def build_with_dask(

@@ -11,8 +11,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from genre_cnn.config import TrainConfig, read_json, write_json
-from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset, split_songs
+from genre_cnn.config import TrainConfig, write_json
+from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset, read_summary, split_songs
 from genre_cnn.errors import ConfigError, DatasetError
 from genre_cnn.plots import plot_confusion, plot_recipe_comparison
 from genre_cnn.runtime.files import FolderKind, atomic_directory, check_output_folder, exclusive_lock
@@ -391,9 +391,7 @@ def _summarise_folds(results: list[dict]) -> dict:
 
 
 def _audio_root(dataset: Dataset) -> Path:
-    summary = read_json(dataset.path / "summary.json", what="the dataset summary", error=DatasetError,
-                        fix="rebuild the dataset", expect=dict)
-    return Path(summary["tracks_dir"])
+    return Path(read_summary(dataset.path).tracks_dir)
 
 
 def _pooled(confusion) -> float:

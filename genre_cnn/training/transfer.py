@@ -18,7 +18,7 @@ import numpy as np
 
 from genre_cnn.config import TrainConfig, read_json, write_json
 from genre_cnn.data.arrays import NpyAppender
-from genre_cnn.data.dataset import Dataset
+from genre_cnn.data.dataset import Dataset, read_summary
 from genre_cnn.errors import AudioDecodeError, DatasetError
 from genre_cnn.models.musicnn import HOP, N_MELS, PATCH_FRAMES, SR, load_musicnn, song_patches
 from genre_cnn.runtime.backend import import_keras
@@ -84,8 +84,7 @@ def embeddings_of(dataset: Dataset) -> np.ndarray:
 
 
 def _build_cache(dataset: Dataset, cache: Path, *, log) -> None:
-    summary = read_json(dataset.path / "summary.json", what="the dataset summary", error=DatasetError)
-    root = Path(summary["tracks_dir"])
+    root = Path(read_summary(dataset.path).tracks_dir)
     songs, first = dataset.song_rows()
     missing = [s for s in songs if not (root / s).exists()]
     if missing:
