@@ -6,8 +6,8 @@ Usage (from the repository root; needs TensorFlow, not the musicnn package itsel
     python tools/convert_musicnn.py /tmp/musicnn/musicnn-0.1.0-py3-none-any.whl
 
 Writes
-  genre_cnn/backbones/musicnn_msd.weights.h5   the Keras port's weights (float32)
-  genre_cnn/backbones/MUSICNN-LICENSE.txt      the ISC notice of the original
+  genre_cnn/models/backbones/musicnn_msd.weights.h5   the Keras port's weights (float32)
+  genre_cnn/models/backbones/MUSICNN-LICENSE.txt      the ISC notice of the original
   tests/fixtures/musicnn_reference.npz         a few generated clips' front ends, with the tags and
                                                embeddings the *original* TF1 graph computes for them
 and checks that the port reproduces the original's outputs.

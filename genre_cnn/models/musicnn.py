@@ -2,7 +2,7 @@
 
 The original is a TensorFlow 1 graph shipped in the ``musicnn==0.1.0`` wheel (ISC licence,
 © Music Technology Group, Universitat Pompeu Fabra, 2019). ``tools/convert_musicnn.py`` reads its
-``MSD_musicnn`` checkpoint and writes the weights shipped in ``genre_cnn/backbones/`` (with the
+``MSD_musicnn`` checkpoint and writes the weights shipped in ``genre_cnn/models/backbones/`` (with the
 licence notice); this module rebuilds the network around them, layer for layer.
 
 Input: patches of :data:`PATCH_FRAMES` frames of the musicnn front end (:func:`musicnn_patches`),
