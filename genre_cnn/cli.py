@@ -50,7 +50,7 @@ def option_names(command: click.Command) -> dict[str, str]:
     names = {}
     for param in command.params:
         if isinstance(param, click.Argument):
-            names[param.name] = param.make_metavar(click.get_current_context()).rstrip(".")
+            names[param.name] = param.human_readable_name
             continue
         spellings = [opt for opt in (*param.opts, *param.secondary_opts) if opt.startswith("--")]
         for opt in spellings:

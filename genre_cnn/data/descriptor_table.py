@@ -12,8 +12,7 @@ import numpy as np
 from genre_cnn.data.dataset import scan_tracks
 from genre_cnn.errors import AudioDecodeError, ConfigError
 from genre_cnn.runtime.files import atomic_file
-from genre_cnn.runtime.parallel import process_pool
-from genre_cnn.signal.descriptors import describe_one, descriptor_columns
+from genre_cnn.signal.descriptors import describe_songs, descriptor_columns
 
 __all__ = ["write_descriptor_table", "read_descriptor_table"]
 
@@ -33,18 +32,13 @@ def write_descriptor_table(
     """
     tracks = scan_tracks(tracks_dir)
     out = Path(out)
-    workers = (os.cpu_count() or 1) if workers is None else workers
     paths = [song.path for song in tracks.songs]
-    with process_pool(min(workers, len(paths))) as pool:
-        results = pool.map(describe_one, paths)
-        if progress is not None:
-            results = progress(results, total=len(paths))
-        rows, skipped = [], []
-        for song, outcome in zip(tracks.songs, results):
-            if isinstance(outcome, str):
-                skipped.append((song.relative, outcome))
-            else:
-                rows.append({"song": song.relative, "genre": song.label, **outcome})
+    rows, skipped = [], []
+    for song, outcome in zip(tracks.songs, describe_songs(paths, workers=workers, progress=progress)):
+        if isinstance(outcome, str):
+            skipped.append((song.relative, outcome))
+        else:
+            rows.append({"song": song.relative, "genre": song.label, **outcome})
     if not rows:
         raise AudioDecodeError(f"{tracks.root}: none of the {len(paths)} audio files could be described")
     out.parent.mkdir(parents=True, exist_ok=True)

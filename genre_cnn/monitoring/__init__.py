@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Callable, Optional
@@ -16,15 +17,6 @@ from genre_cnn.data.dataset import load_dataset
 from genre_cnn.errors import ModelError
 from genre_cnn.inference.classifier import open_classifier
 from genre_cnn.models.registry import resolve_model_dir
-from genre_cnn.monitoring.drift import (
-    DRIFT_EXIT_CODE,
-    Check,
-    DriftReport,
-    MonitorError,
-    compare,
-    monitor,
-    read_serve_log,
-)
 from genre_cnn.monitoring.profile import (
     PROFILE_FILE,
     Profile,
@@ -40,6 +32,16 @@ from genre_cnn.runtime.files import exclusive_lock
 __all__ = ["DRIFT_EXIT_CODE", "Check", "DriftReport", "MonitorError", "PROFILE_FILE", "Profile", "SongProfiler",
            "audio_statistics", "compare", "load_profile", "monitor", "profile_songs", "read_serve_log",
            "write_reference_profile", "rebuild_profile"]
+
+#: Exported lazily: the drift checks import scipy.stats (~1 s), which writing or reading a profile
+#: (``fit``, ``baseline``, ``serve --log``) does not need.
+_DRIFT = ("DRIFT_EXIT_CODE", "Check", "DriftReport", "MonitorError", "compare", "monitor", "read_serve_log")
+
+
+def __getattr__(name: str):
+    if name in _DRIFT:
+        return getattr(importlib.import_module("genre_cnn.monitoring.drift"), name)
+    raise AttributeError(f"module 'genre_cnn.monitoring' has no attribute {name!r}")
 
 
 def write_reference_profile(model_dir: str | os.PathLike, dataset, *, keras_model=None,

@@ -11,6 +11,7 @@ from typing import Optional
 from genre_cnn.errors import AudioDecodeError, ConfigError
 from genre_cnn.inference.classifier import open_classifier
 from genre_cnn.inference.timeline import classify_timeline
+from genre_cnn.monitoring.profile import sound_profile
 from genre_cnn.signal.audio import audio_info
 
 __all__ = ["TooLongError", "start", "analyse"]
@@ -84,8 +85,5 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
 
 
 def _profile(path: str) -> dict:
-    # lazy: the drift checks import scipy.stats (~1 s), needed only here
-    from genre_cnn.monitoring.profile import sound_profile
-
     song = sound_profile(path, _classifier)
     return {**song, "band_means": song["band_means"].round(3).tolist()}

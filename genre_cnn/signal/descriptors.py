@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from genre_cnn.runtime.parallel import process_pool
 from genre_cnn.signal.audio import load_audio
 from genre_cnn.signal.segment import check_usable
 
-__all__ = ["DESCRIPTOR_SR", "N_MFCC", "descriptor_columns", "song_descriptors", "describe_one", "describe_songs"]
+__all__ = ["DESCRIPTOR_SR", "N_MFCC", "descriptor_columns", "song_descriptors", "describe_songs"]
 
 DESCRIPTOR_SR = 22050
 N_MFCC = 20
@@ -87,7 +87,7 @@ def song_descriptors(path: str | os.PathLike, *, sr: int = DESCRIPTOR_SR, n_mfcc
     return {name: float(values[name]) for name in descriptor_columns(n_mfcc)}
 
 
-def describe_one(path: Path) -> dict | str:
+def _describe_one(path: Path) -> dict | str:
     """:func:`song_descriptors` of one file, or the reason (a string) it could not be described."""
     try:
         return song_descriptors(path)
@@ -95,10 +95,15 @@ def describe_one(path: Path) -> dict | str:
         return str(exc)
 
 
-def describe_songs(paths: Sequence[Path], *, workers: Optional[int] = None) -> list:
-    """:func:`song_descriptors` of every file in parallel: a dict each, or the reason (a string) it failed."""
+def describe_songs(paths: Sequence[Path], *, workers: Optional[int] = None,
+                   progress: Optional[Callable[..., Iterable]] = None) -> list:
+    """:func:`song_descriptors` of every file in parallel: a dict each, or the reason (a string) it failed.
+
+    ``progress`` wraps the results as they arrive (e.g. ``tqdm``; called with ``total=``).
+    """
     workers = (os.cpu_count() or 1) if workers is None else workers
+    track = progress or (lambda results, total: results)
     if workers <= 1 or len(paths) < 2:
-        return [describe_one(path) for path in paths]
+        return list(track(map(_describe_one, paths), total=len(paths)))
     with process_pool(min(workers, len(paths))) as pool:
-        return list(pool.map(describe_one, paths))
+        return list(track(pool.map(_describe_one, paths), total=len(paths)))

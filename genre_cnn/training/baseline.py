@@ -17,6 +17,7 @@ from genre_cnn.data.descriptor_table import read_descriptor_table
 from genre_cnn.errors import ConfigError
 from genre_cnn.inference.baseline import BASELINE_FILE, BaselineClassifier
 from genre_cnn.models.registry import MODEL_FOLDER
+from genre_cnn.monitoring.profile import PROFILE_FILE, SongProfiler, save_profile, songs_profile
 from genre_cnn.plots import plot_confusion
 from genre_cnn.runtime.files import atomic_directory, check_output_folder
 from genre_cnn.version import __version__
@@ -163,9 +164,6 @@ def fit_baseline(
 
 
 def _write_profile(model_dir: Path, files: list, unseen, classes, *, log) -> None:
-    # lazy: the drift checks import scipy.stats (~1 s), needed only here
-    from genre_cnn.monitoring.profile import PROFILE_FILE, SongProfiler, save_profile, songs_profile
-
     profile, skipped = songs_profile(files, list(unseen), SongProfiler(BaselineClassifier(model_dir)), classes=classes)
     if profile is None:
         raise ConfigError(f"tracks_dir: none of the table's songs could be read under {files[0].parent.parent} "

@@ -17,6 +17,7 @@ from genre_cnn.errors import ConfigError, DatasetError
 from genre_cnn.inference.runners import KERAS_FILE, LITERT_FILE, export_litert
 from genre_cnn.models.cnn import build_model
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, MODEL_FOLDER, set_latest
+from genre_cnn.monitoring import write_reference_profile
 from genre_cnn.plots import plot_confusion, plot_history
 from genre_cnn.runtime.backend import describe_device, import_keras, precision_policy, training_strategy
 from genre_cnn.runtime.files import atomic_directory, check_output_folder, exclusive_lock
@@ -130,9 +131,6 @@ def fit(
         plot_history(history, tmp / "history.png", best_epoch=best.best_epoch)
         if metrics["test_songs"]:
             plot_confusion(metrics, dataset.classes, tmp / "confusion.png")
-        # lazy: the drift checks import scipy.stats (~1 s), needed only here
-        from genre_cnn.monitoring import write_reference_profile
-
         write_reference_profile(tmp, dataset, keras_model=model, log=log)  # for genre-cnn monitor
     if model_dir.resolve().parent == Path(models_root).resolve():
         set_latest(model_dir, models_root=models_root)
