@@ -221,7 +221,7 @@ def build_dataset_command(tracks_dir, metadata, audio_root, path_column, label_c
     if not quiet:
         click.echo(format_build_summary(report.summary))
     elif report.summary["skipped"]:  # quiet drops the progress and the table, never the warnings
-        click.echo(f"{len(report.summary['skipped'])} file(s) skipped, see {report.path / 'skipped.csv'}")
+        click.echo(f"{len(report.summary['skipped'])} file(s) skipped, see {report.skipped_list}")
     click.echo(f"Dataset written to {report.path}")
 
 
@@ -450,40 +450,22 @@ def classify_command(paths, model, top_k, as_json, workers, backend, timeline, w
 
 
 def _classify_timelines(paths, model, backend, window, hop, out, as_json, top_k):
-    from genre_cnn.errors import AudioDecodeError
-    from genre_cnn.inference.classifier import expand_paths, open_classifier
-    from genre_cnn.inference.timeline import classify_timeline, write_timeline
+    from genre_cnn.inference.timeline import classify_timelines
+    from genre_cnn.report import format_timeline
 
-    classifier = open_classifier(model, backend=backend)
-    files = list(expand_paths(paths))
-    if not files:
-        raise click.ClickException(f"no audio files found in {', '.join(map(str, paths))}")
-    results, failed = [], 0
-    for path in files:
-        try:
-            result = classify_timeline(path, classifier, window=window, hop=hop)
-        except AudioDecodeError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            failed += 1
-            continue
-        written = write_timeline(result, out)
-        results.append(result.to_dict())
-        if not as_json:
-            click.echo(f"{path}  ({len(result.starts)} windows; written to {written['png']} and .csv/.json)")
-            for entry in results[-1]["windows"]:
-                ranked = "silent" if entry["probabilities"] is None else ", ".join(
-                    f"{g} {p:.2f}" for g, p in sorted(entry["probabilities"].items(), key=lambda i: -i[1])[:top_k])
-                click.echo(f"  {_clock(entry['start'])}-{_clock(entry['end'])}  {entry['genre'] or '-'}  ({ranked})")
+    outcomes = []
+    for outcome in classify_timelines(paths, model=model, backend=backend, window=window, hop=hop, out=out):
+        outcomes.append(outcome)
+        if not outcome.ok:
+            click.echo(f"Error: {outcome.error}", err=True)
+        elif not as_json:
+            click.echo(format_timeline(outcome, top_k=top_k))
     if as_json:
-        click.echo(json.dumps(results, indent=2))
+        click.echo(json.dumps([o.timeline.to_dict() for o in outcomes if o.ok], indent=2))
+    failed = sum(not o.ok for o in outcomes)
     if failed:
-        click.echo(f"Error: {failed} of {len(files)} file(s) could not be classified", err=True)
+        click.echo(f"Error: {failed} of {len(outcomes)} file(s) could not be classified", err=True)
         sys.exit(1)
-
-
-def _clock(seconds: float) -> str:
-    minutes, seconds = divmod(seconds, 60)
-    return f"{int(minutes)}:{seconds:04.1f}"
 
 
 @main.command("embed")
@@ -630,14 +612,12 @@ def baseline_command(table, out, test_fraction, folds, seed, tracks):
         genre-cnn baseline features.csv --out models/baseline
         genre-cnn classify --model models/baseline song.mp3
     """
+    from genre_cnn.report import format_baseline
     from genre_cnn.training.baseline import fit_baseline
 
     metrics = fit_baseline(table, out=out, test_fraction=test_fraction, folds=folds, seed=seed, tracks_dir=tracks,
                            log=click.echo).metrics
-    click.echo(f"Best of the grid ({metrics['cv_folds']}-fold CV accuracy {metrics['cv_accuracy']:.1%}): "
-               f"{metrics['best_params']['classifier']}")
-    if metrics.get("song_accuracy") is not None:
-        click.echo(f"Held-out test set: {metrics['test_songs']} songs, song accuracy {metrics['song_accuracy']:.1%}")
+    click.echo(format_baseline(metrics))
     click.echo(f"Baseline saved to {out}")
 
 

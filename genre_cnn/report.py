@@ -5,7 +5,7 @@ from __future__ import annotations
 from genre_cnn.data.summary import SPLITS
 
 __all__ = ["format_table", "format_build_summary", "format_metrics", "format_prediction", "format_cv", "format_recipes",
-           "format_evaluation"]
+           "format_evaluation", "format_timeline", "format_baseline"]
 
 
 def format_table(headers: list[str], rows: list[list]) -> str:
@@ -74,6 +74,31 @@ def format_prediction(prediction, *, top_k: int) -> str:
     ranked = ", ".join(f"{genre} {p:.2f}" for genre, p in prediction.top(top_k))
     chunks = "1 chunk" if prediction.n_chunks == 1 else f"{prediction.n_chunks} chunks"
     return f"{prediction.path}  {prediction.genre}  ({ranked}; {chunks})"
+
+
+def format_timeline(outcome, *, top_k: int) -> str:
+    """A recording's windows, one line each (``0:30.0-1:00.0  genre  (genre p, ...)``), under where it was written."""
+    timeline, written = outcome.timeline, outcome.written
+    lines = [f"{outcome.path}  ({len(timeline.starts)} windows; written to {written['png']} and .csv/.json)"]
+    for entry in timeline.to_dict()["windows"]:
+        ranked = "silent" if entry["probabilities"] is None else ", ".join(
+            f"{g} {p:.2f}" for g, p in sorted(entry["probabilities"].items(), key=lambda i: -i[1])[:top_k])
+        lines.append(f"  {_clock(entry['start'])}-{_clock(entry['end'])}  {entry['genre'] or '-'}  ({ranked})")
+    return "\n".join(lines)
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(seconds, 60)
+    return f"{int(minutes)}:{seconds:04.1f}"
+
+
+def format_baseline(metrics) -> str:
+    """What ``genre-cnn baseline`` prints: the grid's winner and, with test songs, its held-out accuracy."""
+    lines = [f"Best of the grid ({metrics['cv_folds']}-fold CV accuracy {metrics['cv_accuracy']:.1%}): "
+             f"{metrics['best_params']['classifier']}"]
+    if metrics.get("song_accuracy") is not None:
+        lines.append(f"Held-out test set: {metrics['test_songs']} songs, song accuracy {metrics['song_accuracy']:.1%}")
+    return "\n".join(lines)
 
 
 def format_cv(summary: dict) -> str:

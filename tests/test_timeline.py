@@ -1,6 +1,7 @@
 """classify --timeline: genre probabilities window by window for long recordings."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from conftest import SR, synth_song
 from genre_cnn.cli import main
 from genre_cnn.errors import ConfigError
 from genre_cnn.inference.classifier import load_classifier
-from genre_cnn.inference.timeline import classify_timeline, write_timeline
+from genre_cnn.inference.timeline import classify_timeline, classify_timelines, write_timeline
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +87,25 @@ def test_timeline_command(recording, trained, tmp_path):
     assert len(json.loads(as_json.stdout)[0]["windows"]) == 12
     stray = runner.invoke(main, ["classify", str(recording), "--model", model, "--window", "3"])
     assert stray.exit_code == 2 and "--window only apply with --timeline" in stray.output
+
+
+def test_timelines_of_a_folder_one_outcome_per_file_errors_included(recording, trained, tmp_path):
+    folder = tmp_path / "sets"
+    folder.mkdir()
+    (folder / "set.wav").write_bytes(recording.read_bytes())
+    (folder / "broken.mp3").write_text("not audio")
+    outcomes = {Path(o.path).name: o for o in classify_timelines(
+        [folder], model=trained["result"].model_dir, window=4, out=tmp_path / "tl")}
+    assert set(outcomes) == {"set.wav", "broken.mp3"}
+    assert outcomes["set.wav"].ok and len(outcomes["set.wav"].timeline.starts) == 3
+    assert outcomes["set.wav"].written["csv"] == tmp_path / "tl" / "set.timeline.csv"
+    assert not outcomes["broken.mp3"].ok and "broken.mp3" in outcomes["broken.mp3"].error
+
+
+def test_timelines_of_a_folder_without_audio_say_so(trained, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no audio files found in .*empty"):
+        list(classify_timelines([tmp_path / "empty"], model=trained["result"].model_dir, out=tmp_path / "tl"))
+    result = CliRunner().invoke(main, ["classify", str(tmp_path / "empty"), "--model",
+                                       str(trained["result"].model_dir), "--timeline"])
+    assert result.exit_code == 1 and "no audio files found in" in result.output

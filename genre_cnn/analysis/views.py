@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from genre_cnn.config import FeatureConfig, read_json
-from genre_cnn.errors import ConfigError, ModelError
+from genre_cnn.config import FeatureConfig
+from genre_cnn.errors import ConfigError
 from genre_cnn.models.registry import resolve_model_dir
+from genre_cnn.models.store import ModelDir
 from genre_cnn.plots import plot_song_views
 from genre_cnn.signal.audio import load_excerpt
 from genre_cnn.signal.logmel import SongFeatureStream
@@ -78,6 +79,4 @@ def _feature_config(model) -> FeatureConfig:
     if model is None:
         return FeatureConfig()
 
-    saved = read_json(resolve_model_dir(model) / "config.json", what="the model config", error=ModelError,
-                      fix="refit the model", expect=dict)
-    return FeatureConfig.from_dict(saved["feature_config"])
+    return ModelDir(resolve_model_dir(model)).read_feature_config()

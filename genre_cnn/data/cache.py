@@ -5,16 +5,15 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
-from genre_cnn.config import FeatureConfig, read_json
+from genre_cnn.config import FeatureConfig
+from genre_cnn.data.store import DatasetDir
 
-__all__ = ["SONGS_FILE", "OFFSETS_FILE", "file_key", "SongCache", "write_song_index", "song_files"]
+__all__ = ["file_key", "SongCache", "write_song_index", "merge_song_indexes", "song_files"]
 
-SONGS_FILE = "songs.csv"
-OFFSETS_FILE = "chunk_offsets.npy"
 _STATS = ("silent_chunks", "trimmed_seconds", "denoise_db")
 _COLUMNS = ("song", "path", "size", "mtime_ns", "first_row", "n_chunks", *_STATS)
 
@@ -42,11 +41,12 @@ class SongCache:
         if dataset_dir is None:
             return
         try:
-            if FeatureConfig.from_dict(read_json(dataset_dir / "feature_config.json", what="config")) != config:
+            previous = DatasetDir(dataset_dir)
+            if previous.read_feature_config() != config:
                 return
-            features = np.load(dataset_dir / "features.npy", mmap_mode="r")
-            offsets = np.load(dataset_dir / OFFSETS_FILE)
-            with open(dataset_dir / SONGS_FILE, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+            features = previous.open_features()
+            offsets = previous.read_offsets()
+            with open(previous / previous.SONG_INDEX, newline="", encoding="utf-8", errors="surrogateescape") as handle:
                 rows = list(csv.DictReader(handle))
             entries = {
                 (row["path"], int(row["size"]), int(row["mtime_ns"])):
@@ -75,7 +75,7 @@ class SongCache:
 
 def write_song_index(directory: Path, rows: list[tuple[str, Optional[tuple], int, int, dict]]) -> None:
     """Write ``songs.csv``: per used song its file key, its rows in ``features.npy`` and its stats."""
-    with open(directory / SONGS_FILE, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
+    with open(DatasetDir(directory) / DatasetDir.SONG_INDEX, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.writer(handle)
         writer.writerow(_COLUMNS)
         for relative, key, first_row, n_chunks, stats in rows:
@@ -89,7 +89,27 @@ def song_files(dataset_dir: str | os.PathLike) -> dict[str, Path]:
     Empty when the dataset has no readable ``songs.csv`` (e.g. one merged by an older version).
     """
     try:
-        with open(Path(dataset_dir) / SONGS_FILE, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        with open(DatasetDir(dataset_dir) / DatasetDir.SONG_INDEX, newline="", encoding="utf-8", errors="surrogateescape") as handle:
             return {row["song"]: Path(row["path"]) for row in csv.DictReader(handle)}
     except (OSError, KeyError, csv.Error):
         return {}
+
+
+def merge_song_indexes(sources: Sequence[tuple[DatasetDir, int]], target: DatasetDir) -> None:
+    """``songs.csv`` of a merged dataset: each source's index, its rows shifted past the sources before.
+
+    ``sources`` are ``(dataset folder, number of chunks)`` in merge order.
+    """
+    offset = 0
+    with open(target / target.SONG_INDEX, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        writer = None
+        for source, n_chunks in sources:
+            with open(source / source.SONG_INDEX, newline="", encoding="utf-8", errors="surrogateescape") as rows:
+                reader = csv.DictReader(rows)
+                if writer is None:
+                    writer = csv.DictWriter(handle, fieldnames=reader.fieldnames)
+                    writer.writeheader()
+                for row in reader:
+                    row["first_row"] = str(int(row["first_row"]) + offset)
+                    writer.writerow(row)
+            offset += n_chunks

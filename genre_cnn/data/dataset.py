@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import hashlib
 import os
 import zlib
 from pathlib import Path
@@ -12,12 +10,13 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from genre_cnn.config import FeatureConfig, check_classes, read_json, write_json
+from genre_cnn.config import FeatureConfig
 from genre_cnn.data.arrays import NpyAppender
-from genre_cnn.data.cache import OFFSETS_FILE, SongCache, file_key, write_song_index
+from genre_cnn.data.cache import SongCache, file_key, write_song_index
+from genre_cnn.data.store import DATASET_FOLDER, DatasetDir
 from genre_cnn.data.summary import SPLITS, BuildSummary, count_songs_and_chunks
 from genre_cnn.errors import AudioDecodeError, ConfigError, DatasetError
-from genre_cnn.runtime.files import FolderKind, atomic_directory, check_output_folder, exclusive_lock
+from genre_cnn.runtime.files import atomic_directory, check_output_folder, exclusive_lock
 from genre_cnn.runtime.parallel import process_pool
 from genre_cnn.signal.audio import is_audio_file
 from genre_cnn.signal.logmel import SongFeatureStream, mel_filterbank
@@ -36,14 +35,9 @@ __all__ = [
 
 DEFAULT_DATASET_DIR = Path("data/dataset")
 
-#: A dataset folder, recognised by the files every build writes.
-SUMMARY_FILE = "summary.json"
-DATASET_FOLDER = FolderKind("dataset", ("manifest.csv", "feature_config.json"))
 
 #: Rows copied into ``features.npy`` at a time.
 COPY_ROWS = 256
-
-MANIFEST_COLUMNS = ("song", "label", "chunk", "offset_seconds", "split", "group", "fold")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,6 +220,11 @@ class BuildReport:
     path: Path
     summary: BuildSummary
 
+    @property
+    def skipped_list(self) -> Path:
+        """The CSV of the files that could not be used, and why."""
+        return DatasetDir(self.path) / DatasetDir.SKIPPED
+
 
 def check_shard(shard: tuple[int, int]) -> tuple[int, int]:
     index, count = shard
@@ -331,7 +330,7 @@ def build_dataset(
         index = []
         reused = 0
         totals = {"silent_chunks": 0, "trimmed_seconds": 0.0, "denoise_db": 0.0}
-        with NpyAppender(tmp / "features.npy", row_shape=config.input_shape) as features_file:
+        with NpyAppender(tmp / DatasetDir.FEATURES, row_shape=config.input_shape) as features_file:
             for song, key, (outcome, cached) in zip(songs, keys, results):
                 if isinstance(outcome, str):
                     skipped.append((song.relative, outcome))
@@ -366,13 +365,12 @@ def build_dataset(
             f"genre {name!r}: none of its songs could be used, left out" for name in tracks.classes
             if name not in used_classes
         ]
-        _write_manifest(tmp / "manifest.csv", used, splits, config)
-        np.save(tmp / OFFSETS_FILE, np.concatenate([np.zeros(0, np.int64)] + [o for _, o in used]).astype(np.int64))
+        written = DatasetDir(tmp)
+        written.write_manifest(_manifest_rows(used, splits, config))
+        written.write_offsets(np.concatenate([np.zeros(0, np.int64)] + [o for _, o in used]))
         write_song_index(tmp, index)
-        write_json(tmp / "feature_config.json", config.to_dict())
-        np.save(tmp / "mel_filterbank.npy", mel_filterbank(config))
-        write_json(tmp / "classes.json", classes)
-        _write_skipped(tmp / "skipped.csv", skipped)
+        written.write_config(config, classes)
+        written.write_skipped(skipped)
         silent_dropped = totals["silent_chunks"]
         if silent_dropped:
             notes.append(f"{silent_dropped} silent chunk(s) dropped (silence policy 'drop')")
@@ -390,7 +388,7 @@ def build_dataset(
             reused_songs=reused, decoded_songs=len(songs) - reused,
             shard=list(shard) if shard is not None else None,
         )
-        write_json(tmp / SUMMARY_FILE, summary.to_dict())
+        written.write_summary(summary)
     return BuildReport(path=out, summary=summary)
 
 
@@ -454,21 +452,11 @@ def _featurise_all(songs: Sequence[Song], keys, cache: SongCache, config: Featur
             pool.shutdown(cancel_futures=True)
 
 
-def _write_manifest(path: Path, used, splits, config: FeatureConfig) -> None:
-    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(MANIFEST_COLUMNS)
-        for (song, offsets), split in zip(used, splits):
-            for chunk, offset in enumerate(offsets):
-                writer.writerow([song.relative, song.label, chunk, f"{offset / config.sr:.4f}", split,
-                                 song.group or "", song.fold or ""])
-
-
-def _write_skipped(path: Path, skipped: list[tuple[str, str]]) -> None:
-    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["song", "reason"])
-        writer.writerows(skipped)
+def _manifest_rows(used, splits, config: FeatureConfig) -> Iterator[tuple]:
+    """The manifest's rows (:data:`~genre_cnn.data.store.MANIFEST_COLUMNS`) of the used songs' chunks."""
+    for (song, offsets), split in zip(used, splits):
+        for chunk, offset in enumerate(offsets):
+            yield song.relative, song.label, chunk, f"{offset / config.sr:.4f}", split, song.group or "", song.fold or ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -535,21 +523,6 @@ class Dataset:
         return following
 
 
-def _read_manifest(path: Path, data: bytes) -> list[dict]:
-    """The rows of ``manifest.csv`` (song names round-trip undecodable bytes), checked for its columns."""
-    reader = csv.DictReader(data.decode("utf-8", errors="surrogateescape").splitlines())
-    try:
-        rows = list(reader)
-    except csv.Error as exc:
-        raise DatasetError(f"{path}: is damaged ({exc}); rebuild the dataset") from None
-    if not {"song", "label", "offset_seconds", "split"} <= set(reader.fieldnames or ()):  # group, fold: optional
-        raise DatasetError(f"{path}: is damaged (its header is not {','.join(MANIFEST_COLUMNS)}); rebuild the dataset")
-    strange = {row.get("split") for row in rows} - set(SPLITS)
-    if strange:
-        raise DatasetError(f"{path}: is damaged (unknown split {sorted(map(str, strange))[0]!r}); rebuild the dataset")
-    return rows
-
-
 def read_summary(dataset_dir: str | os.PathLike) -> BuildSummary:
     """The :class:`BuildSummary` saved with a dataset (``summary.json``).
 
@@ -558,9 +531,7 @@ def read_summary(dataset_dir: str | os.PathLike) -> BuildSummary:
     DatasetError
         Missing or damaged.
     """
-    path = Path(dataset_dir) / SUMMARY_FILE
-    data = read_json(path, what="the dataset summary", error=DatasetError, fix="rebuild the dataset", expect=dict)
-    return BuildSummary.from_dict(data, where=str(path))
+    return DatasetDir(Path(dataset_dir)).read_summary()
 
 
 def load_dataset(path: str | os.PathLike = DEFAULT_DATASET_DIR) -> Dataset:
@@ -573,48 +544,31 @@ def load_dataset(path: str | os.PathLike = DEFAULT_DATASET_DIR) -> Dataset:
         suggests rebuilding.
     """
     path = Path(path)
-    if not (path / "manifest.csv").is_file():
+    folder = DatasetDir(path)
+    if not folder.exists():
         raise DatasetError(
             f"No dataset at {path}. Run 'genre-cnn build-dataset TRACKS_DIR --out {path}' first"
         )
-    try:
-        config = FeatureConfig.from_dict(
-            read_json(path / "feature_config.json", what="the feature config", error=DatasetError,
-                      fix="rebuild the dataset")
-        )
-    except ConfigError as exc:
-        raise DatasetError(f"{path / 'feature_config.json'}: {exc}; rebuild the dataset") from None
-    try:
-        classes = check_classes(read_json(path / "classes.json", what="the class list", error=DatasetError,
-                                          fix="rebuild the dataset"))
-    except ConfigError as exc:
-        raise DatasetError(f"{path / 'classes.json'}: is damaged ({exc}); rebuild the dataset") from None
-    manifest_bytes = (path / "manifest.csv").read_bytes()
-    rows = _read_manifest(path / "manifest.csv", manifest_bytes)
-    try:
-        features = np.load(path / "features.npy", mmap_mode="r", allow_pickle=False)
-    except Exception:  # numpy raises many types (and pickle advice) for a damaged file
-        features = None
-    if features is None or features.dtype != np.float32 or features.ndim != 3:
-        raise DatasetError(f"{path / 'features.npy'}: is damaged (not an array of float32 log-mel chunks); "
-                           "rebuild the dataset")
+    config = folder.read_feature_config()
+    classes = folder.read_classes()
+    rows = folder.read_manifest()
+    features = folder.open_features()
     if features.shape != (len(rows), *config.input_shape):
         raise DatasetError(
-            f"{path}: features.npy has shape {features.shape} but the manifest and feature config "
+            f"{path}: {folder.FEATURES} has shape {features.shape} but the manifest and feature config "
             f"expect {(len(rows), *config.input_shape)}; rebuild the dataset"
         )
+    manifest = path / folder.MANIFEST
     index = {name: i for i, name in enumerate(classes)}
     try:
         labels = np.array([index[row["label"]] for row in rows], dtype=np.int64)
     except KeyError as exc:
-        raise DatasetError(f"{path / 'manifest.csv'}: label {exc} is not in classes.json; rebuild") from None
+        raise DatasetError(f"{manifest}: label {exc} is not in {folder.CLASSES}; rebuild") from None
     try:
         offsets = np.array([float(row["offset_seconds"]) for row in rows], dtype=np.float64)
     except ValueError as exc:
-        raise DatasetError(f"{path / 'manifest.csv'}: is damaged ({exc}); rebuild the dataset") from None
-    fingerprint = hashlib.sha256(
-        manifest_bytes + (path / "feature_config.json").read_bytes()
-    ).hexdigest()[:16]
+        raise DatasetError(f"{manifest}: is damaged ({exc}); rebuild the dataset") from None
+    fingerprint = folder.fingerprint()
     return Dataset(
         path=path,
         features=features,

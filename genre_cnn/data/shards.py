@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
-from genre_cnn.config import write_json
 from genre_cnn.data.arrays import NpyAppender
-from genre_cnn.data.cache import OFFSETS_FILE, SONGS_FILE
-from genre_cnn.data.dataset import (
-    DATASET_FOLDER,
-    SUMMARY_FILE,
-    BuildReport,
-    build_dataset,
-    check_shard,
-    load_dataset,
-    read_summary,
-)
+from genre_cnn.data.cache import merge_song_indexes
+from genre_cnn.data.dataset import BuildReport, build_dataset, check_shard, load_dataset, read_summary
+from genre_cnn.data.store import DATASET_FOLDER, DatasetDir
 from genre_cnn.data.summary import BuildSummary
 from genre_cnn.errors import ConfigError, DatasetError
 from genre_cnn.runtime.files import atomic_directory, check_output_folder, exclusive_lock
 from genre_cnn.runtime.parallel import run_dask_tasks
-from genre_cnn.signal.logmel import mel_filterbank
 
 __all__ = ["parse_shard", "merge_datasets", "build_with_dask"]
 
@@ -65,52 +55,22 @@ def merge_datasets(shard_dirs: Sequence[str | os.PathLike], *, out: str | os.Pat
     out = check_output_folder(out, kind=DATASET_FOLDER, inputs=shard_dirs)
     with exclusive_lock(out, command="genre-cnn merge-datasets"), \
             atomic_directory(out, kind=DATASET_FOLDER, inputs=shard_dirs) as tmp:
-        with NpyAppender(tmp / "features.npy", row_shape=first.feature_config.input_shape) as features:
+        merged, sources = DatasetDir(tmp), [DatasetDir(shard.path) for shard in shards]
+        with NpyAppender(merged / merged.FEATURES, row_shape=first.feature_config.input_shape) as features:
             for shard in shards:
                 for start in range(0, len(shard.features), 256):
                     features.append(shard.features[start : start + 256])
-        _concatenate_csv([s.path / "manifest.csv" for s in shards], tmp / "manifest.csv")
-        _concatenate_csv([s.path / "skipped.csv" for s in shards], tmp / "skipped.csv")
-        _merge_song_index(shards, tmp / SONGS_FILE)
-        np.save(tmp / OFFSETS_FILE, np.concatenate([np.load(s.path / OFFSETS_FILE) for s in shards]))
-        np.save(tmp / "mel_filterbank.npy", mel_filterbank(first.feature_config))
-        write_json(tmp / "feature_config.json", first.feature_config.to_dict())
-        write_json(tmp / "classes.json", list(first.classes))
+        merged.write_concatenated(merged.MANIFEST, sources)
+        merged.write_concatenated(merged.SKIPPED, sources)
+        merge_song_indexes([(source, len(shard.features)) for source, shard in zip(sources, shards)], merged)
+        merged.write_offsets(np.concatenate([source.read_offsets() for source in sources]))
+        merged.write_config(first.feature_config, first.classes)
         summary = BuildSummary.merge(
             summaries, sources=[str(shard.path) for shard in shards],
             groups=len({g for shard in shards for g in np.unique(shard.groups) if g}),
             folds=sorted({f for shard in shards for f in np.unique(shard.folds) if f}))
-        write_json(tmp / SUMMARY_FILE, summary.to_dict())
+        merged.write_summary(summary)
     return BuildReport(path=out, summary=summary)
-
-
-def _concatenate_csv(sources: list[Path], target: Path) -> None:
-    with open(target, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
-        writer = None
-        for source in sources:
-            with open(source, newline="", encoding="utf-8", errors="surrogateescape") as rows:
-                reader = csv.reader(rows)
-                header = next(reader)
-                if writer is None:
-                    writer = csv.writer(handle)
-                    writer.writerow(header)
-                writer.writerows(reader)
-
-
-def _merge_song_index(shards, target: Path) -> None:
-    offset = 0
-    with open(target, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
-        writer = None
-        for shard in shards:
-            with open(shard.path / SONGS_FILE, newline="", encoding="utf-8", errors="surrogateescape") as rows:
-                reader = csv.DictReader(rows)
-                if writer is None:
-                    writer = csv.DictWriter(handle, fieldnames=reader.fieldnames)
-                    writer.writeheader()
-                for row in reader:
-                    row["first_row"] = str(int(row["first_row"]) + offset)
-                    writer.writerow(row)
-            offset += len(shard.features)
 
 
 def build_with_dask(

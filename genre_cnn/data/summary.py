@@ -75,7 +75,7 @@ class BuildSummary:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Any, *, where: str = "summary.json") -> "BuildSummary":
+    def from_dict(cls, data: Any, *, where: str = "the dataset summary") -> "BuildSummary":
         """Read the content of ``summary.json``; keys this version does not know are ignored.
 
         Raises

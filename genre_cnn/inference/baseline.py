@@ -11,15 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from genre_cnn.config import read_json
-from genre_cnn.errors import AudioDecodeError, ConfigError, ModelError
+from genre_cnn.errors import AudioDecodeError, ModelError
 from genre_cnn.inference.prediction import SongPrediction
+from genre_cnn.models.store import ModelDir
 from genre_cnn.signal.descriptors import song_descriptors
 
-__all__ = ["BASELINE_FILE", "BaselineClassifier", "is_baseline"]
-
-#: The fitted pipeline inside a baseline model folder.
-BASELINE_FILE = "model.joblib"
+__all__ = ["BaselineClassifier"]
 
 
 class BaselineClassifier:
@@ -37,13 +34,13 @@ class BaselineClassifier:
         import joblib
 
         self.model_dir = Path(model_dir)
-        saved = read_json(self.model_dir / "config.json", what="the model config", error=ModelError,
-                          fix="refit the model", expect=dict)
-        if saved.get("kind") != "baseline" or not (self.model_dir / BASELINE_FILE).is_file():
+        folder = ModelDir(self.model_dir)
+        saved = folder.read_config()
+        if folder.kind(saved) != "baseline" or not (folder / folder.PIPELINE).is_file():
             raise ModelError(f"{self.model_dir}: not a baseline made by 'genre-cnn baseline'")
-        self.classes = tuple(saved["classes"])
+        self.classes = folder.read_classes(saved)
         self.columns = list(saved["columns"])
-        self.pipeline = joblib.load(self.model_dir / BASELINE_FILE)
+        self.pipeline = joblib.load(folder / folder.PIPELINE)
 
     def classify_file(self, path: str | os.PathLike) -> SongPrediction:
         try:
@@ -55,10 +52,3 @@ class BaselineClassifier:
             path=str(path), genre=self.classes[int(probabilities.argmax())],
             probabilities={c: float(p) for c, p in zip(self.classes, probabilities)}, n_chunks=1,
         )
-
-
-def is_baseline(model_dir: Path) -> bool:
-    try:
-        return read_json(Path(model_dir) / "config.json", what="the model config").get("kind") == "baseline"
-    except (ConfigError, AttributeError):
-        return False

@@ -8,13 +8,14 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from genre_cnn.config import FeatureConfig, check_classes, read_json
-from genre_cnn.errors import AudioDecodeError, ConfigError, ModelError
-from genre_cnn.inference.baseline import BaselineClassifier, is_baseline
+from genre_cnn.config import FeatureConfig
+from genre_cnn.errors import AudioDecodeError, ModelError
+from genre_cnn.inference.baseline import BaselineClassifier
 from genre_cnn.inference.prediction import Classifier, SongPrediction, expand_paths
 from genre_cnn.inference.runners import open_runner
 from genre_cnn.models.musicnn import N_MELS, PATCH_FRAMES, song_patches
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, resolve_model_dir
+from genre_cnn.models.store import ModelDir
 from genre_cnn.runtime.parallel import process_pool
 from genre_cnn.signal.logmel import SongFeatureStream, chunks_per_batch
 
@@ -127,15 +128,6 @@ class MusicnnClassifier(GenreClassifier):
 NETWORK_KINDS = {kind.kind: kind for kind in (CnnClassifier, MusicnnClassifier)}
 
 
-def model_kind(saved: dict) -> str:
-    """The kind of a model from its config.json: ``"kind"``, or for models fitted before it was
-    written, ``"musicnn"`` when it was trained with a backbone, else ``"cnn"``."""
-    if isinstance(saved.get("kind"), str):
-        return saved["kind"]
-    train_config = saved.get("train_config")
-    return "musicnn" if isinstance(train_config, dict) and train_config.get("backbone") else "cnn"
-
-
 def load_classifier(
     model: Optional[str | os.PathLike] = None,
     *,
@@ -163,24 +155,15 @@ def load_classifier(
         Missing or incomplete model folder, or a config this version cannot reproduce.
     """
     model_dir = resolve_model_dir(model, models_root=models_root)
-    saved = read_json(model_dir / "config.json", what="the model config", error=ModelError, fix="refit the model",
-                      expect=dict)
-    try:
-        classes = check_classes(saved.get("classes"))
-    except ConfigError as exc:
-        raise ModelError(f"{model_dir / 'config.json'}: is damaged ({exc}); refit the model") from None
-    try:
-        feature_config = FeatureConfig.from_dict(saved.get("feature_config"))
-    except ConfigError as exc:
-        raise ModelError(
-            f"{model_dir / 'config.json'}: cannot reproduce this model's features ({exc}); "
-            "refit it with this version of genre-cnn"
-        ) from None
-    kind = NETWORK_KINDS.get(model_kind(saved))
+    folder = ModelDir(model_dir)
+    saved = folder.read_config()
+    classes = folder.read_classes(saved)
+    feature_config = folder.read_feature_config(saved)
+    kind = NETWORK_KINDS.get(folder.kind(saved))
     if kind is None:
-        raise ModelError(f"{model_dir / 'config.json'}: kind {saved.get('kind')!r} is not a network this version "
+        raise ModelError(f"{model_dir / folder.CONFIG}: kind {saved.get('kind')!r} is not a network this version "
                          f"runs ({', '.join(NETWORK_KINDS)}); refit the model")
-    filterbank = _load_filterbank(model_dir, feature_config) if kind is CnnClassifier else None
+    filterbank = folder.read_filterbank(feature_config) if kind is CnnClassifier else None
     input_shape = kind.input_shape(feature_config)
     runner = open_runner(model_dir, backend=backend)
     if runner.input_shape != input_shape or runner.n_outputs != len(classes):
@@ -206,27 +189,16 @@ def open_classifier(
         A :class:`CnnClassifier` or :class:`MusicnnClassifier` (:func:`load_classifier`), or a
         :class:`genre_cnn.training.baseline.BaselineClassifier`.
     """
-    if model is not None and is_baseline(Path(model)):
+    if model is not None and Path(model).is_dir() and _kind_or_none(ModelDir(Path(model))) == "baseline":
         return BaselineClassifier(model)
     return load_classifier(model, models_root=models_root, backend=backend)
 
 
-def _load_filterbank(model_dir: Path, config: FeatureConfig) -> Optional[np.ndarray]:
-    """The filterbank saved with the model, or None (then it is computed with librosa)."""
-    path = model_dir / "mel_filterbank.npy"
-    if not path.is_file():
-        return None
+def _kind_or_none(folder: ModelDir) -> Optional[str]:
     try:
-        filterbank = np.load(path, allow_pickle=False)
-    except Exception:  # numpy raises many types for a damaged file
-        raise ModelError(f"{path}: is damaged (not a saved filterbank); refit the model") from None
-    expected = (config.n_mels, 1 + config.n_fft // 2)
-    if filterbank.shape != expected:
-        raise ModelError(
-            f"{path}: shape {filterbank.shape} does not match the feature config {expected}; "
-            "the folder mixes two models, refit it"
-        )
-    return filterbank.astype(np.float32, copy=False)
+        return folder.kind()
+    except ModelError:
+        return None  # resolve_model_dir then says what is wrong with the folder
 
 
 def classify(

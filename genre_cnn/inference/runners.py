@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from genre_cnn.errors import ModelError
+from genre_cnn.models.store import ModelDir
 from genre_cnn.runtime.backend import import_keras
 from genre_cnn.runtime.native import native_stderr_silenced
 
 __all__ = ["LITERT_FILE", "KERAS_FILE", "KerasRunner", "LiteRTRunner", "open_runner", "export_litert"]
 
-KERAS_FILE = "model.keras"
-LITERT_FILE = "model.tflite"
+KERAS_FILE = ModelDir.KERAS
+LITERT_FILE = ModelDir.LITERT
 BACKENDS = ("auto", "litert", "keras")
 
 

@@ -8,16 +8,19 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
-from genre_cnn.errors import ConfigError
+from genre_cnn.errors import AudioDecodeError, ConfigError
+from genre_cnn.inference.classifier import open_classifier
+from genre_cnn.inference.prediction import expand_paths
+from genre_cnn.models.registry import DEFAULT_MODELS_DIR
 from genre_cnn.plots import plot_timeline
 from genre_cnn.runtime.files import ensure_folder
 from genre_cnn.signal.logmel import SongFeatureStream
 
-__all__ = ["Timeline", "classify_timeline", "write_timeline"]
+__all__ = ["Timeline", "TimelineOutcome", "classify_timeline", "classify_timelines", "write_timeline"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,3 +155,64 @@ def write_timeline(timeline: Timeline, out: str | os.PathLike) -> dict:
     for kind, path in paths.items():
         os.replace(partial[kind], path)
     return paths
+
+
+@dataclasses.dataclass(frozen=True)
+class TimelineOutcome:
+    """One recording of :func:`classify_timelines`: its timeline and the files written, or its error.
+
+    Attributes
+    ----------
+    path : str
+    timeline : Timeline or None
+    written : dict or None
+        ``{"json": path, "csv": path, "png": path}``.
+    error : str or None
+        Why the recording could not be read.
+    """
+
+    path: str
+    timeline: Optional[Timeline] = None
+    written: Optional[dict] = None
+    error: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def classify_timelines(
+    paths: Iterable[str | os.PathLike],
+    *,
+    out: str | os.PathLike,
+    model=None,
+    models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
+    backend: str = "auto",
+    window: Optional[float] = None,
+    hop: Optional[float] = None,
+) -> Iterator[TimelineOutcome]:
+    """The timeline of every recording in ``paths`` (files or folders), each written into ``out``.
+
+    Yields one :class:`TimelineOutcome` per file as soon as it is done; a file that cannot be
+    read yields its error and the others still run.
+
+    Raises
+    ------
+    ConfigError
+        ``paths`` holds no audio file, or ``window``/``hop`` do not suit the model.
+    ModelError
+        The model cannot be opened or makes no timelines.
+    """
+    paths = list(paths)
+    classifier = open_classifier(model, models_root=models_root, backend=backend)
+    files = list(expand_paths(paths))
+    if not files:
+        raise ConfigError(f"no audio files found in {', '.join(map(str, paths))}; give audio files or folders "
+                          "that hold them", parameter="paths")
+    for path in files:
+        try:
+            timeline = classify_timeline(path, classifier, window=window, hop=hop)
+        except AudioDecodeError as exc:
+            yield TimelineOutcome(path=str(path), error=str(exc))
+            continue
+        yield TimelineOutcome(path=str(path), timeline=timeline, written=write_timeline(timeline, out))

@@ -6,15 +6,14 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from genre_cnn.data.store import DatasetDir
 from genre_cnn.errors import ModelError
-from genre_cnn.runtime.files import FolderKind
+from genre_cnn.models.store import MODEL_FOLDER, ModelDir
 
 __all__ = ["DEFAULT_MODELS_DIR", "MODEL_FOLDER", "set_latest", "resolve_model_dir"]
 
 DEFAULT_MODELS_DIR = Path("models")
 LATEST = "latest"
-#: A model folder: a network (``fit``) or a scikit-learn pipeline (``baseline``) with its config.
-MODEL_FOLDER = FolderKind("model", ("config.json", "model.keras"), alternatives=(("config.json", "model.joblib"),))
 
 
 def set_latest(model_dir: Path, *, models_root: str | os.PathLike = DEFAULT_MODELS_DIR) -> None:
@@ -50,9 +49,9 @@ def resolve_model_dir(
         model_dir = Path(model)
     if not model_dir.is_dir():
         raise ModelError(f"No model at {model_dir}. Run 'genre-cnn fit' first, or pass model=DIR")
-    if (model_dir / "manifest.csv").is_file() and (model_dir / "feature_config.json").is_file():
+    if DatasetDir(model_dir).exists():
         raise ModelError(f"{model_dir}: is a dataset folder, not a model; train one on it with "
                          f"'genre-cnn fit --data {model_dir}' and pass the model folder it writes (models/NAME)")
-    if not (model_dir / "model.keras").is_file():
-        raise ModelError(f"{model_dir}: model.keras is missing; refit with 'genre-cnn fit'")
+    if not (model_dir / ModelDir.KERAS).is_file():
+        raise ModelError(f"{model_dir}: {ModelDir.KERAS} is missing; refit with 'genre-cnn fit'")
     return model_dir

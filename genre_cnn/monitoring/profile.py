@@ -22,6 +22,7 @@ import numpy as np
 from genre_cnn.config import FeatureConfig
 from genre_cnn.errors import AudioDecodeError, ModelError
 from genre_cnn.inference.runners import KERAS_FILE, KerasRunner
+from genre_cnn.models.store import ModelDir
 from genre_cnn.runtime.backend import import_keras
 from genre_cnn.runtime.files import atomic_file
 from genre_cnn.signal.audio import audio_blocks, audio_info
@@ -31,7 +32,7 @@ __all__ = ["PROFILE_FILE", "Profile", "SongProfiler", "audio_statistics", "sound
            "reference_profile",
            "songs_profile", "save_profile", "load_profile"]
 
-PROFILE_FILE = "profile.npz"
+PROFILE_FILE = ModelDir.PROFILE
 PROFILE_VERSION = 1
 #: A sample at or above this magnitude (of full scale) counts as clipped.
 CLIP_LEVEL = 0.99

@@ -32,9 +32,9 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, Field
 
-from genre_cnn.config import read_json
-from genre_cnn.errors import AudioDecodeError, ConfigError, ModelError
+from genre_cnn.errors import AudioDecodeError, ConfigError
 from genre_cnn.inference.classifier import open_classifier
+from genre_cnn.models.store import ModelDir
 from genre_cnn.runtime.parallel import process_pool
 from genre_cnn.serving import inference
 from genre_cnn.signal.audio import AUDIO_EXTENSIONS
@@ -442,11 +442,10 @@ async def _save_upload(file: UploadFile) -> Path:
 
 
 def _model_info(classifier, model_dir: Path) -> dict:
-    saved = read_json(model_dir / "config.json", what="the model config", error=ModelError, fix="refit the model",
-                      expect=dict)
-    metrics_file = model_dir / "metrics.json"
-    test_metrics = read_json(metrics_file, what="the model metrics", error=ModelError, fix="refit the model",
-                             expect=dict) if metrics_file.is_file() else None
+    folder = ModelDir(model_dir)
+    saved = folder.read_config()
+    metrics = folder.read_metrics()
+    test_metrics = metrics.to_dict() if metrics is not None else None
     feature_config = getattr(classifier, "feature_config", None)
     return {
         "name": model_dir.name, "kind": classifier.kind, "makes_timelines": classifier.makes_timelines,

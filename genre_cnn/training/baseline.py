@@ -11,13 +11,12 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from genre_cnn.config import write_json
 from genre_cnn.data.dataset import split_songs
 from genre_cnn.data.descriptor_table import read_descriptor_table
 from genre_cnn.errors import ConfigError
-from genre_cnn.inference.baseline import BASELINE_FILE, BaselineClassifier
-from genre_cnn.models.registry import MODEL_FOLDER
-from genre_cnn.monitoring.profile import PROFILE_FILE, SongProfiler, save_profile, songs_profile
+from genre_cnn.inference.baseline import BaselineClassifier
+from genre_cnn.models.store import MODEL_FOLDER, Metrics, ModelDir
+from genre_cnn.monitoring.profile import SongProfiler, save_profile, songs_profile
 from genre_cnn.plots import plot_confusion
 from genre_cnn.runtime.files import atomic_directory, check_output_folder
 from genre_cnn.version import __version__
@@ -36,7 +35,7 @@ class BaselineResult:
     """What :func:`fit_baseline` saved: where, its metrics, and the fitted pipeline."""
 
     model_dir: Path
-    metrics: dict
+    metrics: Metrics
     pipeline: object
 
 
@@ -138,26 +137,27 @@ def fit_baseline(
     search = _grid_search(values[train], labels[train], groups=np.array(songs)[train], folds=n_folds, seed=seed)
     best = search.best_estimator_
 
-    metrics = {"cv_folds": n_folds, "cv_accuracy": float(search.best_score_),
-               "best_params": {k: repr(v) for k, v in search.best_params_.items()},
-               "train_songs": int(train.sum()), "test_songs": int(test.sum())}
+    measured = {"cv_folds": n_folds, "cv_accuracy": float(search.best_score_),
+                "best_params": {k: repr(v) for k, v in search.best_params_.items()},
+                "train_songs": int(train.sum()), "test_songs": int(test.sum())}
     if test.any():
         predicted = best.predict(values[test])
-        confusion = confusion_matrix(labels[test], predicted, labels=list(range(len(classes)))).tolist()
-        metrics.update(song_accuracy=float(accuracy_score(labels[test], predicted)), confusion_songs=confusion)
+        measured.update(song_accuracy=float(accuracy_score(labels[test], predicted)),
+                        confusion_songs=confusion_matrix(labels[test], predicted,
+                                                         labels=list(range(len(classes)))).tolist())
+    metrics = Metrics.from_dict(measured)
     import joblib
 
     with atomic_directory(Path(out), kind=MODEL_FOLDER, inputs=[table]) as tmp:
-        joblib.dump(best, tmp / BASELINE_FILE)
-        write_json(tmp / "config.json", {
-            "kind": "baseline", "package_version": __version__, "classes": classes, "columns": columns,
-            "descriptor_table": str(table), "test_fraction": test_fraction, "seed": seed,
-            "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        })
-        write_json(tmp / "metrics.json", metrics)
-        _write_cv_results(search.cv_results_, tmp / "cv_results.csv")
+        saved = ModelDir(tmp)
+        joblib.dump(best, saved / saved.PIPELINE)
+        saved.write_config(kind="baseline", classes=classes, package_version=__version__, columns=columns,
+                           descriptor_table=str(table), test_fraction=test_fraction, seed=seed,
+                           created=datetime.datetime.now().isoformat(timespec="seconds"))
+        saved.write_metrics(metrics)
+        _write_cv_results(search.cv_results_, saved / saved.GRID_SEARCH)
         if test.any():
-            plot_confusion(metrics, classes, tmp / "confusion.png", chunks=False)
+            plot_confusion(metrics, classes, saved / saved.CONFUSION_PLOT, chunks=False)
         if tracks_dir is not None:
             _write_profile(tmp, [Path(tracks_dir) / song for song in songs], test, classes, log=log)
     return BaselineResult(model_dir=Path(out), metrics=metrics, pipeline=best)
@@ -168,7 +168,7 @@ def _write_profile(model_dir: Path, files: list, unseen, classes, *, log) -> Non
     if profile is None:
         raise ConfigError(f"tracks_dir: none of the table's songs could be read under {files[0].parent.parent} "
                           f"(e.g. {skipped[0][0]}: {skipped[0][1]}); give the folder the table was made from")
-    save_profile(profile, model_dir / PROFILE_FILE)
+    save_profile(profile, ModelDir(model_dir) / ModelDir.PROFILE)
     if skipped:
         log(f"Reference profile: {profile.n_songs} song(s); {len(skipped)} could not be read, e.g. {skipped[0][0]}")
 

@@ -14,9 +14,10 @@ from genre_cnn.config import TrainConfig, write_json
 from genre_cnn.data.arrays import RowReader
 from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset
 from genre_cnn.errors import ConfigError, DatasetError
-from genre_cnn.inference.runners import KERAS_FILE, LITERT_FILE, export_litert
+from genre_cnn.inference.runners import export_litert
 from genre_cnn.models.cnn import build_model
-from genre_cnn.models.registry import DEFAULT_MODELS_DIR, MODEL_FOLDER, set_latest
+from genre_cnn.models.registry import DEFAULT_MODELS_DIR, set_latest
+from genre_cnn.models.store import MODEL_FOLDER, Metrics, ModelDir
 from genre_cnn.monitoring import write_reference_profile
 from genre_cnn.plots import plot_confusion, plot_history
 from genre_cnn.runtime.backend import describe_device, import_keras, precision_policy, training_strategy
@@ -40,7 +41,7 @@ class FitResult:
     """Where :func:`fit` saved the model and what it measured on the test songs."""
 
     model_dir: Path
-    metrics: dict
+    metrics: Metrics
     device: str
 
 
@@ -98,39 +99,40 @@ def fit(
     trained = train_model(dataset, train_rows=train_rows, val_rows=val_rows, config=config,
                           tensorboard=tensorboard, checkpoint=checkpoint, verbose=verbose, log=log)
     model, history, best, timer = trained.model, trained.history, trained.best, trained.timer
-    metrics = {
+    metrics = Metrics.from_dict({
         "best_epoch": best.best_epoch + 1,
         "epochs": config.epochs,
         "epochs_run": len(timer.seconds),
         "selected_by": best.selected_by,
         **test_metrics(model, dataset, test_rows, batch_size=config.batch_size),
-    }
+    })
     device = trained.device
 
 
     with exclusive_lock(model_dir, command="genre-cnn fit"), \
             atomic_directory(model_dir, kind=MODEL_FOLDER, inputs=[data_dir]) as tmp:
-        model.save(tmp / KERAS_FILE)
+        saved = ModelDir(tmp)
+        model.save(saved / saved.KERAS)
         if not config.backbone:  # a backbone computes its own input
-            np.save(tmp / "mel_filterbank.npy", mel_filterbank(dataset.feature_config))
-        export_litert(model, tmp / LITERT_FILE)
-        write_json(tmp / "config.json", {
-            "kind": "musicnn" if config.backbone else "cnn",
-            "package_version": __version__,
-            "feature_config": dataset.feature_config.to_dict(),
-            "classes": list(dataset.classes),
-            "train_config": config.to_dict(),
-            "dataset": {"path": str(dataset.path), "fingerprint": dataset.fingerprint},
-            "device": device,
-            "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        })
-        write_json(tmp / "metrics.json", metrics)
-        write_json(tmp / "history.json", {**{k: [float(v) for v in vs] for k, vs in history.items()},
-                                          "epoch_seconds": [round(s, 3) for s in timer.seconds]})
-        _write_history_csv(history, timer.seconds, tmp / "history.csv")
-        plot_history(history, tmp / "history.png", best_epoch=best.best_epoch)
-        if metrics["test_songs"]:
-            plot_confusion(metrics, dataset.classes, tmp / "confusion.png")
+            saved.write_filterbank(dataset.feature_config)
+        export_litert(model, saved / saved.LITERT)
+        saved.write_config(
+            kind="musicnn" if config.backbone else "cnn",
+            classes=dataset.classes,
+            package_version=__version__,
+            feature_config=dataset.feature_config.to_dict(),
+            train_config=config.to_dict(),
+            dataset={"path": str(dataset.path), "fingerprint": dataset.fingerprint},
+            device=device,
+            created=datetime.datetime.now().isoformat(timespec="seconds"),
+        )
+        saved.write_metrics(metrics)
+        write_json(saved / saved.HISTORY, {**{k: [float(v) for v in vs] for k, vs in history.items()},
+                                           "epoch_seconds": [round(s, 3) for s in timer.seconds]})
+        _write_history_csv(history, timer.seconds, saved / saved.HISTORY_CSV)
+        plot_history(history, saved / saved.HISTORY_PLOT, best_epoch=best.best_epoch)
+        if metrics.test_songs:
+            plot_confusion(metrics, dataset.classes, saved / saved.CONFUSION_PLOT)
         write_reference_profile(tmp, dataset, keras_model=model, log=log)  # for genre-cnn monitor
     if model_dir.resolve().parent == Path(models_root).resolve():
         set_latest(model_dir, models_root=models_root)

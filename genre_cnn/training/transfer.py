@@ -19,6 +19,7 @@ import numpy as np
 from genre_cnn.config import TrainConfig, read_json, write_json
 from genre_cnn.data.arrays import NpyAppender
 from genre_cnn.data.dataset import Dataset, read_summary
+from genre_cnn.data.store import DatasetDir
 from genre_cnn.errors import AudioDecodeError, DatasetError
 from genre_cnn.models.musicnn import HOP, N_MELS, PATCH_FRAMES, SR, load_musicnn, song_patches
 from genre_cnn.runtime.backend import import_keras
@@ -28,7 +29,7 @@ from genre_cnn.training.weights import class_weights
 __all__ = ["BACKBONES", "patch_dataset", "train_transfer", "CACHE_DIR"]
 
 BACKBONES = ("musicnn",)
-CACHE_DIR = "musicnn"
+CACHE_DIR = DatasetDir.BACKBONE_CACHE
 #: The per-dataset cache of musicnn patches and embeddings.
 PATCH_CACHE = FolderKind("musicnn cache", ("patches.npy",))
 #: Layers updated by fine-tuning: the mid-end convolutions and the back-end dense layer (batch

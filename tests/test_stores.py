@@ -1,0 +1,113 @@
+"""Model and dataset folders: DatasetDir and ModelDir are the only code that knows their files."""
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import genre_cnn
+from genre_cnn.data.dataset import load_dataset, read_summary
+from genre_cnn.data.store import DatasetDir
+from genre_cnn.errors import DatasetError, ModelError
+from genre_cnn.models.store import Metrics, ModelDir
+
+PACKAGE = Path(genre_cnn.__file__).parent
+STORES = {PACKAGE / "data" / "store.py", PACKAGE / "models" / "store.py"}
+FILE_NAMES = {value for store in (DatasetDir, ModelDir) for name, value in vars(store).items()
+              if name.isupper() and isinstance(value, str) and "." in value}  # file names, not folders
+FILE_NAMES -= {"confusion.png"}  # cv and evaluate name their own plots so too
+
+
+def spelled_file_names(path: Path) -> list[str]:
+    """``line name`` of every string constant in ``path`` that is a dataset or model file name (docstrings aside)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [f"{node.lineno} {node.value}" for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and node.value in FILE_NAMES and id(node) not in docstrings]
+
+
+@pytest.mark.parametrize("module", sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")
+                                          if p not in STORES))
+def test_no_module_but_the_stores_spells_a_dataset_or_model_file_name(module):
+    assert spelled_file_names(PACKAGE / module) == []
+
+
+def test_metrics_round_trip_through_json_without_the_fields_a_kind_does_not_measure():
+    metrics = Metrics(test_songs=3, test_chunks=9, song_accuracy=2 / 3, chunk_accuracy=0.5, best_epoch=2)
+    saved = json.loads(json.dumps(metrics.to_dict()))
+    assert set(saved) == {"test_songs", "test_chunks", "song_accuracy", "chunk_accuracy", "best_epoch"}
+    assert Metrics.from_dict({**saved, "from_a_newer_version": 1}) == metrics
+    assert metrics["song_accuracy"] == 2 / 3 and "cv_accuracy" not in metrics and metrics.get("cv_accuracy", 0) == 0
+    with pytest.raises(KeyError):
+        metrics["accuracy"]
+    with pytest.raises(ModelError, match="m.json: is damaged"):
+        Metrics.from_dict([1, 2], where="m.json")
+
+
+def test_a_fit_writes_its_kind_and_metrics_through_the_model_folder(trained):
+    folder = ModelDir(trained["result"].model_dir)
+    assert folder.kind() == "cnn"
+    assert folder.read_metrics() == trained["result"].metrics
+    assert folder.read_classes() == ("chirps", "noise", "tones")
+    assert folder.read_filterbank(folder.read_feature_config()).shape == (16, 129)
+    for name in (folder.KERAS, folder.LITERT, folder.HISTORY_PLOT, folder.PROFILE):
+        assert (folder / name).is_file()
+
+
+def test_models_fitted_before_kind_was_written_are_still_recognised(tmp_path):
+    folder = ModelDir(tmp_path)
+    (tmp_path / folder.CONFIG).write_text(json.dumps({"classes": ["a", "b"], "train_config": {"backbone": None}}))
+    assert folder.kind() == "cnn"
+    (tmp_path / folder.CONFIG).write_text(json.dumps({"classes": ["a", "b"], "train_config": {"backbone": "musicnn"}}))
+    assert folder.kind() == "musicnn"
+    assert folder.read_metrics() is None  # no metrics.json
+
+
+def test_a_model_folder_refuses_an_unknown_kind_and_names_damaged_files(tmp_path):
+    folder = ModelDir(tmp_path)
+    with pytest.raises(ModelError, match="kind='svm' must be one of cnn, musicnn, baseline"):
+        folder.write_config(kind="svm", classes=["a", "b"], package_version="0")
+    (tmp_path / folder.CONFIG).write_text("{")
+    with pytest.raises(ModelError, match=r"config.json: the model config is not valid JSON .*; refit the model"):
+        folder.kind()
+    (tmp_path / folder.FILTERBANK).write_bytes(b"garbage")
+    with pytest.raises(ModelError, match="mel_filterbank.npy: is damaged"):
+        folder.read_filterbank(None)
+
+
+def test_a_dataset_folder_reads_back_what_the_build_wrote(trained):
+    folder = DatasetDir(trained["dataset"])
+    dataset = load_dataset(trained["dataset"])
+    assert folder.read_summary() == read_summary(trained["dataset"])
+    assert folder.read_summary().chunks == len(dataset.features) == len(folder.read_manifest())
+    assert folder.read_feature_config() == dataset.feature_config
+    assert tuple(folder.read_classes()) == dataset.classes
+    assert folder.fingerprint() == dataset.fingerprint
+    np.testing.assert_array_equal(folder.open_features()[:3], dataset.features[:3])
+
+
+def test_a_damaged_manifest_is_named_with_the_fix(trained, tmp_path):
+    folder = DatasetDir(tmp_path)
+    (tmp_path / folder.MANIFEST).write_text("song,label,offset_seconds,split\na.mp3,rock,0.0,holdout\n")
+    with pytest.raises(DatasetError, match=r"manifest.csv: is damaged \(unknown split 'holdout'\); rebuild"):
+        folder.read_manifest()
+    (tmp_path / folder.MANIFEST).write_text("name,genre\n")
+    with pytest.raises(DatasetError, match="its header is not song,label,chunk"):
+        folder.read_manifest()
+
+
+def test_concatenated_tables_keep_one_header_and_every_row(tmp_path):
+    parts = []
+    for i in range(3):
+        part = DatasetDir(tmp_path / f"part{i}")
+        part.path.mkdir()
+        part.write_skipped([(f"song{i}.mp3", "too short")])
+        parts.append(part)
+    merged = DatasetDir(tmp_path)
+    merged.write_concatenated(merged.SKIPPED, parts)
+    assert (tmp_path / merged.SKIPPED).read_text().splitlines() == [
+        "song,reason", "song0.mp3,too short", "song1.mp3,too short", "song2.mp3,too short"]
