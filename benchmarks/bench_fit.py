@@ -58,7 +58,7 @@ def run_in_ram(data: str, epochs: int, out: str) -> dict:
     from genre_cnn.data.dataset import load_dataset
     from genre_cnn.models.cnn import build_model
     from genre_cnn.runtime.backend import import_keras
-    from genre_cnn.training.fit import band_statistics
+    from genre_cnn.training.scratch import band_statistics
 
     keras = import_keras()
     from genre_cnn.training.callbacks import EpochTimes

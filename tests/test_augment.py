@@ -118,7 +118,7 @@ def test_specaugment_masks_only_in_training():
 def test_only_training_batches_are_augmented(trained):
     pytest.importorskip("tensorflow")
     from genre_cnn.data.dataset import load_dataset
-    from genre_cnn.training.fit import evaluation_batches, training_batches
+    from genre_cnn.training.scratch import evaluation_batches, training_batches
 
     dataset = load_dataset(trained["dataset"])
     config = TrainConfig(batch_size=64, augment="shift,stretch,pitch,gain,noise,specaugment,mixup")

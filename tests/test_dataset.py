@@ -121,8 +121,8 @@ def test_the_summary_is_a_type_saved_as_json_and_read_back_unchanged(tracks_dir,
     saved["added_by_a_newer_version"] = 1
     assert BuildSummary.from_dict(saved) == report.summary
     del saved["chunks"]
-    with pytest.raises(DatasetError, match=r"summary.json: is damaged \(no chunks\); rebuild the dataset"):
-        BuildSummary.from_dict(saved)
+    with pytest.raises(DatasetError, match=r"ds/summary.json: is damaged \(no chunks\); rebuild the dataset"):
+        BuildSummary.from_dict(saved, where="ds/summary.json")
 
 
 def test_the_same_features_are_written_with_several_workers(tracks_dir, tiny_config, tmp_path):

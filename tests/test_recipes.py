@@ -15,7 +15,8 @@ from genre_cnn.config import TrainConfig
 from genre_cnn.data.dataset import build_dataset, load_dataset
 from genre_cnn.errors import ConfigError
 from genre_cnn.training.distill import chunk_teacher_probabilities, cross_fitted_probabilities, tempered
-from genre_cnn.training.fit import evaluation_batches, fit, training_batches
+from genre_cnn.training.fit import fit
+from genre_cnn.training.scratch import evaluation_batches, training_batches
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +195,14 @@ def test_cv_compares_recipes_on_the_same_folds(tmp_path):
                                "--out", str(tmp_path / "cv2")])
     assert bad.exit_code == 1 and "--recipes scratch,magic: choose one or more of scratch,teacher,musicnn,baseline" \
         in bad.output
+
+
+def test_one_training_recipe_per_network_kind_chosen_from_the_config():
+    from genre_cnn.inference.classifier import NETWORK_KINDS
+    from genre_cnn.training.recipes import MusicnnHead, ScratchCnn, recipe_for
+
+    assert isinstance(recipe_for(TrainConfig()), ScratchCnn)
+    assert isinstance(recipe_for(TrainConfig(backbone="musicnn")), MusicnnHead)
+    assert {ScratchCnn.kind, MusicnnHead.kind} == set(NETWORK_KINDS)  # classify opens what fit trains
+    assert recipe_for(TrainConfig(augment=("mixup",))).describe(TrainConfig(augment=("mixup",))).startswith(
+        ", augmented with mixup")

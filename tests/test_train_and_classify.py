@@ -9,8 +9,9 @@ from genre_cnn.config import TrainConfig
 from genre_cnn.data.dataset import load_dataset
 from genre_cnn.errors import DatasetError, ModelError
 from genre_cnn.inference.classifier import classify, load_classifier
-from genre_cnn.training.fit import band_statistics, fit
+from genre_cnn.training.fit import fit
 from genre_cnn.training.metrics import evaluate_chunks
+from genre_cnn.training.scratch import band_statistics
 
 
 def test_fit_saves_every_artefact(trained):

@@ -223,7 +223,7 @@ class TrainedRecipe:
         With ``engine="dask"`` the folds are Dask tasks (one model each) on ``scheduler``; a task
         trains exactly what the local loop would (same rows, same seed), so the results are equal.
         """
-        data = load_training_dataset(dataset.path, config=self.config, log=log) if self.config.backbone else dataset
+        data = load_training_dataset(dataset.path, config=self.config, log=log)  # the recipe's: chunks or patches
         n_folds = len(set(fold_of_song.values()))
         tasks = [dict(data_dir=str(dataset.path), config=self.config, fold=fold, train_rows=train_rows,
                       val_rows=val_rows, test_rows=test_rows, verbose=verbose)

@@ -11,28 +11,23 @@ from typing import Callable, Optional
 import numpy as np
 
 from genre_cnn.config import TrainConfig, write_json
-from genre_cnn.data.arrays import RowReader
-from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset
+from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset
 from genre_cnn.errors import ConfigError, DatasetError
 from genre_cnn.inference.runners import export_litert
-from genre_cnn.models.cnn import build_model
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, set_latest
 from genre_cnn.models.store import MODEL_FOLDER, Metrics, ModelDir
 from genre_cnn.monitoring import write_reference_profile
 from genre_cnn.plots import plot_confusion, plot_history
-from genre_cnn.runtime.backend import describe_device, import_keras, precision_policy, training_strategy
+from genre_cnn.runtime.backend import describe_device, import_keras, training_strategy
 from genre_cnn.runtime.files import atomic_directory, check_output_folder, exclusive_lock
-from genre_cnn.signal.logmel import mel_filterbank
-from genre_cnn.training.augment import SIGNAL_AUGMENTATIONS, ChunkAugmenter
-from genre_cnn.training.distill import distillation_loss, teacher_targets, true_label_accuracy
 from genre_cnn.training.metrics import evaluate_chunks
-from genre_cnn.training.transfer import patch_dataset, train_transfer
+from genre_cnn.training.recipes import recipe_for
+from genre_cnn.training.scratch import evaluation_batches
 from genre_cnn.training.weights import class_weights
 from genre_cnn.version import __version__
 
 __all__ = [
-    "FitResult", "TrainedModel", "fit", "load_training_dataset", "train_model", "training_batches",
-    "evaluation_batches", "test_metrics", "band_statistics",
+    "FitResult", "TrainedModel", "fit", "load_training_dataset", "train_model", "test_metrics",
 ]
 
 
@@ -94,7 +89,8 @@ def fit(
         name = name or datetime.datetime.now().strftime("fit-%Y%m%d-%H%M%S")
         model_dir = Path(models_root) / name
     model_dir = check_output_folder(model_dir, kind=MODEL_FOLDER, inputs=[data_dir])
-    dataset = load_training_dataset(data_dir, config=config, log=log)
+    recipe = recipe_for(config)
+    dataset = recipe.training_data(data_dir, log=log)
     train_rows, val_rows, test_rows = (dataset.indices(s) for s in ("train", "val", "test"))
     trained = train_model(dataset, train_rows=train_rows, val_rows=val_rows, config=config,
                           tensorboard=tensorboard, checkpoint=checkpoint, verbose=verbose, log=log)
@@ -113,11 +109,10 @@ def fit(
             atomic_directory(model_dir, kind=MODEL_FOLDER, inputs=[data_dir]) as tmp:
         saved = ModelDir(tmp)
         model.save(saved / saved.KERAS)
-        if not config.backbone:  # a backbone computes its own input
-            saved.write_filterbank(dataset.feature_config)
+        recipe.save_front_end(saved, dataset)
         export_litert(model, saved / saved.LITERT)
         saved.write_config(
-            kind="musicnn" if config.backbone else "cnn",
+            kind=recipe.kind,
             classes=dataset.classes,
             package_version=__version__,
             feature_config=dataset.feature_config.to_dict(),
@@ -141,10 +136,7 @@ def fit(
 
 def load_training_dataset(data_dir, *, config: TrainConfig, log: Callable[[str], None] = print) -> Dataset:
     """The dataset a model with ``config`` trains on: the chunks, or with a backbone its patches."""
-    dataset = load_dataset(data_dir)
-    if config.backbone:
-        dataset = patch_dataset(dataset, log=log)
-    return dataset
+    return recipe_for(config).training_data(data_dir, log=log)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +173,7 @@ def train_model(
         The model carries no augmentation layer (it is the plain inference model).
     """
     _check_trainable(dataset, train_rows)
+    recipe = recipe_for(config)
     keras = import_keras()
     keras.utils.set_random_seed(config.seed)
     import tensorflow as tf
@@ -190,18 +183,12 @@ def train_model(
     strategy = training_strategy()
     replicas = f", {strategy.num_replicas_in_sync} replicas" if strategy.num_replicas_in_sync > 1 else ""
     precision = ", mixed precision" if config.mixed_precision else ""
-    augmented = f", augmented with {'+'.join(config.augment)}" if config.augment else ""
-    augmented += ", random crops" if config.random_crop and not config.backbone else ""
-    augmented += f", distilled from {config.teacher} (T={config.temperature:g})" if config.teacher else ""
-    unit = "chunks"
-    if config.backbone:
-        augmented = f", musicnn backbone {'fine-tuned' if config.fine_tune else 'frozen'}"
-        unit = "patches"
-    log(f"Training on {device}{replicas}{precision}{augmented}: {len(train_rows)} train {unit}, {len(val_rows)} "
-        f"validation {unit}, {len(dataset.classes)} genres")
+    unit = recipe.unit
+    log(f"Training on {device}{replicas}{precision}{recipe.describe(config)}: {len(train_rows)} train {unit}, "
+        f"{len(val_rows)} validation {unit}, {len(dataset.classes)} genres")
 
     # lazy: Keras callbacks: importing it imports TensorFlow
-    from genre_cnn.training.callbacks import BestCheckpoint, BestWeights, EpochTimes
+    from genre_cnn.training.callbacks import BestWeights, EpochTimes
 
     n_classes = len(dataset.classes)
     monitor = "val_loss" if len(val_rows) else "loss"
@@ -214,99 +201,9 @@ def train_model(
     callbacks = [best, timer, *_optional_callbacks(keras, config, monitor, tensorboard)]
     if checkpoint is not None and Path(checkpoint).suffix != ".keras":
         raise ConfigError(f"checkpoint={checkpoint}: the file name must end in .keras", parameter="checkpoint")
-    if config.backbone:
-        model, trainee, history = train_transfer(dataset, train_rows=train_rows, val_rows=val_rows, config=config,
-                                                 callbacks=callbacks, checkpoint=checkpoint, verbose=verbose)
-        best.restore(trainee)
-        return TrainedModel(model=model, history=history, best=best, timer=timer, device=device)
-
-    # lazy: defines Keras layers: importing it imports TensorFlow
-    from genre_cnn.models.layers import SpecAugment
-
-    mixup = "mixup" in config.augment
-    one_hot = mixup or config.teacher is not None
-    soft_targets = None
-    if config.teacher is not None:
-        soft_targets = teacher_targets(dataset, train_rows, config, log=log)
-        keras.utils.set_random_seed(config.seed)  # the student starts the same with or without a teacher
-    mean, variance = band_statistics(dataset.features, train_rows)
-    with precision_policy(config.mixed_precision), strategy.scope():
-        model = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance)
-        trainee = model
-        if "specaugment" in config.augment or config.teacher:  # a training-only wrapper: the saved model stays plain
-            inputs = keras.Input(shape=dataset.feature_config.input_shape, name="log_mel")
-            masked = SpecAugment(mean, seed=config.seed, name="specaugment")(inputs) \
-                if "specaugment" in config.augment else inputs
-            trainee = keras.Model(inputs, model(masked), name="genre_cnn_training")
-        optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
-        if config.teacher is not None:
-            loss, metrics = distillation_loss(n_classes, config), [true_label_accuracy(n_classes)]
-        else:
-            loss = "categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy"
-            metrics = ["accuracy"]
-        trainee.compile(optimizer=optimizers[config.optimizer](learning_rate=config.learning_rate), loss=loss,
-                        metrics=metrics)
-    train_data = training_batches(dataset, train_rows, config, soft_targets=soft_targets)
-    val_data = evaluation_batches(dataset, val_rows, config) if len(val_rows) else None
-    if checkpoint is not None:
-        callbacks.append(BestCheckpoint(checkpoint, model=model, monitor=monitor, keep=config.keep_epoch))
-    history = trainee.fit(
-        train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
-        class_weight=dict(enumerate(weights.tolist())) if config.class_weight == "balanced" else None,
-    )
-    best.restore(trainee)
-    if config.mixed_precision:  # keep float16 for training only: save (and export) a float32 twin
-        with precision_policy(False):
-            twin = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance)
-        twin.set_weights(model.get_weights())
-        model = twin
-    return TrainedModel(model=model, history=history.history, best=best, timer=timer, device=device)
-
-
-def training_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig, *, soft_targets=None):
-    """The shuffled, randomly cropped and augmented (per ``config``) batches that train on the chunks ``rows``.
-
-    ``soft_targets`` (a teacher's probabilities per chunk) are served after the one-hot labels.
-
-    Returns
-    -------
-    genre_cnn.training.batches.ChunkBatches
-    """
-    # lazy: a Keras PyDataset: importing it imports TensorFlow
-    from genre_cnn.training.batches import ChunkBatches
-
-    augmenter = None
-    if any(name in SIGNAL_AUGMENTATIONS for name in config.augment):
-        augmenter = ChunkAugmenter(dataset.feature_config, config, filterbank=mel_filterbank(dataset.feature_config))
-    mixup = "mixup" in config.augment
-    feature_config = dataset.feature_config
-    crop = config.random_crop and feature_config.hop_samples <= feature_config.chunk_samples
-    return ChunkBatches(
-        features=dataset.features, labels=dataset.labels, rows=rows, batch_size=config.batch_size,
-        shuffle=True, seed=config.seed, augmenter=augmenter, repeats=config.crops_per_chunk if crop else 1,
-        next_rows=dataset.next_rows() if augmenter is not None or crop or soft_targets is not None else None,
-        n_classes=len(dataset.classes) if mixup or soft_targets is not None else None,
-        mixup_alpha=config.mixup_alpha if mixup else None,
-        crop_hop_frames=round(feature_config.hop_samples / feature_config.hop_length) if crop else None,
-        soft_targets=soft_targets,
-    )
-
-
-def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig = TrainConfig()):
-    """Batches of the chunks ``rows`` exactly as stored, in order: never augmented.
-
-    Labels are one-hot when ``config`` trains with mixup (the loss then expects them so); with a
-    teacher they are one-hot twice (the true label stands in for the teacher on held-out songs).
-    """
-    # lazy: a Keras PyDataset: importing it imports TensorFlow
-    from genre_cnn.training.batches import ChunkBatches
-
-    n_classes = len(dataset.classes)
-    return ChunkBatches(
-        features=dataset.features, labels=dataset.labels, rows=rows, batch_size=config.batch_size,
-        n_classes=n_classes if "mixup" in config.augment or config.teacher else None,
-        soft_targets=np.eye(n_classes, dtype=np.float32)[dataset.labels] if config.teacher else None,
-    )
+    model, history = recipe.train(dataset, train_rows=train_rows, val_rows=val_rows, config=config, best=best,
+                                  callbacks=callbacks, checkpoint=checkpoint, verbose=verbose, log=log)
+    return TrainedModel(model=model, history=history, best=best, timer=timer, device=device)
 
 
 def _optional_callbacks(keras, config: TrainConfig, monitor: str, tensorboard) -> list:
@@ -325,27 +222,6 @@ def _optional_callbacks(keras, config: TrainConfig, monitor: str, tensorboard) -
                               parameter="tensorboard") from None
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard)))
     return callbacks
-
-
-def band_statistics(features: np.ndarray, rows: np.ndarray, *, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance of each mel band over the chunks ``rows``, read block by block.
-
-    Returns
-    -------
-    mean, variance : np.ndarray [shape=(n_mels,), dtype=float64]
-    """
-    read = RowReader(features)
-    total = np.zeros(features.shape[1])
-    total_sq = np.zeros(features.shape[1])
-    count = 0
-    for start in range(0, len(rows), block):
-        chunk = read(np.sort(rows[start : start + block])).astype(np.float64)
-        total += chunk.sum(axis=(0, 2))
-        total_sq += np.square(chunk).sum(axis=(0, 2))
-        count += chunk.shape[0] * chunk.shape[2]
-    mean = total / count
-    variance = np.maximum(total_sq / count - mean**2, 1e-6)
-    return mean, variance
 
 
 def _check_trainable(dataset: Dataset, train_rows: np.ndarray) -> None:

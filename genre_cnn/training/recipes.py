@@ -1,0 +1,101 @@
+"""One training recipe per kind of network: what it trains on, how it trains, what it saves.
+
+:func:`recipe_for` is the one place that chooses the recipe from a :class:`TrainConfig`;
+``fit`` and ``cv`` then only call it (the scikit-learn baseline has its own command and module,
+:mod:`genre_cnn.training.baseline`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Protocol
+
+import numpy as np
+
+from genre_cnn.config import TrainConfig
+from genre_cnn.data.dataset import Dataset, load_dataset
+from genre_cnn.models.store import ModelDir
+from genre_cnn.training.scratch import train_scratch
+from genre_cnn.training.transfer import patch_dataset, train_transfer
+
+__all__ = ["Recipe", "ScratchCnn", "MusicnnHead", "recipe_for"]
+
+
+class Recipe(Protocol):
+    """How one kind of network is trained.
+
+    Attributes
+    ----------
+    kind : str
+        What the model folder's ``config.json`` records as ``"kind"`` (and ``classify`` opens).
+    unit : str
+        What one training example is, for messages ("chunks", "patches").
+    """
+
+    kind: str
+    unit: str
+
+    def training_data(self, data_dir: str | os.PathLike, *, log: Callable[[str], None]) -> Dataset:
+        """The dataset this kind trains on, from a dataset folder."""
+
+    def describe(self, config: TrainConfig) -> str:
+        """What the training log says about this recipe (``", random crops"``...)."""
+
+    def train(self, dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndarray, config: TrainConfig,
+              best, callbacks: list, checkpoint, verbose: int, log: Callable[[str], None]) -> tuple[object, dict]:
+        """Fit a fresh network; returns it with the kept epoch's weights, and the history."""
+
+    def save_front_end(self, folder: ModelDir, dataset: Dataset) -> None:
+        """Save what classification needs besides the network to compute its input."""
+
+
+class ScratchCnn:
+    """The small CNN from scratch on log-mel chunks (:func:`genre_cnn.training.scratch.train_scratch`)."""
+
+    kind = "cnn"
+    unit = "chunks"
+
+    def training_data(self, data_dir, *, log=print) -> Dataset:
+        return load_dataset(data_dir)
+
+    def describe(self, config: TrainConfig) -> str:
+        text = f", augmented with {'+'.join(config.augment)}" if config.augment else ""
+        text += ", random crops" if config.random_crop else ""
+        text += f", distilled from {config.teacher} (T={config.temperature:g})" if config.teacher else ""
+        return text
+
+    def train(self, dataset, *, train_rows, val_rows, config, best, callbacks, checkpoint=None, verbose=2,
+              log=print):
+        return train_scratch(dataset, train_rows=train_rows, val_rows=val_rows, config=config, best=best,
+                             callbacks=callbacks, checkpoint=checkpoint, verbose=verbose, log=log)
+
+    def save_front_end(self, folder: ModelDir, dataset: Dataset) -> None:
+        folder.write_filterbank(dataset.feature_config)  # so classify needs no librosa
+
+
+class MusicnnHead:
+    """A genre head on the pretrained musicnn backbone, frozen or fine-tuned, on musicnn's own patches."""
+
+    kind = "musicnn"
+    unit = "patches"
+
+    def training_data(self, data_dir, *, log=print) -> Dataset:
+        return patch_dataset(load_dataset(data_dir), log=log)
+
+    def describe(self, config: TrainConfig) -> str:
+        return f", musicnn backbone {'fine-tuned' if config.fine_tune else 'frozen'}"
+
+    def train(self, dataset, *, train_rows, val_rows, config, best, callbacks, checkpoint=None, verbose=2,
+              log=print):
+        model, trainee, history = train_transfer(dataset, train_rows=train_rows, val_rows=val_rows, config=config,
+                                                 callbacks=callbacks, checkpoint=checkpoint, verbose=verbose)
+        best.restore(trainee)  # the head alone when frozen: it is part of model
+        return model, history
+
+    def save_front_end(self, folder: ModelDir, dataset: Dataset) -> None:
+        """Nothing: the backbone computes its own input from the audio."""
+
+
+def recipe_for(config: TrainConfig) -> Recipe:
+    """The recipe that trains what ``config`` asks for: the musicnn head with a backbone, else the CNN."""
+    return MusicnnHead() if config.backbone else ScratchCnn()

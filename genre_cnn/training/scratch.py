@@ -1,0 +1,155 @@
+"""The CNN from scratch: log-mel chunks in, randomly cropped and augmented batches, RMSprop."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from genre_cnn.config import TrainConfig
+from genre_cnn.data.arrays import RowReader
+from genre_cnn.data.dataset import Dataset
+from genre_cnn.models.cnn import build_model
+from genre_cnn.runtime.backend import import_keras, precision_policy, training_strategy
+from genre_cnn.signal.logmel import mel_filterbank
+from genre_cnn.training.augment import SIGNAL_AUGMENTATIONS, ChunkAugmenter
+from genre_cnn.training.distill import distillation_loss, teacher_targets, true_label_accuracy
+from genre_cnn.training.weights import class_weights
+
+__all__ = ["train_scratch", "training_batches", "evaluation_batches", "band_statistics"]
+
+
+def train_scratch(dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndarray, config: TrainConfig, best,
+                  callbacks: list, checkpoint=None, verbose: int = 2, log: Callable[[str], None] = print):
+    """Fit a fresh CNN (:func:`genre_cnn.models.cnn.build_model`) on the chunks ``train_rows``.
+
+    With ``config.teacher`` the targets are the true genre and the teacher's softened
+    probabilities (:mod:`genre_cnn.training.distill`); SpecAugment and the teacher's loss live in a
+    training-only wrapper, so the returned model stays the plain inference network.
+
+    Parameters
+    ----------
+    best : genre_cnn.training.callbacks.BestWeights
+        Among ``callbacks``: its epoch's weights are restored before returning.
+
+    Returns
+    -------
+    model : keras.Model
+        The float32 inference network with the kept epoch's weights.
+    history : dict
+    """
+    # lazy: defines Keras layers: importing it imports TensorFlow
+    from genre_cnn.models.layers import SpecAugment
+
+    # lazy: Keras callbacks: importing it imports TensorFlow
+    from genre_cnn.training.callbacks import BestCheckpoint
+
+    keras = import_keras()
+    n_classes = len(dataset.classes)
+
+    mixup = "mixup" in config.augment
+    one_hot = mixup or config.teacher is not None
+    soft_targets = None
+    if config.teacher is not None:
+        soft_targets = teacher_targets(dataset, train_rows, config, log=log)
+        keras.utils.set_random_seed(config.seed)  # the student starts the same with or without a teacher
+    mean, variance = band_statistics(dataset.features, train_rows)
+    with precision_policy(config.mixed_precision), training_strategy().scope():
+        model = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance)
+        trainee = model
+        if "specaugment" in config.augment or config.teacher:  # a training-only wrapper: the saved model stays plain
+            inputs = keras.Input(shape=dataset.feature_config.input_shape, name="log_mel")
+            masked = SpecAugment(mean, seed=config.seed, name="specaugment")(inputs) \
+                if "specaugment" in config.augment else inputs
+            trainee = keras.Model(inputs, model(masked), name="genre_cnn_training")
+        optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
+        if config.teacher is not None:
+            loss, metrics = distillation_loss(n_classes, config), [true_label_accuracy(n_classes)]
+        else:
+            loss = "categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy"
+            metrics = ["accuracy"]
+        trainee.compile(optimizer=optimizers[config.optimizer](learning_rate=config.learning_rate), loss=loss,
+                        metrics=metrics)
+    train_data = training_batches(dataset, train_rows, config, soft_targets=soft_targets)
+    val_data = evaluation_batches(dataset, val_rows, config) if len(val_rows) else None
+    if checkpoint is not None:
+        callbacks.append(BestCheckpoint(checkpoint, model=model, monitor=best.monitor, keep=config.keep_epoch))
+    history = trainee.fit(
+        train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
+        class_weight=dict(enumerate(class_weights(dataset.labels[train_rows], n_classes).tolist()))
+        if config.class_weight == "balanced" else None,
+    )
+    best.restore(trainee)
+    if config.mixed_precision:  # keep float16 for training only: save (and export) a float32 twin
+        with precision_policy(False):
+            twin = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance)
+        twin.set_weights(model.get_weights())
+        model = twin
+    return model, history.history
+
+
+def training_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig, *, soft_targets=None):
+    """The shuffled, randomly cropped and augmented (per ``config``) batches that train on the chunks ``rows``.
+
+    ``soft_targets`` (a teacher's probabilities per chunk) are served after the one-hot labels.
+
+    Returns
+    -------
+    genre_cnn.training.batches.ChunkBatches
+    """
+    # lazy: a Keras PyDataset: importing it imports TensorFlow
+    from genre_cnn.training.batches import ChunkBatches
+
+    augmenter = None
+    if any(name in SIGNAL_AUGMENTATIONS for name in config.augment):
+        augmenter = ChunkAugmenter(dataset.feature_config, config, filterbank=mel_filterbank(dataset.feature_config))
+    mixup = "mixup" in config.augment
+    feature_config = dataset.feature_config
+    crop = config.random_crop and feature_config.hop_samples <= feature_config.chunk_samples
+    return ChunkBatches(
+        features=dataset.features, labels=dataset.labels, rows=rows, batch_size=config.batch_size,
+        shuffle=True, seed=config.seed, augmenter=augmenter, repeats=config.crops_per_chunk if crop else 1,
+        next_rows=dataset.next_rows() if augmenter is not None or crop or soft_targets is not None else None,
+        n_classes=len(dataset.classes) if mixup or soft_targets is not None else None,
+        mixup_alpha=config.mixup_alpha if mixup else None,
+        crop_hop_frames=round(feature_config.hop_samples / feature_config.hop_length) if crop else None,
+        soft_targets=soft_targets,
+    )
+
+
+def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig = TrainConfig()):
+    """Batches of the chunks ``rows`` exactly as stored, in order: never augmented.
+
+    Labels are one-hot when ``config`` trains with mixup (the loss then expects them so); with a
+    teacher they are one-hot twice (the true label stands in for the teacher on held-out songs).
+    """
+    # lazy: a Keras PyDataset: importing it imports TensorFlow
+    from genre_cnn.training.batches import ChunkBatches
+
+    n_classes = len(dataset.classes)
+    return ChunkBatches(
+        features=dataset.features, labels=dataset.labels, rows=rows, batch_size=config.batch_size,
+        n_classes=n_classes if "mixup" in config.augment or config.teacher else None,
+        soft_targets=np.eye(n_classes, dtype=np.float32)[dataset.labels] if config.teacher else None,
+    )
+
+
+def band_statistics(features: np.ndarray, rows: np.ndarray, *, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of each mel band over the chunks ``rows``, read block by block.
+
+    Returns
+    -------
+    mean, variance : np.ndarray [shape=(n_mels,), dtype=float64]
+    """
+    read = RowReader(features)
+    total = np.zeros(features.shape[1])
+    total_sq = np.zeros(features.shape[1])
+    count = 0
+    for start in range(0, len(rows), block):
+        chunk = read(np.sort(rows[start : start + block])).astype(np.float64)
+        total += chunk.sum(axis=(0, 2))
+        total_sq += np.square(chunk).sum(axis=(0, 2))
+        count += chunk.shape[0] * chunk.shape[2]
+    mean = total / count
+    variance = np.maximum(total_sq / count - mean**2, 1e-6)
+    return mean, variance
