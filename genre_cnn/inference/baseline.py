@@ -29,6 +29,8 @@ class BaselineClassifier:
     backend = "sklearn"
     kind = "baseline"
     makes_timelines = False
+    inputs_are_log_mel = False
+    profiles_from_dataset = False  # its profile is made from the songs' folder when it is fitted
 
     def __init__(self, model_dir: str | os.PathLike) -> None:
         import joblib

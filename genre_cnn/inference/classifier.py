@@ -43,6 +43,8 @@ class GenreClassifier:
     #: The layer whose output is the network's penultimate embedding of an input (for ``monitor``).
     embedding_layer = ""
     makes_timelines = False
+    inputs_are_log_mel = False
+    profiles_from_dataset = True
 
     def __init__(self, model_dir: Path, runner, classes: Sequence[str], feature_config: FeatureConfig,
                  filterbank: Optional[np.ndarray] = None):
@@ -100,6 +102,7 @@ class CnnClassifier(GenreClassifier):
     kind = "cnn"
     embedding_layer = "global_pool"
     makes_timelines = True
+    inputs_are_log_mel = True
 
     @staticmethod
     def input_shape(feature_config: FeatureConfig) -> tuple:

@@ -296,7 +296,7 @@ def monitor(model_dir: str | os.PathLike, incoming: Iterable[str | os.PathLike],
     if isinstance(min_songs, bool) or not isinstance(min_songs, int) or min_songs < 2:
         raise ConfigError(f"min_songs={min_songs!r} must be an integer of at least 2")
     classifier = open_classifier(model_dir)
-    if classifier.kind == "baseline" and not (Path(classifier.model_dir) / PROFILE_FILE).is_file():
+    if not classifier.profiles_from_dataset and not (Path(classifier.model_dir) / PROFILE_FILE).is_file():
         raise ModelError(f"{model_dir}: this baseline has no reference profile; refit it with the songs' folder: "
                          f"'genre-cnn baseline TABLE --tracks TRACKS_DIR --out {model_dir}'")
     reference = load_profile(classifier.model_dir)

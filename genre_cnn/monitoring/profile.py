@@ -201,7 +201,7 @@ class SongProfiler:
         AudioDecodeError
         """
         # a CNN's inputs are the log-mel chunks themselves: their band means come free with the network pass
-        bands_from_inputs = self.embedder is not None and self.classifier.kind == "cnn"
+        bands_from_inputs = self.embedder is not None and self.classifier.inputs_are_log_mel
         song = audio_statistics(path, sr=self.feature_config.sr) if bands_from_inputs else sound_profile(
             path, self.classifier)
         if self.embedder is None:
