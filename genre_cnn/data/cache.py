@@ -75,7 +75,8 @@ class SongCache:
 
 def write_song_index(directory: Path, rows: list[tuple[str, Optional[tuple], int, int, dict]]) -> None:
     """Write ``songs.csv``: per used song its file key, its rows in ``features.npy`` and its stats."""
-    with open(DatasetDir(directory) / DatasetDir.SONG_INDEX, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
+    index = DatasetDir(directory) / DatasetDir.SONG_INDEX
+    with open(index, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.writer(handle)
         writer.writerow(_COLUMNS)
         for relative, key, first_row, n_chunks, stats in rows:
@@ -89,7 +90,8 @@ def song_files(dataset_dir: str | os.PathLike) -> dict[str, Path]:
     Empty when the dataset has no readable ``songs.csv`` (e.g. one merged by an older version).
     """
     try:
-        with open(DatasetDir(dataset_dir) / DatasetDir.SONG_INDEX, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        index = DatasetDir(dataset_dir) / DatasetDir.SONG_INDEX
+        with open(index, newline="", encoding="utf-8", errors="surrogateescape") as handle:
             return {row["song"]: Path(row["path"]) for row in csv.DictReader(handle)}
     except (OSError, KeyError, csv.Error):
         return {}

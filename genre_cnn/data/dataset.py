@@ -456,7 +456,8 @@ def _manifest_rows(used, splits, config: FeatureConfig) -> Iterator[tuple]:
     """The manifest's rows (:data:`~genre_cnn.data.store.MANIFEST_COLUMNS`) of the used songs' chunks."""
     for (song, offsets), split in zip(used, splits):
         for chunk, offset in enumerate(offsets):
-            yield song.relative, song.label, chunk, f"{offset / config.sr:.4f}", split, song.group or "", song.fold or ""
+            yield (song.relative, song.label, chunk, f"{offset / config.sr:.4f}", split, song.group or "",
+                   song.fold or "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -551,7 +552,8 @@ def load_dataset(path: str | os.PathLike = DEFAULT_DATASET_DIR) -> Dataset:
         )
     config = folder.read_feature_config()
     classes = folder.read_classes()
-    rows = folder.read_manifest()
+    manifest_bytes = (folder / folder.MANIFEST).read_bytes()  # read once: parsed, then hashed
+    rows = folder.read_manifest(data=manifest_bytes)
     features = folder.open_features()
     if features.shape != (len(rows), *config.input_shape):
         raise DatasetError(
@@ -568,7 +570,7 @@ def load_dataset(path: str | os.PathLike = DEFAULT_DATASET_DIR) -> Dataset:
         offsets = np.array([float(row["offset_seconds"]) for row in rows], dtype=np.float64)
     except ValueError as exc:
         raise DatasetError(f"{manifest}: is damaged ({exc}); rebuild the dataset") from None
-    fingerprint = folder.fingerprint()
+    fingerprint = folder.fingerprint(manifest=manifest_bytes)
     return Dataset(
         path=path,
         features=features,

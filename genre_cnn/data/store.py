@@ -11,7 +11,7 @@ import csv
 import dataclasses
 import hashlib
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -123,10 +123,14 @@ class DatasetDir:
         data = read_json(path, what="the dataset summary", error=DatasetError, fix="rebuild the dataset", expect=dict)
         return BuildSummary.from_dict(data, where=str(path))
 
-    def read_manifest(self) -> list[dict]:
-        """The rows of ``manifest.csv`` (song names round-trip undecodable bytes), checked."""
+    def read_manifest(self, *, data: Optional[bytes] = None) -> list[dict]:
+        """The rows of ``manifest.csv`` (song names round-trip undecodable bytes), checked.
+
+        ``data`` is the file's content when the caller has read it already (see :meth:`fingerprint`).
+        """
         path = self.path / self.MANIFEST
-        reader = csv.DictReader(path.read_bytes().decode("utf-8", errors="surrogateescape").splitlines())
+        data = path.read_bytes() if data is None else data
+        reader = csv.DictReader(data.decode("utf-8", errors="surrogateescape").splitlines())
         try:
             rows = list(reader)
         except csv.Error as exc:
@@ -154,10 +158,13 @@ class DatasetDir:
     def read_offsets(self) -> np.ndarray:
         return np.load(self.path / self.OFFSETS, allow_pickle=False)
 
-    def fingerprint(self) -> str:
-        """Hash of the manifest and feature config: which data a model was trained on."""
-        data = (self.path / self.MANIFEST).read_bytes() + (self.path / self.FEATURE_CONFIG).read_bytes()
-        return hashlib.sha256(data).hexdigest()[:16]
+    def fingerprint(self, *, manifest: Optional[bytes] = None) -> str:
+        """Hash of the manifest and feature config: which data a model was trained on.
+
+        ``manifest`` is the manifest's content when the caller has read it already.
+        """
+        manifest = (self.path / self.MANIFEST).read_bytes() if manifest is None else manifest
+        return hashlib.sha256(manifest + (self.path / self.FEATURE_CONFIG).read_bytes()).hexdigest()[:16]
 
 
 #: A dataset folder, recognised by the files every build writes (it may be replaced by a rebuild).

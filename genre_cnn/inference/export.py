@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Optional
 
 from genre_cnn.errors import ModelError
-from genre_cnn.inference.runners import KERAS_FILE, LITERT_FILE, KerasRunner, export_litert
+from genre_cnn.inference.runners import KerasRunner, export_litert
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, resolve_model_dir
+from genre_cnn.models.store import ModelDir
 from genre_cnn.runtime.native import native_stderr_silenced
 
 __all__ = ["EXPORT_FORMATS", "export_model"]
 
 #: format -> default name inside the model folder
-EXPORT_FORMATS = {"litert": LITERT_FILE, "saved_model": "saved_model", "onnx": "model.onnx"}
+EXPORT_FORMATS = {"litert": ModelDir.LITERT, "saved_model": "saved_model", "onnx": "model.onnx"}
 
 
 def export_model(
@@ -54,7 +55,7 @@ def export_model(
     suffix = {"litert": ".tflite", "onnx": ".onnx"}.get(fmt, "")  # Keras checks the ending
     temporary = target.parent / f".{target.name}.tmp-{os.getpid()}{suffix}"
 
-    keras_model = KerasRunner(model_dir / KERAS_FILE).model
+    keras_model = KerasRunner(model_dir / ModelDir.KERAS).model
     import numpy as np
 
     keras_model(np.zeros((1, *keras_model.input_shape[1:]), np.float32))  # ONNX export wants a built call

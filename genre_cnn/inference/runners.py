@@ -14,10 +14,8 @@ from genre_cnn.models.store import ModelDir
 from genre_cnn.runtime.backend import import_keras
 from genre_cnn.runtime.native import native_stderr_silenced
 
-__all__ = ["LITERT_FILE", "KERAS_FILE", "KerasRunner", "LiteRTRunner", "open_runner", "export_litert"]
+__all__ = ["KerasRunner", "LiteRTRunner", "open_runner", "export_litert"]
 
-KERAS_FILE = ModelDir.KERAS
-LITERT_FILE = ModelDir.LITERT
 BACKENDS = ("auto", "litert", "keras")
 
 
@@ -95,14 +93,14 @@ def open_runner(model_dir: Path, *, backend: str = "auto"):
     """Open the model of ``model_dir`` with ``backend`` ("auto": LiteRT when it can, else Keras)."""
     if backend not in BACKENDS:
         raise ModelError(f"backend={backend!r} must be one of {', '.join(BACKENDS)}")
-    litert_file = model_dir / LITERT_FILE
+    litert_file = model_dir / ModelDir.LITERT
     if backend == "litert" or (backend == "auto" and litert_file.is_file() and litert_available()):
         if not litert_file.is_file():
-            raise ModelError(f"{model_dir}: {LITERT_FILE} is missing; run 'genre-cnn export --model {model_dir}'")
+            raise ModelError(f"{model_dir}: {ModelDir.LITERT} is missing; run 'genre-cnn export --model {model_dir}'")
         if not litert_available():
             raise ModelError("the LiteRT backend needs the ai-edge-litert package: pip install ai-edge-litert")
         return LiteRTRunner(litert_file)
-    return KerasRunner(model_dir / KERAS_FILE)
+    return KerasRunner(model_dir / ModelDir.KERAS)
 
 
 def export_litert(model, path: Path) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from genre_cnn.config import FeatureConfig
 from genre_cnn.errors import AudioDecodeError, ModelError
-from genre_cnn.inference.runners import KERAS_FILE, KerasRunner
+from genre_cnn.inference.runners import KerasRunner
 from genre_cnn.models.store import ModelDir
 from genre_cnn.runtime.backend import import_keras
 from genre_cnn.runtime.files import atomic_file
@@ -187,7 +187,7 @@ class SongProfiler:
         layer = getattr(classifier, "embedding_layer", None)
         if layer is not None:
             keras = import_keras()
-            model = keras_model or KerasRunner(Path(classifier.model_dir) / KERAS_FILE).model
+            model = keras_model or KerasRunner(Path(classifier.model_dir) / ModelDir.KERAS).model
             self.embedder = _Embedder(keras, model, model.get_layer(layer))
             self.embedding_dim = self.embedder.dim
         else:
