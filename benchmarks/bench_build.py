@@ -43,7 +43,10 @@ def main():
 
     from genre_cnn.config import FeatureConfig
     from genre_cnn.data.dataset import build_dataset, scan_tracks
+    from genre_cnn.runtime.native import reuse_freed_memory
     from genre_cnn.signal.logmel import log_mel
+
+    reuse_freed_memory()  # as the genre-cnn command does
 
     with tempfile.TemporaryDirectory() as tmp:
         tracks = args.tracks or synth_clips(Path(tmp) / "tracks", n=args.clips)

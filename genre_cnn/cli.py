@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from genre_cnn.errors import GenreCnnError
+from genre_cnn.runtime.native import reuse_freed_memory
 from genre_cnn.version import __version__
 
 __all__ = ["main"]
@@ -93,6 +94,7 @@ def main():
     for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print as their own bytes
         if hasattr(stream, "reconfigure") and getattr(stream, "encoding", "").lower().replace("-", "") == "utf8":
             stream.reconfigure(errors="surrogateescape")
+    reuse_freed_memory()  # song after song allocates the same large arrays: keep them (runtime/native.py)
 
 
 def feature_options(command):

@@ -1,12 +1,50 @@
-"""Keep chatter from native libraries off the terminal."""
+"""Native-library settings: chatter kept off the terminal, freed memory kept for reuse."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import os
 import sys
 
-__all__ = ["native_stderr_silenced"]
+__all__ = ["native_stderr_silenced", "reuse_freed_memory"]
+
+#: glibc ``mallopt`` parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+#: Blocks up to this size come from the heap instead of a fresh ``mmap`` each.
+MMAP_THRESHOLD_BYTES = 64 * 2**20
+#: Freed heap memory kept for the next allocation, up to this much, instead of given back at once.
+TRIM_THRESHOLD_BYTES = 256 * 2**20
+
+
+@functools.cache
+def reuse_freed_memory() -> bool:
+    """Make glibc keep freed blocks of up to 64 MB for reuse in this process.
+
+    Decoding and featurising a song allocates a few arrays of megabytes each. glibc serves every
+    block over 128 kB with a fresh ``mmap`` and unmaps it on release, so the kernel zeroes those
+    pages again for the next song: measured on ``classify`` of 272 songs, 2.2 s of the 15 s of CPU
+    time were spent in the kernel, 0.5 s with this setting. Peak memory is unchanged (only memory
+    already used is kept).
+
+    Returns
+    -------
+    bool
+        False where the C library is not glibc (macOS, musl, Windows): nothing is changed there.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+        libc.gnu_get_libc_version  # noqa: B018 (glibc only)
+    except (OSError, AttributeError, TypeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD,
+                                                                                   TRIM_THRESHOLD_BYTES))
 
 
 @contextlib.contextmanager

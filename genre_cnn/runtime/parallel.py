@@ -8,6 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Optional
 
 from genre_cnn.errors import ConfigError
+from genre_cnn.runtime.native import reuse_freed_memory
 
 __all__ = ["process_pool", "run_dask_tasks"]
 
@@ -18,7 +19,8 @@ def process_pool(workers: int, *, initializer=None, initargs=(), fork: bool = Tr
     Workers are forked (they start in milliseconds) unless TensorFlow is loaded in this process
     or ``fork`` is False: TensorFlow's threads (or a server's) make a forked child unsafe, so they
     are spawned instead. Each worker limits BLAS and OpenMP to one thread, so ``workers``
-    processes use ``workers`` cores, not more.
+    processes use ``workers`` cores, not more, and keeps freed memory for reuse
+    (:func:`genre_cnn.runtime.native.reuse_freed_memory`).
     """
     safe_to_fork = fork and "fork" in multiprocessing.get_all_start_methods() and "tensorflow" not in sys.modules
     context = multiprocessing.get_context("fork" if safe_to_fork else "spawn")
@@ -27,6 +29,7 @@ def process_pool(workers: int, *, initializer=None, initargs=(), fork: bool = Tr
 
 
 def _start_worker(initializer, initargs) -> None:
+    reuse_freed_memory()
     try:
         from threadpoolctl import threadpool_limits
 
