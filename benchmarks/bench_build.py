@@ -34,6 +34,17 @@ def decode_only(paths):
     return sum(len(soundfile.read(str(p), dtype="float32")[0]) for p in paths)
 
 
+def decode_in_processes(paths, workers):
+    from genre_cnn.runtime.parallel import process_pool
+
+    with process_pool(workers) as pool:
+        return sum(pool.map(_decoded_samples, paths, chunksize=max(1, len(paths) // (4 * workers))))
+
+
+def _decoded_samples(path):
+    return decode_only([path])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tracks", type=Path, help="folder of genre folders (default: synthesised 30 s clips)")
@@ -57,6 +68,7 @@ def main():
         log_mel(np.zeros((1, 100_000), np.float32), FeatureConfig())
 
         t_floor, _ = timed(decode_only, paths)
+        t_floor_parallel, _ = timed(decode_in_processes, paths, args.workers)
         t_tutorial, reference = timed(tutorial_loop, paths)
         out = Path(tmp) / "ds"
         t_build, report = timed(build_dataset, tracks, out=out, workers=args.workers, force=True, val_fraction=0,
@@ -74,6 +86,7 @@ def main():
     print(f"{len(paths)} files, {seconds:.0f} s of audio, {report.summary['chunks']} chunks; workers={args.workers}")
     rows = [
         ("decode only (soundfile, 1 process)", t_floor),
+        (f"decode only (soundfile, {args.workers} processes)", t_floor_parallel),
         ("tutorial loop (librosa, 1 process)", t_tutorial),
         ("genre-cnn build-dataset, workers=1", t_serial),
         (f"genre-cnn build-dataset, workers={args.workers}", t_build),
