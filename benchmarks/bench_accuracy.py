@@ -8,6 +8,7 @@ baseline, and prints song accuracy mean ± std and CPU time. ``--before CHECKOUT
 recipe") on the same dataset and folds.
 
     python benchmarks/bench_accuracy.py --before /tmp/genre-cnn-previous
+    python benchmarks/bench_accuracy.py --sets dev --dev-groups source   # a game's songs in one fold
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DEV_MUSIC = ROOT.parent / "shared" / "dev-music"
 
 
-def build(name: str, work: Path) -> Path:
+def build(name: str, work: Path, *, group_column: str | None = None) -> Path:
     from genre_cnn.data.dataset import build_dataset
     from genre_cnn.data.metadata import scan_metadata
 
     songs = ROOT / "tracks" if name == "demo" else scan_metadata(
-        DEV_MUSIC / "metadata.csv", audio_root=DEV_MUSIC, path_column="path", label_column="genre")
+        DEV_MUSIC / "metadata.csv", audio_root=DEV_MUSIC, path_column="path", label_column="genre",
+        group_column=group_column)
     return build_dataset(songs, out=work / name, val_fraction=0.15, test_fraction=0.0).path
 
 
@@ -56,6 +58,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--before", type=Path, default=None, help="another checkout of genre-cnn to compare")
+    parser.add_argument("--dev-groups", default=None, metavar="COLUMN",
+                        help="dev-music's metadata column whose groups never straddle folds (e.g. source)")
     args = parser.parse_args()
 
     from genre_cnn.config import TrainConfig
@@ -66,7 +70,7 @@ def main() -> None:
         work = Path(work)
         for name in args.sets:
             started = time.perf_counter()
-            data = build(name, work)
+            data = build(name, work, group_column=args.dev_groups if name == "dev" else None)
             rows = {}
             if args.before is not None:
                 rows["previous default (before)"] = before(args.before, data, work / f"{name}-before",
