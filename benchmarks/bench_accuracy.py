@@ -8,7 +8,7 @@ baseline, and prints song accuracy mean ± std and CPU time. ``--before CHECKOUT
 recipe") on the same dataset and folds.
 
     python benchmarks/bench_accuracy.py --before /tmp/genre-cnn-previous
-    python benchmarks/bench_accuracy.py --sets dev --dev-groups source   # a game's songs in one fold
+    python benchmarks/bench_accuracy.py --sets dev --dev-groups source --folds 3 --val-fraction 0
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--before", type=Path, default=None, help="another checkout of genre-cnn to compare")
+    parser.add_argument("--val-fraction", type=float, default=0.15,
+                        help="share of each fold's training songs held out for validation (0 with few groups)")
     parser.add_argument("--dev-groups", default=None, metavar="COLUMN",
                         help="dev-music's metadata column whose groups never straddle folds (e.g. source)")
     args = parser.parse_args()
@@ -76,7 +78,8 @@ def main() -> None:
                 rows["previous default (before)"] = before(args.before, data, work / f"{name}-before",
                                                            folds=args.folds, epochs=args.epochs)
             result = compare_recipes(data, recipes=args.recipes.split(","), config=TrainConfig(epochs=args.epochs),
-                                     folds=args.folds, out=work / f"{name}-cv", log=lambda message: None)
+                                     folds=args.folds, val_fraction=args.val_fraction, out=work / f"{name}-cv",
+                                     log=lambda message: None)
             rows.update(result.summary["recipes"])
             print(f"\n{name}: {result.summary['songs']} songs, {result.summary['folds']}-fold "
                   f"({result.summary['fold_source']}), {args.epochs} epochs, {time.perf_counter() - started:.0f} s")

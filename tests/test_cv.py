@@ -99,3 +99,26 @@ def test_cv_command_uses_the_fit_options(tmp_path, monkeypatch):
     assert saved["augment"] == ["gain"] and saved["class_weight"] == "balanced"
     bad = runner.invoke(main, ["cv", "--folds", "9"])
     assert bad.exit_code == 1 and "too few for --folds 9" in bad.output
+
+
+def test_folds_that_leave_a_genre_one_group_say_to_drop_validation(grouped, tmp_path):
+    from genre_cnn.config import FeatureConfig
+
+    audio = grouped.parent / "audio"
+    lines = ["path,label,album"]  # two albums per genre: outside either fold, one album is left to train on
+    for song in sorted(audio.rglob("*.mp3")):
+        lines.append(f"{song.relative_to(audio).as_posix()},{song.parent.name},"
+                     f"{song.parent.name}{int(song.stem.split('_')[1]) // 3}")
+    (audio / "albums.csv").write_text("\n".join(lines) + "\n")
+    config = FeatureConfig(sr=8000, chunk_samples=8000, hop_samples=8000, n_fft=256, hop_length=128, n_mels=16)
+    data = build_dataset(scan_metadata(audio / "albums.csv", group_column="album"), out=tmp_path / "ds",
+                         config=config, workers=1, val_fraction=0, test_fraction=0).path
+    with pytest.raises(DatasetError) as caught:
+        cross_validate(data, config=TrainConfig(epochs=1, batch_size=8), folds=2, out=tmp_path / "cv",
+                       log=lambda m: None)
+    message = str(caught.value)
+    assert "outside fold 1, genre 'chirps' has 1 usable groups" in message  # the genre by name, not its number
+    assert message.endswith("use --val-fraction 0 (keep the last epoch) or fewer --folds")
+    result = cross_validate(data, config=TrainConfig(epochs=1, batch_size=8), folds=2, val_fraction=0.0,
+                            out=tmp_path / "cv", log=lambda m: None)
+    assert result.summary["folds"] == 2

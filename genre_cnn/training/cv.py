@@ -362,11 +362,18 @@ def _fold_rows(dataset: Dataset, fold_of_song: dict, *, val_fraction: float, see
     fold_of_chunk = np.array([fold_of_song.get(song, -1) for song in dataset.songs])
     for fold in sorted(set(fold_of_song.values())):
         rest = np.flatnonzero(fold_of_each != fold)
-        rest_splits = split_songs(
-            dataset.labels[first[rest]].astype(str),
-            groups=[g or None for g in dataset.groups[first[rest]]] if grouped else None,
-            val_fraction=val_fraction, test_fraction=0.0, seed=seed + fold,
-        )
+        try:
+            rest_splits = split_songs(
+                np.asarray(dataset.classes)[dataset.labels[first[rest]]],
+                groups=[g or None for g in dataset.groups[first[rest]]] if grouped else None,
+                val_fraction=val_fraction, test_fraction=0.0, seed=seed + fold,
+            )
+        except DatasetError as exc:  # "genre 'x' has 1 usable groups; with val_fraction=..."
+            raise DatasetError(
+                f"{dataset.path}: outside fold {fold + 1}, {str(exc).split(';')[0]}: too few to train on and "
+                f"validate with (val_fraction={val_fraction:g}); use --val-fraction 0 (keep the last epoch) "
+                "or fewer --folds"
+            ) from None
         split_of_song = {songs[i]: split for i, split in zip(rest, rest_splits)}
         split_of_chunk = np.array([split_of_song.get(s, "test") for s in dataset.songs])
         train_rows = np.flatnonzero((split_of_chunk == "train") & (fold_of_chunk >= 0))
