@@ -1,10 +1,11 @@
 """Knowledge distillation: a musicnn teacher labels the training chunks with soft genre probabilities.
 
 The teacher is the musicnn backbone (frozen) with a small head trained on the cached embeddings of
-the **training songs only** (cross-fitted: each training song is labelled by a head that never saw it) (Hinton et al., 2015, "Distilling the knowledge in a neural network").
-Its temperature-softened probabilities of each training chunk say how much a chunk sounds like
-every genre; the small CNN learns from them and from the true genre. Validation and test songs
-never reach the teacher's training, and the teacher is not part of the saved model.
+the **training songs only**, cross-fitted: each training song is labelled by a head that never saw
+it (Hinton et al., 2015, "Distilling the knowledge in a neural network"). Its temperature-softened
+probabilities of each training chunk say how much a chunk sounds like every genre; the small CNN
+learns from them and from the true genre. Validation and test songs never reach the teacher's
+training, and the teacher is not part of the saved model.
 """
 
 from __future__ import annotations
