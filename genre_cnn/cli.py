@@ -411,7 +411,8 @@ def cv_command(data, folds, csv_folds, val_fraction, recipes, out, engine, sched
                    "NAME.timeline.csv/.json/.png in --out.")
 @click.option("--window", type=POSITIVE_FLOAT, default=None,
               help="--timeline window in seconds [default: the model's chunk length].")
-@click.option("--hop", type=POSITIVE_FLOAT, default=None, help="--timeline seconds between windows [default: --window].")
+@click.option("--hop", type=POSITIVE_FLOAT, default=None,
+              help="--timeline seconds between windows [default: --window].")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("timelines"), show_default=True,
               help="Folder for the --timeline files.")
 @library_errors
@@ -504,7 +505,8 @@ def embed_command(paths, out, patches):
 @click.option("--model", type=click.Path(path_type=Path), default=None,
               help="Model folder [default: the latest fit, models/latest].")
 @click.option("--format", "fmt", type=click.Choice(["litert", "saved_model", "onnx"]), default="litert",
-              show_default=True, help="LiteRT flatbuffer, TensorFlow SavedModel folder, or ONNX (needs the onnx extra).")
+              show_default=True,
+              help="LiteRT flatbuffer, TensorFlow SavedModel folder, or ONNX (needs the onnx extra).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Where to write [default: in the model folder: model.tflite, saved_model/, model.onnx].")
 @library_errors

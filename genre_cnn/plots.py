@@ -295,7 +295,8 @@ def plot_recipe_comparison(recipes: Mapping[str, Mapping], path: Path) -> None:
     axes = figure.add_subplot()
     bars = axes.bar(names, means, yerr=stds, capsize=5, color="#4c72b0")
     for bar, name, mean in zip(bars, names, means):
-        axes.annotate(f"{mean:.2f}\n{recipes[name]['cpu_seconds']:.0f} s CPU", (bar.get_x() + bar.get_width() / 2, 0.02),
+        axes.annotate(f"{mean:.2f}\n{recipes[name]['cpu_seconds']:.0f} s CPU",
+                      (bar.get_x() + bar.get_width() / 2, 0.02),
                       ha="center", va="bottom", color="white", fontsize=8)
     axes.set_ylim(0, 1.05)
     axes.set_ylabel("song accuracy (mean ± std over folds)")

@@ -127,7 +127,8 @@ def format_recipes(summary: dict) -> str:
 
 
 def format_evaluation(evaluation: dict) -> str:
-    """What ``genre-cnn evaluate`` prints: the scores, per-genre table, confusion, and every file it could not classify."""
+    """What ``genre-cnn evaluate`` prints: the scores, per-genre table, confusion, and every file it
+    could not classify."""
     failed = evaluation["failed"]
     lines = [f"{evaluation['songs']} songs ({len(failed)} could not be classified): "
              f"accuracy {evaluation['accuracy']:.1%}, macro-F1 {evaluation['macro_f1']:.2f}",

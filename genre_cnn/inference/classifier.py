@@ -97,7 +97,8 @@ class GenreClassifier:
 
 
 class CnnClassifier(GenreClassifier):
-    """The CNN trained from scratch: its input is the log-mel chunks of :class:`~genre_cnn.signal.logmel.SongFeatureStream`."""
+    """The CNN trained from scratch: its input is the log-mel chunks of
+    :class:`~genre_cnn.signal.logmel.SongFeatureStream`."""
 
     kind = "cnn"
     embedding_layer = "global_pool"

@@ -65,7 +65,8 @@ def write_reference_profile(model_dir: str | os.PathLike, dataset, *, keras_mode
         return None
     save_profile(profile, model_dir / PROFILE_FILE)
     if skipped:
-        log(f"Reference profile: {profile.n_songs} song(s); {len(skipped)} could not be read again, e.g. {skipped[0][0]}")
+        log(f"Reference profile: {profile.n_songs} song(s); {len(skipped)} could not be read again, "
+            f"e.g. {skipped[0][0]}")
     return model_dir / PROFILE_FILE
 
 

@@ -147,7 +147,8 @@ def _mmd(reference: np.ndarray, incoming: np.ndarray, *, seed: int, permutations
     """Maximum mean discrepancy with an RBF kernel (median heuristic), p-value by permuting songs."""
     name, test = "embeddings", f"MMD, {permutations} permutations"
     if len(reference) < 2 or len(incoming) < 2:
-        why = "no embeddings (a baseline, or a serve log)" if not len(incoming) or not len(reference) else "too few songs"
+        no_embeddings = not len(incoming) or not len(reference)
+        why = "no embeddings (a baseline, or a serve log)" if no_embeddings else "too few songs"
         return Check(name, test, None, None, detail=why)
     if reference.shape[1] != incoming.shape[1]:
         return Check(name, test, None, None, detail=f"the reference embeddings have {reference.shape[1]} dimensions, "
@@ -189,7 +190,8 @@ def compare(reference: Profile, incoming: Profile, *, alpha: float = 0.05, seed:
         raise ConfigError(f"alpha={alpha!r} must be between 0 and 1")
     incoming_genres = [reference.classes[i] for i in incoming.genres]
     checks = [
-        _categories("sample rate / channels", [(int(r), int(c)) for r, c in zip(reference.sample_rate, reference.channels)],
+        _categories("sample rate / channels",
+                    [(int(r), int(c)) for r, c in zip(reference.sample_rate, reference.channels)],
                     [(int(r), int(c)) for r, c in zip(incoming.sample_rate, incoming.channels)],
                     describe=lambda rc: f"{rc[0]} Hz×{rc[1]}"),
         _ks("duration", reference.seconds, incoming.seconds, unit="s"),

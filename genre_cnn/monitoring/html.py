@@ -64,13 +64,15 @@ def _html(report: DriftReport) -> str:
         f"<td>{html.escape(c.detail)}</td></tr>"
         for c in report.checks)
     skipped = "".join(f"<li>{html.escape(p)}: {html.escape(r)}</li>" for p, r in report.skipped)
-    verdict = ("Drift: " + ", ".join(c.name for c in report.checks if c.drifted)) if report.drifted else "No drift detected"
+    drifted = ", ".join(c.name for c in report.checks if c.drifted)
+    verdict = f"Drift: {drifted}" if report.drifted else "No drift detected"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>genre-cnn drift report: {html.escape(report.model)}</title>
 <style>
 body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 1rem auto; padding: 0 1rem; color: #1b1b1b; }}
-table {{ border-collapse: collapse; width: 100%; }} td, th {{ border-bottom: 1px solid #ddd; padding: 0.3rem; text-align: left; }}
+table {{ border-collapse: collapse; width: 100%; }}
+td, th {{ border-bottom: 1px solid #ddd; padding: 0.3rem; text-align: left; }}
 tr.drift td {{ background: #fde8e8; font-weight: 600; }} img {{ max-width: 100%; }}
 .verdict {{ font-size: 1.3rem; font-weight: 700; color: {'#b00020' if report.drifted else '#1b7f3b'}; }}
 </style></head><body>
@@ -85,7 +87,8 @@ adjusted p-values (Holm) keep the chance of any false alarm below {report.alpha:
 </tbody></table>
 {f'<h2>Skipped files</h2><ul>{skipped}</ul>' if skipped else ''}
 <h2>Reference and incoming, side by side</h2>
-<img alt="Spectral balance, loudness, silence, durations, predicted genres and confidence of the reference and incoming songs" src="data:image/png;base64,{_figure(report)}">
+<img alt="Reference and incoming songs: spectral balance, loudness, silence, durations, genres, confidence"
+     src="data:image/png;base64,{_figure(report)}">
 </body></html>
 """
 
@@ -124,7 +127,8 @@ def _figure(report: DriftReport) -> str:
     genres = list(reference["genre_shares"])
     x = np.arange(len(genres))
     ax.bar(x - 0.2, [reference["genre_shares"][g] for g in genres], 0.4, color=colours["reference"], label="reference")
-    ax.bar(x + 0.2, [incoming["genre_shares"].get(g, 0) for g in genres], 0.4, color=colours["incoming"], label="incoming")
+    ax.bar(x + 0.2, [incoming["genre_shares"].get(g, 0) for g in genres], 0.4, color=colours["incoming"],
+           label="incoming")
     ax.set_xticks(x, genres, rotation=30, ha="right")
     ax.set(title="Predicted genres (share of songs)")
     ax.legend()

@@ -164,7 +164,8 @@ class Profile:
     def subset(self, songs: np.ndarray, judged: np.ndarray) -> "Profile":
         """The profile of some songs (rows ``songs`` of the audio arrays, ``judged`` of the model's)."""
         audio = {name: getattr(self, name)[songs] for name in (*AUDIO_FIELDS, "band_means")}
-        return dataclasses.replace(self, **audio, genres=self.genres[judged], top_probability=self.top_probability[judged],
+        return dataclasses.replace(self, **audio, genres=self.genres[judged],
+                                   top_probability=self.top_probability[judged],
                                    embeddings=self.embeddings[judged] if len(self.embeddings) else self.embeddings)
 
 

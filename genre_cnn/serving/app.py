@@ -84,7 +84,8 @@ class ServerConfig:
     def __post_init__(self) -> None:
         for name in ("workers", "queue"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < (name == "workers")):
+            not_a_count = isinstance(value, bool) or not isinstance(value, int) or value < (name == "workers")
+            if value is not None and not_a_count:
                 raise ConfigError(f"{name}={value!r} must be a {'positive' if name == 'workers' else 'non-negative'} "
                                   "integer")
         for name in ("max_upload_mb", "max_seconds"):

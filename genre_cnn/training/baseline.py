@@ -132,7 +132,8 @@ def fit_baseline(
     smallest = min(int((genres[train] == c).sum()) for c in classes)
     n_folds = min(folds, smallest)
     if n_folds < 2:
-        raise ConfigError(f"{table}: a genre has {smallest} training song(s); cross-validation needs at least 2 per genre")
+        raise ConfigError(f"{table}: a genre has {smallest} training song(s); cross-validation needs at least 2 "
+                          "per genre")
     labels = np.array([classes.index(g) for g in genres])
     search = _grid_search(values[train], labels[train], groups=np.array(songs)[train], folds=n_folds, seed=seed)
     best = search.best_estimator_

@@ -263,7 +263,8 @@ def train_fold(*, data_dir: str, config: TrainConfig, fold: int, train_rows: np.
 
 
 class BaselineRecipe:
-    """The scikit-learn baseline per fold: descriptors of every song computed once, the grid searched on each fold's training songs."""
+    """The scikit-learn baseline per fold: descriptors of every song computed once, the grid searched on
+    each fold's training songs."""
 
     name = "baseline"
 
@@ -283,7 +284,8 @@ class BaselineRecipe:
         described = describe_songs([root / song for song in songs])
         usable = [i for i, row in enumerate(described) if not isinstance(row, str)]
         if not usable:
-            raise DatasetError(f"{dataset.path}: none of the songs could be described for the baseline ({described[0]})")
+            raise DatasetError(
+                f"{dataset.path}: none of the songs could be described for the baseline ({described[0]})")
         columns = list(described[usable[0]])
         values = np.array([[described[i][c] for c in columns] for i in usable])
         labels = dataset.labels[first[usable]]
@@ -340,7 +342,8 @@ def _header(dataset: Dataset, fold_of_song: dict, *, folds, config: TrainConfig)
     grouped = bool((dataset.groups != "").any())
     return {
         "folds": len(set(fold_of_song.values())),
-        "fold_source": "metadata CSV" if folds is None else ("stratified by group" if grouped else "stratified by song"),
+        "fold_source": "metadata CSV" if folds is None
+        else ("stratified by group" if grouped else "stratified by song"),
         "songs": len(fold_of_song),
         "train_config": config.to_dict(),
         "dataset": {"path": str(dataset.path), "fingerprint": dataset.fingerprint},

@@ -97,7 +97,8 @@ def _build_cache(dataset: Dataset, cache: Path, *, log) -> None:
     trunk = load_musicnn()
     patch_seconds = PATCH_FRAMES * HOP / SR
     skipped = []
-    with exclusive_lock(cache, command="genre-cnn fit --backbone musicnn"), atomic_directory(cache, kind=PATCH_CACHE) as tmp:
+    with exclusive_lock(cache, command="genre-cnn fit --backbone musicnn"), \
+            atomic_directory(cache, kind=PATCH_CACHE) as tmp:
         rows = []
         embeddings = []
         with NpyAppender(tmp / "patches.npy", row_shape=(PATCH_FRAMES, N_MELS)) as out:
