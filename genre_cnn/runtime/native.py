@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import functools
 import os
 import sys
@@ -35,9 +34,8 @@ def reuse_freed_memory() -> bool:
     bool
         False where the C library is not glibc (macOS, musl, Windows): nothing is changed there.
     """
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(None)  # the symbols already loaded into this process, the C library's among them
         mallopt = libc.mallopt
         libc.gnu_get_libc_version  # noqa: B018 (glibc only)
     except (OSError, AttributeError, TypeError):
