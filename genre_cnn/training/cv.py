@@ -19,7 +19,8 @@ from genre_cnn.runtime.files import FolderKind, atomic_directory, check_output_f
 from genre_cnn.runtime.parallel import run_dask_tasks
 from genre_cnn.signal.descriptors import describe_songs
 from genre_cnn.training.baseline import tuned_baseline
-from genre_cnn.training.fit import load_training_dataset, test_metrics, train_model
+from genre_cnn.training.fit import test_metrics, train_model
+from genre_cnn.training.recipes import recipe_for
 
 __all__ = ["RECIPES", "CvResult", "song_folds", "cross_validate", "compare_recipes", "recipe_of"]
 
@@ -223,7 +224,7 @@ class TrainedRecipe:
         With ``engine="dask"`` the folds are Dask tasks (one model each) on ``scheduler``; a task
         trains exactly what the local loop would (same rows, same seed), so the results are equal.
         """
-        data = load_training_dataset(dataset.path, config=self.config, log=log)  # the recipe's: chunks or patches
+        data = recipe_for(self.config).training_data(dataset, log=log)  # the recipe's: chunks or patches
         n_folds = len(set(fold_of_song.values()))
         tasks = [dict(data_dir=str(dataset.path), config=self.config, fold=fold, train_rows=train_rows,
                       val_rows=val_rows, test_rows=test_rows, verbose=verbose)
@@ -246,7 +247,7 @@ def train_fold(*, data_dir: str, config: TrainConfig, fold: int, train_rows: np.
                test_rows: np.ndarray, verbose: int = 0, data: Optional[Dataset] = None) -> dict:
     """Train one fold's model and measure it on the fold's test rows (a Dask task, or a loop step)."""
     if data is None:
-        data = load_training_dataset(data_dir, config=config, log=lambda message: None)
+        data = recipe_for(config).training_data(load_dataset(data_dir), log=lambda message: None)
     started = time.perf_counter()
     trained = train_model(data, train_rows=train_rows, val_rows=val_rows, config=config, verbose=verbose,
                           log=lambda message: None)

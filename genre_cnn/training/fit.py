@@ -11,7 +11,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from genre_cnn.config import TrainConfig, write_json
-from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset
+from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset
 from genre_cnn.errors import ConfigError, DatasetError
 from genre_cnn.inference.runners import export_litert
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, set_latest
@@ -27,7 +27,7 @@ from genre_cnn.training.weights import class_weights
 from genre_cnn.version import __version__
 
 __all__ = [
-    "FitResult", "TrainedModel", "fit", "load_training_dataset", "train_model", "test_metrics",
+    "FitResult", "TrainedModel", "fit", "train_model", "test_metrics",
 ]
 
 
@@ -90,7 +90,7 @@ def fit(
         model_dir = Path(models_root) / name
     model_dir = check_output_folder(model_dir, kind=MODEL_FOLDER, inputs=[data_dir])
     recipe = recipe_for(config)
-    dataset = recipe.training_data(data_dir, log=log)
+    dataset = recipe.training_data(load_dataset(data_dir), log=log)
     train_rows, val_rows, test_rows = (dataset.indices(s) for s in ("train", "val", "test"))
     trained = train_model(dataset, train_rows=train_rows, val_rows=val_rows, config=config,
                           tensorboard=tensorboard, checkpoint=checkpoint, verbose=verbose, log=log)
@@ -132,11 +132,6 @@ def fit(
     if model_dir.resolve().parent == Path(models_root).resolve():
         set_latest(model_dir, models_root=models_root)
     return FitResult(model_dir=model_dir, metrics=metrics, device=device)
-
-
-def load_training_dataset(data_dir, *, config: TrainConfig, log: Callable[[str], None] = print) -> Dataset:
-    """The dataset a model with ``config`` trains on: the chunks, or with a backbone its patches."""
-    return recipe_for(config).training_data(data_dir, log=log)
 
 
 @dataclasses.dataclass(frozen=True)

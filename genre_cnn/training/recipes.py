@@ -7,13 +7,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Callable, Protocol
 
 import numpy as np
 
 from genre_cnn.config import TrainConfig
-from genre_cnn.data.dataset import Dataset, load_dataset
+from genre_cnn.data.dataset import Dataset
 from genre_cnn.models.store import ModelDir
 from genre_cnn.training.scratch import train_scratch
 from genre_cnn.training.transfer import patch_dataset, train_transfer
@@ -35,8 +34,8 @@ class Recipe(Protocol):
     kind: str
     unit: str
 
-    def training_data(self, data_dir: str | os.PathLike, *, log: Callable[[str], None]) -> Dataset:
-        """The dataset this kind trains on, from a dataset folder."""
+    def training_data(self, dataset: Dataset, *, log: Callable[[str], None]) -> Dataset:
+        """The dataset this kind trains on, made from a loaded chunk dataset."""
 
     def describe(self, config: TrainConfig) -> str:
         """What the training log says about this recipe (``", random crops"``...)."""
@@ -55,8 +54,8 @@ class ScratchCnn:
     kind = "cnn"
     unit = "chunks"
 
-    def training_data(self, data_dir, *, log=print) -> Dataset:
-        return load_dataset(data_dir)
+    def training_data(self, dataset, *, log=print) -> Dataset:
+        return dataset
 
     def describe(self, config: TrainConfig) -> str:
         text = f", augmented with {'+'.join(config.augment)}" if config.augment else ""
@@ -79,8 +78,8 @@ class MusicnnHead:
     kind = "musicnn"
     unit = "patches"
 
-    def training_data(self, data_dir, *, log=print) -> Dataset:
-        return patch_dataset(load_dataset(data_dir), log=log)
+    def training_data(self, dataset, *, log=print) -> Dataset:
+        return patch_dataset(dataset, log=log)
 
     def describe(self, config: TrainConfig) -> str:
         return f", musicnn backbone {'fine-tuned' if config.fine_tune else 'frozen'}"
