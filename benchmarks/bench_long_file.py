@@ -74,7 +74,8 @@ def main() -> None:
                 print(f"classify, {minutes:g} min: peak RSS {peak:.0f} MB, {seconds:.1f} s", flush=True)
             if args.skip_build:
                 continue
-            peak, seconds = peak_rss_mb(["genre-cnn", "build-dataset", str(tracks), "--out", str(work / f"ds_{minutes:g}"),
+            peak, seconds = peak_rss_mb(["genre-cnn", "build-dataset", str(tracks),
+                                         "--out", str(work / f"ds_{minutes:g}"),
                                          "--val-fraction", "0", "--test-fraction", "0", "-q"])
             rows.append((minutes, peak, seconds))
             print(f"{minutes:g} min: peak RSS {peak:.0f} MB, {seconds:.1f} s", flush=True)

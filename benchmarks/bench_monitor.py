@@ -68,7 +68,8 @@ def main() -> None:
             for name, drifted in verdicts.items():
                 if drifted and name != check:
                     others[name] = others.get(name, 0) + 1
-        print(f"| {shift} | {check} | {hits}/{args.seeds} | {', '.join(f'{k} {v}/{args.seeds}' for k, v in others.items())} |")
+        also = ", ".join(f"{k} {v}/{args.seeds}" for k, v in others.items())
+        print(f"| {shift} | {check} | {hits}/{args.seeds} | {also} |")
     print(f"machine: {machine()}")
 
 

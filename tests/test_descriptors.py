@@ -64,7 +64,8 @@ def test_unpitched_audio_gives_nan_pitch_and_finite_everything_else(tmp_path):
     assert all(np.isfinite(value) for name, value in values.items() if not name.startswith("f0_"))
 
 
-@pytest.mark.parametrize("samples, error", [(np.zeros(SR * 2), SilentAudioError), (np.full(SR // 4, 0.5), AudioTooShortError)],
+@pytest.mark.parametrize("samples, error", [(np.zeros(SR * 2), SilentAudioError),
+                                            (np.full(SR // 4, 0.5), AudioTooShortError)],
                          ids=["silent", "too-short"])
 def test_the_descriptors_follow_the_same_usable_audio_rule_as_the_chunks(tmp_path, samples, error):
     soundfile.write(tmp_path / "song.wav", samples.astype(np.float32), SR)

@@ -31,7 +31,8 @@ def test_the_command_line_spells_the_same_error_with_its_options(tmp_path):
     ("val_fraction=1.2 must be in [0, 1)", "--val-fraction 1.2 must be in [0, 1)"),
     ("fine_tune=True needs backbone='musicnn'", "--fine-tune needs --backbone musicnn"),
     ("augment=gain,mixup does not apply", "--augment gain,mixup does not apply"),
-    ("checkpoint=/tmp/best.h5: the file name must end in .keras", "--checkpoint /tmp/best.h5: the file name must end in .keras"),
+    ("checkpoint=/tmp/best.h5: the file name must end in .keras",
+     "--checkpoint /tmp/best.h5: the file name must end in .keras"),
     ("learning_rate=-1 must be a positive number", "--lr -1 must be a positive number"),
     ("amin=0 must be > 0", "amin=0 must be > 0"),  # not an option of this command: left as it is
 ])

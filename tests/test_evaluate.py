@@ -53,7 +53,8 @@ def test_text_mode_names_each_failed_file_and_a_genre_that_failed_entirely_is_no
     assert "genres none of whose songs could be classified (not scored): chirps" in lines
     failed = lines[lines.index("could not be classified:") + 1 :]
     assert failed == [f"  {tracks / 'chirps' / 'a.mp3'}: cannot decode audio (format not recognised); is it a "
-                      "complete mp3/wav/ogg/flac/aiff file?", f"  {tracks / 'chirps' / 'b.mp3'}: the file is empty (0 bytes)"]
+                      "complete mp3/wav/ogg/flac/aiff file?",
+                      f"  {tracks / 'chirps' / 'b.mp3'}: the file is empty (0 bytes)"]
 
 
 def test_a_metadata_csv_is_evaluated_like_a_folder(trained, tmp_path):

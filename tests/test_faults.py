@@ -141,7 +141,8 @@ def test_build_dataset_skips_or_uses_the_file_and_goes_on(fault, tiny_config, tm
     shutil.move(path, tracks / "noise" / path.name) if not path.is_symlink() else \
         (tracks / "noise" / path.name).symlink_to(os.readlink(path))
     moved = tracks / "noise" / path.name
-    report = build_dataset(tracks, out=tmp_path / "ds", config=tiny_config, workers=1, val_fraction=0, test_fraction=0.3)
+    report = build_dataset(tracks, out=tmp_path / "ds", config=tiny_config, workers=1, val_fraction=0,
+                           test_fraction=0.3)
     skipped = {item["song"]: item["reason"] for item in report.summary["skipped"]}
     if expected is None:
         assert skipped == {} and report.summary["songs"] == 10
@@ -188,7 +189,8 @@ def test_genre_folder_without_audio_and_os_files_are_ignored(tmp_path, tiny_conf
     (tracks / "covers" / "front.jpg").write_bytes(b"\xff\xd8")
     for junk in (".DS_Store", "._tones_0.mp3", "Thumbs.db", "desktop.ini"):
         (tracks / "tones" / junk).write_bytes(b"\x00\x01junk")
-    report = build_dataset(tracks, out=tmp_path / "ds", config=tiny_config, workers=1, val_fraction=0, test_fraction=0.3)
+    report = build_dataset(tracks, out=tmp_path / "ds", config=tiny_config, workers=1, val_fraction=0,
+                           test_fraction=0.3)
     assert report.summary["classes"] == ["chirps", "noise", "tones"]
     assert report.summary["skipped"] == [] and report.summary["songs"] == 9
     assert report.summary["notes"] == [f"{tracks / 'covers'}: no audio files, not a genre (skipped)"]

@@ -65,7 +65,8 @@ def internal_imports(path: Path):
         for name in names:
             if name == "genre_cnn" or name.startswith("genre_cnn."):
                 # the source line with the line above it, where a "# lazy: reason" comment goes
-                yield name, node.lineno, scope is not node and scope in parents, "\n".join(lines[node.lineno - 2:node.lineno])
+                source = "\n".join(lines[node.lineno - 2:node.lineno])
+                yield name, node.lineno, scope is not node and scope in parents, source
 
 
 MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}

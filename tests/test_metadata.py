@@ -83,7 +83,8 @@ def test_missing_file_in_the_csv_is_skipped_with_its_reason(described, tmp_path,
 def test_paths_leading_outside_the_audio_root_are_refused(tmp_path, text):
     (tmp_path / "audio").mkdir()
     meta = write_csv(tmp_path / "audio" / "meta.csv", [["a.mp3", "rock"], [text, "jazz"]], header=("path", "label"))
-    with pytest.raises(DatasetError, match=r"meta.csv line 3: path .* leads outside audio_root=.*; paths must be relative and inside it"):
+    with pytest.raises(DatasetError, match=r"meta.csv line 3: path .* leads outside audio_root=.*; "
+                                           r"paths must be relative and inside it"):
         scan_metadata(meta)
 
 

@@ -143,7 +143,8 @@ def test_a_distilled_model_is_the_small_cnn_and_classifies_through_litert(traine
     import keras
 
     model = keras.saving.load_model(result.model_dir / "model.keras", compile=False)
-    assert not [layer.name for layer in model.layers if "musicnn" in layer.name or layer.name.startswith(("front", "mid"))]
+    assert not [layer.name for layer in model.layers
+                if "musicnn" in layer.name or layer.name.startswith(("front", "mid"))]
     plain = keras.saving.load_model(trained["result"].model_dir / "model.keras", compile=False)
     assert model.count_params() == plain.count_params()
     assert all(song.ok for song in classify([trained["tracks"] / "tones"], model=result.model_dir))

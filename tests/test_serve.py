@@ -223,7 +223,8 @@ def test_the_log_gets_one_line_per_classified_song(client, trained):
     lines = client.log.read_text().splitlines()
     assert len(lines) == before + 1
     record = json.loads(lines[-1])
-    assert record["genre"] == body["genre"] and record["probability"] == pytest.approx(body["probabilities"][body["genre"]])
+    assert record["genre"] == body["genre"]
+    assert record["probability"] == pytest.approx(body["probabilities"][body["genre"]])
     assert record["sample_rate"] == SR and record["channels"] == 1 and record["seconds"] == pytest.approx(3.0, abs=0.1)
     assert len(record["band_means"]) == 16 and all(np.isfinite(record["band_means"]))
     assert "path" not in record  # no file names in the log

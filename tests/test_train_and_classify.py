@@ -26,7 +26,8 @@ def test_fit_saves_every_artefact(trained):
                                       "mixed_precision": False, "optimizer": "rmsprop", "class_weight": "none",
                                       "patience": None, "reduce_lr": False, "augment": [], "noise_snr_db": 20.0,
                                       "gain_db": 6.0, "stretch": 0.1, "pitch_semitones": 2.0, "mixup_alpha": 0.2,
-                                      "backbone": None, "fine_tune": False, "random_crop": True, "crops_per_chunk": 1, "teacher": None,
+                                      "backbone": None, "fine_tune": False, "random_crop": True, "crops_per_chunk": 1,
+                                      "teacher": None,
                                       "temperature": 2.0, "distill_weight": 0.5, "keep_epoch": "last"}
     assert config["feature_config"]["n_mels"] == 16
     assert config["dataset"]["fingerprint"] == load_dataset(trained["dataset"]).fingerprint
