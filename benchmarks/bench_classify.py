@@ -1,4 +1,7 @@
-"""Cold start of 'genre-cnn classify one.mp3' (fresh processes) and folder throughput.
+"""Cold start of 'genre-cnn classify one.mp3' (fresh processes), folder throughput, and its ceiling.
+
+The ceiling: what one song costs in one process on one thread, stage by stage (decoding, log-mel,
+network), and the songs per second that ``os.cpu_count()`` such processes could reach at most.
 
 Run by hand:  python benchmarks/bench_classify.py [--model models/demo] [--tracks tracks] [--runs 7]
 """
@@ -22,6 +25,37 @@ def wall(command) -> float:
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     return time.perf_counter() - start
+
+
+def stage_costs(model: Path, songs: list) -> dict:
+    """Milliseconds per song of each stage of classification, one process, one thread."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from genre_cnn.inference.classifier import load_classifier
+    from genre_cnn.runtime.native import reuse_freed_memory
+    from genre_cnn.signal.audio import audio_blocks
+    from genre_cnn.signal.logmel import log_mel
+    from genre_cnn.signal.segment import iter_chunks
+
+    reuse_freed_memory()  # as the command does
+    classifier = load_classifier(model, backend="litert")
+    config = classifier.feature_config
+    spent = {"decode": 0.0, "log-mel": 0.0, "network": 0.0}
+    classifier.classify_file(songs[0])  # warm the file cache and the interpreter
+    with threadpool_limits(1):
+        for song in songs:
+            start = time.process_time()
+            blocks = list(audio_blocks(song, sr=config.sr))
+            decoded = time.process_time()
+            chunks = np.concatenate([c for c, _ in iter_chunks(blocks, config, batch_size=10**6)])
+            features = log_mel(chunks, config, filterbank=classifier.filterbank)
+            featured = time.process_time()
+            classifier.predict_chunks(features)
+            spent["decode"] += decoded - start
+            spent["log-mel"] += featured - decoded
+            spent["network"] += time.process_time() - featured
+    return {stage: 1000 * seconds / len(songs) for stage, seconds in spent.items()}
 
 
 def main():
@@ -49,6 +83,12 @@ def main():
             seconds = wall([*base, "classify", tmp, "--model", str(args.model), "--workers", str(workers)])
             print(f"classify FOLDER of {n} songs, workers={workers}: {seconds:.1f} s = {n / seconds:.1f} songs/s "
                   "(process start included)")
+    songs = sorted(args.tracks.rglob("*.mp3"))
+    costs = stage_costs(args.model, songs)
+    total = sum(costs.values())
+    print(f"one song, one process, one thread ({len(songs)} songs): "
+          + ", ".join(f"{stage} {ms:.1f} ms" for stage, ms in costs.items()) + f" = {total:.1f} ms of CPU")
+    print(f"ceiling with {os.cpu_count()} processes and no overhead: {os.cpu_count() * 1000 / total:.1f} songs/s")
     print(f"machine: {machine()}")
 
 

@@ -12,6 +12,7 @@ from conftest import SR, synth_song
 from genre_cnn.cli import main
 from genre_cnn.errors import ConfigError
 from genre_cnn.inference.classifier import load_classifier
+from genre_cnn.inference.prediction import song_probabilities
 from genre_cnn.inference.timeline import classify_timeline, classify_timelines, write_timeline
 
 
@@ -30,7 +31,7 @@ def classifier(trained):
     return load_classifier(trained["result"].model_dir, backend="keras")
 
 
-def test_windows_of_one_chunk_are_the_chunks_classify_averages(recording, classifier):
+def test_windows_of_one_chunk_are_the_chunks_classify_combines(recording, classifier):
     timeline = classify_timeline(recording, classifier)
     np.testing.assert_allclose(timeline.starts, np.arange(12))
     np.testing.assert_allclose(timeline.ends, np.arange(1, 13))
@@ -38,10 +39,10 @@ def test_windows_of_one_chunk_are_the_chunks_classify_averages(recording, classi
     assert timeline.genres()[4:8] == [None] * 4 and np.isnan(timeline.probabilities[4:8]).all()
     song = classifier.classify_file(recording)
     heard = timeline.probabilities[timeline.n_chunks > 0]
-    np.testing.assert_allclose(heard.mean(axis=0), list(song.probabilities.values()), rtol=1e-5)
+    np.testing.assert_allclose(song_probabilities(heard), list(song.probabilities.values()), rtol=1e-5)
 
 
-def test_long_windows_average_the_chunks_inside_them(recording, classifier):
+def test_long_windows_combine_the_chunks_inside_them_as_a_song_does(recording, classifier):
     chunks = classify_timeline(recording, classifier, window=1, hop=0.5)
     assert len(chunks.starts) == 23 and chunks.starts[1] == 0.5
     timeline = classify_timeline(recording, classifier, window=3, hop=2)
@@ -50,7 +51,7 @@ def test_long_windows_average_the_chunks_inside_them(recording, classifier):
     # chunks are cut every second (the largest step <= 1 chunk that divides the hop): 0-3 s holds three
     ones = classify_timeline(recording, classifier)
     assert timeline.n_chunks.tolist() == [3, 2, 0, 1, 3]  # minus the silent chunks at 4-7 s
-    np.testing.assert_allclose(timeline.probabilities[0], ones.probabilities[:3].mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(timeline.probabilities[0], song_probabilities(ones.probabilities[:3]), rtol=1e-5)
     np.testing.assert_allclose(timeline.probabilities.sum(axis=1)[timeline.n_chunks > 0], 1.0, rtol=1e-5)
 
 

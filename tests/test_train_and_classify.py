@@ -9,6 +9,7 @@ from genre_cnn.config import TrainConfig
 from genre_cnn.data.dataset import load_dataset
 from genre_cnn.errors import DatasetError, ModelError
 from genre_cnn.inference.classifier import classify, load_classifier
+from genre_cnn.inference.prediction import song_probabilities
 from genre_cnn.training.fit import fit
 from genre_cnn.training.metrics import evaluate_chunks
 from genre_cnn.training.scratch import band_statistics
@@ -54,12 +55,13 @@ def test_classify_follows_latest_and_gives_probabilities_per_song(trained):
         assert prediction.genre == max(prediction.probabilities, key=prediction.probabilities.get)
 
 
-def test_classify_equals_the_mean_of_the_dataset_chunks(trained):
-    """classify recomputes the very features build-dataset stored: same numbers, same verdict."""
+def test_classify_combines_the_dataset_chunks_as_fit_scores_them(trained):
+    """classify recomputes the very features build-dataset stored, and combines their chunks with the
+    one function that fit's and cv's song accuracy use: same numbers, same verdict."""
     classifier = load_classifier(trained["result"].model_dir)
     dataset = load_dataset(trained["dataset"])
     rows = np.flatnonzero(dataset.songs == "noise/noise_2.mp3")
-    expected = classifier.predict_chunks(np.asarray(dataset.features[rows])).mean(axis=0)
+    expected = song_probabilities(classifier.predict_chunks(np.asarray(dataset.features[rows])))
     prediction = classifier.classify_file(trained["tracks"] / "noise" / "noise_2.mp3")
     np.testing.assert_allclose(list(prediction.probabilities.values()), expected, rtol=1e-6)
 
@@ -141,13 +143,14 @@ def test_band_statistics_match_numpy(rng):
     np.testing.assert_allclose(variance, features[rows].var(axis=(0, 2)))
 
 
-def test_song_accuracy_averages_chunk_probabilities():
+def test_song_accuracy_combines_each_songs_chunk_probabilities():
     probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
     result = evaluate_chunks(probabilities, labels=np.array([0, 0, 1, 1]), songs=["a", "a", "b", "b"],
                              classes=["x", "y"])
     assert result["chunk_accuracy"] == 0.5
-    assert result["song_accuracy"] == 1.0  # a: mean (0.55, 0.45) -> x; b: (0.45, 0.55) -> y
+    assert result["song_accuracy"] == 1.0  # a: geometric means (0.42, 0.28) -> x; b: (0.42, 0.53) -> y
     assert result["confusion_songs"] == [[1, 0], [0, 1]]
+    assert result["songs"][0]["probabilities"] == pytest.approx({"x": 0.6, "y": 0.4}, abs=1e-6)
 
 
 def test_litert_and_keras_give_the_same_probabilities(trained):

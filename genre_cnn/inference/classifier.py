@@ -1,4 +1,4 @@
-"""Classify songs with a saved model: per-chunk probabilities averaged per song."""
+"""Classify songs with a saved model: per-chunk probabilities combined per song."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 from genre_cnn.config import FeatureConfig
 from genre_cnn.errors import AudioDecodeError, ModelError
 from genre_cnn.inference.baseline import BaselineClassifier
-from genre_cnn.inference.prediction import Classifier, SongPrediction, expand_paths
+from genre_cnn.inference.prediction import Classifier, SongPrediction, SongVerdict, expand_paths
 from genre_cnn.inference.runners import open_runner
 from genre_cnn.models.musicnn import N_MELS, PATCH_FRAMES, song_patches
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, resolve_model_dir
@@ -79,20 +79,18 @@ class GenreClassifier:
 
     def classify_file(self, path: str | os.PathLike) -> SongPrediction:
         """Classify one song; decoding problems become a :class:`SongPrediction` with ``error``."""
-        total = np.zeros(len(self.classes))
-        n_chunks = 0
+        verdict = SongVerdict(len(self.classes))
         try:
             for features in self.network_inputs(path):
-                total += self.predict_chunks(features).sum(axis=0)
-                n_chunks += len(features)
+                verdict.add(self.predict_chunks(features))
         except AudioDecodeError as exc:
             return SongPrediction(path=str(path), error=str(exc))
-        song_probs = total / n_chunks
+        song_probs = verdict.probabilities
         return SongPrediction(
             path=str(path),
             genre=self.classes[int(song_probs.argmax())],
             probabilities={c: float(p) for c, p in zip(self.classes, song_probs)},
-            n_chunks=n_chunks,
+            n_chunks=verdict.n_chunks,
         )
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from genre_cnn.errors import AudioDecodeError, ConfigError
 from genre_cnn.inference.classifier import open_classifier
-from genre_cnn.inference.prediction import expand_paths
+from genre_cnn.inference.prediction import SongVerdict, expand_paths
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR
 from genre_cnn.plots import plot_timeline
 from genre_cnn.runtime.files import ensure_folder
@@ -34,10 +34,10 @@ class Timeline:
     starts, ends : np.ndarray [shape=(n_windows,)]
         Window bounds in seconds.
     probabilities : np.ndarray [shape=(n_windows, n_classes)]
-        Mean probabilities of the chunks inside each window; NaN for a window whose chunks were
-        all silent (dropped by the model's silence policy).
+        The chunks inside each window, combined as a song's are (:class:`SongVerdict`); NaN for a
+        window whose chunks were all silent (dropped by the model's silence policy).
     n_chunks : np.ndarray [shape=(n_windows,), dtype=int]
-        Chunks averaged in each window.
+        Chunks combined in each window.
     """
 
     path: str
@@ -71,8 +71,8 @@ def classify_timeline(path: str | os.PathLike, classifier, *, window: Optional[f
 
     The recording is decoded and featurised as a stream (memory holds one batch of chunks,
     whatever its length). Chunks of the model's length are cut on a grid that fits both the
-    window starts and the chunk length; each window's probabilities are the mean of the chunks
-    lying inside it.
+    window starts and the chunk length; each window's probabilities combine the chunks lying
+    inside it as a song's are combined (:class:`genre_cnn.inference.prediction.SongVerdict`).
 
     Parameters
     ----------
@@ -117,17 +117,16 @@ def classify_timeline(path: str | os.PathLike, classifier, *, window: Optional[f
     end = int(offsets.max()) + config.chunk_samples if len(offsets) else config.chunk_samples
     n_windows = max(1, (end - window_samples) // hop_samples + 1)
     starts = np.arange(n_windows) * hop_samples
-    totals = np.zeros((n_windows, len(classifier.classes)))
-    counts = np.zeros(n_windows, dtype=np.int64)
+    verdicts = [SongVerdict(len(classifier.classes)) for _ in range(n_windows)]
     slack = grid // 2  # chunks rounded to the grid may end a few samples past the window
     for offset, p in zip(offsets, probabilities):
         inside = (starts <= offset) & (offset + config.chunk_samples <= starts + window_samples + slack)
-        totals[inside] += p
-        counts[inside] += 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = totals / counts[:, None]
+        for window in np.flatnonzero(inside):
+            verdicts[window].add(p[np.newaxis])
+    combined = np.array([verdict.probabilities for verdict in verdicts])
+    counts = np.array([verdict.n_chunks for verdict in verdicts], dtype=np.int64)
     return Timeline(path=str(path), classes=tuple(classifier.classes), starts=starts / config.sr,
-                    ends=(starts + window_samples) / config.sr, probabilities=means, n_chunks=counts)
+                    ends=(starts + window_samples) / config.sr, probabilities=combined, n_chunks=counts)
 
 
 def write_timeline(timeline: Timeline, out: str | os.PathLike) -> dict:

@@ -6,11 +6,13 @@ from typing import Sequence
 
 import numpy as np
 
+from genre_cnn.inference.prediction import song_probabilities as combine_chunks
+
 __all__ = ["song_probabilities", "evaluate_chunks"]
 
 
 def song_probabilities(probabilities: np.ndarray, songs: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """Average the chunk probabilities of each song.
+    """Each song's probabilities from its chunks' (their normalised geometric mean, as ``classify`` makes them).
 
     Parameters
     ----------
@@ -26,7 +28,7 @@ def song_probabilities(probabilities: np.ndarray, songs: Sequence[str]) -> tuple
     """
     songs = np.asarray(songs)
     names = list(dict.fromkeys(songs.tolist()))
-    song_probs = np.stack([probabilities[songs == name].mean(axis=0) for name in names])
+    song_probs = np.stack([combine_chunks(probabilities[songs == name]) for name in names])
     return names, song_probs
 
 
@@ -37,7 +39,7 @@ def evaluate_chunks(
     songs: Sequence[str],
     classes: Sequence[str],
 ) -> dict:
-    """Accuracy and confusion matrices per chunk and per song (mean of its chunks).
+    """Accuracy and confusion matrices per chunk and per song (see :func:`song_probabilities`).
 
     Returns
     -------
