@@ -67,7 +67,7 @@ function upload(file, name) {
 function showResult(result) {
   $("song-name").textContent = result.path;
   $("top-genre").textContent = result.genre;
-  $("result-detail").textContent = `Mean of ${result.n_chunks} chunk(s).`;
+  $("result-detail").textContent = `Combined from ${result.n_chunks} chunk(s).`;
   const bars = $("bars");
   bars.replaceChildren();
   for (const { genre, probability } of result.top) {
