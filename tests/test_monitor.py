@@ -80,6 +80,15 @@ def test_fit_saves_a_small_reference_profile(fitted):
     assert (fitted["model"] / PROFILE_FILE).stat().st_size < 200_000
 
 
+def test_a_profiled_song_has_the_genre_and_probability_classify_gives_it(fitted):
+    classifier = open_classifier(fitted["model"])
+    song = ROOT / "tracks" / "chiptune" / "goattracker_dojo.mp3"
+    profiled = SongProfiler(classifier).profile(song)
+    prediction = classifier.classify_file(song)
+    assert profiled["genre"] == prediction.genre
+    assert profiled["probability"] == pytest.approx(max(prediction.probabilities.values()), abs=1e-4)
+
+
 def test_unchanged_songs_are_not_flagged(fitted, tmp_path):
     report = monitor(fitted["model"], [shifted_songs(tmp_path / "same", "none")], min_songs=5)
     assert not report.drifted, [c for c in report.checks if c.drifted]

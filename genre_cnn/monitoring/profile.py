@@ -21,6 +21,7 @@ import numpy as np
 
 from genre_cnn.config import FeatureConfig
 from genre_cnn.errors import AudioDecodeError, ModelError
+from genre_cnn.inference.prediction import SongVerdict
 from genre_cnn.inference.runners import KerasRunner
 from genre_cnn.models.store import ModelDir
 from genre_cnn.runtime.backend import import_keras
@@ -212,17 +213,17 @@ class SongProfiler:
             probabilities = np.array([prediction.probabilities[c] for c in self.classifier.classes])
             song["embedding"] = None
         else:
-            embedding_sum, probability_sum, band_sum, n, frames = np.zeros(self.embedding_dim), 0.0, 0.0, 0, 0
+            embedding_sum, band_sum, frames = np.zeros(self.embedding_dim), 0.0, 0
+            verdict = SongVerdict(len(self.classifier.classes))  # the genre and probability classify gives
             for inputs in self.classifier.network_inputs(path):
-                embeddings, probabilities = self.embedder.predict_on_batch(inputs)
+                embeddings, chunk_probabilities = self.embedder.predict_on_batch(inputs)
                 embedding_sum += np.asarray(embeddings).sum(axis=0)
-                probability_sum = probability_sum + np.asarray(probabilities).sum(axis=0)
-                n += len(inputs)
+                verdict.add(chunk_probabilities)
                 if bands_from_inputs:
                     band_sum = band_sum + inputs.sum(axis=(0, 2), dtype=np.float64)
                     frames += inputs.shape[0] * inputs.shape[2]
-            probabilities = probability_sum / n
-            song["embedding"] = (embedding_sum / n).astype(np.float32)
+            probabilities = verdict.probabilities
+            song["embedding"] = (embedding_sum / verdict.n_chunks).astype(np.float32)
             if bands_from_inputs:
                 song["band_means"] = band_sum / frames
         song["genre"] = self.classifier.classes[int(np.argmax(probabilities))]
