@@ -199,6 +199,20 @@ def test_a_model_without_a_profile_says_how_to_add_one(fitted, tmp_path):
     assert load_profile(old).n_songs == 22
 
 
+def test_a_profile_from_before_songs_were_combined_by_their_geometric_mean_must_be_rebuilt(fitted, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(fitted["model"], old)
+    with np.load(old / PROFILE_FILE) as saved:
+        arrays = {name: saved[name] for name in saved.files}
+    np.savez_compressed(old / PROFILE_FILE, **{**arrays, "version": np.array(1)})
+    with pytest.raises(ModelError, match=r"profile.npz: was made by an older genre-cnn \(profile version 1: .*"
+                                         r"--rebuild-profile DATASET"):
+        load_profile(old)
+    result = CliRunner().invoke(main, ["monitor", "--model", str(old), "--rebuild-profile", str(fitted["dataset"])])
+    assert result.exit_code == 0, result.output
+    assert load_profile(old).n_songs == 22
+
+
 def test_a_damaged_profile_is_named(fitted, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(fitted["model"], old)

@@ -34,7 +34,9 @@ __all__ = ["PROFILE_FILE", "Profile", "SongProfiler", "audio_statistics", "sound
            "songs_profile", "save_profile", "load_profile"]
 
 PROFILE_FILE = ModelDir.PROFILE
-PROFILE_VERSION = 1
+#: 2: songs' genres and top probabilities combine their chunks by the geometric mean, as ``classify`` does
+#: (version 1 averaged them: a reference of that kind would make the confidence check cry wolf).
+PROFILE_VERSION = 2
 #: A sample at or above this magnitude (of full scale) counts as clipped.
 CLIP_LEVEL = 0.99
 #: Frames of this length whose RMS is below SILENCE_DB count as silence.
@@ -346,6 +348,11 @@ def load_profile(model_dir: str | os.PathLike) -> Profile:
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         raise ModelError(f"{path}: is damaged; rebuild it with 'genre-cnn monitor --model {model_dir} "
                          "--rebuild-profile DATASET'") from None
+    version = int(arrays.get("version", 1))
+    if version < PROFILE_VERSION and ModelDir(model_dir).kind() != "baseline":  # a baseline's verdicts never changed
+        raise ModelError(f"{path}: was made by an older genre-cnn (profile version {version}: it averaged each "
+                         "song's chunk probabilities, classify now takes their geometric mean); rebuild it with "
+                         f"'genre-cnn monitor --model {model_dir} --rebuild-profile DATASET'")
     if profile.band_means.ndim != 2 or len(profile.band_means) != profile.n_songs:
         raise ModelError(f"{path}: is damaged (inconsistent arrays); rebuild it with 'genre-cnn monitor --model "
                          f"{model_dir} --rebuild-profile DATASET'")
