@@ -6,12 +6,12 @@ from typing import Sequence
 
 import numpy as np
 
-from genre_cnn.inference.prediction import song_probabilities as combine_chunks
+from genre_cnn.inference.prediction import song_probabilities
 
-__all__ = ["song_probabilities", "evaluate_chunks"]
+__all__ = ["probabilities_by_song", "evaluate_chunks"]
 
 
-def song_probabilities(probabilities: np.ndarray, songs: Sequence[str]) -> tuple[list[str], np.ndarray]:
+def probabilities_by_song(probabilities: np.ndarray, songs: Sequence[str]) -> tuple[list[str], np.ndarray]:
     """Each song's probabilities from its chunks' (their normalised geometric mean, as ``classify`` makes them).
 
     Parameters
@@ -28,7 +28,7 @@ def song_probabilities(probabilities: np.ndarray, songs: Sequence[str]) -> tuple
     """
     songs = np.asarray(songs)
     names = list(dict.fromkeys(songs.tolist()))
-    song_probs = np.stack([combine_chunks(probabilities[songs == name]) for name in names])
+    song_probs = np.stack([song_probabilities(probabilities[songs == name]) for name in names])
     return names, song_probs
 
 
@@ -39,7 +39,7 @@ def evaluate_chunks(
     songs: Sequence[str],
     classes: Sequence[str],
 ) -> dict:
-    """Accuracy and confusion matrices per chunk and per song (see :func:`song_probabilities`).
+    """Accuracy and confusion matrices per chunk and per song (see :func:`probabilities_by_song`).
 
     Returns
     -------
@@ -54,7 +54,7 @@ def evaluate_chunks(
     labels = np.asarray(labels)
     everything = list(range(len(classes)))
     chunk_pred = probabilities.argmax(axis=1)
-    names, song_probs = song_probabilities(probabilities, songs)
+    names, song_probs = probabilities_by_song(probabilities, songs)
     song_true = np.array([labels[np.asarray(songs) == name][0] for name in names])
     song_pred = song_probs.argmax(axis=1)
     precision, recall, f1, support = precision_recall_fscore_support(
