@@ -9,7 +9,7 @@ import sys
 from genre_cnn.errors import ConfigError
 from genre_cnn.runtime.native import native_stderr_silenced
 
-__all__ = ["import_keras", "describe_device", "training_strategy", "precision_policy"]
+__all__ = ["import_keras", "describe_device", "replica_devices", "training_strategy", "precision_policy"]
 
 
 def import_keras():
@@ -42,11 +42,29 @@ def describe_device() -> str:
     return f"CPU ({os.cpu_count()} cores; TensorFlow sees no GPU)"
 
 
-def training_strategy():
-    """``tf.distribute.MirroredStrategy`` over all GPUs when there are several, else the default.
+def replica_devices() -> list[str]:
+    """The devices that hold a copy of the model while it trains: every GPU when there are several.
 
-    Training across machines is not offered: with Keras 3, ``MultiWorkerMirroredStrategy`` fails
-    on the first step (tried with two workers on 127.0.0.1; see benchmarks/RESULTS.md). What
+    Returns
+    -------
+    list of str
+        TensorFlow device names (``/device:GPU:0``...); empty with one GPU or none, where training
+        runs on the default device.
+    """
+    import_keras()
+    import tensorflow as tf
+
+    gpus = [device.name for device in tf.config.list_logical_devices("GPU")]
+    return gpus if len(gpus) > 1 else []
+
+
+def training_strategy():
+    """``tf.distribute.MirroredStrategy`` over :func:`replica_devices` when there are several, else the default.
+
+    Each batch is split between the replicas and their gradients are combined; the saved model is
+    the plain single-device network (tested with two logical CPU devices standing in for two
+    GPUs). Training across machines is not offered: with Keras 3, ``MultiWorkerMirroredStrategy``
+    fails on the first step (tried with two workers on 127.0.0.1; see benchmarks/RESULTS.md). What
     scales out is cross-validation: ``cv --engine dask`` trains the folds in parallel.
 
     Raises
@@ -61,8 +79,9 @@ def training_strategy():
         raise ConfigError("GENRE_CNN_MULTIWORKER: training across machines is not supported (Keras 3's "
                           "MultiWorkerMirroredStrategy fails); unset it, train on one machine, and spread "
                           "cross-validation folds with 'genre-cnn cv --engine dask --scheduler tcp://HOST:PORT'")
-    if len(tf.config.list_physical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
+    devices = replica_devices()
+    if devices:
+        return tf.distribute.MirroredStrategy(devices)
     return tf.distribute.get_strategy()
 
 

@@ -56,11 +56,18 @@ class ChunkBatches(keras.utils.PyDataset):
         and its successor's by their share of the crop); needs ``n_classes``.
     repeats : int
         Times each row is served per epoch (each time cropped and augmented afresh).
+    devices : int
+        Devices that share every batch (training on several GPUs), each an equal share: Keras
+        fails on a device given none, and on a first batch that does not divide evenly. The batch
+        size is rounded up to a multiple of ``devices``; a shuffled (training) set leaves out its
+        last ``len(rows) % devices`` chunks of each epoch's order (different ones every epoch), and
+        an ordered (evaluation) set serves every chunk the same number of times, so its mean loss
+        and accuracy are unchanged.
     """
 
     def __init__(self, *, features, labels, rows, batch_size, shuffle=False, seed=0, prefetch=2, n_classes=None,
                  augmenter=None, next_rows=None, mixup_alpha=None, crop_hop_frames=None, soft_targets=None,
-                 repeats=1):
+                 repeats=1, devices=1):
         threads = max(1, prefetch)
         super().__init__(workers=threads, use_multiprocessing=False, max_queue_size=4 * threads)
         if mixup_alpha is not None and n_classes is None:
@@ -73,8 +80,12 @@ class ChunkBatches(keras.utils.PyDataset):
             raise ValueError("soft targets need n_classes (one-hot labels)")
         self.features = features
         self.labels = labels
-        self.rows = np.repeat(np.asarray(rows, dtype=np.int64), int(repeats))
-        self.batch_size = int(batch_size)
+        rows = np.repeat(np.asarray(rows, dtype=np.int64), int(repeats))
+        if len(rows) % devices and (not shuffle or len(rows) < devices):
+            rows = np.repeat(rows, devices // math.gcd(len(rows), devices))  # equal copies of every chunk
+        self.rows = rows
+        self.batch_size = math.ceil(int(batch_size) / devices) * devices
+        self._served = len(rows) - len(rows) % devices
         self.shuffle = shuffle
         self.seed = seed
         self.n_classes = n_classes
@@ -89,10 +100,10 @@ class ChunkBatches(keras.utils.PyDataset):
         self._read = RowReader(features)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.rows) / self.batch_size)
+        return math.ceil(self._served / self.batch_size)
 
     def __getitem__(self, index: int):
-        picked = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        picked = self._order[index * self.batch_size : min((index + 1) * self.batch_size, self._served)]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         x = self._read(picked)
         y = self.labels[picked]

@@ -18,7 +18,7 @@ from genre_cnn.models.registry import DEFAULT_MODELS_DIR, set_latest
 from genre_cnn.models.store import MODEL_FOLDER, Metrics, ModelDir
 from genre_cnn.monitoring import write_reference_profile
 from genre_cnn.plots import plot_confusion, plot_history
-from genre_cnn.runtime.backend import describe_device, import_keras, training_strategy
+from genre_cnn.runtime.backend import describe_device, import_keras, replica_devices
 from genre_cnn.runtime.files import atomic_directory, check_output_folder, exclusive_lock
 from genre_cnn.training.metrics import evaluate_chunks
 from genre_cnn.training.recipes import recipe_for
@@ -175,8 +175,8 @@ def train_model(
 
     tf.config.experimental.enable_op_determinism()
     device = describe_device()
-    strategy = training_strategy()
-    replicas = f", {strategy.num_replicas_in_sync} replicas" if strategy.num_replicas_in_sync > 1 else ""
+    copies = len(replica_devices()) if recipe.replicated else 0
+    replicas = f", {copies} replicas" if copies > 1 else ""
     precision = ", mixed precision" if config.mixed_precision else ""
     unit = recipe.unit
     log(f"Training on {device}{replicas}{precision}{recipe.describe(config)}: {len(train_rows)} train {unit}, "

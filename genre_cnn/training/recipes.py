@@ -29,10 +29,14 @@ class Recipe(Protocol):
         What the model folder's ``config.json`` records as ``"kind"`` (and ``classify`` opens).
     unit : str
         What one training example is, for messages ("chunks", "patches").
+    replicated : bool
+        Whether it trains a copy of the network on each of several GPUs
+        (:func:`genre_cnn.runtime.backend.training_strategy`).
     """
 
     kind: str
     unit: str
+    replicated: bool
 
     def training_data(self, dataset: Dataset, *, log: Callable[[str], None]) -> Dataset:
         """The dataset this kind trains on, made from a loaded chunk dataset."""
@@ -53,6 +57,7 @@ class ScratchCnn:
 
     kind = "cnn"
     unit = "chunks"
+    replicated = True
 
     def training_data(self, dataset, *, log=print) -> Dataset:
         return dataset
@@ -77,6 +82,7 @@ class MusicnnHead:
 
     kind = "musicnn"
     unit = "patches"
+    replicated = False  # a small head on precomputed embeddings: one device is plenty
 
     def training_data(self, dataset, *, log=print) -> Dataset:
         return patch_dataset(dataset, log=log)

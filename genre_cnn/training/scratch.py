@@ -54,7 +54,9 @@ def train_scratch(dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndar
         soft_targets = teacher_targets(dataset, train_rows, config, log=log)
         keras.utils.set_random_seed(config.seed)  # the student starts the same with or without a teacher
     mean, variance = band_statistics(dataset.features, train_rows)
-    with precision_policy(config.mixed_precision), training_strategy().scope():
+    strategy = training_strategy()
+    replicas = strategy.num_replicas_in_sync
+    with precision_policy(config.mixed_precision), strategy.scope():
         model = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance)
         trainee = model
         if "specaugment" in config.augment or config.teacher:  # a training-only wrapper: the saved model stays plain
@@ -70,8 +72,8 @@ def train_scratch(dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndar
             metrics = ["accuracy"]
         trainee.compile(optimizer=optimizers[config.optimizer](learning_rate=config.learning_rate), loss=loss,
                         metrics=metrics)
-    train_data = training_batches(dataset, train_rows, config, soft_targets=soft_targets)
-    val_data = evaluation_batches(dataset, val_rows, config) if len(val_rows) else None
+    train_data = training_batches(dataset, train_rows, config, soft_targets=soft_targets, devices=replicas)
+    val_data = evaluation_batches(dataset, val_rows, config, devices=replicas) if len(val_rows) else None
     if checkpoint is not None:
         callbacks.append(BestCheckpoint(checkpoint, model=model, monitor=best.monitor, keep=config.keep_epoch))
     history = trainee.fit(
@@ -80,7 +82,7 @@ def train_scratch(dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndar
         if config.class_weight == "balanced" else None,
     )
     best.restore(trainee)
-    if config.mixed_precision:  # keep float16 for training only: save (and export) a float32 twin
+    if config.mixed_precision or replicas > 1:  # save, test and export a plain float32 single-device twin
         with precision_policy(False):
             twin = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance)
         twin.set_weights(model.get_weights())
@@ -88,10 +90,12 @@ def train_scratch(dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndar
     return model, history.history
 
 
-def training_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig, *, soft_targets=None):
+def training_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig, *, soft_targets=None,
+                     devices: int = 1):
     """The shuffled, randomly cropped and augmented (per ``config``) batches that train on the chunks ``rows``.
 
-    ``soft_targets`` (a teacher's probabilities per chunk) are served after the one-hot labels.
+    ``soft_targets`` (a teacher's probabilities per chunk) are served after the one-hot labels;
+    ``devices``: how many devices share each batch (see :class:`genre_cnn.training.batches.ChunkBatches`).
 
     Returns
     -------
@@ -113,15 +117,18 @@ def training_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig, *,
         n_classes=len(dataset.classes) if mixup or soft_targets is not None else None,
         mixup_alpha=config.mixup_alpha if mixup else None,
         crop_hop_frames=round(feature_config.hop_samples / feature_config.hop_length) if crop else None,
-        soft_targets=soft_targets,
+        soft_targets=soft_targets, devices=devices,
     )
 
 
-def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig = TrainConfig()):
+def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig = TrainConfig(), *,
+                       devices: int = 1):
     """Batches of the chunks ``rows`` exactly as stored, in order: never augmented.
 
     Labels are one-hot when ``config`` trains with mixup (the loss then expects them so); with a
     teacher they are one-hot twice (the true label stands in for the teacher on held-out songs).
+    ``devices`` as for :func:`training_batches` (validation while training on several devices;
+    predictions keep the default, one row per chunk).
     """
     # lazy: a Keras PyDataset: importing it imports TensorFlow
     from genre_cnn.training.batches import ChunkBatches
@@ -131,6 +138,7 @@ def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig =
         features=dataset.features, labels=dataset.labels, rows=rows, batch_size=config.batch_size,
         n_classes=n_classes if "mixup" in config.augment or config.teacher else None,
         soft_targets=np.eye(n_classes, dtype=np.float32)[dataset.labels] if config.teacher else None,
+        devices=devices,
     )
 
 
