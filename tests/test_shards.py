@@ -54,6 +54,27 @@ def test_shard_by_shard_then_merge_equals_one_build(tracks_dir, tiny_config, tmp
         assert getattr(merged.summary, field) == getattr(whole, field), field
 
 
+def test_rerunning_a_shard_after_adding_music_decodes_only_its_new_songs(tracks_dir, tiny_config, tmp_path):
+    import soundfile
+    from conftest import SR, synth_song
+
+    options = dict(config=tiny_config, val_fraction=0.2, test_fraction=0.2, workers=1, shard=(0, 3))
+    first = build_dataset(tracks_dir, out=tmp_path / "shard0", **options)
+    added = [f"{genre}/{genre}_{i}.mp3" for genre in ("tones", "noise") for i in range(5, 8)]
+    for name in added:
+        genre, index = name.split("/")[0], int(name.split("_")[-1][:-4])
+        soundfile.write(tracks_dir / name, synth_song(genre, index, seconds=3.0), SR, format="MP3")
+    new_in_shard = [name for name in added if shard_of(name, 3) == 0]
+    assert new_in_shard  # the names above put at least one new song in shard 0
+
+    again = build_dataset(tracks_dir, out=tmp_path / "shard0", **options)
+
+    assert again.summary["reused_songs"] == first.summary["songs"]
+    assert again.summary["decoded_songs"] == len(new_in_shard)
+    build_dataset(tracks_dir, out=tmp_path / "fresh", **options)
+    assert_same_dataset(tmp_path / "fresh", tmp_path / "shard0")
+
+
 def test_dask_engine_equals_one_build(tracks_dir, tiny_config, tmp_path):
     options = dict(config=tiny_config, val_fraction=0.2, test_fraction=0.2)
     build_dataset(tracks_dir, out=tmp_path / "whole", workers=1, **options)
