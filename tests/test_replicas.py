@@ -33,13 +33,18 @@ from genre_cnn.training.fit import fit
 root = Path(sys.argv[1])
 lines = []
 result = fit(root / "dataset", config=TrainConfig(epochs=3, batch_size=8), name="mirrored",
-             models_root=root / "models", verbose=0, log=lines.append)
+             models_root=root / "models", checkpoint=root / "checkpoint.keras", verbose=0, log=lines.append)
 history = json.loads((result.model_dir / "history.json").read_text())
 classifier = load_classifier(result.model_dir, backend="keras")
 classified = {song["song"]: classifier.classify_file(root / "tracks" / song["song"]).probabilities
               for song in result.metrics.songs}
+import keras
+import numpy as np
+checkpoint = keras.saving.load_model(root / "checkpoint.keras", compile=False)
+saved = classifier.runner.model.get_weights()
+same_weights = all(np.array_equal(a, b) for a, b in zip(checkpoint.get_weights(), saved))
 print(json.dumps({"log": lines, "loss": history["loss"], "metrics": result.metrics.songs,
-                  "classified": classified}))
+                  "classified": classified, "checkpoint_is_the_model": same_weights}))
 """
 
 
@@ -62,3 +67,4 @@ def test_fit_trains_one_model_on_two_replicas(tmp_path, tiny_config):
     for song in outcome["metrics"]:  # the saved model is the plain network: it classifies as fit measured
         classified = outcome["classified"][song["song"]]
         assert classified == pytest.approx(song["probabilities"], abs=1e-5)
+    assert outcome["checkpoint_is_the_model"]  # --checkpoint saved the kept epoch from the replicas
