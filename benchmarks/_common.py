@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -53,3 +55,30 @@ def audio_seconds(paths) -> float:
     import soundfile
 
     return sum(soundfile.info(str(p)).duration for p in paths)
+
+
+def genre_cnn_command() -> list[str]:
+    """How to run the ``genre-cnn`` command: its script when installed, else ``python -m genre_cnn``."""
+    executable = shutil.which("genre-cnn")
+    return [executable] if executable else [sys.executable, "-m", "genre_cnn"]
+
+
+def front_end(path, config, *, filterbank=None) -> tuple[np.ndarray, float, float]:
+    """One song's network input, and the CPU seconds of its two stages: decoding, then the log-mel.
+
+    Returns
+    -------
+    features : np.ndarray [shape=(n_chunks, n_mels, n_frames)]
+    decode_seconds, log_mel_seconds : float
+        ``time.process_time`` spent in each stage (run under ``threadpool_limits(1)`` for one core's cost).
+    """
+    from genre_cnn.signal.audio import audio_blocks
+    from genre_cnn.signal.logmel import log_mel
+    from genre_cnn.signal.segment import iter_chunks
+
+    start = time.process_time()
+    blocks = list(audio_blocks(path, sr=config.sr))
+    decoded = time.process_time()
+    chunks = np.concatenate([c for c, _ in iter_chunks(blocks, config, batch_size=10**6)])
+    features = log_mel(chunks, config, filterbank=filterbank)
+    return features, decoded - start, time.process_time() - decoded

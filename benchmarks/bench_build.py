@@ -14,13 +14,12 @@ import argparse
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import audio_seconds, machine, synth_clips, timed
+from _common import audio_seconds, front_end, genre_cnn_command, machine, synth_clips, timed
 
 
 def tutorial_loop(paths):
@@ -58,21 +57,9 @@ def song_stage_costs(paths, config) -> tuple[float, float]:
     """Milliseconds of CPU per song on one thread: decoding, and the log-mel of its chunks."""
     from threadpoolctl import threadpool_limits
 
-    from genre_cnn.signal.audio import audio_blocks
-    from genre_cnn.signal.logmel import log_mel
-    from genre_cnn.signal.segment import iter_chunks
-
-    decode = features = 0.0
     with threadpool_limits(1):
-        for path in paths:
-            start = time.process_time()
-            blocks = list(audio_blocks(path, sr=config.sr))
-            decoded = time.process_time()
-            for chunks, _ in iter_chunks(blocks, config, batch_size=10**6):
-                log_mel(chunks, config)
-            features += time.process_time() - decoded
-            decode += decoded - start
-    return 1000 * decode / len(paths), 1000 * features / len(paths)
+        costs = np.array([front_end(path, config)[1:] for path in paths])
+    return tuple(1000 * costs.mean(axis=0))
 
 
 def cold_cli_build(paths, tmp: Path) -> float:
@@ -81,11 +68,9 @@ def cold_cli_build(paths, tmp: Path) -> float:
     for path in paths[:4]:
         (tracks / path.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, tracks / path.parent.name / path.name)
-    executable = shutil.which("genre-cnn")
-    command = [executable] if executable else [sys.executable, "-m", "genre_cnn"]
     start = time.perf_counter()
-    subprocess.run([*command, "build-dataset", str(tracks), "--out", str(tmp / "four_ds"), "--val-fraction", "0",
-                    "--test-fraction", "0"], check=True, capture_output=True)
+    subprocess.run([*genre_cnn_command(), "build-dataset", str(tracks), "--out", str(tmp / "four_ds"),
+                    "--val-fraction", "0", "--test-fraction", "0"], check=True, capture_output=True)
     return time.perf_counter() - start
 
 

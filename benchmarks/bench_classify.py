@@ -13,12 +13,11 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import machine
+from _common import front_end, genre_cnn_command, machine
 
 
 def wall(command) -> float:
@@ -29,32 +28,24 @@ def wall(command) -> float:
 
 def stage_costs(model: Path, songs: list) -> dict:
     """Milliseconds per song of each stage of classification, one process, one thread."""
-    import numpy as np
     from threadpoolctl import threadpool_limits
 
     from genre_cnn.inference.classifier import load_classifier
     from genre_cnn.runtime.native import reuse_freed_memory
-    from genre_cnn.signal.audio import audio_blocks
-    from genre_cnn.signal.logmel import log_mel
-    from genre_cnn.signal.segment import iter_chunks
 
     reuse_freed_memory()  # as the command does
     classifier = load_classifier(model, backend="litert")
-    config = classifier.feature_config
     spent = {"decode": 0.0, "log-mel": 0.0, "network": 0.0}
     classifier.classify_file(songs[0])  # warm the file cache and the interpreter
     with threadpool_limits(1):
         for song in songs:
+            features, spent_decoding, spent_on_log_mel = front_end(song, classifier.feature_config,
+                                                                   filterbank=classifier.filterbank)
             start = time.process_time()
-            blocks = list(audio_blocks(song, sr=config.sr))
-            decoded = time.process_time()
-            chunks = np.concatenate([c for c, _ in iter_chunks(blocks, config, batch_size=10**6)])
-            features = log_mel(chunks, config, filterbank=classifier.filterbank)
-            featured = time.process_time()
             classifier.predict_chunks(features)
-            spent["decode"] += decoded - start
-            spent["log-mel"] += featured - decoded
-            spent["network"] += time.process_time() - featured
+            spent["decode"] += spent_decoding
+            spent["log-mel"] += spent_on_log_mel
+            spent["network"] += time.process_time() - start
     return {stage: 1000 * seconds / len(songs) for stage, seconds in spent.items()}
 
 
@@ -65,8 +56,7 @@ def main():
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--copies", type=int, default=4, help="folder = this many copies of the tracks")
     args = parser.parse_args()
-    executable = shutil.which("genre-cnn") or sys.executable
-    base = [executable] if executable.endswith("genre-cnn") else [sys.executable, "-m", "genre_cnn"]
+    base = genre_cnn_command()
     song = sorted(args.tracks.rglob("*.mp3"))[0]
 
     for backend in ("litert", "keras"):
