@@ -12,8 +12,10 @@ from typing import Iterator, Sequence
 from genre_cnn.errors import GenreCnnError
 
 __all__ = ["FolderKind", "OutputError", "check_output_folder", "ensure_folder", "atomic_directory", "atomic_file",
-           "exclusive_lock",
-           "LockedError"]
+           "exclusive_lock", "release_inherited_locks", "LockedError"]
+
+#: Open lock files of :func:`exclusive_lock` held by this process (a forked child inherits them).
+_held_locks: set = set()
 
 
 class LockedError(GenreCnnError):
@@ -234,10 +236,24 @@ def exclusive_lock(target: Path, *, command: str) -> Iterator[None]:
     handle.truncate()
     handle.write(f"{os.getpid()}\n")
     handle.flush()
+    _held_locks.add(handle)
     try:
         yield
     finally:
+        _held_locks.discard(handle)
         lock.unlink(missing_ok=True)  # while still locked: a waiting opener re-checks the inode
+        handle.close()
+
+
+def release_inherited_locks() -> None:
+    """Close this process's copies of the locks of :func:`exclusive_lock` (in a forked child).
+
+    An ``flock`` belongs to the open file, which a forked child shares: a child that outlived its
+    parent would keep the parent's output locked. Closing the child's copy leaves the parent's
+    lock as it is.
+    """
+    for handle in list(_held_locks):
+        _held_locks.discard(handle)
         handle.close()
 
 

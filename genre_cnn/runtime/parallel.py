@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
 import sys
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from typing import Optional
 
 from genre_cnn.errors import ConfigError
+from genre_cnn.runtime.files import release_inherited_locks
 from genre_cnn.runtime.native import reuse_freed_memory
 
-__all__ = ["process_pool", "run_dask_tasks"]
+__all__ = ["process_pool", "run_dask_tasks", "die_with_parent"]
+
+#: ``prctl`` option of Linux: the signal a process receives when its parent dies (linux/prctl.h).
+_PR_SET_PDEATHSIG = 1
+#: Where ``prctl`` is missing, how often a worker checks that its parent is still alive, in seconds.
+PARENT_CHECK_SECONDS = 0.5
 
 
 def process_pool(workers: int, *, initializer=None, initargs=(), fork: bool = True) -> ProcessPoolExecutor:
@@ -21,14 +31,45 @@ def process_pool(workers: int, *, initializer=None, initargs=(), fork: bool = Tr
     are spawned instead. Each worker limits BLAS and OpenMP to one thread, so ``workers``
     processes use ``workers`` cores, not more, and keeps freed memory for reuse
     (:func:`genre_cnn.runtime.native.reuse_freed_memory`).
+
+    A worker dies with the process that started it (:func:`die_with_parent`), also when that
+    process is killed with ``kill -9`` or by the out-of-memory killer, and a forked worker closes
+    its copies of the parent's output locks (:func:`genre_cnn.runtime.files.release_inherited_locks`),
+    so a killed command leaves no process running and no lock held.
     """
     safe_to_fork = fork and "fork" in multiprocessing.get_all_start_methods() and "tensorflow" not in sys.modules
     context = multiprocessing.get_context("fork" if safe_to_fork else "spawn")
     return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
-                               initargs=(initializer, initargs))
+                               initargs=(os.getpid(), initializer, initargs))
 
 
-def _start_worker(initializer, initargs) -> None:
+def die_with_parent(parent_pid: int) -> None:
+    """End this process as soon as the process ``parent_pid`` (its parent) is gone.
+
+    On Linux the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``), checked
+    once against a parent that died before the call; elsewhere a daemon thread checks the parent
+    every :data:`PARENT_CHECK_SECONDS`. Without it a pool worker whose parent was killed would wait
+    for work forever, re-parented to init.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        armed = sys.platform.startswith("linux") and libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        armed = False
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+    if not armed:
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                threading.Event().wait(PARENT_CHECK_SECONDS)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="genre-cnn-parent-watch", daemon=True).start()
+
+
+def _start_worker(parent_pid: int, initializer, initargs) -> None:
+    die_with_parent(parent_pid)
+    release_inherited_locks()
     reuse_freed_memory()
     try:
         from threadpoolctl import threadpool_limits
