@@ -6,7 +6,6 @@ not keep its output lock (they share the lock's open file when forked).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,6 @@ import pytest
 from conftest import TINY_CLI_OPTIONS, write_tracks
 
 from genre_cnn.runtime.files import exclusive_lock
-from genre_cnn.runtime.parallel import process_pool
 
 pytestmark = pytest.mark.slow
 

@@ -291,6 +291,36 @@ def test_latin1_file_names_are_used_and_round_trip(tmp_path, tiny_config):
     assert rebuilt.summary["decoded_songs"] == 0, "cache keys round-trip too"
 
 
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS refuses file names that are not UTF-8")
+def test_every_file_of_a_dataset_is_valid_utf8_whatever_the_file_names(tmp_path, tiny_config):
+    import csv
+
+    def read_strictly(path):  # as other tools read them (pandas.read_csv, a spreadsheet): UTF-8 or an error
+        with open(path, newline="", encoding="utf-8", errors="strict") as handle:
+            return list(csv.DictReader(handle))
+
+    tracks = write_tracks(tmp_path / "tracks", songs=3, seconds=1.2, fmt="WAV")
+    soundfile.write(os.fsencode(tracks / "tones") + b"/caf\xe9 latin1.wav", synth_song("tones", 7, seconds=1.2), SR,
+                    format="WAV")
+    (Path(os.fsdecode(os.fsencode(tracks / "noise") + b"/bro\xefken \\xe9.wav"))).write_bytes(b"not audio")
+    out = tmp_path / "dataset"
+    code, output = run("build-dataset", tracks, "--out", out, *TINY_CLI_OPTIONS, "--val-fraction", "0",
+                       "--test-fraction", "0")
+    assert code == 0, output
+
+    for name in ("manifest.csv", "songs.csv", "skipped.csv", "summary.json"):
+        (out / name).read_bytes().decode("utf-8")  # strict: raises on any invalid byte
+    manifest = read_strictly(out / "manifest.csv")
+    assert "tones/caf\\xe9 latin1.wav" in {row["song"] for row in manifest}, "the undecodable byte, as \\xNN"
+    assert [row["song"] for row in read_strictly(out / "skipped.csv")] == ["noise/bro\\xefken \\\\xe9.wav"], \
+        "a real backslash is doubled, so the escape is reversible"
+    assert "tones/" + os.fsdecode(b"caf\xe9 latin1.wav") in set(load_dataset(out).songs.tolist())
+    rebuilt = build_dataset(tracks, out=out, config=load_dataset(out).feature_config, workers=1,
+                            val_fraction=0, test_fraction=0)
+    assert (rebuilt.summary["reused_songs"], rebuilt.summary["decoded_songs"]) == (10, 1), \
+        "the rebuild finds every song again (and retries only the unreadable one)"
+
+
 def test_a_symlink_loop_in_a_metadata_csv_is_skipped_with_its_reason(tmp_path, tiny_config):
     from genre_cnn.data.metadata import scan_metadata
 

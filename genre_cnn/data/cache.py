@@ -11,6 +11,7 @@ import numpy as np
 
 from genre_cnn.config import FeatureConfig
 from genre_cnn.data.store import DatasetDir
+from genre_cnn.runtime.csvfiles import read_csv, write_csv
 
 __all__ = ["file_key", "SongCache", "write_song_index", "merge_song_indexes", "song_files"]
 
@@ -46,8 +47,7 @@ class SongCache:
                 return
             features = previous.open_features()
             offsets = previous.read_offsets()
-            with open(previous / previous.SONG_INDEX, newline="", encoding="utf-8", errors="surrogateescape") as handle:
-                rows = list(csv.DictReader(handle))
+            rows = read_csv(previous / previous.SONG_INDEX)[1]
             entries = {
                 (row["path"], int(row["size"]), int(row["mtime_ns"])):
                     (int(row["first_row"]), int(row["n_chunks"]),
@@ -76,12 +76,13 @@ class SongCache:
 def write_song_index(directory: Path, rows: list[tuple[str, Optional[tuple], int, int, dict]]) -> None:
     """Write ``songs.csv``: per used song its file key, its rows in ``features.npy`` and its stats."""
     index = DatasetDir(directory) / DatasetDir.SONG_INDEX
-    with open(index, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(_COLUMNS)
+
+    def cells():
         for relative, key, first_row, n_chunks, stats in rows:
             path, size, mtime = key if key is not None else ("", -1, -1)
-            writer.writerow([relative, path, size, mtime, first_row, n_chunks, *(stats[k] for k in _STATS)])
+            yield [relative, path, size, mtime, first_row, n_chunks, *(stats[k] for k in _STATS)]
+
+    write_csv(index, _COLUMNS, cells())
 
 
 def song_files(dataset_dir: str | os.PathLike) -> dict[str, Path]:
@@ -91,8 +92,7 @@ def song_files(dataset_dir: str | os.PathLike) -> dict[str, Path]:
     """
     try:
         index = DatasetDir(dataset_dir) / DatasetDir.SONG_INDEX
-        with open(index, newline="", encoding="utf-8", errors="surrogateescape") as handle:
-            return {row["song"]: Path(row["path"]) for row in csv.DictReader(handle)}
+        return {row["song"]: Path(row["path"]) for row in read_csv(index)[1]}
     except (OSError, KeyError, csv.Error):
         return {}
 

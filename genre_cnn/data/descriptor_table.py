@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -11,6 +10,7 @@ import numpy as np
 
 from genre_cnn.data.dataset import scan_tracks
 from genre_cnn.errors import AudioDecodeError, ConfigError
+from genre_cnn.runtime.csvfiles import read_csv, write_csv
 from genre_cnn.runtime.files import atomic_file
 from genre_cnn.signal.descriptors import describe_songs, descriptor_columns
 
@@ -42,11 +42,9 @@ def write_descriptor_table(
     if not rows:
         raise AudioDecodeError(f"{tracks.root}: none of the {len(paths)} audio files could be described")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out) as partial, open(partial, "w", newline="", encoding="utf-8",
-                                           errors="surrogateescape") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["song", "genre", *descriptor_columns()])
-        writer.writeheader()
-        writer.writerows(rows)
+    header = ["song", "genre", *descriptor_columns()]
+    with atomic_file(out) as partial:
+        write_csv(partial, header, ([row.get(column, "") for column in header] for row in rows))
     return out, len(rows), skipped
 
 
@@ -63,10 +61,8 @@ def read_descriptor_table(path: str | os.PathLike) -> tuple[list[str], np.ndarra
     """
     path = Path(path)
     try:
-        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            columns = [c for c in (reader.fieldnames or []) if c not in ("song", "genre")]
+        fieldnames, rows = read_csv(path)
+        columns = [c for c in fieldnames if c not in ("song", "genre")]
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file; make it with 'genre-cnn features TRACKS_DIR --out {path}'") from None
     if not rows or "genre" not in rows[0] or not columns:

@@ -18,6 +18,7 @@ import numpy as np
 from genre_cnn.config import FeatureConfig, check_classes, read_json, write_json
 from genre_cnn.data.summary import SPLITS, BuildSummary
 from genre_cnn.errors import ConfigError, DatasetError
+from genre_cnn.runtime.csvfiles import read_csv, write_csv
 from genre_cnn.runtime.files import FolderKind
 from genre_cnn.signal.logmel import mel_filterbank
 
@@ -65,17 +66,11 @@ class DatasetDir:
     # --- writing -------------------------------------------------------------------------------
     def write_manifest(self, rows: Iterable[Sequence]) -> None:
         """``manifest.csv`` from rows of :data:`MANIFEST_COLUMNS` values."""
-        with open(self.path / self.MANIFEST, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(MANIFEST_COLUMNS)
-            writer.writerows(rows)
+        write_csv(self.path / self.MANIFEST, MANIFEST_COLUMNS, rows)
 
     def write_skipped(self, skipped: Iterable[tuple[str, str]]) -> None:
         """``skipped.csv``: each file that could not be used and why."""
-        with open(self.path / self.SKIPPED, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["song", "reason"])
-            writer.writerows(skipped)
+        write_csv(self.path / self.SKIPPED, ["song", "reason"], skipped)
 
     def write_config(self, config: FeatureConfig, classes: Sequence[str]) -> None:
         """The feature config, its mel filterbank (so readers need no librosa) and the genres."""
@@ -124,18 +119,17 @@ class DatasetDir:
         return BuildSummary.from_dict(data, where=str(path))
 
     def read_manifest(self, *, data: Optional[bytes] = None) -> list[dict]:
-        """The rows of ``manifest.csv`` (song names round-trip undecodable bytes), checked.
+        """The rows of ``manifest.csv`` (song names unescaped, see :mod:`genre_cnn.runtime.csvfiles`), checked.
 
         ``data`` is the file's content when the caller has read it already (see :meth:`fingerprint`).
         """
         path = self.path / self.MANIFEST
         data = path.read_bytes() if data is None else data
-        reader = csv.DictReader(data.decode("utf-8", errors="surrogateescape").splitlines())
         try:
-            rows = list(reader)
+            fieldnames, rows = read_csv(data)
         except csv.Error as exc:
             raise DatasetError(f"{path}: is damaged ({exc}); rebuild the dataset") from None
-        if not _REQUIRED_COLUMNS <= set(reader.fieldnames or ()):
+        if not _REQUIRED_COLUMNS <= set(fieldnames):
             raise DatasetError(f"{path}: is damaged (its header is not {','.join(MANIFEST_COLUMNS)}); "
                                "rebuild the dataset")
         strange = {row.get("split") for row in rows} - set(SPLITS)

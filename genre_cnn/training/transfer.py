@@ -9,7 +9,6 @@ metrics (per patch and per song), plots, cross-validation, classify and export.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from pathlib import Path
 from typing import Callable
@@ -23,6 +22,7 @@ from genre_cnn.data.store import DatasetDir
 from genre_cnn.errors import AudioDecodeError, DatasetError
 from genre_cnn.models.musicnn import HOP, N_MELS, PATCH_FRAMES, SR, load_musicnn, song_patches
 from genre_cnn.runtime.backend import import_keras
+from genre_cnn.runtime.csvfiles import read_csv, write_csv
 from genre_cnn.runtime.files import FolderKind, atomic_directory, exclusive_lock
 from genre_cnn.training.weights import class_weights
 
@@ -63,8 +63,7 @@ def patch_dataset(dataset: Dataset, *, log: Callable[[str], None] = print) -> Da
         "fingerprint") == dataset.fingerprint
     if not fresh:
         _build_cache(dataset, cache, log=log)
-    with open(cache / "patches.csv", newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_csv(cache / "patches.csv")[1]
     features = np.load(cache / "patches.npy", mmap_mode="r")
     index = {name: i for i, name in enumerate(dataset.classes)}
     return dataclasses.replace(
@@ -114,10 +113,7 @@ def _build_cache(dataset: Dataset, cache: Path, *, log) -> None:
                           dataset.folds[row], f"{i * patch_seconds:.3f}"] for i in range(len(patches))]
         if not rows:
             raise DatasetError(f"{dataset.path}: none of the songs could be read for musicnn ({skipped[0]})")
-        with open(tmp / "patches.csv", "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["song", "label", "split", "group", "fold", "offset_seconds"])
-            writer.writerows(rows)
+        write_csv(tmp / "patches.csv", ["song", "label", "split", "group", "fold", "offset_seconds"], rows)
         np.save(tmp / "embeddings.npy", np.concatenate(embeddings).astype(np.float32))
         write_json(tmp / "source.json", {"fingerprint": dataset.fingerprint, "songs": len(songs) - len(skipped),
                                          "patches": len(rows), "skipped": skipped})
