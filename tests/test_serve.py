@@ -185,6 +185,60 @@ def test_a_timeline_window_shorter_than_a_chunk_is_refused(client, trained):
     assert "window=0.2 is shorter than the model's chunks" in answer.json()["detail"]
 
 
+def test_a_timeline_hop_below_the_finest_step_is_refused_before_any_work(client, trained):
+    answer = upload(client, songs(trained)[0], timeline="true", hop=0.001)
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == ("hop=0.001 is below the finest timeline step of 0.5 s (the work grows as "
+                                       "seconds / hop); use hop=0.5 or more")
+
+
+def sleep_for(seconds: float) -> str:  # a song that takes long to classify, run in an inference process
+    import time
+
+    time.sleep(seconds)
+    return "done"
+
+
+def test_shutting_down_answers_a_song_in_progress_at_once_and_ends_its_process(model_dir):
+    import asyncio
+    import time
+
+    import psutil
+
+    from genre_cnn.serving.app import _Pool, _ShuttingDown
+
+    async def shut_down_while_classifying():
+        before = set(psutil.Process().children())
+        pool = _Pool(ServerConfig(model=model_dir, workers=1), model_dir)
+        pool.start()
+        await pool.warm_up()
+        workers = [child.pid for child in set(psutil.Process().children()) - before
+                   if "spawn_main" in " ".join(child.cmdline())]
+        song = asyncio.ensure_future(pool.run(sleep_for, 60))
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        pool.begin_shutdown()
+        with pytest.raises(_ShuttingDown):
+            await song
+        pool.stop()
+        return time.monotonic() - started, workers
+
+    seconds, workers = asyncio.run(shut_down_while_classifying())
+    assert seconds < 3, "the shutdown waited for the song"
+    assert workers
+
+    def running(pid):
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + 3
+    while any(map(running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(running, workers)), "the inference process still runs the song"
+
+
 def test_a_full_server_answers_503_with_retry_after(client, trained):
     pool = client.app.state.pool
     pool.in_flight += pool.config.capacity

@@ -158,3 +158,38 @@ def test_a_browser_uploads_a_song_and_reads_its_genre(server, tmp_path):
         page.locator("#file").set_input_files({"name": "notes.mp3", "mimeType": "audio/mpeg", "buffer": b"not audio"})
         expect(page.locator("#error")).to_contain_text("notes.mp3: cannot decode audio")
         browser.close()
+
+
+def test_sigterm_with_an_upload_in_progress_answers_503_and_stops_at_once(trained, tmp_path):
+    from genre_cnn.serving import GRACEFUL_SHUTDOWN_SECONDS
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "genre_cnn", "serve", "--model", str(trained["result"].model_dir), "--port", str(port),
+         "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not _ready(port):
+        assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.2)
+    part = (b'--XX\r\nContent-Disposition: form-data; name="file"; filename="song.wav"\r\n'
+            b"Content-Type: application/octet-stream\r\n\r\nRIFF")
+    with socket.create_connection(("127.0.0.1", port)) as upload:  # a slow client: the rest never comes
+        upload.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: test\r\nContent-Type: multipart/form-data; boundary=XX\r\n"
+                       b"Content-Length: 100000\r\n\r\n" + part)
+        time.sleep(0.5)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        upload.settimeout(GRACEFUL_SHUTDOWN_SECONDS)
+        answer = upload.recv(4096)
+        output, _ = process.communicate(timeout=GRACEFUL_SHUTDOWN_SECONDS)
+    assert time.monotonic() - started < GRACEFUL_SHUTDOWN_SECONDS
+    assert answer.startswith(b"HTTP/1.1 503") and b"retry-after: 5" in answer.lower()
+    assert process.returncode in (0, -signal.SIGTERM)  # uvicorn ends by re-raising the signal it handled
+    assert "Traceback" not in output and "leaked" not in output, output
+
+
+def _ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+    except httpx.TransportError:
+        return False

@@ -86,6 +86,9 @@ def test_timeline_command(recording, trained, tmp_path):
     as_json = runner.invoke(main, ["classify", str(recording), "--model", model, "--timeline", "--json",
                                    "--out", str(tmp_path / "tl")])
     assert len(json.loads(as_json.stdout)[0]["windows"]) == 12
+    fine = runner.invoke(main, ["classify", str(recording), "--model", model, "--timeline", "--hop", "0.001"])
+    assert fine.exit_code == 2
+    assert "--hop 0.001 is below the finest timeline step of 0.5 s" in fine.output and "Traceback" not in fine.output
     stray = runner.invoke(main, ["classify", str(recording), "--model", model, "--window", "3"])
     assert stray.exit_code == 2 and "--window only apply with --timeline" in stray.output
 

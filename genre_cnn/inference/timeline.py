@@ -20,7 +20,12 @@ from genre_cnn.plots import plot_timeline
 from genre_cnn.runtime.files import ensure_folder
 from genre_cnn.signal.logmel import SongFeatureStream
 
-__all__ = ["Timeline", "TimelineOutcome", "classify_timeline", "classify_timelines", "write_timeline"]
+__all__ = ["Timeline", "TimelineOutcome", "classify_timeline", "classify_timelines", "write_timeline",
+           "check_timeline_options", "MIN_HOP_SECONDS"]
+
+#: The finest timeline step. The work grows as seconds ÷ hop, and windows closer than this repeat
+#: nearly the same chunks: a 30 s song at hop 0.001 would be 30,000 chunks (minutes of CPU).
+MIN_HOP_SECONDS = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +70,41 @@ class Timeline:
         }
 
 
+def check_timeline_options(classifier, *, window: Optional[float] = None,
+                           hop: Optional[float] = None) -> tuple[float, float]:
+    """The window and hop a timeline of ``classifier`` will use, or an error naming the option to fix.
+
+    Checked before any decoding, so a bad request costs nothing.
+
+    Returns
+    -------
+    window, hop : float
+        Seconds (``window`` defaults to the chunk length, ``hop`` to ``window``).
+
+    Raises
+    ------
+    ConfigError
+        A model that makes no timelines, ``window`` shorter than a chunk, or ``hop`` not a number of
+        seconds of at least :data:`MIN_HOP_SECONDS`.
+    """
+    if not classifier.makes_timelines:
+        raise ConfigError(f"{classifier.model_dir}: timelines work with CNN models trained from scratch; "
+                          f"this one is a {classifier.kind} model")
+    config = classifier.feature_config
+    chunk = config.chunk_seconds
+    window = chunk if window is None else float(window)
+    hop = window if hop is None else float(hop)
+    if not window >= chunk - 0.5 / config.sr:
+        raise ConfigError(f"window={window:g} is shorter than the model's chunks ({chunk:.2f} s); "
+                          f"use window={chunk:.2f} or more", parameter="window")
+    if not (hop > 0 and math.isfinite(hop)):
+        raise ConfigError(f"hop={hop!r} must be a positive number of seconds", parameter="hop")
+    if hop < MIN_HOP_SECONDS:
+        raise ConfigError(f"hop={hop:g} is below the finest timeline step of {MIN_HOP_SECONDS:g} s (the work grows "
+                          f"as seconds / hop); use hop={MIN_HOP_SECONDS:g} or more", parameter="hop")
+    return window, hop
+
+
 def classify_timeline(path: str | os.PathLike, classifier, *, window: Optional[float] = None,
                       hop: Optional[float] = None) -> Timeline:
     """Genre probabilities of every ``window`` seconds of a recording, one window every ``hop`` seconds.
@@ -87,22 +127,13 @@ def classify_timeline(path: str | os.PathLike, classifier, *, window: Optional[f
     Raises
     ------
     ConfigError
-        ``window`` shorter than a chunk, or a non-positive ``hop``.
+        See :func:`check_timeline_options`.
     AudioDecodeError
         The file cannot be decoded (or is too short / silent, as ``classify`` says).
     """
-    if not classifier.makes_timelines:
-        raise ConfigError(f"{classifier.model_dir}: timelines work with CNN models trained from scratch; "
-                          f"this one is a {classifier.kind} model")
     config = classifier.feature_config
     chunk = config.chunk_seconds
-    window = chunk if window is None else float(window)
-    hop = window if hop is None else float(hop)
-    if not window >= chunk - 0.5 / config.sr:
-        raise ConfigError(f"window={window:g} is shorter than the model's chunks ({chunk:.2f} s); "
-                          f"use window={chunk:.2f} or more", parameter="window")
-    if not (hop > 0 and math.isfinite(hop)):
-        raise ConfigError(f"hop={hop!r} must be a positive number of seconds", parameter="hop")
+    window, hop = check_timeline_options(classifier, window=window, hop=hop)
     per_hop = math.ceil(hop / chunk - 1e-9)  # chunk starts per window hop, so chunks never leave gaps
     grid = max(1, round(hop * config.sr / per_hop))  # samples between chunk starts
     stream_config = dataclasses.replace(config, hop_samples=grid)

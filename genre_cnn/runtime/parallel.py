@@ -15,7 +15,7 @@ from genre_cnn.errors import ConfigError
 from genre_cnn.runtime.files import release_inherited_locks
 from genre_cnn.runtime.native import reuse_freed_memory
 
-__all__ = ["process_pool", "run_dask_tasks", "die_with_parent"]
+__all__ = ["process_pool", "stop_pool", "run_dask_tasks", "die_with_parent"]
 
 #: ``prctl`` option of Linux: the signal a process receives when its parent dies (linux/prctl.h).
 _PR_SET_PDEATHSIG = 1
@@ -41,6 +41,20 @@ def process_pool(workers: int, *, initializer=None, initargs=(), fork: bool = Tr
     context = multiprocessing.get_context("fork" if safe_to_fork else "spawn")
     return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
                                initargs=(os.getpid(), initializer, initargs))
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel the pool's queued work and end its processes now, even those in the middle of a task.
+
+    For pools whose tasks are answers (a server's), not writes: nothing is lost by ending them.
+    """
+    kill = getattr(pool, "kill_workers", None)  # Python 3.14+
+    if kill is not None:
+        kill()
+    else:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)  # the executor sees its processes gone and cleans up
 
 
 def die_with_parent(parent_pid: int) -> None:

@@ -9,7 +9,11 @@ from __future__ import annotations
 from genre_cnn.errors import ConfigError
 from genre_cnn.serving.app import ServerConfig, create_app, log_record
 
-__all__ = ["ServerConfig", "create_app", "log_record", "serve"]
+__all__ = ["ServerConfig", "create_app", "log_record", "serve", "GRACEFUL_SHUTDOWN_SECONDS"]
+
+#: After SIGTERM or Ctrl-C, how long the server lets requests still being uploaded or answered finish.
+#: Songs being classified do not wait: they are answered 503 (retry) at once.
+GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
 def serve(config: ServerConfig = ServerConfig(), *, host: str = "127.0.0.1", port: int = 8000,
@@ -25,7 +29,16 @@ def serve(config: ServerConfig = ServerConfig(), *, host: str = "127.0.0.1", por
 
     _check_port(host, port)
     app = create_app(config)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                                           timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS))
+    stop_accepting = server.handle_exit
+
+    def handle_exit(sig, frame) -> None:  # SIGTERM, Ctrl-C: songs in progress are answered 503 at once
+        app.state.pool.begin_shutdown()
+        stop_accepting(sig, frame)
+
+    server.handle_exit = handle_exit
+    server.run()
 
 
 def _check_port(host: str, port: int) -> None:

@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field
 from genre_cnn.errors import AudioDecodeError, ConfigError
 from genre_cnn.inference.classifier import open_classifier
 from genre_cnn.models.store import ModelDir
-from genre_cnn.runtime.parallel import process_pool
+from genre_cnn.runtime.parallel import process_pool, stop_pool
 from genre_cnn.serving import inference
 from genre_cnn.signal.audio import AUDIO_EXTENSIONS
 from genre_cnn.version import __version__
@@ -47,6 +47,7 @@ MB = 2**20
 #: Room for the multipart headers around the file, on top of ``max_upload_mb``.
 FORM_OVERHEAD_BYTES = 64 * 1024
 _PATHS = ("/", "/v1/classify", "/v1/model", "/healthz", "/readyz", "/metrics")
+SHUTTING_DOWN = "the server is shutting down; send the song again in a moment"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,11 +180,20 @@ class _UploadLimit(HTTPException):
                               "(--max-upload-mb); send a shorter or more compressed file")
 
 
-class _Gatekeeper:
-    """Pure ASGI middleware: request metrics, and the upload size limit enforced while bytes arrive."""
+class _ShutdownDuringUpload(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(503, SHUTTING_DOWN, headers={"Retry-After": "5", "Connection": "close"})
 
-    def __init__(self, app, *, metrics: _Metrics, max_upload_mb: float) -> None:
-        self.app, self.metrics, self.max_upload_mb = app, metrics, max_upload_mb
+
+class _Gatekeeper:
+    """Pure ASGI middleware: request metrics, and the upload size limit enforced while bytes arrive.
+
+    An upload still arriving when the server begins to shut down (``closing`` is set) is answered
+    503 at once instead of holding the shutdown up.
+    """
+
+    def __init__(self, app, *, metrics: _Metrics, max_upload_mb: float, closing: asyncio.Event) -> None:
+        self.app, self.metrics, self.max_upload_mb, self.closing = app, metrics, max_upload_mb, closing
         self.limit = int(max_upload_mb * MB) + FORM_OVERHEAD_BYTES
 
     async def __call__(self, scope, receive, send):
@@ -216,7 +226,15 @@ class _Gatekeeper:
 
         async def receive_counting():
             nonlocal received
-            message = await receive()
+            arrived = asyncio.ensure_future(receive())
+            closing = asyncio.ensure_future(self.closing.wait())
+            await asyncio.wait({arrived, closing}, return_when=asyncio.FIRST_COMPLETED)
+            closing.cancel()
+            if not arrived.done():
+                arrived.cancel()
+                self.metrics.rejected.labels("shutting_down").inc()
+                raise _ShutdownDuringUpload()
+            message = arrived.result()
             received += len(message.get("body", b""))
             if received > self.limit:
                 self.metrics.rejected.labels("too_large").inc()
@@ -236,10 +254,18 @@ class _Pool:
         self.executor = None
         self.ready = False
         self.seconds_per_song = 1.0  # running estimate, for Retry-After
+        self.closing = asyncio.Event()  # set when the server begins to shut down
+        self.loop = None
 
     def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         self.executor = process_pool(self.config.n_workers, initializer=inference.start,
                                      initargs=(str(self.model_dir), self.config.backend), fork=False)
+
+    def begin_shutdown(self) -> None:
+        """Answer every song in progress with 503 now (safe to call from a signal handler)."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.closing.set)
 
     async def warm_up(self) -> None:
         """Start every process and open the model in it (before /readyz says ready)."""
@@ -249,8 +275,10 @@ class _Pool:
         self.ready = True
 
     def stop(self) -> None:
+        """End the inference processes at once (a song in progress is answered 503 by :meth:`run`)."""
         if self.executor is not None:
-            self.executor.shutdown(wait=True, cancel_futures=True)
+            stop_pool(self.executor)
+            self.executor = None
 
     @property
     def retry_after(self) -> int:
@@ -258,21 +286,37 @@ class _Pool:
         return max(1, math.ceil(self.seconds_per_song * backlog / self.config.n_workers))
 
     async def run(self, function, *args, **kwargs):
+        if self.closing.is_set():
+            raise _ShuttingDown()
         if self.in_flight >= self.config.capacity:
             raise _Busy(self.retry_after)
         self.in_flight += 1
         started = time.perf_counter()
         try:
             loop = asyncio.get_running_loop()
+            work = loop.run_in_executor(self.executor, functools.partial(function, *args, **kwargs))
+            closing = asyncio.ensure_future(self.closing.wait())
+            await asyncio.wait({work, closing}, return_when=asyncio.FIRST_COMPLETED)
+            closing.cancel()
+            if not work.done():  # the server is shutting down: answer now instead of holding it up
+                work.cancel()
+                work.add_done_callback(lambda future: future.cancelled() or future.exception())
+                raise _ShuttingDown()
             try:
-                return await loop.run_in_executor(self.executor, functools.partial(function, *args, **kwargs))
+                return work.result()
             except BrokenProcessPool:  # a process died (out of memory, killed): start a fresh pool
+                if self.closing.is_set():
+                    raise _ShuttingDown() from None
                 self.stop()
                 self.start()
                 raise _Busy(1) from None
         finally:
             self.in_flight -= 1
             self.seconds_per_song = 0.8 * self.seconds_per_song + 0.2 * (time.perf_counter() - started)
+
+
+class _ShuttingDown(Exception):
+    """The server stops: the request is answered 503 instead of finishing."""
 
 
 class _Busy(Exception):
@@ -318,7 +362,7 @@ def create_app(config: ServerConfig = ServerConfig()) -> FastAPI:
                   description="Genre probabilities of a song: upload it to `POST /v1/classify`.")
     app.state.pool = pool
     app.state.metrics = metrics
-    app.add_middleware(_Gatekeeper, metrics=metrics, max_upload_mb=config.max_upload_mb)
+    app.add_middleware(_Gatekeeper, metrics=metrics, max_upload_mb=config.max_upload_mb, closing=pool.closing)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError):
@@ -371,6 +415,9 @@ def create_app(config: ServerConfig = ServerConfig()) -> FastAPI:
         try:
             result = await pool.run(inference.analyse, str(path), max_seconds=config.max_seconds,
                                     timeline=timeline, window=window, hop=hop, profile=log is not None)
+        except _ShuttingDown:
+            metrics.rejected.labels("shutting_down").inc()
+            return _problem(503, SHUTTING_DOWN, headers={"Retry-After": "5", "Connection": "close"})
         except _Busy as busy:
             metrics.rejected.labels("busy").inc()
             return _problem(503, f"the server is busy ({config.capacity} songs in progress); retry in "

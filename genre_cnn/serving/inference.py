@@ -10,7 +10,7 @@ from typing import Optional
 
 from genre_cnn.errors import AudioDecodeError, ConfigError
 from genre_cnn.inference.classifier import open_classifier
-from genre_cnn.inference.timeline import classify_timeline
+from genre_cnn.inference.timeline import check_timeline_options, classify_timeline
 from genre_cnn.monitoring.profile import sound_profile
 from genre_cnn.signal.audio import audio_info
 
@@ -64,6 +64,11 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
     ConfigError
         A timeline asked of a model that cannot make one, or a bad ``window``/``hop``.
     """
+    if timeline:
+        if not _classifier.makes_timelines:
+            raise ConfigError(f"timeline=true needs a CNN trained from scratch; this server's model is a "
+                              f"{_classifier.kind} model")
+        check_timeline_options(_classifier, window=window, hop=hop)  # before any decoding
     info = audio_info(path)
     if info.seconds is not None and info.seconds > max_seconds:
         raise TooLongError(f"{path}: the recording lasts {info.seconds:.0f} s, more than this server's limit of "
@@ -74,10 +79,6 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
     result = {"prediction": prediction.to_dict(),
               "info": {"sample_rate": info.sample_rate, "channels": info.channels, "seconds": info.seconds}}
     if timeline:
-        if not _classifier.makes_timelines:
-            raise ConfigError(f"timeline=true needs a CNN trained from scratch; this server's model is a "
-                              f"{_classifier.kind} model")
-
         result["timeline"] = classify_timeline(path, _classifier, window=window, hop=hop).to_dict()
     if profile:
         result["profile"] = _profile(path)
