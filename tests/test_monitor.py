@@ -146,6 +146,47 @@ def test_a_serve_log_is_monitored_like_the_songs(fitted, tmp_path):
     assert verdicts["embeddings"].p_value is None and "serve log" in verdicts["embeddings"].detail
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"band_means": "ragged"}, "field 'band_means' is not a list of numbers"),
+    ({"band_means": [1.0, 2.0]}, "field 'band_means' has 2 bands but this model has 48"),
+    ({"loudness_db": "loud"}, "field 'loudness_db' is \"loud\", not a number"),
+    ({"sample_rate": [44100]}, "field 'sample_rate' is [44100], not a positive whole number"),
+    ({"probability": 7}, "field 'probability' is 7, not a number from 0 to 1"),
+    ({"genre": None}, "field 'genre' is null, not a string"),
+    ({"silence": None}, "field 'silence' is null, not a number from 0 to 1"),
+])
+def test_a_serve_log_line_of_the_wrong_shape_is_refused_with_its_file_line_and_field(fitted, tmp_path, change,
+                                                                                     message):
+    from genre_cnn.serving import inference, log_record
+
+    inference.start(str(fitted["model"]), "auto")
+    song = sorted((ROOT / "tracks" / KNOWN[0]).glob("*.mp3"))[0]
+    good = log_record(inference.analyse(str(song), max_seconds=600, profile=True), model="known")
+    if change.get("band_means") == "ragged":
+        change = {"band_means": [good["band_means"][:3], good["band_means"]]}
+    log = tmp_path / "requests.jsonl"
+    log.write_text(json.dumps(good) + "\n" + json.dumps({**good, **change}) + "\n")
+    with pytest.raises(MonitorError) as error:
+        monitor(fitted["model"], [log], min_songs=2)
+    assert str(error.value).startswith(f"{log}:2: {message}")
+    result = CliRunner().invoke(main, ["monitor", "--model", str(fitted["model"]), str(log), "--min-songs", "2"])
+    assert result.exit_code == 1 and "Traceback" not in result.output and f"{log}:2:" in result.output
+
+
+def test_serve_log_lines_of_another_model_are_left_out_and_said_so(fitted, tmp_path):
+    from genre_cnn.serving import inference, log_record
+
+    inference.start(str(fitted["model"]), "auto")
+    songs = sorted(shifted_songs(tmp_path / "songs", "none").iterdir())
+    lines = [log_record(inference.analyse(str(p), max_seconds=600, profile=True), model="known") for p in songs]
+    lines[3]["model"] = "older-model"
+    log = tmp_path / "requests.jsonl"
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    report = monitor(fitted["model"], [log], min_songs=5)
+    assert report.n_incoming == len(songs) - 1
+    assert report.skipped == [(f"{log}:4", "written by model 'older-model', not 'known': left out")]
+
+
 # --- the command ---------------------------------------------------------------------------------
 
 def test_the_command_prints_a_table_writes_a_report_and_exits_3_on_drift(fitted, tmp_path):

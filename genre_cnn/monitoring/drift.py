@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -243,34 +244,105 @@ def _holm(p_values: np.ndarray) -> np.ndarray:
 
 
 # === Incoming songs ===
-def read_serve_log(path: str | os.PathLike, classes) -> list[dict]:
-    """The songs of a ``serve --log`` file, as profile dicts (no embeddings).
+#: The type of each field of a ``serve --log`` line that ``monitor`` reads: (kinds, may be null).
+_LOG_FIELDS = {
+    "seconds": ("number", True), "sample_rate": ("count", False), "channels": ("count", False),
+    "loudness_db": ("number", False), "clipping": ("share", False), "silence": ("share", False),
+    "probability": ("share", False), "genre": ("text", False),
+}
+
+
+def read_serve_log(path: str | os.PathLike, classes, *, n_bands: Optional[int] = None,
+                   model: Optional[str] = None) -> tuple[list[dict], list[tuple[str, str]]]:
+    """The songs of a ``serve --log`` file, as profile dicts (no embeddings), every field checked.
+
+    Parameters
+    ----------
+    classes : sequence of str
+        The model's genres.
+    n_bands : int, optional
+        How many ``band_means`` every line must have (the model's mel bands).
+    model : str, optional
+        The model's name: lines whose ``model`` field names another model are left out, and said so.
+
+    Returns
+    -------
+    songs : list of dict
+    left_out : list of (where, reason)
+        ``"FILE:LINE"`` of each line written by another model.
 
     Raises
     ------
     MonitorError
-        A line is not JSON, lacks a field, or names a genre the model does not have.
+        A line is not JSON, lacks a field, has a field of the wrong type or shape, or names a genre
+        the model does not have; the message names the file, the line and the field.
     """
-    songs = []
+    songs, left_out = [], []
     path = Path(path)
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                song = {name: record[name] for name in (*AUDIO_FIELDS, "band_means", "genre", "probability")}
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise MonitorError(f"{path}:{number}: not a genre-cnn serve log line ({type(exc).__name__}: {exc}); "
-                                   "give the file that 'genre-cnn serve --log' writes") from None
-            if song["genre"] not in classes:
-                raise MonitorError(f"{path}:{number}: genre {song['genre']!r} is not one of this model's; "
-                                   "was the log written by another model?")
-            if song["band_means"] is None or song["loudness_db"] is None:
-                raise MonitorError(f"{path}:{number}: the line has no audio statistics; it was written by an older "
-                                   "genre-cnn serve")
-            songs.append({**song, "seconds": np.nan if song["seconds"] is None else song["seconds"], "embedding": None})
-    return songs
+    try:
+        with open(path, encoding="utf-8") as lines:
+            numbered = list(enumerate(lines, start=1))
+    except UnicodeDecodeError:
+        raise MonitorError(f"{path}: is not a text file; give the file that 'genre-cnn serve --log' writes") from None
+    for number, line in numbered:
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MonitorError(f"{where}: not a genre-cnn serve log line (not JSON: {exc}); "
+                               "give the file that 'genre-cnn serve --log' writes") from None
+        if not isinstance(record, dict):
+            raise MonitorError(f"{where}: not a genre-cnn serve log line (a JSON {type(record).__name__}, not an "
+                               "object); give the file that 'genre-cnn serve --log' writes")
+        written_by = record.get("model")
+        if model is not None and isinstance(written_by, str) and written_by != model:
+            left_out.append((where, f"written by model {written_by!r}, not {model!r}: left out"))
+            continue
+        if record.get("band_means") is None and "genre" in record:
+            raise MonitorError(f"{where}: the line has no audio statistics; it was written by an older "
+                               "genre-cnn serve")
+        song = {name: _log_field(record, name, kind, nullable, where) for name, (kind, nullable) in _LOG_FIELDS.items()}
+        if song["genre"] not in classes:
+            raise MonitorError(f"{where}: genre {song['genre']!r} is not one of this model's; "
+                               "was the log written by another model?")
+        song["band_means"] = _log_bands(record.get("band_means"), n_bands, where)
+        songs.append({**song, "seconds": np.nan if song["seconds"] is None else song["seconds"], "embedding": None})
+    return songs, left_out
+
+
+def _log_field(record: dict, name: str, kind: str, nullable: bool, where: str):
+    """One checked field of a serve log line (see :data:`_LOG_FIELDS`)."""
+    if name not in record:
+        raise MonitorError(f"{where}: not a genre-cnn serve log line (no field {name!r}); "
+                           "give the file that 'genre-cnn serve --log' writes")
+    value = record[name]
+    if value is None and nullable:
+        return None
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    fits = {"text": isinstance(value, str),
+            "number": number and not math.isnan(value) and value != math.inf,
+            "count": number and float(value).is_integer() and value > 0,
+            "share": number and 0 <= value <= 1}[kind]
+    if not fits:
+        wanted = {"text": "a string", "number": "a number", "count": "a positive whole number",
+                  "share": "a number from 0 to 1"}[kind]
+        raise MonitorError(f"{where}: field {name!r} is {json.dumps(value)[:40]}, not {wanted}; "
+                           "the line was not written by 'genre-cnn serve --log' (or was edited)")
+    return int(value) if kind == "count" else value
+
+
+def _log_bands(value, n_bands: Optional[int], where: str) -> list:
+    """The ``band_means`` of a serve log line: a list of ``n_bands`` finite numbers."""
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+        raise MonitorError(f"{where}: field 'band_means' is not a list of numbers; "
+                           "the line was not written by 'genre-cnn serve --log' (or was edited)")
+    if n_bands is not None and len(value) != n_bands:
+        raise MonitorError(f"{where}: field 'band_means' has {len(value)} bands but this model has {n_bands}; "
+                           "was the log written by a model with other features?")
+    return value
 
 
 def monitor(model_dir: str | os.PathLike, incoming: Iterable[str | os.PathLike], *, min_songs: int = 8,
@@ -307,12 +379,17 @@ def monitor(model_dir: str | os.PathLike, incoming: Iterable[str | os.PathLike],
     if missing:
         raise MonitorError(f"{missing[0]}: does not exist")
     logs = [p for p in incoming if p.is_file() and p.suffix.lower() in (".jsonl", ".log", ".ndjson")]
-    songs = [song for log in logs for song in read_serve_log(log, classifier.classes)]
-    skipped = []
+    songs, skipped = [], []
+    for log in logs:
+        logged, left_out = read_serve_log(log, classifier.classes, n_bands=reference.band_means.shape[1],
+                                          model=Path(classifier.model_dir).name)
+        songs += logged
+        skipped += left_out
     audio = list(expand_paths([p for p in incoming if p not in logs]))
     if audio:
-        profiled, skipped = profile_songs(audio, SongProfiler(classifier), progress=progress)
+        profiled, unreadable = profile_songs(audio, SongProfiler(classifier), progress=progress)
         songs += profiled
+        skipped += unreadable
     where = ", ".join(map(str, incoming))
     if not songs:
         what = "no readable audio files" if skipped else "no audio files or serve logs"
