@@ -234,7 +234,7 @@ def train_options(command):
         click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
                      help="Chunks per training step."),
         click.option("--lr", type=POSITIVE_FLOAT, default=1e-3, show_default=True,
-                     help="RMSprop learning rate."),
+                     help="Learning rate of the optimiser (--optimizer)."),
         click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Seed of weights and shuffling; same seed, same model."),
         click.option("--mixed-precision", is_flag=True,
@@ -328,7 +328,7 @@ def merge_datasets_command(shard_dirs, out, quiet):
 @click.option("-q", "--quiet", is_flag=True, help="No per-epoch lines.")
 @library_errors
 def fit_command(data, name, model_dir, tensorboard, checkpoint, quiet, **train):
-    """Train the CNN on the train songs, keep the best epoch by validation, test on the test songs.
+    """Train the CNN on the train songs, watch the validation songs, test on the test songs.
 
     Saves model.keras, config.json, history.png, confusion.png and metrics.json.
 
@@ -353,7 +353,8 @@ def fit_command(data, name, model_dir, tensorboard, checkpoint, quiet, **train):
               help="Number of folds (songs stratified by genre; a --group-column's groups kept together).")
 @click.option("--csv-folds", is_flag=True, help="Use the folds of the metadata CSV's --fold-column instead.")
 @click.option("--val-fraction", type=FRACTION, default=0.15, show_default=True,
-              help="Share of each fold's training songs that picks the best epoch (0: keep the last).")
+              help="Share of each fold's training songs held out to watch (and with --keep-epoch best, to pick the "
+                   "epoch); 0: train on them all.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Folder for cv.json and confusion.png [default: models/cv-DATE-TIME].")
 @click.option("--recipes", default=None, metavar="LIST",
@@ -643,7 +644,7 @@ def evaluate_command(model, tracks_dir, out, as_json, audio_root, path_column, l
     \b
     Examples:
         genre-cnn evaluate --model models/demo heldout/ --out reports/demo
-        genre-cnn evaluate --model models/demo meta.csv --path-column file --label-column genre
+        genre-cnn evaluate --model models/demo meta.csv --audio-root audio/ --path-column file --label-column genre
     """
     from genre_cnn.analysis.evaluate import evaluate_model
     from genre_cnn.report import format_evaluation
@@ -706,6 +707,7 @@ def monitor_command(incoming, model, min_songs, alpha, as_json, out, dataset, se
     Example:
         genre-cnn monitor --model models/demo new_songs/
         genre-cnn monitor --model models/demo requests.jsonl --out drift-report
+        genre-cnn monitor --model models/baseline new_songs/
         genre-cnn monitor --model models/old --rebuild-profile data/dataset new_songs/
     """
     from genre_cnn.models.registry import resolve_model_dir

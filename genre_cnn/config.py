@@ -193,7 +193,7 @@ class TrainConfig:
     batch_size : int
         Chunks per gradient step.
     learning_rate : float
-        RMSprop learning rate.
+        Learning rate of the optimiser.
     seed : int
         Seed for weight initialisation and shuffling; the same seed gives the same model.
     mixed_precision : bool

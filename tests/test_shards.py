@@ -95,7 +95,8 @@ def test_cli_shards_and_merge(tracks_dir, tmp_path, monkeypatch):
     assert load_dataset(tmp_path / "merged").features.shape == (45, 16, 63)
     result = runner.invoke(main, ["build-dataset", str(tracks_dir), "--shard", "2/2"])
     assert result.exit_code == 1
-    assert result.output == "Error: shard 2/2 does not exist: shards of 2 are numbered 0 to 1\n"
+    assert result.output == ("Error: --shard 2/2 does not exist: shards of 2 are numbered 0 to 1; "
+                             "use --shard I/N with 0 <= I < N, e.g. --shard 0/2\n")
 
 
 @pytest.mark.parametrize("text", ["3", "a/b", "1/2/3"])

@@ -229,7 +229,8 @@ class BuildReport:
 def check_shard(shard: tuple[int, int]) -> tuple[int, int]:
     index, count = shard
     if not (count >= 1 and 0 <= index < count):
-        raise ConfigError(f"shard {index}/{count} does not exist: shards of {count} are numbered 0 to {count - 1}",
+        raise ConfigError(f"shard={index}/{count} does not exist: shards of {count} are numbered 0 to "
+                          f"{max(count - 1, 0)}; use shard=I/N with 0 <= I < N, e.g. shard=0/{max(count, 1)}",
                           parameter="shard")
     return index, count
 

@@ -35,16 +35,21 @@ def resolve_model_dir(
 ) -> Path:
     """The model folder to use: ``model`` if given, else the one ``models_root/latest`` names.
 
+    ``model`` may also be a ``latest`` pointer itself (``models/latest``): the folder it names.
+
     Raises
     ------
     ModelError
-        No model given and no ``latest`` pointer, or the folder has no ``model.keras``.
+        No model given and no ``latest`` pointer, or the folder holds no network (``model.keras``)
+        nor baseline pipeline (``model.joblib``).
     """
     if model is None:
         pointer = Path(models_root) / LATEST
         if not pointer.is_file():
             raise ModelError(f"No model at {Path(models_root)}. Run 'genre-cnn fit' first, or pass model=DIR")
         model_dir = Path(models_root) / pointer.read_text(encoding="utf-8").strip()
+    elif Path(model).name == LATEST and Path(model).is_file():
+        model_dir = Path(model).parent / Path(model).read_text(encoding="utf-8").strip()
     else:
         model_dir = Path(model)
     if not model_dir.is_dir():
@@ -52,6 +57,6 @@ def resolve_model_dir(
     if DatasetDir(model_dir).exists():
         raise ModelError(f"{model_dir}: is a dataset folder, not a model; train one on it with "
                          f"'genre-cnn fit --data {model_dir}' and pass the model folder it writes (models/NAME)")
-    if not (model_dir / ModelDir.KERAS).is_file():
+    if not (model_dir / ModelDir.KERAS).is_file() and not (model_dir / ModelDir.PIPELINE).is_file():
         raise ModelError(f"{model_dir}: {ModelDir.KERAS} is missing; refit with 'genre-cnn fit'")
     return model_dir

@@ -109,8 +109,8 @@ def cross_validate(
     """Train one model per fold with ``config`` and test it on that fold's songs.
 
     The dataset's own train/val/test split is ignored: each fold's songs are the test set, a
-    ``val_fraction`` of the other songs (whole groups, stratified) picks the best epoch, and the
-    rest trains. Every song (and group) is thus tested exactly once, by a model that never saw
+    ``val_fraction`` of the other songs (whole groups, stratified) is measured after every epoch
+    (and picks the kept epoch with ``keep_epoch="best"``), and the rest trains. Every song (and group) is thus tested exactly once, by a model that never saw
     any chunk of it. Fold models are not kept; their metrics are.
 
     Parameters

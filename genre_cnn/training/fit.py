@@ -54,8 +54,9 @@ def fit(
 ) -> FitResult:
     """Train a model on the dataset's train songs and save it with its plots and test metrics.
 
-    Validation songs pick the best epoch (lowest validation loss; without validation songs the
-    last epoch is kept). The test songs are never seen during training: their chunk- and
+    The validation songs are measured after every epoch (the history); the saved weights are the
+    last epoch's, or with ``config.keep_epoch="best"`` those of the epoch with the lowest validation
+    loss. The test songs are never seen during training: their chunk- and
     song-level accuracy go to ``metrics.json``.
 
     Parameters
@@ -136,7 +137,7 @@ def fit(
 
 @dataclasses.dataclass(frozen=True)
 class TrainedModel:
-    """What :func:`train_model` returns: the model (best epoch's weights) and its training record."""
+    """What :func:`train_model` returns: the model (the kept epoch's weights) and its training record."""
 
     model: object
     history: dict
@@ -156,7 +157,7 @@ def train_model(
     verbose: int = 2,
     log: Callable[[str], None] = print,
 ) -> TrainedModel:
-    """Train a fresh model on the chunks ``train_rows``, picking the best epoch on ``val_rows``.
+    """Train a fresh model on the chunks ``train_rows``, measured on ``val_rows`` after every epoch.
 
     The training core shared by :func:`fit` and :func:`genre_cnn.training.cv.cross_validate`: it sees
     only the rows it is given. Augmentations (``config.augment``) touch the training batches
