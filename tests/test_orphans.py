@@ -80,6 +80,22 @@ def test_kill_9_of_cv_with_the_baseline_leaves_no_worker_and_no_lock(trained, tm
     assert not (tmp_path / ".cv.lock").exists() or _lock_is_free(tmp_path / "cv")
 
 
+def test_kill_9_of_fit_leaves_no_process_and_no_lock(trained, tmp_path):
+    fit = ["fit", "--data", str(trained["dataset"]), "--epochs", "1", "--name", "m", "-q"]
+    process = subprocess.Popen([sys.executable, "-m", "genre_cnn", *fit[:-1], "--epochs", "200"], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    while "Epoch 2/200" not in process.stdout.readline():
+        assert process.poll() is None, "fit ended before its second epoch"
+    descendants = [child.pid for child in psutil.Process(process.pid).children(recursive=True)]
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    _assert_all_gone(descendants)
+
+    again = subprocess.run([sys.executable, "-m", "genre_cnn", *fit], cwd=tmp_path, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert not [p for p in (tmp_path / "models").iterdir() if p.name.startswith(".")]
+
+
 def test_kill_9_of_serve_leaves_no_inference_process(trained, tmp_path):
     serve = ["serve", "--model", str(trained["result"].model_dir), "--port", "0", "--workers", "2"]
 

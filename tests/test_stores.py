@@ -111,3 +111,24 @@ def test_concatenated_tables_keep_one_header_and_every_row(tmp_path):
     merged.write_concatenated(merged.SKIPPED, parts)
     assert (tmp_path / merged.SKIPPED).read_text().splitlines() == [
         "song,reason", "song0.mp3,too short", "song1.mp3,too short", "song2.mp3,too short"]
+
+
+def test_a_latest_pointer_can_be_named_as_the_model_but_never_leads_to_a_pickle(trained, tmp_path):
+    import shutil
+
+    from genre_cnn.errors import ModelError
+    from genre_cnn.models.registry import resolve_model_dir
+
+    models = tmp_path / "models"
+    shutil.copytree(trained["result"].model_dir, models / "net")
+    (models / "latest").write_text("net\n")
+    assert resolve_model_dir(models / "latest") == models / "net"
+
+    baseline = models / "baseline"
+    baseline.mkdir()
+    (baseline / "config.json").write_text('{"kind": "baseline"}')
+    (baseline / "model.joblib").write_bytes(b"a pickle")
+    assert resolve_model_dir(baseline) == baseline  # named directly: the user chose to load it
+    (models / "latest").write_text("baseline\n")
+    with pytest.raises(ModelError, match="model.keras is missing"):
+        resolve_model_dir(models / "latest")

@@ -191,10 +191,8 @@ def open_classifier(
         A :class:`CnnClassifier` or :class:`MusicnnClassifier` (:func:`load_classifier`), or a
         :class:`genre_cnn.training.baseline.BaselineClassifier`.
     """
-    if model is not None:
-        model = resolve_model_dir(model, models_root=models_root)
-    if model is not None and _kind_or_none(ModelDir(Path(model))) == "baseline":
-        return BaselineClassifier(model)
+    if model is not None and Path(model).is_dir() and _kind_or_none(ModelDir(Path(model))) == "baseline":
+        return BaselineClassifier(model)  # only from a folder named directly: never a pickle through models/latest
     return load_classifier(model, models_root=models_root, backend=backend)
 
 

@@ -35,14 +35,17 @@ def resolve_model_dir(
 ) -> Path:
     """The model folder to use: ``model`` if given, else the one ``models_root/latest`` names.
 
-    ``model`` may also be a ``latest`` pointer itself (``models/latest``): the folder it names.
+    ``model`` may also be a ``latest`` pointer itself (``models/latest``): the folder it names. A
+    baseline (``model.joblib``, a pickle) is accepted only from a folder named directly, never
+    through a pointer.
 
     Raises
     ------
     ModelError
         No model given and no ``latest`` pointer, or the folder holds no network (``model.keras``)
-        nor baseline pipeline (``model.joblib``).
+        nor, when named directly, a baseline pipeline (``model.joblib``).
     """
+    named_directly = model is not None and Path(model).is_dir()
     if model is None:
         pointer = Path(models_root) / LATEST
         if not pointer.is_file():
@@ -57,6 +60,7 @@ def resolve_model_dir(
     if DatasetDir(model_dir).exists():
         raise ModelError(f"{model_dir}: is a dataset folder, not a model; train one on it with "
                          f"'genre-cnn fit --data {model_dir}' and pass the model folder it writes (models/NAME)")
-    if not (model_dir / ModelDir.KERAS).is_file() and not (model_dir / ModelDir.PIPELINE).is_file():
+    baseline = named_directly and (model_dir / ModelDir.PIPELINE).is_file()
+    if not (model_dir / ModelDir.KERAS).is_file() and not baseline:
         raise ModelError(f"{model_dir}: {ModelDir.KERAS} is missing; refit with 'genre-cnn fit'")
     return model_dir

@@ -21,7 +21,7 @@ from scipy import stats
 
 from genre_cnn.errors import ConfigError, GenreCnnError, ModelError
 from genre_cnn.inference.classifier import expand_paths, open_classifier
-from genre_cnn.monitoring.profile import AUDIO_FIELDS, PROFILE_FILE, Profile, SongProfiler, load_profile, profile_songs
+from genre_cnn.monitoring.profile import PROFILE_FILE, Profile, SongProfiler, load_profile, profile_songs
 
 __all__ = ["Check", "DriftReport", "MonitorError", "compare", "monitor", "read_serve_log", "DRIFT_EXIT_CODE"]
 
