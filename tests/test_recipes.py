@@ -45,9 +45,32 @@ def test_the_default_network_is_small_with_batch_norm_in_every_block(separable):
     model = build_model((128, 196), 10, mel_mean=np.zeros(128), mel_variance=np.ones(128))
     names = [layer.name for layer in model.layers]
     assert [n for n in names if n.endswith("_bn")] == ["block1_bn", "block2_bn", "block3_bn", "block4_bn"]
-    assert "band_summary" in names  # each band's mean and spread reach the head beside the pooled features
-    assert model.get_layer("head_input").output.shape[-1] == 128 + 2 * 128
+    # a wide path: each band's mean, spread, rise and movement, standardised, straight to the genres' logits
+    assert {"spectral_summary", "standardise_summary", "wide_logits", "deep_logits", "logits"} <= set(names)
+    assert model.get_layer("wide_logits").input.shape[-1] == 4 * 128
+    assert not model.get_layer("deep_logits").get_weights()[0].any(), "the convolutions' path starts at zero"
     assert model.count_params() <= 300_000
+    previous = build_model((128, 196), 10, mel_mean=np.zeros(128), mel_variance=np.ones(128), head="summary")
+    assert "band_summary" in [layer.name for layer in previous.layers]
+
+
+def test_training_starts_where_a_logistic_regression_on_the_spectral_summaries_ends(separable):
+    from sklearn.linear_model import LogisticRegression
+
+    from genre_cnn.models.cnn import build_model, summary_features
+    from genre_cnn.training.scratch import WIDE_C, band_statistics, fit_wide_path
+
+    dataset = load_dataset(separable / "dataset")
+    rows = dataset.indices("train")
+    mean, variance = band_statistics(dataset.features, rows)
+    model = build_model(dataset.feature_config.input_shape, 3, mel_mean=mean, mel_variance=variance)
+    fit_wide_path(model, dataset, rows, log=lambda message: None)
+
+    chunks = np.asarray(dataset.features[np.sort(rows)])
+    summaries = summary_features(model, chunks).astype(np.float64)
+    standardised = (summaries - summaries.mean(0)) / np.sqrt(summaries.var(0) + 1e-6)
+    regression = LogisticRegression(C=WIDE_C, max_iter=1000).fit(standardised, dataset.labels[np.sort(rows)])
+    np.testing.assert_allclose(model.predict(chunks, verbose=0), regression.predict_proba(standardised), atol=1e-4)
 
 
 def test_random_crops_are_windows_of_the_song_and_held_out_chunks_are_served_as_stored(separable):

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from genre_cnn.runtime.backend import import_keras
 
-__all__ = ["build_model", "BLOCK_FILTERS"]
+__all__ = ["build_model", "BLOCK_FILTERS", "HEADS", "SUMMARY_LAYER", "WIDE_LAYER", "set_summary_statistics"]
 
 # === Config ===
 #: Filters of the convolution blocks; each block halves the time and frequency resolution.
@@ -28,6 +28,17 @@ BATCH_NORM_MOMENTUM = 0.5
 #: Feed each band's mean and standard deviation over time to the head beside the pooled features
 #: (dev-music 5-fold song accuracy 0.566 ± 0.073 without, 0.678 ± 0.087 with; +16k weights).
 BAND_SUMMARY = True
+#: How the head turns features into genres:
+#: ``"wide"``: two sums of logits, a linear path from the standardised spectral summary
+#: (:class:`~genre_cnn.models.layers.SpectralSummary`, initialised by a logistic regression before
+#: training) plus the convolutions' path (initialised to add nothing), so training starts where a
+#: classic descriptor classifier ends;
+#: ``"summary"``: the pooled features and :class:`~genre_cnn.models.layers.BandSummary` through one dense layer.
+HEADS = ("wide", "summary")
+HEAD = "wide"
+#: Layer names the training recipe reaches for (the wide path's input and its linear layer).
+SUMMARY_LAYER = "standardise_summary"
+WIDE_LAYER = "wide_logits"
 
 
 def build_model(
@@ -38,6 +49,7 @@ def build_model(
     mel_variance: Sequence[float],
     block_filters: Sequence[int] = BLOCK_FILTERS,
     band_summary: bool = BAND_SUMMARY,
+    head: str = HEAD,
 ):
     """Build the (uncompiled) Keras model.
 
@@ -54,7 +66,10 @@ def build_model(
     block_filters : sequence of int
         Filters of each Conv2D + MaxPooling2D block.
     band_summary : bool
-        Also give the head each normalised band's mean and standard deviation over time.
+        With ``head="summary"``: also give the head each normalised band's mean and standard deviation.
+    head : {"wide", "summary"}
+        See :data:`HEADS`. The wide path's standardisation and weights are set by the recipe
+        (:func:`set_summary_statistics`, then a logistic regression); as built, they are neutral.
 
     Returns
     -------
@@ -65,7 +80,7 @@ def build_model(
     from keras import layers
 
     # lazy: defines Keras layers: importing it imports TensorFlow
-    from genre_cnn.models.layers import BandNormalization, BandSummary
+    from genre_cnn.models.layers import BandNormalization, BandSummary, SpectralSummary
 
     n_mels, n_frames = input_shape
     inputs = keras.Input(shape=(n_mels, n_frames), name="log_mel")
@@ -80,6 +95,19 @@ def build_model(
         x = layers.ReLU(name=f"block{number}_relu")(x)
         x = layers.MaxPooling2D(2, padding="same", name=f"block{number}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="global_pool")(x)
+    if head == "wide":
+        summary = SpectralSummary(name="spectral_summary")(normalised)
+        summary = BandNormalization(4 * n_mels, name=SUMMARY_LAYER)(summary)
+        wide = layers.Dense(n_classes, name=WIDE_LAYER)(summary)
+        x = layers.Dropout(DROPOUT, name="dropout")(x)
+        x = layers.Dense(DENSE_UNITS, activation="relu", name="dense")(x)
+        deep = layers.Dense(n_classes, kernel_initializer="zeros", name="deep_logits")(x)
+        logits = layers.Add(name="logits")([wide, deep])
+        # float32 output even under mixed precision: a float16 softmax loses small probabilities
+        outputs = layers.Activation("softmax", dtype="float32", name="genre")(logits)
+        return keras.Model(inputs, outputs, name="genre_cnn")
+    if head != "summary":
+        raise ValueError(f"head={head!r} must be one of {', '.join(map(repr, HEADS))}")
     if band_summary:
         x = layers.Concatenate(name="head_input")([x, BandSummary(name="band_summary")(normalised)])
     x = layers.Dropout(DROPOUT, name="dropout")(x)
@@ -87,3 +115,16 @@ def build_model(
     # float32 output even under mixed precision: a float16 softmax loses small probabilities
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="genre")(x)
     return keras.Model(inputs, outputs, name="genre_cnn")
+
+
+def summary_features(model, chunks, *, batch_size: int = 256):
+    """The wide path's input (spectral summary, before standardisation) of raw log-mel ``chunks``."""
+    keras = import_keras()
+    standardise = model.get_layer(SUMMARY_LAYER)
+    trunk = keras.Model(model.input, standardise.input)
+    return trunk.predict(chunks, batch_size=batch_size, verbose=0)
+
+
+def set_summary_statistics(model, mean, variance) -> None:
+    """Set the standardisation of the wide path's input (per-feature mean and variance)."""
+    model.get_layer(SUMMARY_LAYER).set_statistics(mean, variance)

@@ -9,7 +9,7 @@ from genre_cnn.runtime.backend import import_keras
 keras = import_keras()
 ops = keras.ops
 
-__all__ = ["BandNormalization", "BandSummary", "SpecAugment"]
+__all__ = ["BandNormalization", "BandSummary", "SpectralSummary", "SpecAugment"]
 
 
 @keras.saving.register_keras_serializable(package="genre_cnn")
@@ -68,6 +68,26 @@ class BandSummary(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 2 * input_shape[1])
+
+
+@keras.saving.register_keras_serializable(package="genre_cnn")
+class SpectralSummary(keras.layers.Layer):
+    """What a chunk's sound is and how it moves, per mel band: the descriptors of a classic genre classifier.
+
+    Input ``(batch, n_mels, frames, 1)``; output ``(batch, 4 * n_mels)``: each band's mean and
+    standard deviation over time (timbre and its spread, as MFCC statistics carry), the mean rise
+    from one frame to the next (onset strength: how percussive the band is) and the standard
+    deviation of that change (how fast it moves).
+    """
+
+    def call(self, inputs):
+        bands = inputs[..., 0]
+        change = bands[:, :, 1:] - bands[:, :, :-1]
+        return ops.concatenate([ops.mean(bands, axis=2), ops.std(bands, axis=2),
+                                ops.mean(ops.relu(change), axis=2), ops.std(change, axis=2)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 4 * input_shape[1])
 
 
 @keras.saving.register_keras_serializable(package="genre_cnn")

@@ -9,14 +9,20 @@ import numpy as np
 from genre_cnn.config import TrainConfig
 from genre_cnn.data.arrays import RowReader
 from genre_cnn.data.dataset import Dataset
-from genre_cnn.models.cnn import build_model
+from genre_cnn.models.cnn import WIDE_LAYER, build_model, set_summary_statistics, summary_features
 from genre_cnn.runtime.backend import import_keras, precision_policy, training_strategy
 from genre_cnn.signal.logmel import mel_filterbank
 from genre_cnn.training.augment import SIGNAL_AUGMENTATIONS, ChunkAugmenter
 from genre_cnn.training.distill import distillation_loss, teacher_targets, true_label_accuracy
 from genre_cnn.training.weights import class_weights
 
-__all__ = ["train_scratch", "training_batches", "evaluation_batches", "band_statistics"]
+__all__ = ["train_scratch", "training_batches", "evaluation_batches", "band_statistics", "fit_wide_path"]
+
+#: Inverse regularisation strength of the logistic regression that starts the wide path (scikit-learn's
+#: ``C``; on real-genres, 5 folds by artist, the summary alone: 0.60 at C=1, 0.625 at C=0.1, 0.623 at 0.01).
+WIDE_C = 0.1
+#: The logistic regression learns from at most this many training chunks (drawn with the seed).
+WIDE_MAX_CHUNKS = 20_000
 
 
 def train_scratch(dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndarray, config: TrainConfig, best,
@@ -58,6 +64,8 @@ def train_scratch(dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndar
     replicas = strategy.num_replicas_in_sync
     with precision_policy(config.mixed_precision), strategy.scope():
         model = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance)
+        if _has_layer(model, WIDE_LAYER):
+            fit_wide_path(model, dataset, train_rows, seed=config.seed, log=log)
         trainee = model
         if "specaugment" in config.augment or config.teacher:  # a training-only wrapper: the saved model stays plain
             inputs = keras.Input(shape=dataset.feature_config.input_shape, name="log_mel")
@@ -140,6 +148,53 @@ def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig =
         soft_targets=np.eye(n_classes, dtype=np.float32)[dataset.labels] if config.teacher else None,
         devices=devices,
     )
+
+
+def fit_wide_path(model, dataset: Dataset, rows: np.ndarray, *, seed: int = 0,
+                  log: Callable[[str], None] = print) -> float:
+    """Start the wide path where a logistic regression on the training chunks' spectral summaries ends.
+
+    Sets the standardisation of the summary to the training chunks' mean and variance, fits a
+    multinomial logistic regression (``C`` = :data:`WIDE_C`) on the standardised summaries of up to
+    :data:`WIDE_MAX_CHUNKS` training chunks, and copies its weights into the wide layer. The
+    convolutions' logits start at zero, so before its first step the network *is* that regression.
+
+    Returns
+    -------
+    float
+        The regression's accuracy on those training chunks.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    rows = np.sort(rows)
+    if len(rows) > WIDE_MAX_CHUNKS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, WIDE_MAX_CHUNKS, replace=False))
+    read = RowReader(dataset.features)
+    summaries = np.concatenate([summary_features(model, read(rows[start : start + 1024]))
+                                for start in range(0, len(rows), 1024)]).astype(np.float64)
+    mean, variance = summaries.mean(axis=0), np.maximum(summaries.var(axis=0), 1e-6)
+    set_summary_statistics(model, mean, variance)
+    standardised = (summaries - mean) / np.sqrt(variance + 1e-6)
+    labels = dataset.labels[rows]
+    regression = LogisticRegression(C=WIDE_C, max_iter=1000, random_state=seed).fit(standardised, labels)
+    n_classes = len(dataset.classes)
+    kernel = np.zeros((standardised.shape[1], n_classes), dtype=np.float32)
+    bias = np.full(n_classes, -10.0, dtype=np.float32)  # a genre without training chunks: never predicted
+    if len(regression.classes_) == 2:  # scikit-learn keeps one set of weights for two classes
+        coef = np.concatenate([-regression.coef_ / 2, regression.coef_ / 2])
+        intercept = np.concatenate([-regression.intercept_ / 2, regression.intercept_ / 2])
+    else:
+        coef, intercept = regression.coef_, regression.intercept_
+    kernel[:, regression.classes_] = coef.T
+    bias[regression.classes_] = intercept
+    model.get_layer(WIDE_LAYER).set_weights([kernel, bias])
+    accuracy = float(regression.score(standardised, labels))
+    log(f"Wide path: logistic regression on {len(rows)} chunks' spectral summaries, training accuracy {accuracy:.3f}")
+    return accuracy
+
+
+def _has_layer(model, name: str) -> bool:
+    return any(layer.name == name for layer in model.layers)
 
 
 def band_statistics(features: np.ndarray, rows: np.ndarray, *, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
