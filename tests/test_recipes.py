@@ -47,7 +47,7 @@ def test_the_default_network_is_small_with_batch_norm_in_every_block(separable):
     assert [n for n in names if n.endswith("_bn")] == ["block1_bn", "block2_bn", "block3_bn", "block4_bn"]
     # a wide path: each band's mean, spread, rise and movement, standardised, straight to the genres' logits
     assert {"spectral_summary", "standardise_summary", "wide_logits", "deep_logits", "logits"} <= set(names)
-    assert model.get_layer("wide_logits").input.shape[-1] == 4 * 128
+    assert model.get_layer("wide_logits").input.shape[-1] == 6 * 128 + 8 * 12 + 16 * 15 // 2
     assert not model.get_layer("deep_logits").get_weights()[0].any(), "the convolutions' path starts at zero"
     assert model.count_params() <= 300_000
     previous = build_model((128, 196), 10, mel_mean=np.zeros(128), mel_variance=np.ones(128), head="summary")

@@ -97,7 +97,7 @@ def build_model(
     x = layers.GlobalAveragePooling2D(name="global_pool")(x)
     if head == "wide":
         summary = SpectralSummary(name="spectral_summary")(normalised)
-        summary = BandNormalization(4 * n_mels, name=SUMMARY_LAYER)(summary)
+        summary = BandNormalization(summary.shape[-1], name=SUMMARY_LAYER)(summary)
         wide = layers.Dense(n_classes, name=WIDE_LAYER)(summary)
         x = layers.Dropout(DROPOUT, name="dropout")(x)
         x = layers.Dense(DENSE_UNITS, activation="relu", name="dense")(x)

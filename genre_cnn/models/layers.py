@@ -72,22 +72,91 @@ class BandSummary(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="genre_cnn")
 class SpectralSummary(keras.layers.Layer):
-    """What a chunk's sound is and how it moves, per mel band: the descriptors of a classic genre classifier.
+    """What a chunk's sound is and how it moves: the descriptors of a classic genre classifier, in the network.
 
-    Input ``(batch, n_mels, frames, 1)``; output ``(batch, 4 * n_mels)``: each band's mean and
-    standard deviation over time (timbre and its spread, as MFCC statistics carry), the mean rise
-    from one frame to the next (onset strength: how percussive the band is) and the standard
-    deviation of that change (how fast it moves).
+    Input ``(batch, n_mels, frames, 1)``; output ``(batch, n_features)``, the concatenation of:
+
+    - per band (``6 * n_mels``): the mean, standard deviation, maximum and minimum over time (timbre
+      and its range, as MFCC statistics carry), the mean rise from one frame to the next (onset
+      strength: how percussive the band is) and the standard deviation of that change;
+    - rhythm (``modulation_groups * modulation_bands``): the magnitude spectrum of the envelope of
+      each of ``modulation_groups`` groups of adjacent bands (a fixed DFT over the chunk's frames),
+      averaged into ``modulation_bands`` ranges of modulation frequency, ``log(1 + x)`` (not ``log1p``,
+      which ONNX lacks): how strongly each register pulses at slow and fast rates;
+    - co-movement (``g * (g - 1) / 2`` for ``g = correlation_groups``): the correlation over time
+      between every two band groups' envelopes (do bass and treble move together?).
+
+    Group and range counts shrink to what tiny inputs allow (fewer bands or frames). Every
+    operation is a matrix product or an elementwise one, so LiteRT runs it as Keras does.
     """
 
+    def __init__(self, *, modulation_groups: int = 8, modulation_bands: int = 12, correlation_groups: int = 16,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.modulation_groups = int(modulation_groups)
+        self.modulation_bands = int(modulation_bands)
+        self.correlation_groups = int(correlation_groups)
+
+    def _sizes(self, n_bands: int, n_frames: int) -> tuple[int, int, int, int]:
+        bins = max(1, n_frames // 2)  # modulation frequencies 1 .. frames // 2
+        return (min(self.modulation_groups, n_bands), min(self.modulation_bands, bins),
+                min(self.correlation_groups, n_bands), bins)
+
+    def build(self, input_shape):
+        n_bands, n_frames = int(input_shape[1]), int(input_shape[2])
+        mod_groups, mod_bands, corr_groups, bins = self._sizes(n_bands, n_frames)
+
+        def averaging(n_items: int, n_groups: int) -> np.ndarray:  # (items, groups): the mean of each group
+            matrix = np.zeros((n_items, n_groups), dtype="float32")
+            for group, items in enumerate(np.array_split(np.arange(n_items), n_groups)):
+                matrix[items, group] = 1.0 / len(items)
+            return matrix
+
+        frequencies = np.arange(1, bins + 1)[None, :] * np.arange(n_frames)[:, None] * (2 * np.pi / n_frames)
+        self._constants = {
+            "modulation_groups": averaging(n_bands, mod_groups),
+            "cosine": np.cos(frequencies).astype("float32"),
+            "sine": np.sin(frequencies).astype("float32"),
+            "modulation_bands": averaging(bins, mod_bands),
+            "correlation_groups": averaging(n_bands, corr_groups),
+            "pairs": np.flatnonzero(np.triu(np.ones((corr_groups, corr_groups)), k=1)).astype("int32"),
+        }
+        super().build(input_shape)
+
     def call(self, inputs):
-        bands = inputs[..., 0]
+        constant = {name: ops.convert_to_tensor(value) if value.dtype.kind == "i" else
+                    ops.cast(ops.convert_to_tensor(value), inputs.dtype) for name, value in self._constants.items()}
+        bands = inputs[..., 0]  # (batch, n_bands, frames)
         change = bands[:, :, 1:] - bands[:, :, :-1]
-        return ops.concatenate([ops.mean(bands, axis=2), ops.std(bands, axis=2),
-                                ops.mean(ops.relu(change), axis=2), ops.std(change, axis=2)], axis=-1)
+        per_band = [ops.mean(bands, axis=2), ops.std(bands, axis=2), ops.max(bands, axis=2), ops.min(bands, axis=2),
+                    ops.mean(ops.relu(change), axis=2), ops.std(change, axis=2)]
+        over_time = ops.transpose(bands, (0, 2, 1))  # (batch, frames, n_bands)
+
+        envelopes = ops.matmul(over_time, constant["modulation_groups"])  # (batch, frames, groups)
+        envelopes = ops.transpose(envelopes - ops.mean(envelopes, axis=1, keepdims=True), (0, 2, 1))
+        real = ops.matmul(envelopes, constant["cosine"])  # (batch, groups, bins)
+        imaginary = ops.matmul(envelopes, constant["sine"])
+        magnitude = ops.sqrt(ops.square(real) + ops.square(imaginary) + 1e-6)
+        modulation = ops.log(1.0 + ops.matmul(magnitude, constant["modulation_bands"]))  # (batch, groups, ranges)
+
+        groups = ops.matmul(over_time, constant["correlation_groups"])  # (batch, frames, groups)
+        groups = groups - ops.mean(groups, axis=1, keepdims=True)
+        groups = groups / (ops.std(groups, axis=1, keepdims=True) + 1e-3)
+        correlation = ops.matmul(ops.transpose(groups, (0, 2, 1)), groups) / bands.shape[2]
+        n_groups = correlation.shape[-1]
+        pairs = ops.take(ops.reshape(correlation, (-1, n_groups * n_groups)), constant["pairs"], axis=1)
+
+        return ops.concatenate([*per_band, ops.reshape(modulation, (-1, modulation.shape[1] * modulation.shape[2])),
+                                pairs], axis=-1)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], 4 * input_shape[1])
+        n_bands, n_frames = int(input_shape[1]), int(input_shape[2])
+        mod_groups, mod_bands, corr_groups, _ = self._sizes(n_bands, n_frames)
+        return (input_shape[0], 6 * n_bands + mod_groups * mod_bands + corr_groups * (corr_groups - 1) // 2)
+
+    def get_config(self):
+        return {**super().get_config(), "modulation_groups": self.modulation_groups,
+                "modulation_bands": self.modulation_bands, "correlation_groups": self.correlation_groups}
 
 
 @keras.saving.register_keras_serializable(package="genre_cnn")
