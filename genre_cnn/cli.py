@@ -279,6 +279,9 @@ def train_options(command):
                      help="Weights saved: the last epoch's, or the epoch with the lowest validation loss."),
         click.option("--distill-weight", type=click.FloatRange(min=0, max=1), default=0.5, show_default=True,
                      help="Share of the true-label loss with --teacher (the rest follows the teacher)."),
+        click.option("--head", type=click.Choice(["wide", "summary"]), default="wide", show_default=True,
+                     help="wide: genre logits from the chunk's spectral summary (started from a logistic "
+                          "regression) plus the convolutions'; summary: the previous head (one dense layer)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -324,7 +327,8 @@ def merge_datasets_command(shard_dirs, out, quiet):
 @click.option("--tensorboard", type=click.Path(path_type=Path), default=None,
               help="Also write TensorBoard logs to this folder.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, metavar="FILE.keras",
-              help="Save the best model so far to this file after every improving epoch (for long runs).")
+              help="Save the model of the epoch to keep (--keep-epoch) to this file as training goes: every epoch "
+                   "with 'last', every improving one with 'best' (for long runs).")
 @click.option("-q", "--quiet", is_flag=True, help="No per-epoch lines.")
 @library_errors
 def fit_command(data, name, model_dir, tensorboard, checkpoint, quiet, **train):
@@ -614,7 +618,7 @@ def baseline_command(table, out, test_fraction, folds, seed, tracks):
 
     \b
     Example:
-        genre-cnn baseline features.csv --out models/baseline
+        genre-cnn baseline features.csv --tracks tracks/ --out models/baseline
         genre-cnn classify --model models/baseline song.mp3
     """
     from genre_cnn.report import format_baseline

@@ -243,6 +243,10 @@ class TrainConfig:
     distill_weight : float
         Share of the true-label cross-entropy in the distillation loss (the rest is the
         temperature-scaled divergence from the teacher), in [0, 1].
+    head : {"wide", "summary"}
+        The CNN's head (:data:`genre_cnn.models.cnn.HEADS`): ``"wide"`` adds to the convolutions'
+        logits a linear path from the chunk's spectral summary, started from a logistic regression;
+        ``"summary"`` is the head of earlier versions (a config saved without ``head`` had it).
     keep_epoch : {"last", "best"}
         Whose weights the saved model gets: the last epoch's, or those of the epoch with the
         lowest validation loss (training loss without validation songs). With a few validation
@@ -272,9 +276,11 @@ class TrainConfig:
     temperature: float = 2.0
     distill_weight: float = 0.5
     keep_epoch: str = "last"
+    head: str = "wide"
 
     def __post_init__(self) -> None:
         _choice("keep_epoch", self.keep_epoch, ("last", "best"))
+        _choice("head", self.head, ("wide", "summary"))
         if self.teacher is not None:
             _choice("teacher", self.teacher, ("musicnn",))
             if self.backbone is not None:
@@ -325,6 +331,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
+        if isinstance(data, dict) and "head" not in data:  # saved before the wide head existed
+            data = {**data, "head": "summary"}
         return _from_dict(cls, data, "training config")
 
 

@@ -171,11 +171,10 @@ VERDICTS = {"monitor": (0, 3)}
 def test_every_help_example_runs_as_written(sandbox, command, line):
     if command in SERVERS:
         return _serve_example(sandbox, line)
-    shell = line if not line.startswith("for ") else line
     if line.startswith("for ") or "*" in line or ">" in line:  # shell syntax: loops, globs, redirections
         result = subprocess.run(["bash", "-c", line.replace("genre-cnn ", f"{sys.executable} -m genre_cnn ")],
                                 cwd=sandbox, capture_output=True, text=True)
-        assert result.returncode == 0, f"{shell}\n{result.stderr[-2000:]}"
+        assert result.returncode == 0, f"{line}\n{result.stderr[-2000:]}"
         return
     args = shlex.split(line)[1:]
     with _inside(sandbox):
@@ -207,4 +206,8 @@ def _serve_example(sandbox: Path, line: str) -> None:
         assert answer.status_code == 200, answer.text
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise

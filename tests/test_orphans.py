@@ -44,16 +44,23 @@ def _kill_when(process: subprocess.Popen, *, children: int, delay: float, timeou
     return descendants
 
 
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _assert_all_gone(pids: list[int], *, within: float = 5.0) -> None:
     deadline = time.monotonic() + within
     alive = pids
     while alive and time.monotonic() < deadline:
-        alive = [pid for pid in alive if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+        alive = [pid for pid in alive if _running(pid)]
         time.sleep(0.05)
     assert not alive, f"processes {alive} outlived their killed command"
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.2, 0.5])
+@pytest.mark.parametrize("delay", [0.0, 0.1, 0.25])
 def test_kill_9_of_build_dataset_leaves_no_worker_and_no_lock(tmp_path, delay):
     write_tracks(tmp_path / "tracks", songs=20, seconds=30)
     build = ["build-dataset", "tracks", *PARALLEL, "--out", "ds", "-q"]
@@ -66,10 +73,10 @@ def test_kill_9_of_build_dataset_leaves_no_worker_and_no_lock(tmp_path, delay):
 
 
 def test_kill_9_of_classify_folder_leaves_no_worker(trained, tmp_path):
-    folder = write_tracks(tmp_path / "songs", genres=("tones", "noise"), songs=40, seconds=3)
+    folder = write_tracks(tmp_path / "songs", genres=("tones", "noise"), songs=60, seconds=10)
     classify = ["classify", str(folder), "--model", str(trained["result"].model_dir), "--workers", "2"]
 
-    _assert_all_gone(_kill_when(_start(classify, tmp_path), children=2, delay=0.5))
+    _assert_all_gone(_kill_when(_start(classify, tmp_path), children=2, delay=0.1))
 
 
 def test_kill_9_of_cv_with_the_baseline_leaves_no_worker_and_no_lock(trained, tmp_path):
@@ -84,8 +91,9 @@ def test_kill_9_of_fit_leaves_no_process_and_no_lock(trained, tmp_path):
     fit = ["fit", "--data", str(trained["dataset"]), "--epochs", "1", "--name", "m", "-q"]
     process = subprocess.Popen([sys.executable, "-m", "genre_cnn", *fit[:-1], "--epochs", "200"], cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
     while "Epoch 2/200" not in process.stdout.readline():
-        assert process.poll() is None, "fit ended before its second epoch"
+        assert process.poll() is None and time.monotonic() < deadline, "fit ended (or hung) before its second epoch"
     descendants = [child.pid for child in psutil.Process(process.pid).children(recursive=True)]
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -99,7 +107,8 @@ def test_kill_9_of_fit_leaves_no_process_and_no_lock(trained, tmp_path):
 def test_kill_9_of_serve_leaves_no_inference_process(trained, tmp_path):
     serve = ["serve", "--model", str(trained["result"].model_dir), "--port", "0", "--workers", "2"]
 
-    _assert_all_gone(_kill_when(_start(serve, tmp_path), children=2, delay=1.0), within=10)
+    # two inference processes (each started with 'spawn_main') plus multiprocessing's resource tracker
+    _assert_all_gone(_kill_when(_start(serve, tmp_path), children=3, delay=1.0), within=10)
 
 
 def _lock_is_free(target: Path) -> bool:

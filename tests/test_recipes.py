@@ -57,7 +57,7 @@ def test_the_default_network_is_small_with_batch_norm_in_every_block(separable):
 def test_training_starts_where_a_logistic_regression_on_the_spectral_summaries_ends(separable):
     from sklearn.linear_model import LogisticRegression
 
-    from genre_cnn.models.cnn import build_model, summary_features
+    from genre_cnn.models.cnn import build_model, summary_network
     from genre_cnn.training.scratch import WIDE_C, band_statistics, fit_wide_path
 
     dataset = load_dataset(separable / "dataset")
@@ -67,7 +67,7 @@ def test_training_starts_where_a_logistic_regression_on_the_spectral_summaries_e
     fit_wide_path(model, dataset, rows, log=lambda message: None)
 
     chunks = np.asarray(dataset.features[np.sort(rows)])
-    summaries = summary_features(model, chunks).astype(np.float64)
+    summaries = summary_network(model).predict(chunks, verbose=0).astype(np.float64)
     standardised = (summaries - summaries.mean(0)) / np.sqrt(summaries.var(0) + 1e-6)
     regression = LogisticRegression(C=WIDE_C, max_iter=1000).fit(standardised, dataset.labels[np.sort(rows)])
     np.testing.assert_allclose(model.predict(chunks, verbose=0), regression.predict_proba(standardised), atol=1e-4)
@@ -230,3 +230,48 @@ def test_one_training_recipe_per_network_kind_chosen_from_the_config():
     assert {ScratchCnn.kind, MusicnnHead.kind} == set(NETWORK_KINDS)  # classify opens what fit trains
     assert recipe_for(TrainConfig(augment=("mixup",))).describe(TrainConfig(augment=("mixup",))).startswith(
         ", augmented with mixup")
+
+
+@pytest.mark.parametrize("genres", [2, 3])
+def test_the_wide_path_starts_as_the_regression_with_two_genres_and_with_a_genre_missing(separable, genres):
+    import dataclasses
+
+    from genre_cnn.models.cnn import build_model
+    from genre_cnn.training.scratch import band_statistics, fit_wide_path
+
+    dataset = load_dataset(separable / "dataset")
+    rows = np.flatnonzero(dataset.labels < 2)  # two genres train; with three classes the third has no chunk
+    dataset = dataclasses.replace(dataset, classes=dataset.classes[:genres])
+    mean, variance = band_statistics(dataset.features, rows)
+    model = build_model(dataset.feature_config.input_shape, genres, mel_mean=mean, mel_variance=variance)
+    accuracy = fit_wide_path(model, dataset, rows, log=lambda message: None)
+
+    probabilities = model.predict(np.asarray(dataset.features[np.sort(rows)]), verbose=0)
+    assert accuracy == 1.0
+    assert np.array_equal(probabilities.argmax(axis=1), dataset.labels[np.sort(rows)])
+    assert (probabilities[:, 2:] < 1e-3).all(), "a genre without training chunks is never predicted"
+
+
+def test_the_wide_head_trains_under_mixed_precision_on_chunks_that_fade_in(separable, tmp_path):
+    import shutil
+
+    from genre_cnn.data.store import DatasetDir
+
+    copy = tmp_path / "dataset"
+    shutil.copytree(separable / "dataset", copy)
+    features = np.load(copy / DatasetDir.FEATURES)
+    features[:, :, : features.shape[2] // 2] = -100.0  # silence, then sound: large slow modulations
+    np.save(copy / DatasetDir.FEATURES, features)
+    result = fit(copy, config=TrainConfig(epochs=2, batch_size=8, mixed_precision=True), model_dir=tmp_path / "m",
+                 verbose=0, log=lambda message: None)
+    history = json.loads((result.model_dir / "history.json").read_text())
+    assert np.isfinite(history["loss"]).all()
+
+
+def test_a_model_config_saved_before_the_wide_head_says_summary():
+    saved = {**TrainConfig().to_dict()}
+    del saved["head"]
+    assert TrainConfig.from_dict(saved).head == "summary"
+    assert TrainConfig().head == "wide"
+    with pytest.raises(ConfigError, match="head='deep'"):
+        TrainConfig(head="deep")

@@ -2,10 +2,13 @@
 
 import ast
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import genre_cnn
 from genre_cnn.data.dataset import load_dataset, read_summary
@@ -132,3 +135,17 @@ def test_a_latest_pointer_can_be_named_as_the_model_but_never_leads_to_a_pickle(
     (models / "latest").write_text("baseline\n")
     with pytest.raises(ModelError, match="model.keras is missing"):
         resolve_model_dir(models / "latest")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=12).map(os.fsdecode),  # what the file system can hand us
+                          st.lists(st.sampled_from(["\\", "\\x", "\\xe9", "\n", "\r", "\u2028", "\x85", '"', ",",
+                                                    "é", "日"]), max_size=6).map("".join)),
+                min_size=1, max_size=5))
+def test_any_file_name_round_trips_through_a_valid_utf8_csv(tmp_path_factory, names):
+    from genre_cnn.runtime.csvfiles import read_csv, write_csv
+
+    path = tmp_path_factory.mktemp("csv") / "names.csv"
+    write_csv(path, ["song", "number"], [[name, i] for i, name in enumerate(names)])
+    path.read_bytes().decode("utf-8")  # strict
+    assert [row["song"] for row in read_csv(path)[1]] == names

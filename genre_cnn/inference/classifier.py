@@ -40,7 +40,8 @@ class GenreClassifier:
     """
 
     kind = ""
-    #: The layer whose output is the network's penultimate embedding of an input (for ``monitor``).
+    #: The layer whose output is the network's embedding of an input (for ``monitor``); a tuple names
+    #: candidates in order of preference, the first the network has is used.
     embedding_layer = ""
     makes_timelines = False
     inputs_are_log_mel = False
@@ -99,7 +100,9 @@ class CnnClassifier(GenreClassifier):
     :class:`~genre_cnn.signal.logmel.SongFeatureStream`."""
 
     kind = "cnn"
-    embedding_layer = "global_pool"
+    #: The wide head's standardised spectral summary (what its linear path sees; with it, songs of a genre
+    #: the model never saw are told apart: tests/test_monitor.py), else the pooled convolutions.
+    embedding_layer = ("standardise_summary", "global_pool")
     makes_timelines = True
     inputs_are_log_mel = True
 
@@ -191,7 +194,8 @@ def open_classifier(
         A :class:`CnnClassifier` or :class:`MusicnnClassifier` (:func:`load_classifier`), or a
         :class:`genre_cnn.training.baseline.BaselineClassifier`.
     """
-    if model is not None and Path(model).is_dir() and _kind_or_none(ModelDir(Path(model))) == "baseline":
+    if (model is not None and Path(model).is_dir() and not Path(model).is_symlink()
+            and _kind_or_none(ModelDir(Path(model))) == "baseline"):
         return BaselineClassifier(model)  # only from a folder named directly: never a pickle through models/latest
     return load_classifier(model, models_root=models_root, backend=backend)
 

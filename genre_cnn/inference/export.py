@@ -50,6 +50,9 @@ def export_model(
     if fmt not in EXPORT_FORMATS:
         raise ModelError(f"format={fmt!r} must be one of {', '.join(EXPORT_FORMATS)}")
     model_dir = resolve_model_dir(model, models_root=models_root)
+    if not (model_dir / ModelDir.KERAS).is_file():
+        raise ModelError(f"{model_dir}: is a scikit-learn baseline, which has no network to export; it runs where "
+                         "genre-cnn is installed ('genre-cnn classify --model ...')")
     target = Path(out) if out is not None else model_dir / EXPORT_FORMATS[fmt]
     target.parent.mkdir(parents=True, exist_ok=True)
     suffix = {"litert": ".tflite", "onnx": ".onnx"}.get(fmt, "")  # Keras checks the ending

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -17,6 +16,7 @@ from genre_cnn.inference.classifier import open_classifier
 from genre_cnn.inference.prediction import SongVerdict, expand_paths
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR
 from genre_cnn.plots import plot_timeline
+from genre_cnn.runtime.csvfiles import write_csv
 from genre_cnn.runtime.files import ensure_folder
 from genre_cnn.signal.logmel import SongFeatureStream
 
@@ -75,6 +75,12 @@ def check_timeline_options(classifier, *, window: Optional[float] = None,
     """The window and hop a timeline of ``classifier`` will use, or an error naming the option to fix.
 
     Checked before any decoding, so a bad request costs nothing.
+
+    Parameters
+    ----------
+    classifier : genre_cnn.inference.classifier.Classifier
+    window, hop : float, optional
+        Seconds, as for :func:`classify_timeline`.
 
     Returns
     -------
@@ -173,13 +179,10 @@ def write_timeline(timeline: Timeline, out: str | os.PathLike) -> dict:
     paths = {kind: stem.with_name(f"{stem.name}.timeline.{kind}") for kind in ("json", "csv", "png")}
     partial = {kind: path.with_name(path.name + ".partial") for kind, path in paths.items()}
     partial["json"].write_text(json.dumps(timeline.to_dict(), indent=2) + "\n", encoding="utf-8")
-    with open(partial["csv"], "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["start", "end", "genre", "chunks", *timeline.classes])
-        for s, e, genre, count, p in zip(timeline.starts, timeline.ends, timeline.genres(), timeline.n_chunks,
-                                         timeline.probabilities):
-            writer.writerow([f"{s:.3f}", f"{e:.3f}", genre or "", int(count),
-                             *(("" if not count else f"{v:.6f}") for v in p)])
+    write_csv(partial["csv"], ["start", "end", "genre", "chunks", *timeline.classes],
+              ([f"{s:.3f}", f"{e:.3f}", genre or "", int(count), *(("" if not count else f"{v:.6f}") for v in p)]
+               for s, e, genre, count, p in zip(timeline.starts, timeline.ends, timeline.genres(), timeline.n_chunks,
+                                                timeline.probabilities)))
     with open(partial["png"], "wb") as handle:
         plot_timeline(timeline, handle)
     for kind, path in paths.items():
@@ -235,6 +238,7 @@ def classify_timelines(
     """
     paths = list(paths)
     classifier = open_classifier(model, models_root=models_root, backend=backend)
+    check_timeline_options(classifier, window=window, hop=hop)  # before any file is decoded
     files = list(expand_paths(paths))
     if not files:
         raise ConfigError(f"no audio files found in {', '.join(map(str, paths))}; give audio files or folders "

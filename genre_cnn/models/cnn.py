@@ -1,17 +1,22 @@
 """The CNN: stacked Conv2D + BatchNormalization + MaxPooling2D blocks over a log-mel chunk, softmax over the genres.
 
-Beside the convolutions' pooled features, the head also sees each band's mean and standard
-deviation over the chunk (:class:`genre_cnn.models.layers.BandSummary`): on dev-music that summary
-lifts 5-fold song accuracy from 0.566 to 0.678 (benchmarks/RESULTS.md).
+The head is wide and deep (:data:`HEADS`): the genres' logits are the sum of a linear path from the
+chunk's spectral summary (:class:`genre_cnn.models.layers.SpectralSummary`: per-band statistics,
+rhythm and co-movement, the descriptors a classic classifier uses), started from a logistic
+regression before training, and of the convolutions' path, started at zero. On real commercial
+songs the convolutions alone lost to the package's own descriptor baseline; with the wide path the
+network starts where such a classifier ends (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
+from genre_cnn.errors import ConfigError
 from genre_cnn.runtime.backend import import_keras
 
-__all__ = ["build_model", "BLOCK_FILTERS", "HEADS", "SUMMARY_LAYER", "WIDE_LAYER", "set_summary_statistics"]
+__all__ = ["build_model", "BLOCK_FILTERS", "HEADS", "SUMMARY_LAYER", "WIDE_LAYER", "set_summary_statistics",
+           "summary_network"]
 
 # === Config ===
 #: Filters of the convolution blocks; each block halves the time and frequency resolution.
@@ -25,8 +30,9 @@ DROPOUT = 0.3
 #: With 0.9 the validation loss still lagged on the demo's 5 steps per epoch and picked epoch 1
 #: (test song accuracy 33 %); 0.5 follows the weights within an epoch (100 % on the same split).
 BATCH_NORM_MOMENTUM = 0.5
-#: Feed each band's mean and standard deviation over time to the head beside the pooled features
-#: (dev-music 5-fold song accuracy 0.566 ± 0.073 without, 0.678 ± 0.087 with; +16k weights).
+#: With ``head="summary"`` (the previous default): feed each band's mean and standard deviation over time
+#: to the head beside the pooled features (dev-music 5-fold song accuracy 0.566 ± 0.073 without,
+#: 0.678 ± 0.087 with; +16k weights).
 BAND_SUMMARY = True
 #: How the head turns features into genres:
 #: ``"wide"``: two sums of logits, a linear path from the standardised spectral summary
@@ -82,6 +88,8 @@ def build_model(
     # lazy: defines Keras layers: importing it imports TensorFlow
     from genre_cnn.models.layers import BandNormalization, BandSummary, SpectralSummary
 
+    if head not in HEADS:
+        raise ConfigError(f"head={head!r} must be one of {', '.join(map(repr, HEADS))}", parameter="head")
     n_mels, n_frames = input_shape
     inputs = keras.Input(shape=(n_mels, n_frames), name="log_mel")
     x = layers.Reshape((n_mels, n_frames, 1), name="add_channel")(inputs)
@@ -96,18 +104,17 @@ def build_model(
         x = layers.MaxPooling2D(2, padding="same", name=f"block{number}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="global_pool")(x)
     if head == "wide":
-        summary = SpectralSummary(name="spectral_summary")(normalised)
-        summary = BandNormalization(summary.shape[-1], name=SUMMARY_LAYER)(summary)
-        wide = layers.Dense(n_classes, name=WIDE_LAYER)(summary)
+        # float32 even under mixed precision: the summary's sums over a chunk's frames overflow float16
+        summary = SpectralSummary(name="spectral_summary", dtype="float32")(normalised)
+        summary = BandNormalization(summary.shape[-1], name=SUMMARY_LAYER, dtype="float32")(summary)
+        wide = layers.Dense(n_classes, name=WIDE_LAYER, dtype="float32")(summary)
         x = layers.Dropout(DROPOUT, name="dropout")(x)
         x = layers.Dense(DENSE_UNITS, activation="relu", name="dense")(x)
         deep = layers.Dense(n_classes, kernel_initializer="zeros", name="deep_logits")(x)
-        logits = layers.Add(name="logits")([wide, deep])
+        logits = layers.Add(name="logits", dtype="float32")([wide, deep])
         # float32 output even under mixed precision: a float16 softmax loses small probabilities
         outputs = layers.Activation("softmax", dtype="float32", name="genre")(logits)
         return keras.Model(inputs, outputs, name="genre_cnn")
-    if head != "summary":
-        raise ValueError(f"head={head!r} must be one of {', '.join(map(repr, HEADS))}")
     if band_summary:
         x = layers.Concatenate(name="head_input")([x, BandSummary(name="band_summary")(normalised)])
     x = layers.Dropout(DROPOUT, name="dropout")(x)
@@ -117,14 +124,31 @@ def build_model(
     return keras.Model(inputs, outputs, name="genre_cnn")
 
 
-def summary_features(model, chunks, *, batch_size: int = 256):
-    """The wide path's input (spectral summary, before standardisation) of raw log-mel ``chunks``."""
+def summary_network(model):
+    """The part of a wide-headed ``model`` that computes the wide path's input from raw log-mel chunks.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Built by :func:`build_model` with ``head="wide"``.
+
+    Returns
+    -------
+    keras.Model
+        Input ``(batch, n_mels, n_frames)``, output the spectral summary before standardisation.
+    """
     keras = import_keras()
-    standardise = model.get_layer(SUMMARY_LAYER)
-    trunk = keras.Model(model.input, standardise.input)
-    return trunk.predict(chunks, batch_size=batch_size, verbose=0)
+    return keras.Model(model.input, model.get_layer(SUMMARY_LAYER).input)
 
 
 def set_summary_statistics(model, mean, variance) -> None:
-    """Set the standardisation of the wide path's input (per-feature mean and variance)."""
+    """Set the standardisation of the wide path's input.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Built by :func:`build_model` with ``head="wide"``.
+    mean, variance : array-like [shape=(n_features,)]
+        Of the spectral summaries of the training chunks.
+    """
     model.get_layer(SUMMARY_LAYER).set_statistics(mean, variance)

@@ -45,7 +45,7 @@ def resolve_model_dir(
         No model given and no ``latest`` pointer, or the folder holds no network (``model.keras``)
         nor, when named directly, a baseline pipeline (``model.joblib``).
     """
-    named_directly = model is not None and Path(model).is_dir()
+    named_directly = model is not None and Path(model).is_dir() and not Path(model).is_symlink()
     if model is None:
         pointer = Path(models_root) / LATEST
         if not pointer.is_file():

@@ -16,13 +16,16 @@ spreadsheet) read valid UTF-8 and see the escaped name.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
+from pathlib import Path
 from typing import Iterable, Sequence
 
 __all__ = ["escape_text", "unescape_text", "write_csv", "read_csv"]
 
-_ESCAPED = re.compile(r"\\(\\|x[0-9a-f]{2})")
+#: What :func:`escape_text` writes: a doubled backslash, or an undecodable byte (always 0x80 to 0xff).
+_ESCAPED = re.compile(r"\\(\\|x[89a-f][0-9a-f])")
 
 
 def escape_text(text: str) -> str:
@@ -30,7 +33,10 @@ def escape_text(text: str) -> str:
     text = text.replace("\\", "\\\\")
     if text.isascii():
         return text
-    raw = text.encode("utf-8", errors="surrogateescape")
+    try:
+        raw = text.encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that is not an undecodable byte: cannot come from a file name
+        return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
     return raw.decode("utf-8", errors="backslashreplace")
 
 
@@ -58,7 +64,8 @@ def read_csv(source: str | os.PathLike | bytes) -> tuple[list[str], list[dict]]:
     """The header and rows (as dicts) of a CSV written by :func:`write_csv`, text unescaped.
 
     ``source`` is a path, or the file's content already read. Files written by older versions
-    (raw undecodable bytes) are read too.
+    with raw undecodable bytes are read too (a name of theirs holding a backslash followed by ``x8``
+    to ``xff`` or by another backslash would be misread; such names are rare).
 
     Raises
     ------
@@ -67,8 +74,9 @@ def read_csv(source: str | os.PathLike | bytes) -> tuple[list[str], list[dict]]:
     csv.Error
         The file is not CSV.
     """
-    data = source if isinstance(source, bytes) else open(source, "rb").read()
-    reader = csv.DictReader(data.decode("utf-8", errors="surrogateescape").splitlines())
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    # newline="": line breaks inside quoted cells stay in the cell, and only \r and \n end a row
+    reader = csv.DictReader(io.StringIO(data.decode("utf-8", errors="surrogateescape"), newline=""))
     rows = [{key: unescape_text(value) if isinstance(value, str) else value for key, value in row.items()}
             for row in reader]
     return list(reader.fieldnames or []), rows

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Optional
 
@@ -47,6 +48,12 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
     """Cancel the pool's queued work and end its processes now, even those in the middle of a task.
 
     For pools whose tasks are answers (a server's), not writes: nothing is lost by ending them.
+    Before Python 3.14 (``kill_workers``) the processes are found in the executor's ``_processes``
+    (private, but the same from Python 3.8 to 3.13); where it is missing, the pool is only shut down.
+
+    Parameters
+    ----------
+    pool : ProcessPoolExecutor
     """
     kill = getattr(pool, "kill_workers", None)  # Python 3.14+
     if kill is not None:
@@ -63,7 +70,14 @@ def die_with_parent(parent_pid: int) -> None:
     On Linux the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``), checked
     once against a parent that died before the call; elsewhere a daemon thread checks the parent
     every :data:`PARENT_CHECK_SECONDS`. Without it a pool worker whose parent was killed would wait
-    for work forever, re-parented to init.
+    for work forever, re-parented to init. Linux sends the signal when the *thread* that started the
+    worker ends: the pools here start their workers from the thread that submits work (the main
+    thread, or a server's event loop), which lives as long as the pool.
+
+    Parameters
+    ----------
+    parent_pid : int
+        The process id of the parent, read before the worker started.
     """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -75,7 +89,7 @@ def die_with_parent(parent_pid: int) -> None:
     if not armed:
         def watch() -> None:
             while os.getppid() == parent_pid:
-                threading.Event().wait(PARENT_CHECK_SECONDS)
+                time.sleep(PARENT_CHECK_SECONDS)
             os._exit(1)
 
         threading.Thread(target=watch, name="genre-cnn-parent-watch", daemon=True).start()

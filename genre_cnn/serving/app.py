@@ -226,15 +226,11 @@ class _Gatekeeper:
 
         async def receive_counting():
             nonlocal received
-            arrived = asyncio.ensure_future(receive())
-            closing = asyncio.ensure_future(self.closing.wait())
-            await asyncio.wait({arrived, closing}, return_when=asyncio.FIRST_COMPLETED)
-            closing.cancel()
-            if not arrived.done():
-                arrived.cancel()
+            try:
+                message = await _unless_closing(receive(), self.closing)
+            except _ShuttingDown:
                 self.metrics.rejected.labels("shutting_down").inc()
-                raise _ShutdownDuringUpload()
-            message = arrived.result()
+                raise _ShutdownDuringUpload() from None
             received += len(message.get("body", b""))
             if received > self.limit:
                 self.metrics.rejected.labels("too_large").inc()
@@ -274,6 +270,11 @@ class _Pool:
                                for _ in range(self.config.n_workers)))
         self.ready = True
 
+    def close(self) -> None:
+        """Answer songs in progress with 503 and end the inference processes for good."""
+        self.closing.set()
+        self.stop()
+
     def stop(self) -> None:
         """End the inference processes at once (a song in progress is answered 503 by :meth:`run`)."""
         if self.executor is not None:
@@ -292,23 +293,17 @@ class _Pool:
             raise _Busy(self.retry_after)
         self.in_flight += 1
         started = time.perf_counter()
+        executor = self.executor
         try:
-            loop = asyncio.get_running_loop()
-            work = loop.run_in_executor(self.executor, functools.partial(function, *args, **kwargs))
-            closing = asyncio.ensure_future(self.closing.wait())
-            await asyncio.wait({work, closing}, return_when=asyncio.FIRST_COMPLETED)
-            closing.cancel()
-            if not work.done():  # the server is shutting down: answer now instead of holding it up
-                work.cancel()
-                work.add_done_callback(lambda future: future.cancelled() or future.exception())
-                raise _ShuttingDown()
+            work = asyncio.get_running_loop().run_in_executor(executor, functools.partial(function, *args, **kwargs))
             try:
-                return work.result()
+                return await _unless_closing(work, self.closing)  # shutting down: answer now, do not hold it up
             except BrokenProcessPool:  # a process died (out of memory, killed): start a fresh pool
                 if self.closing.is_set():
                     raise _ShuttingDown() from None
-                self.stop()
-                self.start()
+                if self.executor is executor:  # the first song to see it restarts the pool, the others retry
+                    self.stop()
+                    self.start()
                 raise _Busy(1) from None
         finally:
             self.in_flight -= 1
@@ -317,6 +312,25 @@ class _Pool:
 
 class _ShuttingDown(Exception):
     """The server stops: the request is answered 503 instead of finishing."""
+
+
+async def _unless_closing(awaitable, closing: asyncio.Event):
+    """The result of ``awaitable``, unless ``closing`` is set first (:class:`_ShuttingDown`).
+
+    Whatever is left unfinished is cancelled, also when the caller itself is cancelled.
+    """
+    task = asyncio.ensure_future(awaitable)
+    waiter = asyncio.ensure_future(closing.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not task.done():
+            task.cancel()
+            task.add_done_callback(lambda future: future.cancelled() or future.exception())  # nobody waits for it
+    if not task.done() or task.cancelled():
+        raise _ShuttingDown()
+    return task.result()
 
 
 class _Busy(Exception):
@@ -356,7 +370,7 @@ def create_app(config: ServerConfig = ServerConfig()) -> FastAPI:
             await pool.warm_up()
             yield
         finally:
-            pool.stop()
+            pool.close()
 
     app = FastAPI(title="genre-cnn", version=__version__, lifespan=lifespan,
                   description="Genre probabilities of a song: upload it to `POST /v1/classify`.")

@@ -75,8 +75,9 @@ def fit(
     tensorboard : path-like, optional
         Write TensorBoard logs there.
     checkpoint : path-like, optional
-        A ``.keras`` file rewritten with the best model so far after every improving epoch, for
-        long runs that might be interrupted.
+        A ``.keras`` file rewritten with the model of the epoch to keep so far (every epoch with
+        ``keep_epoch="last"``, every improving one with ``"best"``), for long runs that might be
+        interrupted.
     verbose : int
         Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).
     log : callable

@@ -9,7 +9,8 @@ import numpy as np
 from genre_cnn.config import TrainConfig
 from genre_cnn.data.arrays import RowReader
 from genre_cnn.data.dataset import Dataset
-from genre_cnn.models.cnn import WIDE_LAYER, build_model, set_summary_statistics, summary_features
+from genre_cnn.errors import DatasetError
+from genre_cnn.models.cnn import WIDE_LAYER, build_model, set_summary_statistics, summary_network
 from genre_cnn.runtime.backend import import_keras, precision_policy, training_strategy
 from genre_cnn.signal.logmel import mel_filterbank
 from genre_cnn.training.augment import SIGNAL_AUGMENTATIONS, ChunkAugmenter
@@ -64,9 +65,11 @@ def train_scratch(dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndar
     strategy = training_strategy()
     replicas = strategy.num_replicas_in_sync
     with precision_policy(config.mixed_precision), strategy.scope():
-        model = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance)
-        if _has_layer(model, WIDE_LAYER):
-            fit_wide_path(model, dataset, train_rows, seed=config.seed, log=log)
+        model = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance,
+                            head=config.head)
+        if config.head == "wide":
+            fit_wide_path(model, dataset, train_rows, seed=config.seed, balanced=config.class_weight == "balanced",
+                          log=log)
         trainee = model
         if "specaugment" in config.augment or config.teacher:  # a training-only wrapper: the saved model stays plain
             inputs = keras.Input(shape=dataset.feature_config.input_shape, name="log_mel")
@@ -93,7 +96,8 @@ def train_scratch(dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndar
     best.restore(trainee)
     if config.mixed_precision or replicas > 1:  # save, test and export a plain float32 single-device twin
         with precision_policy(False):
-            twin = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance)
+            twin = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance,
+                               head=config.head)
         twin.set_weights(model.get_weights())
         model = twin
     return model, history.history
@@ -151,7 +155,7 @@ def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig =
     )
 
 
-def fit_wide_path(model, dataset: Dataset, rows: np.ndarray, *, seed: int = 0,
+def fit_wide_path(model, dataset: Dataset, rows: np.ndarray, *, seed: int = 0, balanced: bool = False,
                   log: Callable[[str], None] = print) -> float:
     """Start the wide path where a logistic regression on the training chunks' spectral summaries ends.
 
@@ -160,24 +164,47 @@ def fit_wide_path(model, dataset: Dataset, rows: np.ndarray, *, seed: int = 0,
     :data:`WIDE_MAX_CHUNKS` training chunks, and copies its weights into the wide layer. The
     convolutions' logits start at zero, so before its first step the network *is* that regression.
 
+    Parameters
+    ----------
+    model : keras.Model
+        Built by :func:`genre_cnn.models.cnn.build_model` with ``head="wide"``; changed in place.
+    dataset : Dataset
+    rows : np.ndarray
+        The training chunks.
+    seed : int
+        Seed of the draw of chunks (when there are more than :data:`WIDE_MAX_CHUNKS`).
+    balanced : bool
+        Weigh chunks inversely to their genre's size, as ``class_weight="balanced"`` training does.
+    log : callable
+
     Returns
     -------
     float
         The regression's accuracy on those training chunks.
+
+    Raises
+    ------
+    DatasetError
+        The training chunks hold fewer than two genres.
     """
     from sklearn.linear_model import LogisticRegression
 
     rows = np.sort(rows)
     if len(rows) > WIDE_MAX_CHUNKS:
         rows = np.sort(np.random.default_rng(seed).choice(rows, WIDE_MAX_CHUNKS, replace=False))
-    read = RowReader(dataset.features)
-    summaries = np.concatenate([summary_features(model, read(rows[start : start + 1024]))
-                                for start in range(0, len(rows), 1024)]).astype(np.float64)
-    mean, variance = summaries.mean(axis=0), np.maximum(summaries.var(axis=0), 1e-6)
-    set_summary_statistics(model, mean, variance)
-    standardised = (summaries - mean) / np.sqrt(variance + 1e-6)
     labels = dataset.labels[rows]
-    regression = LogisticRegression(C=WIDE_C, max_iter=1000, random_state=seed).fit(standardised, labels)
+    if len(np.unique(labels)) < 2:
+        raise DatasetError(f"{dataset.path}: the training songs hold {len(np.unique(labels))} genre(s); "
+                           "a classifier needs at least two: add songs of other genres")
+    read, trunk = RowReader(dataset.features), summary_network(model)
+    summaries = np.concatenate([trunk.predict(read(rows[start : start + 1024]), batch_size=256, verbose=0)
+                                for start in range(0, len(rows), 1024)]).astype(np.float32)
+    mean = summaries.mean(axis=0, dtype=np.float64)
+    variance = np.maximum(summaries.var(axis=0, dtype=np.float64), 1e-6)
+    set_summary_statistics(model, mean, variance)
+    standardised = ((summaries - mean) / np.sqrt(variance + 1e-6)).astype(np.float32)
+    regression = LogisticRegression(C=WIDE_C, max_iter=1000, random_state=seed,
+                                    class_weight="balanced" if balanced else None).fit(standardised, labels)
     n_classes = len(dataset.classes)
     kernel = np.zeros((standardised.shape[1], n_classes), dtype=np.float32)
     bias = np.full(n_classes, -10.0, dtype=np.float32)  # a genre without training chunks: never predicted
@@ -192,10 +219,6 @@ def fit_wide_path(model, dataset: Dataset, rows: np.ndarray, *, seed: int = 0,
     accuracy = float(regression.score(standardised, labels))
     log(f"Wide path: logistic regression on {len(rows)} chunks' spectral summaries, training accuracy {accuracy:.3f}")
     return accuracy
-
-
-def _has_layer(model, name: str) -> bool:
-    return any(layer.name == name for layer in model.layers)
 
 
 def band_statistics(features: np.ndarray, rows: np.ndarray, *, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
