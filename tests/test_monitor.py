@@ -186,6 +186,9 @@ def test_serve_log_lines_of_another_model_are_left_out_and_said_so(fitted, tmp_p
     report = monitor(fitted["model"], [log], min_songs=5)
     assert report.n_incoming == len(songs) - 1
     assert report.skipped == [(f"{log}:4", "written by model 'older-model', not 'known': left out")]
+    log.write_text("".join(json.dumps({**line, "model": "older-model"}) + "\n" for line in lines))
+    with pytest.raises(MonitorError, match=f"all {len(lines)} line\\(s\\) were left out \\(e.g. {log}:1: written by"):
+        monitor(fitted["model"], [log], min_songs=5)
 
 
 # --- the command ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from genre_cnn.inference.baseline import BaselineClassifier
 from genre_cnn.inference.prediction import Classifier, SongPrediction, SongVerdict, expand_paths
 from genre_cnn.inference.runners import open_runner
 from genre_cnn.models.musicnn import N_MELS, PATCH_FRAMES, song_patches
-from genre_cnn.models.registry import DEFAULT_MODELS_DIR, resolve_model_dir
+from genre_cnn.models.registry import DEFAULT_MODELS_DIR, names_a_folder, resolve_model_dir
 from genre_cnn.models.store import ModelDir
 from genre_cnn.runtime.parallel import process_pool
 from genre_cnn.signal.logmel import SongFeatureStream, chunks_per_batch
@@ -194,9 +194,8 @@ def open_classifier(
         A :class:`CnnClassifier` or :class:`MusicnnClassifier` (:func:`load_classifier`), or a
         :class:`genre_cnn.training.baseline.BaselineClassifier`.
     """
-    if (model is not None and Path(model).is_dir() and not Path(model).is_symlink()
-            and _kind_or_none(ModelDir(Path(model))) == "baseline"):
-        return BaselineClassifier(model)  # only from a folder named directly: never a pickle through models/latest
+    if names_a_folder(model) and _kind_or_none(ModelDir(Path(model))) == "baseline":
+        return BaselineClassifier(model)  # never a pickle reached through models/latest or a link
     return load_classifier(model, models_root=models_root, backend=backend)
 
 

@@ -10,7 +10,7 @@ from genre_cnn.data.store import DatasetDir
 from genre_cnn.errors import ModelError
 from genre_cnn.models.store import MODEL_FOLDER, ModelDir
 
-__all__ = ["DEFAULT_MODELS_DIR", "MODEL_FOLDER", "set_latest", "resolve_model_dir"]
+__all__ = ["DEFAULT_MODELS_DIR", "MODEL_FOLDER", "set_latest", "resolve_model_dir", "names_a_folder"]
 
 DEFAULT_MODELS_DIR = Path("models")
 LATEST = "latest"
@@ -30,6 +30,15 @@ def set_latest(model_dir: Path, *, models_root: str | os.PathLike = DEFAULT_MODE
     os.replace(temporary, root / LATEST)
 
 
+def names_a_folder(model: Optional[str | os.PathLike]) -> bool:
+    """Whether ``model`` names a model folder itself: not the default, a ``latest`` pointer or a symbolic link.
+
+    Only such a folder may hand over a baseline's pickle (``model.joblib``): nothing reached
+    indirectly is ever unpickled.
+    """
+    return model is not None and Path(model).is_dir() and not Path(model).is_symlink()
+
+
 def resolve_model_dir(
     model: Optional[str | os.PathLike] = None, *, models_root: str | os.PathLike = DEFAULT_MODELS_DIR
 ) -> Path:
@@ -45,7 +54,7 @@ def resolve_model_dir(
         No model given and no ``latest`` pointer, or the folder holds no network (``model.keras``)
         nor, when named directly, a baseline pipeline (``model.joblib``).
     """
-    named_directly = model is not None and Path(model).is_dir() and not Path(model).is_symlink()
+    named_directly = names_a_folder(model)
     if model is None:
         pointer = Path(models_root) / LATEST
         if not pointer.is_file():

@@ -379,23 +379,22 @@ def monitor(model_dir: str | os.PathLike, incoming: Iterable[str | os.PathLike],
     if missing:
         raise MonitorError(f"{missing[0]}: does not exist")
     logs = [p for p in incoming if p.is_file() and p.suffix.lower() in (".jsonl", ".log", ".ndjson")]
-    songs, skipped, other_models = [], [], 0
+    songs, skipped = [], []
     for log in logs:
         logged, left_out = read_serve_log(log, classifier.classes, n_bands=reference.band_means.shape[1],
                                           model=Path(classifier.model_dir).name)
         songs += logged
         skipped += left_out
-        other_models += len(left_out)
     audio = list(expand_paths([p for p in incoming if p not in logs]))
     if audio:
         profiled, unreadable = profile_songs(audio, SongProfiler(classifier), progress=progress)
         songs += profiled
         skipped += unreadable
     where = ", ".join(map(str, incoming))
-    if not songs and other_models:
-        raise MonitorError(f"{', '.join(map(str, logs))}: all {other_models} line(s) were written by another model "
-                           f"({skipped[0][1].split(', not')[0].removeprefix('written by ')}), not "
-                           f"{Path(classifier.model_dir).name!r}; monitor that model with --model")
+    if not songs and skipped and logs and not audio:
+        where, reason = skipped[0]
+        raise MonitorError(f"{', '.join(map(str, logs))}: all {len(skipped)} line(s) were left out (e.g. {where}: "
+                           f"{reason}); monitor that model with --model")
     if not songs:
         what = "no readable audio files" if skipped else "no audio files or serve logs"
         raise MonitorError(f"{where}: {what}; give folders or files of songs, or a 'genre-cnn serve --log' file")

@@ -192,9 +192,10 @@ class SongProfiler:
         if layer is not None:
             keras = import_keras()
             model = keras_model or KerasRunner(Path(classifier.model_dir) / ModelDir.KERAS).model
-            names = {each.name for each in model.layers}
-            layer = next((name for name in ((layer,) if isinstance(layer, str) else layer) if name in names), layer)
-            self.embedder = _Embedder(keras, model, model.get_layer(layer if isinstance(layer, str) else layer[0]))
+            candidates = (layer,) if isinstance(layer, str) else tuple(layer)
+            present = {each.name for each in model.layers}
+            chosen = next((name for name in candidates if name in present), candidates[-1])
+            self.embedder = _Embedder(keras, model, model.get_layer(chosen))
             self.embedding_dim = self.embedder.dim
         else:
             self.embedding_dim = 0

@@ -48,6 +48,7 @@ MB = 2**20
 FORM_OVERHEAD_BYTES = 64 * 1024
 _PATHS = ("/", "/v1/classify", "/v1/model", "/healthz", "/readyz", "/metrics")
 SHUTTING_DOWN = "the server is shutting down; send the song again in a moment"
+SHUTTING_DOWN_HEADERS = {"Retry-After": "5", "Connection": "close"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,7 +183,7 @@ class _UploadLimit(HTTPException):
 
 class _ShutdownDuringUpload(HTTPException):
     def __init__(self) -> None:
-        super().__init__(503, SHUTTING_DOWN, headers={"Retry-After": "5", "Connection": "close"})
+        super().__init__(503, SHUTTING_DOWN, headers=SHUTTING_DOWN_HEADERS)
 
 
 class _Gatekeeper:
@@ -431,7 +432,7 @@ def create_app(config: ServerConfig = ServerConfig()) -> FastAPI:
                                     timeline=timeline, window=window, hop=hop, profile=log is not None)
         except _ShuttingDown:
             metrics.rejected.labels("shutting_down").inc()
-            return _problem(503, SHUTTING_DOWN, headers={"Retry-After": "5", "Connection": "close"})
+            return _problem(503, SHUTTING_DOWN, headers=SHUTTING_DOWN_HEADERS)
         except _Busy as busy:
             metrics.rejected.labels("busy").inc()
             return _problem(503, f"the server is busy ({config.capacity} songs in progress); retry in "

@@ -111,7 +111,8 @@ def cross_validate(
     The dataset's own train/val/test split is ignored: each fold's songs are the test set, a
     ``val_fraction`` of the other songs (whole groups, stratified) is measured after every epoch
     (and picks the kept epoch with ``keep_epoch="best"``), and the rest trains. Every song (and
-    group) is thus tested exactly once, by a model that never saw any chunk of it. Fold models are not kept; their metrics are.
+    group) is thus tested exactly once, by a model that never saw any chunk of it. Fold models are
+    not kept; their metrics are.
 
     Parameters
     ----------
