@@ -243,10 +243,11 @@ class TrainConfig:
     distill_weight : float
         Share of the true-label cross-entropy in the distillation loss (the rest is the
         temperature-scaled divergence from the teacher), in [0, 1].
-    head : {"wide", "summary"}
-        The CNN's head (:data:`genre_cnn.models.cnn.HEADS`): ``"wide"`` adds to the convolutions'
-        logits a linear path from the chunk's spectral summary, started from a logistic regression;
-        ``"summary"`` is the head of earlier versions (a config saved without ``head`` had it).
+    head : {"summary", "wide"}
+        The CNN's head (:data:`genre_cnn.models.cnn.HEADS`): ``"summary"`` (the default, and what a
+        config saved without ``head`` had) feeds the pooled features and each band's mean and spread
+        through one dense layer; ``"wide"`` adds to the convolutions' logits a linear path from the
+        chunk's spectral summary, started from a logistic regression.
     keep_epoch : {"last", "best"}
         Whose weights the saved model gets: the last epoch's, or those of the epoch with the
         lowest validation loss (training loss without validation songs). With a few validation
@@ -276,7 +277,7 @@ class TrainConfig:
     temperature: float = 2.0
     distill_weight: float = 0.5
     keep_epoch: str = "last"
-    head: str = "wide"
+    head: str = "summary"
 
     def __post_init__(self) -> None:
         _choice("keep_epoch", self.keep_epoch, ("last", "best"))
