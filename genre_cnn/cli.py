@@ -158,6 +158,17 @@ def _progress(quiet: bool, description: str):
               help="--metadata column with predefined cross-validation folds (used by genre-cnn cv).")
 @click.option("--group-column", default=None,
               help="--metadata column with a group (artist, album): a group's songs stay in one split.")
+@click.option("--from-tags", "library", type=click.Path(path_type=Path), default=None,
+              help="A music library (instead of TRACKS_DIR): every song below it, labelled by its own genre tag.")
+@click.option("--genre-map", type=click.Path(path_type=Path), default=None,
+              help="--from-tags: a CSV (tag,genre[,match]) or TOML genre map tried before the built-in one.")
+@click.option("--no-builtin-genre-map", is_flag=True,
+              help="--from-tags: use only --genre-map (unmapped tag values stay genres of their own).")
+@click.option("--min-songs", type=click.IntRange(min=1), default=None,
+              help="--from-tags: leave out genres with fewer songs [default: 5].")
+@click.option("--split-by", type=click.Choice(["artist", "folder", "song"]), default=None,
+              help="--from-tags: what stays in one split: the artist tag (songs without one: "
+                   "their folder), the folder, or each song [default: artist].")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("data/dataset"), show_default=True,
               help="Dataset folder to write (replaced only when the new one is complete).")
 @feature_options
@@ -181,27 +192,43 @@ def _progress(quiet: bool, description: str):
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table (skipped files still counted).")
 @library_errors
 def build_dataset_command(tracks_dir, metadata, audio_root, path_column, label_column, fold_column, group_column,
-                          out, val_fraction, test_fraction, seed, workers, force, shard, engine, shards, scheduler,
+                          library, genre_map, no_builtin_genre_map, min_songs, split_by, out, val_fraction, test_fraction, seed, workers, force, shard, engine, shards, scheduler,
                           quiet, **features):
-    """Slice every song of TRACKS_DIR/<genre>/ (or of a --metadata CSV) into chunks and store their
-    log-mel spectrograms.
+    """Slice every song of TRACKS_DIR/<genre>/ (or of a --metadata CSV, or of a library labelled by
+    its own genre tags with --from-tags) into chunks and store their log-mel spectrograms.
 
-    Songs are split into train/validation/test per song (per group with --group-column), before
-    chunking, so no song is in two splits. Unreadable files are skipped and listed.
+    Songs are split into train/validation/test per song (per group with --group-column, per artist
+    with --from-tags), before chunking, so no song is in two splits. Unreadable files are skipped
+    and listed. With --from-tags, tag values are normalised through a genre map ("Alt. Rock" and
+    "Hard Rock" -> rock), a multi-valued tag gives its first mapped value, and a table shows what
+    was kept, merged, left out and untagged.
 
     \b
     Examples:
         genre-cnn build-dataset tracks/ --out data/dataset
         genre-cnn build-dataset --metadata meta.csv --audio-root audio/ --path-column file \\
             --label-column genre --group-column artist --fold-column fold
+        genre-cnn build-dataset --from-tags library/ --genre-map my-genres.csv --min-songs 3 --out data/tagged
     """
     from genre_cnn.data.dataset import build_dataset
     from genre_cnn.data.metadata import scan_metadata
     from genre_cnn.data.shards import build_with_dask, parse_shard
     from genre_cnn.report import format_build_summary
 
-    if (tracks_dir is None) == (metadata is None):
-        raise click.UsageError("give either TRACKS_DIR (genre folders) or --metadata CSV, not both or neither")
+    sources = [name for name, value in (("TRACKS_DIR", tracks_dir), ("--metadata", metadata),
+                                        ("--from-tags", library)) if value is not None]
+    if len(sources) != 1:
+        raise click.UsageError("give one of TRACKS_DIR (genre folders), --metadata CSV or --from-tags LIBRARY"
+                               + (f", not {' and '.join(sources)}" if sources else ""))
+    tag_only = {"--genre-map": genre_map, "--no-builtin-genre-map": no_builtin_genre_map or None,
+                "--min-songs": min_songs, "--split-by": split_by}
+    if library is None and any(value is not None for value in tag_only.values()):
+        used = [name for name, value in tag_only.items() if value is not None]
+        raise click.UsageError(f"{', '.join(used)} only apply with --from-tags")
+    if library is not None:
+        return _build_from_tags(library, genre_map, no_builtin_genre_map, min_songs, split_by, out, quiet, shard,
+                                engine, config=_feature_config(**features), val_fraction=val_fraction,
+                                test_fraction=test_fraction, seed=seed, force=force, workers=workers)
     if metadata is None:
         csv_only = {"--audio-root": audio_root, "--fold-column": fold_column, "--group-column": group_column}
         used = [name for name, value in csv_only.items() if value is not None]
@@ -225,6 +252,29 @@ def build_dataset_command(tracks_dir, metadata, audio_root, path_column, label_c
     elif report.summary["skipped"]:  # quiet drops the progress and the table, never the warnings
         click.echo(f"{len(report.summary['skipped'])} file(s) skipped, see {report.skipped_list}")
     click.echo(f"Dataset written to {report.path}")
+
+
+def _build_from_tags(library, genre_map, no_builtin_genre_map, min_songs, split_by, out, quiet, shard, engine,
+                     **options):
+    from genre_cnn.library.dataset import DEFAULT_MIN_SONGS, dataset_from_tags
+    from genre_cnn.library.genres import GenreMap
+    from genre_cnn.report import format_build_summary, format_genre_tally
+
+    if shard is not None or engine != "local":
+        raise click.UsageError("--from-tags builds on this machine: --shard and --engine dask do not apply")
+    if no_builtin_genre_map and genre_map is None:
+        raise click.UsageError("--no-builtin-genre-map needs --genre-map FILE (the map to use instead)")
+    builtin = None if no_builtin_genre_map else GenreMap.builtin()
+    mapping = GenreMap.from_file(genre_map, base=builtin) if genre_map is not None else builtin
+    built = dataset_from_tags(library, out=out, genre_map=mapping, split_by=split_by or "artist",
+                              min_songs=DEFAULT_MIN_SONGS if min_songs is None else min_songs,
+                              progress=_progress(quiet, "songs"), **options)
+    if not quiet:
+        click.echo(format_genre_tally(built.library))
+        click.echo(format_build_summary(built.report.summary))
+    elif built.report.summary["skipped"]:
+        click.echo(f"{len(built.report.summary['skipped'])} file(s) skipped, see {built.report.skipped_list}")
+    click.echo(f"Dataset written to {built.report.path}")
 
 
 def train_options(command):
@@ -734,6 +784,86 @@ def monitor_command(incoming, model, min_songs, alpha, as_json, out, dataset, se
         written = write_drift_report(report, out)
         click.echo(f"Written to {written['html']}", err=True)
     sys.exit(report.exit_code)
+
+
+@main.command("tag")
+@click.argument("library", nargs=-1, type=click.Path(path_type=Path, readable=False))
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="Model folder [default: the latest fit, models/latest].")
+@click.option("--write", is_flag=True, help="Write the genres into the files (without it, only show what would change).")
+@click.option("--overwrite", is_flag=True, help="Also replace genre tags that files already have.")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=None,
+              help="Never write a genre whose probability is below this (the song is unsure) [default: 0.6].")
+@click.option("--journal", type=click.Path(path_type=Path), default=None,
+              help="Undo journal for --write [default: genre-cnn-tags-DATE-TIME.jsonl here].")
+@click.option("--report", type=click.Path(path_type=Path), default=None,
+              help="Also write one line per file to this .csv or .jsonl file.")
+@click.option("--undo", type=click.Path(path_type=Path), default=None, metavar="JOURNAL",
+              help="Put every file of a journal back exactly as it was before tag --write.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes classifying songs in parallel [default: all cores].")
+@click.option("--backend", type=click.Choice(["auto", "litert", "keras"]), default="auto", show_default=True,
+              help="What runs the network: the LiteRT export (fast start) when present, or Keras.")
+@click.option("-q", "--quiet", is_flag=True, help="No line per file and no progress bar: the summary only.")
+@library_errors
+def tag_command(library, model, write, overwrite, min_confidence, journal, report, undo, workers, backend, quiet):
+    """Predict the genre of every song of LIBRARY (folders or files) and, with --write, write it into
+    the file's own genre tag.
+
+    Without --write nothing changes: each file's current genre, the prediction and what would
+    change are shown. With --write, only files without a genre tag are written (--overwrite for the
+    others), never a song below --min-confidence; the old tags first go to an undo journal, the
+    tags are written to a copy whose audio is checked to be byte-identical, and the copy replaces
+    the file. A GENRE_CNN field names the model and probability, and a second run skips the files
+    that model already tagged. mp3, wav, flac, ogg, opus and m4a files are supported.
+
+    \b
+    Examples:
+        genre-cnn tag library/ --model models/demo
+        genre-cnn tag library/ --model models/demo --write --journal tags.jsonl --report tags.csv
+        genre-cnn tag --undo tags.jsonl
+    """
+    from tqdm import tqdm
+
+    from genre_cnn.library.tagging import DEFAULT_MIN_CONFIDENCE, TagReport, tag_library
+    from genre_cnn.report import format_tag_counts, format_tag_decision, format_undo
+
+    if undo is not None:
+        used = [name for name, value in (("LIBRARY", library or None), ("--write", write or None),
+                                         ("--model", model), ("--journal", journal), ("--report", report))
+                if value is not None]
+        if used:
+            raise click.UsageError(f"--undo JOURNAL takes no other input: drop {', '.join(used)}")
+        from genre_cnn.library.tags import undo_journal
+
+        summary = undo_journal(undo)
+        click.echo(format_undo(summary))
+        sys.exit(1 if summary.skipped else 0)
+    if not library:
+        raise click.UsageError("give LIBRARY (a folder of songs, or files), or --undo JOURNAL")
+    if journal is not None and not write:
+        raise click.UsageError("--journal only applies with --write")
+    run = tag_library(library, model=model, write=write, overwrite=overwrite, workers=workers, backend=backend,
+                      min_confidence=DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
+                      journal=journal)
+    if not len(run):
+        raise click.ClickException(f"no audio files found in {', '.join(map(str, library))}")
+    table = TagReport(report) if report is not None else None
+    try:
+        with tqdm(total=len(run), desc="tagging" if write else "checking", unit="song", disable=quiet,
+                  file=sys.stderr, dynamic_ncols=True, leave=False) as bar:
+            for decision in run:
+                bar.update()
+                if table is not None:
+                    table.add(decision)
+                if not quiet:
+                    bar.write(format_tag_decision(decision), file=sys.stdout)
+    finally:
+        if table is not None:
+            table.close()
+    click.echo(format_tag_counts(run, write=write))
+    if run.counts["error"]:
+        sys.exit(1)
 
 
 @main.command("serve")

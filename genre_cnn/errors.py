@@ -10,6 +10,7 @@ __all__ = [
     "SilentAudioError",
     "DatasetError",
     "ModelError",
+    "TagError",
     "GenreCnnWarning",
 ]
 
@@ -55,6 +56,10 @@ class DatasetError(GenreCnnError):
 
 class ModelError(GenreCnnError):
     """A model directory is missing, incomplete or incompatible with this version."""
+
+
+class TagError(GenreCnnError):
+    """A file's tags cannot be read, or cannot be written without risk to the file."""
 
 
 class GenreCnnWarning(UserWarning):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from genre_cnn.data.summary import SPLITS
 
 __all__ = ["format_table", "format_build_summary", "format_metrics", "format_prediction", "format_cv", "format_recipes",
-           "format_evaluation", "format_timeline", "format_baseline"]
+           "format_evaluation", "format_timeline", "format_baseline", "format_genre_tally", "format_tag_decision",
+           "format_tag_counts", "format_undo"]
 
 
 def format_table(headers: list[str], rows: list[list]) -> str:
@@ -146,4 +147,56 @@ def format_evaluation(evaluation: dict) -> str:
     if failed:
         lines.append("could not be classified:")
         lines.extend(f"  {entry['error']}" for entry in failed)
+    return "\n".join(lines)
+
+
+def format_genre_tally(labelled) -> str:
+    """What the genre map made of a library's tags (a :class:`genre_cnn.library.dataset.TaggedLibrary`)."""
+    tally = labelled.tally
+    rows = [[genre, songs, "kept", _merged(tally.merged.get(genre, {}))] for genre, songs in
+            sorted(tally.kept.items(), key=lambda item: -item[1])]
+    rows += [[genre, songs, "left out (too few songs)", _merged(tally.merged.get(genre, {}))] for genre, songs in
+             sorted(tally.left_out.items(), key=lambda item: -item[1])]
+    rows += [[f"({value})", songs, "ignored tag value", ""] for value, songs in
+             sorted(tally.ignored.items(), key=lambda item: -item[1])]
+    rows.append(["(no genre tag)", tally.untagged, "not used", ""])
+    lines = [format_table(["genre", "songs", "", "from tag values"], rows)]
+    if labelled.unsupported:
+        lines.append(f"{labelled.unsupported} audio file(s) of a format whose tags are not read (not used)")
+    lines += [f"Unreadable tags: {path}: {reason}" for path, reason in labelled.unreadable[:20]]
+    if len(labelled.unreadable) > 20:
+        lines.append(f"... and {len(labelled.unreadable) - 20} more files with unreadable tags")
+    return "\n".join(lines)
+
+
+def _merged(values: dict) -> str:
+    return ", ".join(f"{value} ({songs})" for value, songs in sorted(values.items(), key=lambda item: -item[1]))
+
+
+def format_tag_decision(decision) -> str:
+    """One line per file of ``genre-cnn tag``: what happens, the prediction, and the file."""
+    predicted = "" if decision.genre is None else f"{decision.genre} {decision.probability:.2f}"
+    action = "written" if decision.written else decision.action
+    return f"{action:<7} {predicted:<18} {decision.path}: {decision.reason}"
+
+
+def format_tag_counts(run, *, write: bool) -> str:
+    """The summary line of ``genre-cnn tag``, and how to undo it."""
+    counts = run.counts
+    total = sum(counts[action] for action in ("write", "keep", "skip", "error"))
+    parts = [f"{counts['written']} written" if write else f"{counts['write']} would be written",
+             f"{counts['keep']} kept", f"{counts['skip']} skipped", f"{counts['error']} error(s)"]
+    line = f"{total} file(s): " + ", ".join(parts)
+    if write and counts["written"]:
+        line += f"\nUndo journal: {run.journal} (undo with: genre-cnn tag --undo {run.journal})"
+    elif not write and counts["write"]:
+        line += "\nNothing was changed: add --write to write these genres"
+    return line
+
+
+def format_undo(summary) -> str:
+    """What ``genre-cnn tag --undo`` did."""
+    lines = [f"Skipped {path}: {reason}" for path, reason in summary.skipped]
+    lines.append(f"{len(summary.restored)} file(s) restored exactly, {len(summary.unchanged)} already as before, "
+                 f"{len(summary.skipped)} skipped")
     return "\n".join(lines)

@@ -84,3 +84,28 @@ def trained(tmp_path_factory):
                  models_root=root / "models", verbose=0, log=lambda message: None)
     return {"root": root, "tracks": tracks, "dataset": root / "dataset", "result": result,
             "models": root / "models"}
+
+
+#: soundfile's (format, subtype) for each ending a test may ask for; M4A is encoded with PyAV.
+SOUNDFILE_FORMATS = {".mp3": ("MP3", None), ".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", None),
+                     ".ogg": ("OGG", "VORBIS"), ".opus": ("OGG", "OPUS")}
+
+
+def write_audio(path: Path, y: np.ndarray, sr: int = SR) -> Path:
+    """Write mono float samples ``y`` as the format of ``path``'s ending (mp3, wav, flac, ogg, opus, m4a)."""
+    suffix = path.suffix.lower()
+    if suffix in SOUNDFILE_FORMATS:
+        fmt, subtype = SOUNDFILE_FORMATS[suffix]
+        soundfile.write(path, y, sr, format=fmt, subtype=subtype)
+        return path
+    import av
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=sr, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.asarray(y, dtype=np.float32)[None, :], format="flt", layout="mono")
+        frame.sample_rate = sr
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path

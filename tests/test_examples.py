@@ -116,6 +116,8 @@ def sandbox(tmp_path_factory):
     soundfile.write(root / "dj-set.mp3", synth_song("noise", 3, seconds=40), SR, format="MP3")
     for folder, songs in (("music", 3), ("heldout", 3), ("new_songs", 4), ("audio", 5)):
         write_songs(root / folder, songs=songs, seconds=5)
+    write_tagged_library(root / "library")
+    (root / "my-genres.csv").write_text("tag,genre\nChip Tune,chiptune\n", encoding="utf-8")
     rows = [f"{p.relative_to(root / 'audio').as_posix()},{p.parent.name},artist{i % 5},{i % 2}"
             for i, p in enumerate(sorted((root / "audio").rglob("*.mp3")))]
     (root / "meta.csv").write_text("file,genre,artist,fold\n" + "\n".join(rows) + "\n")
@@ -142,6 +144,20 @@ inference.start("models/demo", "auto")
 for path in sorted(Path("new_songs").rglob("*.mp3")):
     print(json.dumps(log_record(inference.analyse(str(path), max_seconds=600, profile=True), model="demo")))
 """
+
+
+def write_tagged_library(root: Path) -> None:
+    """A music library whose own tags name the genres ("Chip Tune", "Electronica") and artists; two songs untagged."""
+    from mutagen.id3 import ID3, TCON, TPE1
+
+    write_songs(root, songs=6, seconds=5)
+    for genre, value in (("chiptune", "Chip Tune"), ("electronic", "Electronica")):
+        for i, path in enumerate(sorted((root / genre).glob("*.mp3"))):
+            if i < 5:
+                tags = ID3()
+                tags.add(TCON(encoding=3, text=[value]))
+                tags.add(TPE1(encoding=3, text=[f"{genre} artist {i}"]))
+                tags.save(path)
 
 
 class _inside:

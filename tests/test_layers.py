@@ -24,6 +24,7 @@ LAYERS = [
     ("genre_cnn.inference",),
     ("genre_cnn.monitoring",),
     ("genre_cnn.training",),
+    ("genre_cnn.library",),
     ("genre_cnn.analysis",),
     ("genre_cnn.serving",),
     ("genre_cnn.report", "genre_cnn.cli", "genre_cnn.__main__", "genre_cnn"),

@@ -121,7 +121,7 @@ def test_build_dataset_command_with_metadata(described, tmp_path):
     assert set(load_dataset(tmp_path / "ds").groups) == {f"{g}-artist{i}" for g in ("chirps", "noise", "tones")
                                                           for i in range(3)}
     both = runner.invoke(main, ["build-dataset", str(audio), "--metadata", str(meta)])
-    assert both.exit_code == 2 and "either TRACKS_DIR" in both.output
+    assert both.exit_code == 2 and "give one of TRACKS_DIR" in both.output and "not TRACKS_DIR and --metadata" in both.output
     stray = runner.invoke(main, ["build-dataset", str(audio), "--group-column", "artist"])
     assert stray.exit_code == 2 and "--group-column only apply with --metadata" in stray.output
     bad = runner.invoke(main, ["build-dataset", "--metadata", str(meta)])

@@ -20,7 +20,7 @@ from genre_cnn.runtime.parallel import process_pool
 from genre_cnn.signal.logmel import SongFeatureStream, chunks_per_batch
 
 __all__ = ["SongPrediction", "Classifier", "GenreClassifier", "CnnClassifier", "MusicnnClassifier", "load_classifier",
-           "open_classifier", "classify", "expand_paths"]
+           "open_classifier", "classify", "classify_files", "expand_paths"]
 
 
 class GenreClassifier:
@@ -240,13 +240,32 @@ def classify(
     else:
         classifier = open_classifier(model, models_root=models_root, backend=backend)
     files = list(expand_paths(paths))
+    return list(classify_files(files, classifier, workers=workers))
+
+
+def classify_files(files: Sequence[Path], classifier, *, workers: Optional[int] = 1) -> Iterator[SongPrediction]:
+    """Classify ``files`` with an open classifier, yielding each verdict in order as soon as it is known.
+
+    Parameters
+    ----------
+    files : sequence of Path
+    classifier : Classifier
+        From :func:`open_classifier`.
+    workers : int, optional
+        Processes classifying files in parallel (``None``: one per CPU core), with the LiteRT
+        backend; otherwise the files are classified in this process.
+
+    Yields
+    ------
+    SongPrediction
+    """
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers <= 1 or len(files) < 2 or classifier.backend != "litert":
-        return [classifier.classify_file(path) for path in files]
-
+        yield from (classifier.classify_file(path) for path in files)
+        return
     with process_pool(min(workers, len(files)), initializer=_start_worker,
                       initargs=(classifier.model_dir,)) as pool:
-        return list(pool.map(_classify_in_worker, files, chunksize=max(1, len(files) // (4 * workers))))
+        yield from pool.map(_classify_in_worker, files, chunksize=max(1, min(64, len(files) // (4 * workers))))
 
 
 _worker_classifier: Optional[GenreClassifier] = None

@@ -9,6 +9,7 @@ holds depends on the kind. The reference profile's format (``profile.npz``) live
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Any, Optional
 
@@ -167,6 +168,13 @@ class ModelDir:
             return saved["kind"]
         train_config = saved.get("train_config")
         return "musicnn" if isinstance(train_config, dict) and train_config.get("backbone") else "cnn"
+
+    def fingerprint(self) -> str:
+        """Eight hex digits of the SHA-256 of ``config.json``: a fit's identity (a refit changes it)."""
+        try:
+            return hashlib.sha256((self.path / self.CONFIG).read_bytes()).hexdigest()[:8]
+        except OSError as exc:
+            raise ModelError(f"{self.path / self.CONFIG}: cannot be read ({exc.strerror}); refit the model") from None
 
     def read_classes(self, config: Optional[dict] = None) -> tuple[str, ...]:
         saved = self.read_config() if config is None else config
