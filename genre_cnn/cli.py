@@ -270,7 +270,7 @@ def _build_from_tags(library, genre_map, no_builtin_genre_map, min_songs, split_
                               min_songs=DEFAULT_MIN_SONGS if min_songs is None else min_songs,
                               progress=_progress(quiet, "songs"), **options)
     if not quiet:
-        click.echo(format_genre_tally(built.library))
+        click.echo(format_genre_tally(built.library) + "\n")
         click.echo(format_build_summary(built.report.summary))
     elif built.report.summary["skipped"]:
         click.echo(f"{len(built.report.summary['skipped'])} file(s) skipped, see {built.report.skipped_list}")
