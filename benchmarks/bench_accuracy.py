@@ -12,6 +12,7 @@ recipe") on the same dataset and folds.
     python benchmarks/bench_accuracy.py --sets dev --dev-groups source --folds 3 --val-fraction 0
     python benchmarks/bench_accuracy.py --sets real --recipes scratch,baseline --seeds 0,1,2
     python benchmarks/bench_accuracy.py --sets real dev --songs-per-genre 12 --seeds 0,1,2   # small data
+    python benchmarks/bench_accuracy.py --sets real --recipes scratch,baseline --heads summary,wide
 
 ``--seeds`` repeats the comparison with other seeds (each seed deals its own folds; every recipe of
 one seed shares them) and ends with each recipe's mean over all seeds' folds. ``--songs-per-genre N``
@@ -89,6 +90,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0", help="comma-separated seeds; each deals its own folds")
     parser.add_argument("--songs-per-genre", type=int, default=None, help="small-data mode: keep N songs a genre")
     parser.add_argument("--recipes", default="scratch,teacher,musicnn,baseline")
+    parser.add_argument("--heads", default="summary",
+                        help="comma-separated CNN heads (TrainConfig.head) for the scratch and teacher recipes; "
+                             "each head after the first adds rows 'RECIPE (head HEAD)' on the same folds")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--before", type=Path, default=None, help="another checkout of genre-cnn to compare")
@@ -121,6 +125,16 @@ def main() -> None:
                 rows.update(result.summary["recipes"])
                 for recipe, folds in result.folds.items():
                     every_fold.setdefault(recipe, []).extend(fold["song_accuracy"] for fold in folds)
+                networks = [recipe for recipe in args.recipes.split(",") if recipe in ("scratch", "teacher")]
+                for head in args.heads.split(",")[1:]:
+                    other = compare_recipes(data, recipes=networks, folds=args.folds,
+                                            config=TrainConfig(epochs=args.epochs, seed=seed, head=head),
+                                            val_fraction=args.val_fraction, out=work / f"{name}-cv-{seed}-{head}",
+                                            log=lambda message: None)
+                    for recipe, summary in other.summary["recipes"].items():
+                        rows[f"{recipe} (head {head})"] = summary
+                        every_fold.setdefault(f"{recipe} (head {head})", []).extend(
+                            fold["song_accuracy"] for fold in other.folds[recipe])
                 if "previous default (before)" in rows:
                     every_fold.setdefault("previous default (before)", []).extend(rows["previous default (before)"]
                                                                                  .get("fold_song_accuracy", []))

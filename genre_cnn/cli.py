@@ -192,8 +192,8 @@ def _progress(quiet: bool, description: str):
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table (skipped files still counted).")
 @library_errors
 def build_dataset_command(tracks_dir, metadata, audio_root, path_column, label_column, fold_column, group_column,
-                          library, genre_map, no_builtin_genre_map, min_songs, split_by, out, val_fraction, test_fraction, seed, workers, force, shard, engine, shards, scheduler,
-                          quiet, **features):
+                          library, genre_map, no_builtin_genre_map, min_songs, split_by, out, val_fraction,
+                          test_fraction, seed, workers, force, shard, engine, shards, scheduler, quiet, **features):
     """Slice every song of TRACKS_DIR/<genre>/ (or of a --metadata CSV, or of a library labelled by
     its own genre tags with --from-tags) into chunks and store their log-mel spectrograms.
 
@@ -790,7 +790,8 @@ def monitor_command(incoming, model, min_songs, alpha, as_json, out, dataset, se
 @click.argument("library", nargs=-1, type=click.Path(path_type=Path, readable=False))
 @click.option("--model", type=click.Path(path_type=Path), default=None,
               help="Model folder [default: the latest fit, models/latest].")
-@click.option("--write", is_flag=True, help="Write the genres into the files (without it, only show what would change).")
+@click.option("--write", is_flag=True,
+              help="Write the genres into the files (without it, only show what would change).")
 @click.option("--overwrite", is_flag=True, help="Also replace genre tags that files already have.")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), default=None,
               help="Never write a genre whose probability is below this (the song is unsure) [default: 0.6].")

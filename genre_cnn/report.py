@@ -9,13 +9,13 @@ __all__ = ["format_table", "format_build_summary", "format_metrics", "format_pre
            "format_tag_counts", "format_undo"]
 
 
-def format_table(headers: list[str], rows: list[list]) -> str:
-    """Left-align the first column, right-align the others."""
+def format_table(headers: list[str], rows: list[list], *, left: tuple[int, ...] = (0,)) -> str:
+    """Left-align the columns ``left`` (the first, by default), right-align the others."""
     cells = [list(map(str, headers))] + [list(map(str, row)) for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = []
     for row in cells:
-        parts = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        parts = [c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
         lines.append("  ".join(parts).rstrip())
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -160,7 +160,7 @@ def format_genre_tally(labelled) -> str:
     rows += [[f"({value})", songs, "ignored tag value", ""] for value, songs in
              sorted(tally.ignored.items(), key=lambda item: -item[1])]
     rows.append(["(no genre tag)", tally.untagged, "not used", ""])
-    lines = [format_table(["genre", "songs", "", "from tag values"], rows)]
+    lines = [format_table(["genre", "songs", "", "from tag values"], rows, left=(0, 2, 3))]
     if labelled.unsupported:
         lines.append(f"{labelled.unsupported} audio file(s) of a format whose tags are not read (not used)")
     lines += [f"Unreadable tags: {path}: {reason}" for path, reason in labelled.unreadable[:20]]
@@ -182,8 +182,10 @@ def format_tag_decision(decision) -> str:
 
 def format_tag_counts(run, *, write: bool) -> str:
     """The summary line of ``genre-cnn tag``, and how to undo it."""
+    from genre_cnn.library.tagging import ACTIONS  # lazy: report.py is imported by every command
+
     counts = run.counts
-    total = sum(counts[action] for action in ("write", "keep", "skip", "error"))
+    total = sum(counts[action] for action in ACTIONS)
     parts = [f"{counts['written']} written" if write else f"{counts['write']} would be written",
              f"{counts['keep']} kept", f"{counts['skip']} skipped", f"{counts['error']} error(s)"]
     line = f"{total} file(s): " + ", ".join(parts)

@@ -20,7 +20,7 @@ from genre_cnn.cli import main
 from genre_cnn.library.dataset import dataset_from_tags, scan_tagged
 from genre_cnn.library.genres import GenreMap
 from genre_cnn.library.tagging import tag_library
-from genre_cnn.library.tags import TagJournal, audio_digest, read_tags, write_genre
+from genre_cnn.library.tags import TagJournal, audio_digest, read_tags, undo_journal, write_genre
 from test_tags import make_tagged
 
 GENRES = ("tones", "chirps", "noise")
@@ -199,7 +199,7 @@ def test_the_library_workflow_from_the_command_line(tmp_path, model):
     (["--journal", "j.jsonl"], "--journal only applies with --write"),
     (["--undo", "j.jsonl", "--write"], "--undo JOURNAL takes no other input: drop LIBRARY, --write"),
     (["--report", "r.txt"], "--report r.txt: name a .csv or .jsonl file"),
-    (["--min-confidence", "1.5"], "--min-confidence"),
+    (["--min-confidence", "1.5"], "1.5 is not in the range 0<=x<=1"),
 ])
 def test_bad_tag_options_say_which_and_change_nothing(library, model, args, message):
     before = snapshot(library)
@@ -232,7 +232,7 @@ def test_kill_9_during_tag_write_leaves_every_file_untouched_or_fully_tagged(tmp
     before = snapshot(library)
     audio = {path: audio_digest(path) for path in before}
     journal = tmp_path / "tags.jsonl"
-    command = [sys.executable, "-m", "genre_cnn", "tag", str(library), "--model", str(model), "--write",
+    command = [sys.executable, "-u", "-m", "genre_cnn", "tag", str(library), "--model", str(model), "--write",
                "--min-confidence", "0", "--journal", str(journal), "--workers", "1"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                start_new_session=True)
@@ -256,3 +256,27 @@ def test_kill_9_during_tag_write_leaves_every_file_untouched_or_fully_tagged(tmp
     assert snapshot(library) == before
     lines = [json.loads(line) for line in journal.read_text().splitlines() if line.endswith("}")]
     assert len(lines) >= tagged
+
+
+_CRASH_INSIDE_THE_WRITE = """
+import os, signal, sys
+from genre_cnn.library import tags
+tags.os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)  # dies after the journal, before the rename
+with tags.TagJournal(sys.argv[2]) as journal:
+    tags.write_genre(sys.argv[1], "rock", source="genre-cnn crash@0 p=1.00", journal=journal)
+"""
+
+
+def test_kill_9_inside_a_write_leaves_the_file_untouched_and_the_next_run_cleans_up(tmp_path, model):
+    library = write_library(tmp_path / "Music", songs=1)
+    victim = sorted(library.rglob("*.mp3"))[0]
+    before = snapshot(library)
+    journal = tmp_path / "crash.jsonl"
+    done = subprocess.run([sys.executable, "-c", _CRASH_INSIDE_THE_WRITE, str(victim), str(journal)])
+    assert done.returncode == -signal.SIGKILL
+    songs = {path: data for path, data in snapshot(library).items() if not path.name.startswith(".")}
+    assert songs == before  # the song is whole; only the hidden copy is new
+    assert len(list(victim.parent.glob(".*genre-cnn-*"))) == 1
+    assert undo_journal(journal).unchanged == (victim.resolve(),)
+    list(tag_library(library, model=model, write=True, min_confidence=0, journal=tmp_path / "j.jsonl", workers=1))
+    assert not list(library.rglob(".*genre-cnn-*"))

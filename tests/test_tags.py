@@ -140,14 +140,18 @@ def test_writing_a_genre_changes_only_the_tags_and_undo_restores_every_byte(tmp_
 
 
 def test_the_source_field_is_the_formats_own(tmp_path):
-    mp3, flac, m4a = (make_tagged(tmp_path, kind, genre=None) for kind in ("id3v24", "flac", "m4a"))
+    mp3, flac, m4a, ogg, wav = (make_tagged(tmp_path, kind, genre=None) for kind in ("id3v24", "flac", "m4a", "ogg", "wav"))
     with TagJournal(tmp_path / "journal.jsonl") as journal:
-        for path in (mp3, flac, m4a):
+        for path in (mp3, flac, m4a, ogg, wav):
             write_genre(path, "rock", source="genre-cnn m@1 p=0.80", journal=journal)
     assert ID3(mp3).getall(f"TXXX:{SOURCE_FIELD}")[0].text == ["genre-cnn m@1 p=0.80"]
     assert ID3(mp3).getall("TCON")[0].text == ["rock"]
     assert mutagen.File(flac).tags[SOURCE_FIELD] == ["genre-cnn m@1 p=0.80"]
     assert MP4(m4a).tags["©gen"] == ["rock"]
+    assert bytes(MP4(m4a).tags[f"----:com.apple.iTunes:{SOURCE_FIELD}"][0]) == b"genre-cnn m@1 p=0.80"
+    assert mutagen.File(ogg).tags["genre"] == ["rock"] and mutagen.File(ogg).tags[SOURCE_FIELD] == ["genre-cnn m@1 p=0.80"]
+    assert WAVE(wav).tags.getall("TCON")[0].text == ["rock"]
+    assert WAVE(wav).tags.getall(f"TXXX:{SOURCE_FIELD}")[0].text == ["genre-cnn m@1 p=0.80"]
 
 
 def test_an_id3v23_file_stays_id3v23(tmp_path):
@@ -218,3 +222,79 @@ def test_undoing_twice_changes_nothing_the_second_time(tmp_path):
     again = undo_journal(tmp_path / "journal.jsonl")
     assert (again.restored, again.unchanged) == ((), (path.resolve(),))
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+
+
+def test_a_linked_song_is_tagged_through_its_link_and_undo_restores_the_target(tmp_path):
+    target = make_tagged(tmp_path / "store", "flac", genre=None)
+    link = tmp_path / "library" / "song.flac"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    original = target.read_bytes()
+    with TagJournal(tmp_path / "journal.jsonl") as journal:
+        write_genre(link, "rock", source="s", journal=journal)
+    assert link.is_symlink() and read_tags(link).genres == ("rock",)
+    assert undo_journal(tmp_path / "journal.jsonl").restored == (target.resolve(),)
+    assert link.is_symlink() and target.read_bytes() == original
+
+
+def test_owner_permissions_and_modification_time_survive_write_and_undo(tmp_path):
+    path = make_tagged(tmp_path, "id3v24", genre="Jazz")
+    os.chmod(path, 0o640)
+    owner = (1234, 5678) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+    os.chown(path, *owner)
+    os.utime(path, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+    with TagJournal(tmp_path / "journal.jsonl") as journal:
+        write_genre(path, "rock", source="s", journal=journal)
+    assert (path.stat().st_uid, path.stat().st_gid, path.stat().st_mode & 0o777) == (*owner, 0o640)
+    undo_journal(tmp_path / "journal.jsonl")
+    after = path.stat()
+    assert (after.st_uid, after.st_gid, after.st_mode & 0o777) == (*owner, 0o640)
+    assert after.st_mtime_ns == 1_600_000_000_000_000_000
+
+
+def test_a_hard_linked_file_is_refused_and_untouched(tmp_path):
+    path = make_tagged(tmp_path, "ogg", genre=None)
+    os.link(path, tmp_path / "other-name.ogg")
+    before = path.read_bytes()
+    with TagJournal(tmp_path / "journal.jsonl") as journal, pytest.raises(TagError, match="has 2 hard links"):
+        write_genre(path, "rock", source="s", journal=journal)
+    assert path.read_bytes() == before
+
+
+def test_a_file_whose_change_could_not_be_undone_exactly_is_never_written(tmp_path):
+    path = make_tagged(tmp_path, "ogg", genre=None)
+    path.write_bytes(path.read_bytes() * 2)  # the same Ogg stream twice in a row: one serial, pages repeated
+    before = path.read_bytes()
+    with TagJournal(tmp_path / "journal.jsonl") as journal:
+        with pytest.raises(TagError, match="could not be undone exactly"):
+            write_genre(path, "rock", source="s", journal=journal)
+        assert journal.changes == 0
+    assert path.read_bytes() == before
+
+
+def test_copies_left_by_a_killed_run_are_removed_and_a_live_runs_are_kept(tmp_path):
+    from genre_cnn.library.tags import remove_stale_copies
+
+    dead = tmp_path / "a" / ".song.genre-cnn-999999999.mp3"
+    live = tmp_path / ".other.genre-cnn-{}.flac".format(os.getpid())
+    dead.parent.mkdir()
+    dead.write_bytes(b"x")
+    live.write_bytes(b"x")
+    assert remove_stale_copies([tmp_path]) == [dead]
+    assert live.exists() and not dead.exists()
+
+
+def test_a_journal_must_be_a_journal_and_only_one_run_writes_it(tmp_path):
+    song = tmp_path / "song.mp3"
+    song.write_bytes(b"ID3 not a journal")
+    with pytest.raises(TagError, match="is not a genre-cnn tag journal; name a new file"):
+        TagJournal(song)
+    with TagJournal(tmp_path / "j.jsonl"):
+        with pytest.raises(TagError, match="another tag run is writing it"):
+            TagJournal(tmp_path / "j.jsonl")
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b"\xff\xfe\x00garbage\n")
+    with pytest.raises(TagError, match=r"binary\.jsonl:1: not a genre-cnn tag journal line"):
+        undo_journal(binary)
+    with pytest.raises(TagError, match="is a folder; pass the journal file"):
+        undo_journal(tmp_path)

@@ -111,7 +111,7 @@ def scan_tagged(
         raise DatasetError(
             f"library={root}: the tags give {len(classes)} genre(s) with at least min_songs={min_songs} songs "
             f"({len(files)} audio files, {tally.untagged} without a genre tag); a classifier needs two: "
-            "tag more songs, lower min_songs, or map more tag values with a genre map", parameter="library")
+            "tag more songs, lower that threshold, or map more tag values with a genre map", parameter="library")
     notes = tuple(f"{path}: {reason}" for path, reason in unreadable)
     tracks = TrackList(root=root, songs=tuple(sorted(songs, key=lambda song: song.relative)), classes=classes,
                        notes=notes)

@@ -20,16 +20,17 @@ from typing import Iterable, Iterator, Optional
 from genre_cnn.errors import ConfigError, DatasetError, TagError
 from genre_cnn.inference.classifier import classify_files, open_classifier
 from genre_cnn.inference.prediction import SongPrediction, expand_paths
-from genre_cnn.library.tags import TagJournal, is_read_only, read_tags, supports_tags, write_genre
+from genre_cnn.library.tags import (TAG_FAMILIES, TagJournal, is_read_only, read_tags, remove_stale_copies,
+                                    supports_tags, write_genre)
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR
 from genre_cnn.models.store import ModelDir
 from genre_cnn.runtime.csvfiles import escape_text
 
-__all__ = ["DEFAULT_MIN_CONFIDENCE", "TagDecision", "TagRun", "tag_library", "model_signature", "TagReport"]
+__all__ = ["DEFAULT_MIN_CONFIDENCE", "ACTIONS", "TagDecision", "TagRun", "tag_library", "model_signature", "TagReport"]
 
 #: A song whose top genre probability is below this is "unsure" and never written.
 DEFAULT_MIN_CONFIDENCE = 0.6
-#: What :class:`TagDecision.action` can be.
+#: What :class:`TagDecision.action` can be, in the order the summary counts them.
 ACTIONS = ("write", "keep", "skip", "error")
 
 
@@ -126,14 +127,13 @@ class TagRun:
     def _before_classifying(self, path: Path):
         """A decision that needs no prediction, or ``None`` and the file's genres and state."""
         if not supports_tags(path):
-            return TagDecision(path, (), None, None, "skip", f"tags of {path.suffix or 'this file'} files are not "
-                               "supported (mp3, wav, flac, ogg, opus, m4a are)"), None
+            return TagDecision(path, (), None, None, "skip", f"tags of {path.suffix or 'extension-less'} files are "
+                               f"not supported ({', '.join(TAG_FAMILIES)} are)"), None
         try:
             tags = read_tags(path)
             stat = path.stat()
         except (TagError, OSError) as exc:
-            return TagDecision(path, (), None, None, "error", str(exc) if isinstance(exc, TagError)
-                               else f"{path}: cannot be read ({exc.strerror})"), None
+            return TagDecision(path, (), None, None, "error", _reason(exc, path)), None
         if tags.source and tags.source.split(" p=")[0] == self.signature:
             return TagDecision(path, tags.genres, None, None, "skip", "already tagged by this model"), None
         if tags.genres and not self.overwrite:
@@ -147,12 +147,13 @@ class TagRun:
     def _after_classifying(self, path: Path, current: tuple, expect: tuple, prediction: SongPrediction,
                            journal: Optional[TagJournal]) -> TagDecision:
         if not prediction.ok:
-            return TagDecision(path, current, None, None, "error", prediction.error)
+            return TagDecision(path, current, None, None, "error", _reason(prediction.error, path))
         (genre, probability), *rest = prediction.top(2)
         if probability < self.min_confidence:
             runner_up = f", then {rest[0][0]} {rest[0][1]:.2f}" if rest else ""
             return TagDecision(path, current, genre, probability, "skip",
-                               f"unsure: {genre} {probability:.2f}{runner_up} (below the minimum confidence {self.min_confidence:g})")
+                               f"unsure: {genre} {probability:.2f}{runner_up} "
+                               f"(below the minimum confidence {self.min_confidence:g})")
         if any(value.casefold() == genre.casefold() for value in current):
             return TagDecision(path, current, genre, probability, "keep", f"already {genre}")
         change = f"{'; '.join(current) or '(no genre)'} -> {genre}"
@@ -161,8 +162,16 @@ class TagRun:
         try:
             write_genre(path, genre, source=f"{self.signature} p={probability:.2f}", journal=journal, expect=expect)
         except TagError as exc:
-            return TagDecision(path, current, genre, probability, "skip", str(exc))
+            return TagDecision(path, current, genre, probability, "skip", _reason(exc, path))
         return TagDecision(path, current, genre, probability, "write", change, written=True)
+
+
+def _reason(error, path: Path) -> str:
+    """An error's message without the file name it starts with (the decision already names the file)."""
+    if isinstance(error, OSError):
+        return f"cannot be read ({error.strerror})"
+    text = str(error)
+    return text[len(f"{path}: "):] if text.startswith(f"{path}: ") else text
 
 
 def tag_library(
@@ -221,6 +230,8 @@ def tag_library(
         raise DatasetError(f"library={missing[0]}: does not exist; pass a folder of songs or audio files",
                            parameter="library")
     classifier = open_classifier(model, models_root=models_root, backend=backend)
+    if write:  # copies that a killed run left beside the songs (the songs themselves are whole)
+        remove_stale_copies(Path(root) if Path(root).is_dir() else Path(root).parent for root in roots)
     if write and journal is None:
         journal = f"genre-cnn-tags-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     files = list(expand_paths(roots))

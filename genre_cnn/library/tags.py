@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import fcntl
 import hashlib
 import io
 import json
 import os
+import re
 import stat
 import time
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
 import mutagen
 from mutagen.flac import FLAC
@@ -43,9 +45,10 @@ from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
 from genre_cnn.errors import TagError
+from genre_cnn.runtime.files import pid_alive
 
 __all__ = ["TAG_FAMILIES", "SOURCE_FIELD", "FileTags", "supports_tags", "read_tags", "audio_digest", "is_read_only",
-           "write_genre", "TagJournal", "UndoSummary", "undo_journal"]
+           "write_genre", "TagJournal", "UndoSummary", "undo_journal", "remove_stale_copies"]
 
 #: File name endings (lower case) whose tags are read and written, and the tag family of each.
 TAG_FAMILIES = {".mp3": "id3", ".wav": "id3", ".flac": "vorbis", ".ogg": "vorbis", ".oga": "vorbis",
@@ -86,7 +89,8 @@ def supports_tags(path: str | os.PathLike) -> bool:
 def _family(path: Path) -> str:
     family = TAG_FAMILIES.get(path.suffix.lower())
     if family is None:
-        raise TagError(f"{path}: tags of {path.suffix + ' files' if path.suffix else 'files without an ending'} are not supported; "
+        what = f"{path.suffix} files" if path.suffix else "files without an ending"
+        raise TagError(f"{path}: tags of {what} are not supported; "
                        f"supported: {', '.join(sorted(TAG_FAMILIES))}")
     return family
 
@@ -256,10 +260,13 @@ def _ogg_pages(data: bytes, start: int, path: Path) -> Iterator[tuple[int, int]]
 
 def _ogg_audio(data: bytes, path: Path) -> tuple[int, int]:
     """``(offset, sequence number)`` of the first audio page: after 3 Vorbis or 2 Opus header packets."""
-    headers, ended = None, 0
+    headers, ended, serial = None, 0, None
     for offset, length in _ogg_pages(data, 0, path):
         if headers is None:
             headers = 2 if b"OpusHead" in data[offset : offset + length] else 3
+            serial = data[offset + 14 : offset + 18]
+        elif ended < headers and data[offset + 14 : offset + 18] != serial:
+            raise TagError(f"{path}: holds several interleaved Ogg streams; tags of such files are not supported")
         if ended >= headers:
             return offset, int.from_bytes(data[offset + 18 : offset + 22], "little")
         lacing = data[offset + 27 : offset + 27 + data[offset + 26]]
@@ -296,14 +303,21 @@ def _digest(data: bytes, path: Path) -> str:
 class TagJournal:
     """An append-only record, one JSON line per changed file, written before the file changes.
 
-    Each line holds the file's bytes outside its audio stream (its old tags and headers), its
-    SHA-256 before and after, and the old and new genre, so :func:`undo_journal` can put the file
-    back exactly. A line is flushed to disk before the file is replaced.
+    Each line holds the file's bytes outside its audio stream (its old tags and headers, cover
+    art included), its SHA-256 before and after, its modification time, and the old and new genre,
+    so :func:`undo_journal` can put the file back exactly. A line is on disk (fsync) before the
+    file is replaced. One run at a time may write a journal (an ``flock`` on it).
 
     Parameters
     ----------
     path : path-like
-        The journal (created, or appended to).
+        The journal: created, or appended to when it is already a genre-cnn tag journal.
+
+    Raises
+    ------
+    TagError
+        ``path`` is a folder, another file (not a journal), cannot be written, or another run is
+        writing it.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -311,14 +325,27 @@ class TagJournal:
         if self.path.is_dir():
             raise TagError(f"journal={self.path}: is a folder; name a file, e.g. tags-journal.jsonl",
                            parameter="journal")
+        if self.path.is_file() and self.path.stat().st_size and not _looks_like_a_journal(self.path):
+            raise TagError(f"journal={self.path}: is not a genre-cnn tag journal; name a new file",
+                           parameter="journal")
+        created = not self.path.exists()
         try:
             self._file = open(self.path, "a", encoding="utf-8")
         except OSError as exc:
             raise TagError(f"journal={self.path}: cannot be written ({exc.strerror}); choose another place",
                            parameter="journal") from None
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.close()
+            raise TagError(f"journal={self.path}: another tag run is writing it; wait for it or name another "
+                           "journal", parameter="journal") from None
+        if created:
+            _sync_folder(self.path.resolve().parent)
         self.changes = 0
 
     def record(self, entry: dict) -> None:
+        """Append one change (a JSON object) and make sure it is on disk before returning."""
         self._file.write(json.dumps(entry, ensure_ascii=True) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
@@ -334,13 +361,25 @@ class TagJournal:
         self.close()
 
 
+def _looks_like_a_journal(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            first = json.loads(handle.readline())
+        return isinstance(first, dict) and "sha256_before" in first
+    except (OSError, ValueError):
+        return False
+
+
 def write_genre(path: str | os.PathLike, genre: str, *, source: str, journal: TagJournal,
                 expect: Optional[tuple[int, int]] = None) -> None:
     """Make ``genre`` the file's genre tag, and ``source`` its :data:`SOURCE_FIELD`, safely.
 
-    The old bytes are journaled, the tags are written to a hidden copy beside the file, the copy's
-    audio stream is compared with the original's (byte for byte), and the copy is renamed over
-    the file. Any failure leaves the file untouched.
+    The tags are written to a hidden copy beside the file (same permissions, owner and extended
+    attributes); the copy's audio stream is compared with the original's, byte for byte; the
+    original is rebuilt from the copy and the journal entry, to be sure the change can be undone
+    exactly; the entry is journaled; and the copy is renamed over the file. Any failure leaves the
+    file untouched. A symbolic link's target is tagged (the link stays a link). A file with
+    several hard links is refused (the copy would split them).
 
     Parameters
     ----------
@@ -355,48 +394,58 @@ def write_genre(path: str | os.PathLike, genre: str, *, source: str, journal: Ta
     Raises
     ------
     TagError
-        Unsupported format, read-only file or folder, a file changed since ``expect``, damaged tags,
-        or a write that would have changed the audio. The file is unchanged then.
+        Unsupported format, read-only file or folder, several hard links, a file owned by another
+        user that this process cannot give back, a file changed since ``expect``, damaged tags, a
+        write that would have changed the audio, or a layout that could not be undone exactly. The
+        file is unchanged then.
     """
     path = Path(path)
     family = _family(path)
-    before = path.stat()
+    target = path.resolve()
+    before = target.stat()
     if expect is not None and (before.st_size, before.st_mtime_ns) != tuple(expect):
         raise TagError(f"{path}: changed since it was classified; run tag again")
-    if is_read_only(path):
+    if is_read_only(target):
         raise TagError(f"{path}: read-only; make it writable (chmod u+w) to tag it")
-    if is_read_only(path.parent):
-        raise TagError(f"{path.parent}: folder is read-only, so {path.name} cannot be replaced safely")
-    original = path.read_bytes()
-    old_genres = read_tags(path).genres
-    start, end = _audio_span(original, path)
-    temporary = _temporary_beside(path)
+    if is_read_only(target.parent):
+        raise TagError(f"{target.parent}: folder is read-only, so {path.name} cannot be replaced safely")
+    if before.st_nlink > 1:
+        raise TagError(f"{path}: has {before.st_nlink} hard links, which a tagged copy would split; "
+                       "tag a copy of it, or remove the other links")
+    original = target.read_bytes()
+    old_genres = read_tags(target).genres
+    start, end = _audio_span(original, target)
+    temporary = _temporary_beside(target)
     try:
         temporary.write_bytes(original)
-        os.chmod(temporary, before.st_mode & 0o7777)
+        _copy_attributes(before, target, temporary, path)
         _set_genre(_open(temporary), family, genre, source)
         written = temporary.read_bytes()
-        if _digest(written, temporary) != _digest(original, path):
+        if _digest(written, temporary) != _digest(original, target):
             raise TagError(f"{path}: writing the tags would change the audio stream; the file is left untouched")
         if read_tags(temporary).genres != (genre,):
             raise TagError(f"{path}: the genre did not read back after writing; the file is left untouched")
-        now = path.stat()
-        if (now.st_size, now.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-            raise TagError(f"{path}: changed while it was being tagged; run tag again")
-        entry = {"path": os.fsdecode(path.resolve()), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        entry = {"path": os.fsdecode(target), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                  "old_genres": list(old_genres), "new_genre": genre, "source": source,
                  "head": base64.b64encode(original[:start]).decode(), "tail": base64.b64encode(original[end:]).decode(),
+                 "mtime_ns_before": before.st_mtime_ns,
                  "sha256_before": hashlib.sha256(original).hexdigest(),
                  "sha256_after": hashlib.sha256(written).hexdigest()}
-        if family == "vorbis" and path.suffix.lower() != ".flac":
-            offset, sequence = _ogg_audio(original, path)
+        if family == "vorbis" and target.suffix.lower() != ".flac":
+            offset, sequence = _ogg_audio(original, target)
             entry["ogg_audio"] = {"serial": int.from_bytes(original[offset + 14 : offset + 18], "little"),
                                   "sequence": sequence}
+        if hashlib.sha256(_rebuild(written, target, entry)).hexdigest() != entry["sha256_before"]:
+            raise TagError(f"{path}: this file's layout could not be undone exactly after tagging "
+                           "(several streams, or damaged pages?); the file is left untouched")
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
+        now = target.stat()
+        if (now.st_size, now.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            raise TagError(f"{path}: changed while it was being tagged; run tag again")
         journal.record(entry)
-        os.replace(temporary, path)
-        _sync_folder(path.parent)
+        os.replace(temporary, target)
+        _sync_folder(target.parent)
     except OSError as exc:
         raise TagError(f"{path}: cannot be tagged ({exc.strerror or exc}); the file is left untouched") from None
     except TagError:
@@ -407,14 +456,66 @@ def write_genre(path: str | os.PathLike, genre: str, *, source: str, journal: Ta
         temporary.unlink(missing_ok=True)
 
 
+def _copy_attributes(stat_result: os.stat_result, source: Path, copy: Path, shown: Path) -> None:
+    """Give ``copy`` the permissions, owner and extended attributes of ``source``."""
+    os.chmod(copy, stat_result.st_mode & 0o7777)
+    mine = copy.stat()
+    if (mine.st_uid, mine.st_gid) != (stat_result.st_uid, stat_result.st_gid):
+        try:
+            os.chown(copy, stat_result.st_uid, stat_result.st_gid)
+        except PermissionError:
+            raise TagError(f"{shown}: belongs to another user (uid {stat_result.st_uid}), and a tagged copy "
+                           "would belong to you; tag it as its owner") from None
+        os.chmod(copy, stat_result.st_mode & 0o7777)  # chown clears set-id bits
+    for name in _xattrs(source):
+        try:
+            os.setxattr(copy, name, os.getxattr(source, name))
+        except OSError:
+            raise TagError(f"{shown}: its extended attribute {name} cannot be copied; the file is left "
+                           "untouched") from None
+
+
+def _xattrs(path: Path) -> list[str]:
+    try:
+        return os.listxattr(path)
+    except (OSError, AttributeError):  # a file system without them, or a system without the call
+        return []
+
+
 def is_read_only(path: Path) -> bool:
     """True when this process may not write ``path``, or its owner made it read-only (even for root)."""
     return not os.access(path, os.W_OK) or not path.stat().st_mode & stat.S_IWUSR
 
 
+#: The hidden copy being tagged: ``.NAME.genre-cnn-PID.EXT`` beside the file.
+_COPY = re.compile(r"^\..+\.genre-cnn-(\d+)\.[^.]+$")
+
+
 def _temporary_beside(path: Path) -> Path:
     """A hidden name beside ``path`` with the same ending (so its format is still known)."""
     return path.with_name(f".{path.stem}.genre-cnn-{os.getpid()}{path.suffix}")
+
+
+def remove_stale_copies(folders: Iterable[str | os.PathLike]) -> list[Path]:
+    """Delete the hidden copies that a killed ``tag --write`` or ``--undo`` left below ``folders``.
+
+    Only copies whose process is gone are removed; the files themselves were never touched by them.
+
+    Returns
+    -------
+    list of Path
+        The copies removed.
+    """
+    removed = []
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            continue
+        for copy in folder.rglob(".*.genre-cnn-*"):
+            match = _COPY.match(copy.name)
+            if match and copy.is_file() and not pid_alive(int(match.group(1))):
+                copy.unlink(missing_ok=True)
+                removed.append(copy)
+    return removed
 
 
 def _sync_folder(folder: Path) -> None:
@@ -432,7 +533,8 @@ class UndoSummary:
     Attributes
     ----------
     restored : tuple of Path
-        Files put back, byte for byte, as they were before tagging.
+        Files put back, byte for byte, as they were before tagging (a file tagged twice is
+        restored twice, newest change first).
     unchanged : tuple of Path
         Files already as they were before (never replaced, or restored earlier).
     skipped : tuple of (Path, str)
@@ -448,46 +550,70 @@ def undo_journal(journal: str | os.PathLike) -> UndoSummary:
     """Put every file a journal names back exactly as it was before tagging, newest change first.
 
     A file is restored only if it is still exactly as tagging left it; the rebuilt file's SHA-256
-    must equal the journaled one before it replaces the file (through a copy and a rename).
+    must equal the journaled one before it replaces the file (through a copy and a rename), and
+    its modification time is set back. The journal is read one line at a time (newest first), so
+    its size does not matter.
 
     Raises
     ------
     TagError
-        The journal is missing or is not a genre-cnn journal.
+        The journal is missing, unreadable, or not a genre-cnn journal.
     """
     journal = Path(journal)
+    if journal.is_dir():
+        raise TagError(f"{journal}: is a folder; pass the journal file that tag --write wrote")
     if not journal.is_file():
-        raise TagError(f"journal={journal}: does not exist; pass the journal that tag --write printed",
-                       parameter="journal")
-    entries = []
-    with open(journal, encoding="utf-8") as handle:
+        raise TagError(f"{journal}: does not exist; pass the journal file that tag --write wrote")
+    restored, unchanged, skipped, seen = [], [], [], set()
+    try:
+        handle = open(journal, "rb")
+    except OSError as exc:
+        raise TagError(f"{journal}: cannot be read ({exc.strerror})") from None
+    with handle:
+        offsets, position = [], 0
         for number, line in enumerate(handle, 1):
+            offsets.append((number, position, line.endswith(b"\n")))
+            position += len(line)
+        for number, offset, complete in reversed(offsets):
+            handle.seek(offset)
+            line = handle.readline()
             try:
-                entry = json.loads(line)
+                entry = json.loads(line.decode("utf-8"))
                 entry["path"], entry["sha256_before"], entry["sha256_after"]
             except (ValueError, KeyError, TypeError):
-                if not line.endswith("\n"):
+                if not complete:
                     continue  # the last line cut by a crash: its file was never replaced
-                raise TagError(f"{journal}:{number}: not a genre-cnn tag journal line") from None
-            entries.append(entry)
-    restored, unchanged, skipped, seen = [], [], [], set()
-    for entry in reversed(entries):
-        path = Path(entry["path"])
-        try:
-            outcome = _restore(path, entry)
-        except OSError as exc:
-            outcome = f"cannot be restored ({exc.strerror or exc})"
-        except TagError as exc:
-            outcome = str(exc)
-        if outcome == "restored":
-            restored.append(path)
-        elif outcome == "unchanged":
-            if path not in seen:
-                unchanged.append(path)
-        else:
-            skipped.append((path, outcome))
-        seen.add(path)
+                raise TagError(f"{journal}:{number}: not a genre-cnn tag journal line; nothing after it "
+                               "was undone") from None
+            path = Path(entry["path"])
+            try:
+                outcome = _restore(path, entry)
+            except OSError as exc:
+                outcome = f"cannot be restored ({exc.strerror or exc})"
+            except TagError as exc:
+                outcome = str(exc)
+            if outcome == "restored":
+                restored.append(path)
+            elif outcome == "unchanged":
+                if path not in seen:
+                    unchanged.append(path)
+            else:
+                skipped.append((path, outcome))
+            seen.add(path)
     return UndoSummary(tuple(restored), tuple(unchanged), tuple(skipped))
+
+
+def _rebuild(data: bytes, path: Path, entry: dict) -> bytes:
+    """The file before tagging: its journaled head and tail around the tagged file's audio stream."""
+    start, end = _audio_span(data, path)
+    head = base64.b64decode(entry["head"])
+    rebuilt = head + data[start:end] + base64.b64decode(entry["tail"])
+    if "ogg_audio" in entry:  # the audio pages were renumbered when the header grew or shrank
+        buffer = io.BytesIO(rebuilt)
+        buffer.seek(len(head))
+        OggPage.renumber(buffer, entry["ogg_audio"]["serial"], entry["ogg_audio"]["sequence"])
+        rebuilt = buffer.getvalue()
+    return rebuilt
 
 
 def _restore(path: Path, entry: dict) -> str:
@@ -499,19 +625,18 @@ def _restore(path: Path, entry: dict) -> str:
         return "unchanged"
     if digest != entry["sha256_after"]:
         return "changed since it was tagged (by another program or a later tag run): not restored"
-    start, end = _audio_span(data, path)
-    rebuilt = base64.b64decode(entry["head"]) + data[start:end] + base64.b64decode(entry["tail"])
-    if "ogg_audio" in entry:
-        buffer = io.BytesIO(rebuilt)
-        buffer.seek(len(base64.b64decode(entry["head"])))
-        OggPage.renumber(buffer, entry["ogg_audio"]["serial"], entry["ogg_audio"]["sequence"])
-        rebuilt = buffer.getvalue()
+    rebuilt = _rebuild(data, path, entry)
     if hashlib.sha256(rebuilt).hexdigest() != entry["sha256_before"]:
         return "could not be rebuilt exactly: not restored"
+    now = path.stat()
     temporary = _temporary_beside(path)
     try:
         temporary.write_bytes(rebuilt)
-        os.chmod(temporary, path.stat().st_mode & 0o7777)
+        _copy_attributes(now, path, temporary, path)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        if "mtime_ns_before" in entry:
+            os.utime(temporary, ns=(now.st_atime_ns, entry["mtime_ns_before"]))
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 from genre_cnn.errors import GenreCnnError
 
 __all__ = ["FolderKind", "OutputError", "check_output_folder", "ensure_folder", "atomic_directory", "atomic_file",
-           "exclusive_lock", "release_inherited_locks", "LockedError"]
+           "exclusive_lock", "release_inherited_locks", "LockedError", "pid_alive"]
 
 #: Open lock files of :func:`exclusive_lock` held by this process (a forked child inherits them).
 _held_locks: set = set()
@@ -100,7 +100,8 @@ def check_output_folder(final: str | os.PathLike, *, kind: FolderKind,
     return final
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while a process with this id exists (owned by anyone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -127,7 +128,7 @@ def _recover(final: Path) -> None:
     """
     for leftover in sorted(final.parent.glob(f".{final.name}.old-*")):
         pid = _owner_pid(leftover)
-        if pid is not None and _pid_alive(pid) and pid != os.getpid():
+        if pid is not None and pid_alive(pid) and pid != os.getpid():
             continue
         if not final.exists():
             os.replace(leftover, final)
@@ -135,7 +136,7 @@ def _recover(final: Path) -> None:
             _remove(leftover)
     for leftover in final.parent.glob(f".{final.name}.tmp-*"):
         pid = _owner_pid(leftover)
-        if pid is None or not _pid_alive(pid) or pid == os.getpid():
+        if pid is None or not pid_alive(pid) or pid == os.getpid():
             _remove(leftover)
 
 
