@@ -10,6 +10,7 @@ The layers, each importing only the ones listed before it:
 ``inference``  one classifier per model kind, runners, timelines, exports
 ``monitoring`` profiles of songs and drift checks
 ``training``   fit recipes, batches, augmentation, distillation, baseline, cv
+``library``    a music library's genre tags: datasets from them, tagging, undo
 ``analysis``   evaluation, comparison, EDA, spectrogram views
 ``serving``    the HTTP API and web page
 =============  ==================================================================
@@ -56,6 +57,11 @@ _LAZY = {
     "embed_songs": "inference.embed",
     "evaluate_model": "analysis.evaluate",
     "compare_models": "analysis.compare",
+    "scan_tagged": "library.dataset",
+    "dataset_from_tags": "library.dataset",
+    "GenreMap": "library.genres",
+    "tag_library": "library.tagging",
+    "undo_journal": "library.tags",
     "monitor": "monitoring",
     "DriftReport": "monitoring.drift",
 }
