@@ -469,18 +469,23 @@ def cv_command(data, folds, csv_folds, val_fraction, recipes, out, engine, sched
               help="--timeline window in seconds [default: the model's chunk length].")
 @click.option("--hop", type=POSITIVE_FLOAT, default=None,
               help="--timeline seconds between windows [default: --window].")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("timelines"), show_default=True,
-              help="Folder for the --timeline files.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="A results table (.csv, .jsonl, .parquet) written as it goes; run again to resume it. "
+                   "With --timeline: the folder for the timeline files [default: timelines].")
 @library_errors
 def classify_command(paths, model, top_k, as_json, workers, backend, timeline, window, hop, out):
     """Genre probabilities of songs (files or folders): mean over each song's chunks.
 
     Unreadable files get an error line and make the exit code 1; the others are still classified.
+    With --out TABLE, a whole library goes into a table, one row per file, written as it goes: run
+    the same command again after a crash, Ctrl-C or kill -9 and it skips the files already in the
+    table (same path, size and modification time) and appends the rest.
 
     \b
     Example:
         genre-cnn classify song.mp3 --top-k 2
         genre-cnn classify music/ --json > genres.json
+        genre-cnn classify music/ --out results.csv
         genre-cnn classify dj-set.mp3 --timeline --window 30 --hop 10
     """
     from genre_cnn.inference.classifier import classify
@@ -491,7 +496,11 @@ def classify_command(paths, model, top_k, as_json, workers, backend, timeline, w
         if stray:
             raise click.UsageError(f"{', '.join(stray)} only apply with --timeline")
     else:
-        return _classify_timelines(paths, model, backend, window, hop, out, as_json, top_k)
+        return _classify_timelines(paths, model, backend, window, hop, out or Path("timelines"), as_json, top_k)
+    if out is not None:
+        if as_json:
+            raise click.UsageError("--json and --out exclude each other: the table is the output")
+        return _classify_into_table(paths, model, workers, backend, out)
     predictions = classify(paths, model=model, workers=workers, backend=backend)
     if not predictions:
         raise click.ClickException(f"no audio files found in {', '.join(map(str, paths))}")
@@ -505,6 +514,25 @@ def classify_command(paths, model, top_k, as_json, workers, backend, timeline, w
     failed = sum(not p.ok for p in predictions)
     if failed:
         click.echo(f"Error: {failed} of {len(predictions)} file(s) could not be classified", err=True)
+        sys.exit(1)
+
+
+def _classify_into_table(paths, model, workers, backend, out):
+    from tqdm import tqdm
+
+    from genre_cnn.library.bulk import classify_library
+    from genre_cnn.report import format_bulk_summary
+
+    run = classify_library(paths, out=out, model=model, workers=workers, backend=backend)
+    if not run.files:
+        raise click.ClickException(f"no audio files found in {', '.join(map(str, paths))}")
+    with tqdm(run, total=len(run), desc="classifying", unit="song", file=sys.stderr, dynamic_ncols=True,
+              leave=False) as rows:
+        for row in rows:
+            if row.error is not None:
+                rows.write(f"Error: {row.error}", file=sys.stderr)
+    click.echo(format_bulk_summary(run))
+    if run.genres[None]:
         sys.exit(1)
 
 

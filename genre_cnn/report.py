@@ -6,7 +6,7 @@ from genre_cnn.data.summary import SPLITS
 
 __all__ = ["format_table", "format_build_summary", "format_metrics", "format_prediction", "format_cv", "format_recipes",
            "format_evaluation", "format_timeline", "format_baseline", "format_genre_tally", "format_tag_decision",
-           "format_tag_counts", "format_undo"]
+           "format_tag_counts", "format_undo", "format_bulk_summary"]
 
 
 def format_table(headers: list[str], rows: list[list], *, left: tuple[int, ...] = (0,)) -> str:
@@ -201,4 +201,15 @@ def format_undo(summary) -> str:
     lines = [f"Skipped {path}: {reason}" for path, reason in summary.skipped]
     lines.append(f"{len(summary.restored)} file(s) restored exactly, {len(summary.unchanged)} already as before, "
                  f"{len(summary.skipped)} skipped")
+    return "\n".join(lines)
+
+
+def format_bulk_summary(run) -> str:
+    """Songs per genre of a ``classify --out`` run, and what the table holds."""
+    classified = sum(run.genres.values())
+    rows = [[genre, songs, f"{songs / classified:.0%}"] for genre, songs in
+            sorted(((g, n) for g, n in run.genres.items() if g is not None), key=lambda item: -item[1])]
+    lines = [format_table(["genre", "songs", "share"], rows)] if rows else []
+    lines.append(f"{run.files} file(s): {classified} classified now ({run.genres[None]} error(s)), "
+                 f"{run.already_done} already in {run.table.path}")
     return "\n".join(lines)

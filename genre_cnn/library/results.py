@@ -1,0 +1,238 @@
+"""The results table of a bulk classification: one row per file, written as it goes, resumable.
+
+The one place that knows its formats: CSV (``.csv``), JSON Lines (``.jsonl``) and, when pyarrow is
+installed, Parquet (``.parquet``). CSV and JSON Lines grow one complete line at a time (one
+``write`` call per line, so a killed run leaves at most one torn last line, which the next run
+cuts off); a Parquet table cannot be appended to, so its rows go to a hidden JSON Lines file
+beside it (``.NAME.parquet.rows.jsonl``) and the Parquet file is written, atomically, when the
+run ends. Text cells are valid UTF-8 whatever the file names (:mod:`genre_cnn.runtime.csvfiles`).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from genre_cnn.errors import ConfigError
+from genre_cnn.runtime.csvfiles import escape_text, read_csv, unescape_text
+from genre_cnn.runtime.files import atomic_file
+
+__all__ = ["RESULT_FORMATS", "ResultRow", "ResultsTable"]
+
+#: File name endings of the table formats.
+RESULT_FORMATS = (".csv", ".jsonl", ".parquet")
+#: Seconds between two ``fsync`` calls of a growing table (rows reach the page cache at once).
+SYNC_SECONDS = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultRow:
+    """One file's verdict.
+
+    Attributes
+    ----------
+    path : str
+    size, mtime_ns : int
+        The file's size and modification time when classified (a file that changes is classified again).
+    model : str
+        The model that classified it (``NAME@FINGERPRINT``).
+    genre : str or None
+    probabilities : dict of str to float, or None
+        Every genre's probability.
+    chunks : int
+    error : str or None
+        Why the file could not be classified.
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+    model: str
+    genre: Optional[str]
+    probabilities: Optional[dict]
+    chunks: int
+    error: Optional[str]
+
+
+class ResultsTable:
+    """A results table to append to; what it already holds is read first.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.csv``, ``.jsonl`` or ``.parquet``.
+    classes : sequence of str
+        The model's genres (a column each in CSV and Parquet).
+    model : str
+        The model's identity; a table written by another model is refused.
+
+    Attributes
+    ----------
+    done : dict of str to (int, int)
+        Path -> ``(size, mtime_ns)`` of every file the table already holds.
+
+    Raises
+    ------
+    ConfigError
+        Unknown ending, Parquet without pyarrow, a table of another model or other genres, or a
+        file that is not such a table.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, classes: Sequence[str], model: str) -> None:
+        self.path, self.classes, self.model = Path(path), tuple(classes), model
+        self.format = self.path.suffix.lower()
+        if self.format not in RESULT_FORMATS:
+            raise ConfigError(f"out={self.path}: a results table ends in {', '.join(RESULT_FORMATS)}", parameter="out")
+        if self.format == ".parquet":
+            try:
+                import pyarrow  # noqa: F401  # lazy: only Parquet tables need it
+            except ImportError:
+                raise ConfigError(f"out={self.path}: Parquet needs pyarrow (pip install pyarrow); or write .csv or "
+                                  ".jsonl", parameter="out") from None
+        if self.path.is_dir():
+            raise ConfigError(f"out={self.path}: is a folder; name a table file", parameter="out")
+        self._lines = self.path.with_name(f".{self.path.name}.rows.jsonl") if self.format == ".parquet" else self.path
+        self.columns = ("path", "size", "mtime_ns", "model", "genre", "probability",
+                        *(f"p_{name}" for name in self.classes), "chunks", "error")
+        self.done: dict[str, tuple[int, int]] = {}
+        for row in self._existing_rows():
+            self.done[row.path] = (row.size, row.mtime_ns)
+        try:
+            self._descriptor = os.open(self._lines, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigError(f"out={self.path}: cannot be written ({exc.strerror})", parameter="out") from None
+        if self.format == ".csv" and os.fstat(self._descriptor).st_size == 0:
+            self._write(self._csv_line(self.columns))
+        self._synced = time.monotonic()
+
+    # --- reading what a previous run wrote -----------------------------------------------------------
+    def _existing_rows(self) -> list[ResultRow]:
+        rows = []
+        if self.format == ".parquet" and self.path.is_file():
+            rows += self._parquet_rows()
+        if self._lines.is_file():
+            self._cut_torn_line(self._lines)
+            rows += self._csv_rows() if self.format == ".csv" else self._jsonl_rows(self._lines)
+        for row in rows:
+            if row.model != self.model:
+                raise ConfigError(f"out={self.path}: holds results of model {row.model}, not {self.model}; name "
+                                  "another table, or classify with that model to resume", parameter="out")
+        return rows
+
+    @staticmethod
+    def _cut_torn_line(path: Path) -> None:
+        """Drop a last line that a killed run left without its newline."""
+        with open(path, "rb+") as handle:
+            data = handle.read()
+            if data and not data.endswith(b"\n"):
+                handle.truncate(data.rfind(b"\n") + 1)
+
+    def _csv_rows(self) -> list[ResultRow]:
+        try:
+            header, records = read_csv(self.path)
+        except (OSError, csv.Error, UnicodeDecodeError) as exc:
+            raise ConfigError(f"out={self.path}: cannot be read as a results table ({exc}); name a new file",
+                              parameter="out") from None
+        if not header:
+            return []
+        if tuple(header) != self.columns:
+            raise ConfigError(f"out={self.path}: its columns are not this model's ({', '.join(header[:8])}...); "
+                              "name another table", parameter="out")
+        return [ResultRow(record["path"], int(record["size"]), int(record["mtime_ns"]), record["model"],
+                          record["genre"] or None, None, int(record["chunks"] or 0), record["error"] or None)
+                for record in records]
+
+    def _jsonl_rows(self, path: Path) -> list[ResultRow]:
+        rows = []
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                try:
+                    record = json.loads(line)
+                    rows.append(ResultRow(unescape_text(record["path"]), int(record["size"]), int(record["mtime_ns"]),
+                                          record["model"], record["genre"], record["probabilities"],
+                                          int(record["chunks"]), record["error"] and unescape_text(record["error"])))
+                except (ValueError, KeyError, TypeError):
+                    raise ConfigError(f"out={self.path}: line {number} of {path.name} is not a results row; name "
+                                      "a new file", parameter="out") from None
+        return rows
+
+    def _parquet_rows(self) -> list[ResultRow]:
+        import pyarrow.parquet as parquet  # lazy: only Parquet tables need it
+
+        try:
+            table = parquet.read_table(self.path)
+        except Exception as exc:  # pyarrow's errors carry no common type
+            raise ConfigError(f"out={self.path}: cannot be read as Parquet ({exc}); name a new file",
+                              parameter="out") from None
+        if tuple(table.column_names) != self.columns:
+            raise ConfigError(f"out={self.path}: its columns are not this model's; name another table", parameter="out")
+        return [ResultRow(unescape_text(record["path"]), record["size"], record["mtime_ns"], record["model"], record["genre"],
+                          {name: record[f"p_{name}"] for name in self.classes} if record["genre"] else None,
+                          record["chunks"], record["error"] and unescape_text(record["error"]))
+                for record in table.to_pylist()]
+
+    # --- writing ----------------------------------------------------------------------------------
+    def add(self, row: ResultRow) -> None:
+        """Append one row (one ``write`` call); the table is synced to disk every :data:`SYNC_SECONDS`."""
+        if self.format == ".csv":
+            line = self._csv_line(self._cells(row))
+        else:
+            record = dataclasses.asdict(row)
+            record["path"], record["error"] = escape_text(row.path), row.error and escape_text(row.error)
+            record["probability"] = None if row.probabilities is None else row.probabilities[row.genre]
+            line = json.dumps(record, ensure_ascii=False) + "\n"
+        self._write(line)
+        self.done[row.path] = (row.size, row.mtime_ns)
+        if time.monotonic() - self._synced > SYNC_SECONDS:
+            os.fsync(self._descriptor)
+            self._synced = time.monotonic()
+
+    def _cells(self, row: ResultRow) -> list:
+        probabilities = row.probabilities or {}
+        return [row.path, row.size, row.mtime_ns, row.model, row.genre or "",
+                "" if row.genre is None else round(probabilities[row.genre], 6),
+                *(round(probabilities[name], 6) if name in probabilities else "" for name in self.classes),
+                row.chunks, row.error or ""]
+
+    @staticmethod
+    def _csv_line(cells) -> str:
+        buffer = io.StringIO(newline="")
+        csv.writer(buffer).writerow([escape_text(cell) if isinstance(cell, str) else cell for cell in cells])
+        return buffer.getvalue()
+
+    def _write(self, text: str) -> None:
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(self._descriptor, data):]
+
+    def close(self) -> None:
+        """Sync the table; a Parquet table is written now (atomically) from every row of every run."""
+        os.fsync(self._descriptor)
+        os.close(self._descriptor)
+        if self.format == ".parquet":
+            self._write_parquet()
+
+    def _write_parquet(self) -> None:
+        import pyarrow
+        import pyarrow.parquet as parquet  # lazy: only Parquet tables need it
+
+        rows = (self._parquet_rows() if self.path.is_file() else []) + self._jsonl_rows(self._lines)
+        columns: dict[str, list] = {name: [] for name in self.columns}
+        for row in rows:
+            for name, cell in zip(self.columns, self._cells(row)):
+                columns[name].append(None if cell == "" else escape_text(cell) if isinstance(cell, str) else cell)
+        with atomic_file(self.path) as temporary:
+            parquet.write_table(pyarrow.table(columns), temporary)
+        self._lines.unlink()
+
+    def __enter__(self) -> "ResultsTable":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
