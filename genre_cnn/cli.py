@@ -472,8 +472,11 @@ def cv_command(data, folds, csv_folds, val_fraction, recipes, out, engine, sched
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="A results table (.csv, .jsonl, .parquet) written as it goes; run again to resume it. "
                    "With --timeline: the folder for the timeline files [default: timelines].")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="With --out: dask classifies on a dask.distributed cluster (--scheduler), tasks of 200 songs.")
+@click.option("--scheduler", default=None, help="With --engine dask: the cluster's scheduler, tcp://HOST:PORT.")
 @library_errors
-def classify_command(paths, model, top_k, as_json, workers, backend, timeline, window, hop, out):
+def classify_command(paths, model, top_k, as_json, workers, backend, timeline, window, hop, out, engine, scheduler):
     """Genre probabilities of songs (files or folders): mean over each song's chunks.
 
     Unreadable files get an error line and make the exit code 1; the others are still classified.
@@ -491,6 +494,11 @@ def classify_command(paths, model, top_k, as_json, workers, backend, timeline, w
     from genre_cnn.inference.classifier import classify
     from genre_cnn.report import format_prediction
 
+    if out is None or timeline:
+        stray = [name for name, value in (("--engine", None if engine == "local" else engine),
+                                          ("--scheduler", scheduler)) if value is not None]
+        if stray:
+            raise click.UsageError(f"{', '.join(stray)} only apply with --out TABLE")
     if not timeline:
         stray = [name for name, value in (("--window", window), ("--hop", hop)) if value is not None]
         if stray:
@@ -500,7 +508,7 @@ def classify_command(paths, model, top_k, as_json, workers, backend, timeline, w
     if out is not None:
         if as_json:
             raise click.UsageError("--json and --out exclude each other: the table is the output")
-        return _classify_into_table(paths, model, workers, backend, out)
+        return _classify_into_table(paths, model, workers, backend, out, engine, scheduler)
     predictions = classify(paths, model=model, workers=workers, backend=backend)
     if not predictions:
         raise click.ClickException(f"no audio files found in {', '.join(map(str, paths))}")
@@ -517,13 +525,14 @@ def classify_command(paths, model, top_k, as_json, workers, backend, timeline, w
         sys.exit(1)
 
 
-def _classify_into_table(paths, model, workers, backend, out):
+def _classify_into_table(paths, model, workers, backend, out, engine, scheduler):
     from tqdm import tqdm
 
     from genre_cnn.library.bulk import classify_library
     from genre_cnn.report import format_bulk_summary
 
-    run = classify_library(paths, out=out, model=model, workers=workers, backend=backend)
+    run = classify_library(paths, out=out, model=model, workers=workers, backend=backend, engine=engine,
+                           scheduler=scheduler)
     if not run.files:
         raise click.ClickException(f"no audio files found in {', '.join(map(str, paths))}")
     with tqdm(run, total=len(run), desc="classifying", unit="song", file=sys.stderr, dynamic_ncols=True,

@@ -102,3 +102,65 @@ def test_training_across_machines_is_refused_with_the_alternative(monkeypatch):
     monkeypatch.setenv("GENRE_CNN_MULTIWORKER", "1")
     with pytest.raises(ConfigError, match="cv --engine dask"):
         training_strategy()
+
+
+def test_classify_on_the_cluster_writes_the_local_runs_table(cluster, trained, tmp_path, monkeypatch):
+    import csv
+
+    from genre_cnn.library import bulk
+
+    monkeypatch.setattr(bulk, "TASK_SONGS", 4)  # several tasks from a small library
+    library = write_tracks(tmp_path / "library", songs=5)
+    model = trained["models"] / "tiny"
+    local = CliRunner().invoke(main, ["classify", str(library), "--model", str(model), "--out",
+                                      str(tmp_path / "local.csv"), "--workers", "1"])
+    assert local.exit_code == 0, local.output
+    on_cluster = CliRunner().invoke(main, ["classify", str(library), "--model", str(model), "--out",
+                                           str(tmp_path / "cluster.csv"), "--engine", "dask", "--scheduler",
+                                           cluster.scheduler_address])
+    assert on_cluster.exit_code == 0, on_cluster.output
+
+    def rows(name):
+        with open(tmp_path / name, newline="", encoding="utf-8") as handle:
+            return sorted(tuple(row.values()) for row in csv.DictReader(handle))
+
+    assert rows("local.csv") == rows("cluster.csv") and len(rows("local.csv")) == 15
+
+
+def test_a_worker_killed_mid_task_costs_its_songs_again_and_none_twice(cluster, trained, tmp_path, monkeypatch):
+    import csv
+
+    from genre_cnn.library import bulk
+
+    monkeypatch.setattr(bulk, "TASK_SONGS", 10)
+    library = write_tracks(tmp_path / "library", songs=20, seconds=6.0)
+    client = distributed.Client(cluster)
+    killed = []
+
+    def kill_a_busy_worker():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            busy = [address for address, tasks in client.processing().items() if tasks]
+            if busy:
+                time.sleep(0.3)  # inside a task
+                nanny = next(n for n in cluster.workers.values() if n.worker_address == busy[0])
+                os.kill(nanny.process.process.pid, signal.SIGKILL)
+                killed.append(busy[0])
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_a_busy_worker)
+    killer.start()
+    run = bulk.classify_library([library], out=tmp_path / "results.csv", model=trained["models"] / "tiny",
+                                engine="dask", scheduler=cluster.scheduler_address)
+    list(run)
+    killer.join()
+    client.close()
+    assert killed, "no worker was busy long enough to be killed"
+    with open(tmp_path / "results.csv", newline="", encoding="utf-8") as handle:
+        paths = [row["path"] for row in csv.DictReader(handle)]
+    assert sorted(paths) == sorted(os.path.abspath(p) for p in library.rglob("*.mp3"))
+
+
+def test_classify_on_dask_needs_a_scheduler_and_a_table():
+    result = CliRunner().invoke(main, ["classify", "song.mp3", "--engine", "dask"])
+    assert result.exit_code == 2 and "--engine only apply with --out TABLE" in result.output

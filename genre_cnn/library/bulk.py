@@ -12,13 +12,20 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
+from genre_cnn.errors import ConfigError
 from genre_cnn.inference.classifier import classify_files, open_classifier
 from genre_cnn.inference.prediction import expand_paths
 from genre_cnn.library.results import ResultRow, ResultsTable
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR
 from genre_cnn.models.store import ModelDir
 
-__all__ = ["BulkRun", "classify_library"]
+__all__ = ["BulkRun", "classify_library", "TASK_SONGS", "ENGINES"]
+
+#: Songs per Dask task: enough that opening the model once per task is nothing, few enough that a
+#: lost worker costs little.
+TASK_SONGS = 200
+#: Where the songs are classified: this machine's cores, or a ``dask.distributed`` cluster.
+ENGINES = ("local", "dask")
 
 
 class BulkRun:
@@ -37,8 +44,9 @@ class BulkRun:
         Songs per genre classified in this run (``None`` counts the errors), once iterated.
     """
 
-    def __init__(self, files: list[Path], classifier, table: ResultsTable, *, workers: Optional[int]) -> None:
-        self.classifier, self.table, self.workers = classifier, table, workers
+    def __init__(self, files: list[Path], classifier, table: ResultsTable, *, workers: Optional[int],
+                 scheduler: Optional[str] = None) -> None:
+        self.classifier, self.table, self.workers, self.scheduler = classifier, table, workers, scheduler
         self.files, self.to_do, self.unreadable = len(files), [], []
         for path in files:
             try:
@@ -56,15 +64,51 @@ class BulkRun:
 
     def __iter__(self) -> Iterator[ResultRow]:
         try:
-            predictions = classify_files([path for path, _, _ in self.to_do], self.classifier, workers=self.workers)
-            for (path, size, mtime_ns), prediction in zip(self.to_do, predictions):
-                row = ResultRow(os.fsdecode(path), size, mtime_ns, self.table.model, prediction.genre,
-                                prediction.probabilities, prediction.n_chunks, prediction.error)
+            rows = self._on_dask() if self.scheduler else self._here()
+            for row in rows:
                 self.table.add(row)
                 self.genres[row.genre] += 1
                 yield row
         finally:
             self.table.close()
+
+    def _here(self) -> Iterator[ResultRow]:
+        predictions = classify_files([path for path, _, _ in self.to_do], self.classifier, workers=self.workers)
+        for (path, size, mtime_ns), prediction in zip(self.to_do, predictions):
+            yield _row(path, size, mtime_ns, prediction, self.table.model)
+
+    def _on_dask(self) -> Iterator[ResultRow]:
+        """Tasks of :data:`TASK_SONGS` songs on the cluster, their rows in the order tasks finish.
+
+        A task whose worker dies is run again by Dask elsewhere; its rows arrive once, with its result.
+        """
+        # lazy: only this engine needs Dask, an optional extra
+        from dask.distributed import Client, as_completed
+
+        tasks = [self.to_do[start : start + TASK_SONGS] for start in range(0, len(self.to_do), TASK_SONGS)]
+        with Client(self.scheduler) as client:
+            futures = client.map(_classify_task, tasks, model_dir=os.fsdecode(self.classifier.model_dir),
+                                 model=self.table.model, pure=False)
+            for future in as_completed(futures):
+                yield from future.result()
+                future.release()
+
+
+def _row(path: Path, size: int, mtime_ns: int, prediction, model: str) -> ResultRow:
+    return ResultRow(os.fsdecode(path), size, mtime_ns, model, prediction.genre, prediction.probabilities,
+                     prediction.n_chunks, prediction.error)
+
+
+#: The classifier a Dask worker process opened, by model folder: opened once, used by every task.
+_worker_classifiers: dict = {}
+
+
+def _classify_task(songs: list, *, model_dir: str, model: str) -> list[ResultRow]:
+    """One Dask task: classify ``songs`` (path, size, mtime) with the LiteRT model, on one core."""
+    if model_dir not in _worker_classifiers:
+        _worker_classifiers[model_dir] = open_classifier(model_dir)
+    classifier = _worker_classifiers[model_dir]
+    return [_row(path, size, mtime_ns, classifier.classify_file(path), model) for path, size, mtime_ns in songs]
 
 
 def classify_library(
@@ -75,6 +119,8 @@ def classify_library(
     models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
     workers: Optional[int] = None,
     backend: str = "auto",
+    engine: str = "local",
+    scheduler: Optional[str] = None,
 ) -> BulkRun:
     """Classify every audio file of ``paths`` into the results table ``out``, resuming it if it exists.
 
@@ -91,6 +137,13 @@ def classify_library(
     workers : int, optional
         Processes classifying in parallel (default: one per core).
     backend : {"auto", "litert", "keras"}
+    engine : {"local", "dask"}
+        ``"dask"``: tasks of :data:`TASK_SONGS` songs on the ``dask.distributed`` cluster at
+        ``scheduler``; each worker opens the model once; this process writes the same table as a
+        local run (rows in the order tasks finish). The files and the model must be at the same
+        paths on every worker (a shared file system).
+    scheduler : str, optional
+        The cluster's address, ``tcp://HOST:PORT`` (``engine="dask"`` only).
 
     Returns
     -------
@@ -100,12 +153,24 @@ def classify_library(
     Raises
     ------
     ConfigError
-        ``out`` is not a table this model can resume (see :class:`ResultsTable`).
+        ``out`` is not a table this model can resume (see :class:`ResultsTable`), a bad ``engine``, or
+        ``engine="dask"`` without ``scheduler`` or without Dask installed.
     ModelError
         The model cannot be opened.
     """
+    if engine not in ENGINES:
+        raise ConfigError(f"engine={engine!r} must be one of {', '.join(ENGINES)}", parameter="engine")
+    if (engine == "dask") != (scheduler is not None):
+        raise ConfigError("engine='dask' runs on a cluster: give scheduler='tcp://HOST:PORT' (on this machine the "
+                          "local engine already uses every core); scheduler= only applies to engine='dask'",
+                          parameter="scheduler")
+    if engine == "dask":
+        try:
+            import distributed  # noqa: F401  # lazy: only checks that the optional extra is there
+        except ImportError:
+            raise ConfigError("engine='dask' needs Dask: pip install 'genre-cnn[dask]'", parameter="engine") from None
     classifier = open_classifier(model, models_root=models_root, backend=backend)
     folder = ModelDir(Path(classifier.model_dir))
     table = ResultsTable(out, classes=classifier.classes, model=f"{folder.name}@{folder.fingerprint()}")
     files = [Path(os.path.abspath(path)) for path in expand_paths(paths)]
-    return BulkRun(files, classifier, table, workers=workers)
+    return BulkRun(files, classifier, table, workers=workers, scheduler=scheduler)
