@@ -127,6 +127,8 @@ def feature_options(command):
                      help="Trim leading/trailing audio quieter than TOP_DB below the peak (default 60)."),
         click.option("--denoise", is_flag=True,
                      help="Spectral-gating noise reduction before chunking (needs the denoise extra)."),
+        click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
+                     help="How features.npy stores the chunks: float16 halves its disk and page cache."),
     ]
     for option in reversed(options):
         command = option(command)

@@ -17,7 +17,7 @@ _MAGIC = b"\x93NUMPY\x01\x00"
 
 
 class NpyAppender:
-    """Append equally shaped float32 rows to a ``.npy`` file.
+    """Append equally shaped float rows to a ``.npy`` file.
 
     Parameters
     ----------
@@ -25,6 +25,8 @@ class NpyAppender:
         File to create (overwritten).
     row_shape : tuple of int
         Shape of one row, e.g. ``(n_mels, n_frames)``.
+    dtype : {"float32", "float16"}
+        How the rows are stored (they are converted).
 
     Examples
     --------
@@ -34,8 +36,9 @@ class NpyAppender:
     (5, 2, 3)
     """
 
-    def __init__(self, path: Path, *, row_shape: tuple[int, ...]) -> None:
+    def __init__(self, path: Path, *, row_shape: tuple[int, ...], dtype: str = "float32") -> None:
         self.path = Path(path)
+        self.dtype = np.dtype(dtype).newbyteorder("<")
         self.row_shape = tuple(int(n) for n in row_shape)
         self.n_rows = 0
         self._file = open(self.path, "wb")
@@ -43,7 +46,7 @@ class NpyAppender:
 
     def append(self, rows: np.ndarray) -> None:
         """Append ``rows`` of shape ``(n, *row_shape)``."""
-        rows = np.ascontiguousarray(rows, dtype="<f4")
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
         if rows.shape[1:] != self.row_shape:
             raise ValueError(f"rows of shape {rows.shape[1:]} do not match row_shape={self.row_shape}")
         self._file.write(rows.tobytes())
@@ -65,7 +68,7 @@ class NpyAppender:
 
     def _write_header(self) -> None:
         shape = (self.n_rows, *self.row_shape)
-        text = repr({"descr": "<f4", "fortran_order": False, "shape": shape})
+        text = repr({"descr": self.dtype.str, "fortran_order": False, "shape": shape})
         body_bytes = _HEADER_BYTES - len(_MAGIC) - 2
         body = text.ljust(body_bytes - 1).encode("latin1") + b"\n"
         if len(body) != body_bytes:
@@ -74,7 +77,7 @@ class NpyAppender:
 
 
 class RowReader:
-    """Read chosen rows of a float32 array, without keeping them in memory afterwards.
+    """Read chosen rows of a float32 or float16 array as float32, without keeping them in memory afterwards.
 
     Rows of a ``.npy`` memory map (``np.load(..., mmap_mode="r")``) are read with ``os.pread``:
     unlike indexing the map, this leaves no mapped pages resident in the process, so memory does
@@ -89,22 +92,22 @@ class RowReader:
         self.features = features
         self.row_shape = features.shape[1:]
         filename = getattr(features, "filename", None)
-        usable = filename is not None and features.dtype == np.float32 and hasattr(os, "pread")
+        usable = filename is not None and features.dtype in (np.float32, np.float16) and hasattr(os, "pread")
         self._file = os.open(filename, os.O_RDONLY) if usable else None
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         """The rows ``rows`` (any order), as a new array."""
         rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), *self.row_shape), dtype=np.float32)
         if self._file is None:
-            out = np.empty((len(rows), *self.row_shape), dtype=self.features.dtype)
             order = np.argsort(rows, kind="stable")
             out[order] = self.features[rows[order]]
             return out
-        out = np.empty((len(rows), *self.row_shape), dtype=np.float32)
-        row_bytes = out[0].nbytes if len(out) else 0
+        stored = self.features.dtype
+        row_bytes = int(np.prod(self.row_shape)) * stored.itemsize
         for i, row in enumerate(rows):
             buffer = os.pread(self._file, row_bytes, self.features.offset + int(row) * row_bytes)
-            out[i] = np.frombuffer(buffer, dtype=np.float32).reshape(self.row_shape)
+            out[i] = np.frombuffer(buffer, dtype=stored).reshape(self.row_shape)
         return out
 
     def close(self) -> None:

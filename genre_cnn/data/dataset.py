@@ -331,7 +331,7 @@ def build_dataset(
         index = []
         reused = 0
         totals = {"silent_chunks": 0, "trimmed_seconds": 0.0, "denoise_db": 0.0}
-        with NpyAppender(tmp / DatasetDir.FEATURES, row_shape=config.input_shape) as features_file:
+        with NpyAppender(tmp / DatasetDir.FEATURES, row_shape=config.input_shape, dtype=config.dtype) as features_file:
             for song, key, (outcome, cached) in zip(songs, keys, results):
                 if isinstance(outcome, str):
                     skipped.append((song.relative, outcome))
@@ -556,6 +556,9 @@ def load_dataset(path: str | os.PathLike = DEFAULT_DATASET_DIR) -> Dataset:
     manifest_bytes = (folder / folder.MANIFEST).read_bytes()  # read once: parsed, then hashed
     rows = folder.read_manifest(data=manifest_bytes)
     features = folder.open_features()
+    if features.dtype != np.dtype(config.dtype):
+        raise DatasetError(f"{path}: {folder.FEATURES} holds {features.dtype} but the feature config says "
+                           f"{config.dtype}; rebuild the dataset")
     if features.shape != (len(rows), *config.input_shape):
         raise DatasetError(
             f"{path}: {folder.FEATURES} has shape {features.shape} but the manifest and feature config "

@@ -56,7 +56,8 @@ def merge_datasets(shard_dirs: Sequence[str | os.PathLike], *, out: str | os.Pat
     with exclusive_lock(out, command="genre-cnn merge-datasets"), \
             atomic_directory(out, kind=DATASET_FOLDER, inputs=shard_dirs) as tmp:
         merged, sources = DatasetDir(tmp), [DatasetDir(shard.path) for shard in shards]
-        with NpyAppender(merged / merged.FEATURES, row_shape=first.feature_config.input_shape) as features:
+        with NpyAppender(merged / merged.FEATURES, row_shape=first.feature_config.input_shape,
+                         dtype=first.feature_config.dtype) as features:
             for shard in shards:
                 for start in range(0, len(shard.features), 256):
                     features.append(shard.features[start : start + 256])

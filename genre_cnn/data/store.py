@@ -42,7 +42,7 @@ class DatasetDir:
 
     path: Path
 
-    FEATURES = "features.npy"  #: float32 log-mel chunks, (n_chunks, n_mels, n_frames)
+    FEATURES = "features.npy"  #: float32 (or float16) log-mel chunks, (n_chunks, n_mels, n_frames)
     MANIFEST = "manifest.csv"  #: one row per chunk: MANIFEST_COLUMNS
     FEATURE_CONFIG = "feature_config.json"
     CLASSES = "classes.json"
@@ -139,14 +139,14 @@ class DatasetDir:
         return rows
 
     def open_features(self) -> np.ndarray:
-        """``features.npy`` memory-mapped read-only, checked to be float32 chunks."""
+        """``features.npy`` memory-mapped read-only, checked to be float32 or float16 chunks."""
         path = self.path / self.FEATURES
         try:
             features = np.load(path, mmap_mode="r", allow_pickle=False)
         except Exception:  # numpy raises many types (and pickle advice) for a damaged file
             features = None
-        if features is None or features.dtype != np.float32 or features.ndim != 3:
-            raise DatasetError(f"{path}: is damaged (not an array of float32 log-mel chunks); rebuild the dataset")
+        if features is None or features.dtype not in (np.float32, np.float16) or features.ndim != 3:
+            raise DatasetError(f"{path}: is damaged (not an array of float log-mel chunks); rebuild the dataset")
         return features
 
     def read_offsets(self) -> np.ndarray:
