@@ -77,7 +77,7 @@ class NpyAppender:
 
 
 class RowReader:
-    """Read chosen rows of a float32 or float16 array as float32, without keeping them in memory afterwards.
+    """Read chosen rows of an array (float16 ones as float32), without keeping them in memory afterwards.
 
     Rows of a ``.npy`` memory map (``np.load(..., mmap_mode="r")``) are read with ``os.pread``:
     unlike indexing the map, this leaves no mapped pages resident in the process, so memory does
@@ -98,12 +98,12 @@ class RowReader:
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         """The rows ``rows`` (any order), as a new array."""
         rows = np.asarray(rows, dtype=np.int64)
-        out = np.empty((len(rows), *self.row_shape), dtype=np.float32)
+        stored = self.features.dtype
+        out = np.empty((len(rows), *self.row_shape), dtype=np.float32 if stored == np.float16 else stored)
         if self._file is None:
             order = np.argsort(rows, kind="stable")
             out[order] = self.features[rows[order]]
             return out
-        stored = self.features.dtype
         row_bytes = int(np.prod(self.row_shape)) * stored.itemsize
         for i, row in enumerate(rows):
             buffer = os.pread(self._file, row_bytes, self.features.offset + int(row) * row_bytes)
