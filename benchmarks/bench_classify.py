@@ -1,4 +1,5 @@
-"""Cold start of 'genre-cnn classify one.mp3' (fresh processes), folder throughput, and its ceiling.
+"""Cold start of 'genre-cnn classify one.mp3' (fresh processes), folder throughput (also into a resumable
+--out table, fresh and resumed), and its ceiling.
 
 The ceiling: what one song costs in one process on one thread, stage by stage (decoding, log-mel,
 network), and the songs per second that ``os.cpu_count()`` such processes could reach at most.
@@ -75,6 +76,18 @@ def main():
             rates[workers] = n / seconds
             print(f"classify FOLDER of {n} songs, workers={workers}: {seconds:.1f} s = {n / seconds:.1f} songs/s "
                   "(process start included)")
+        table = Path(tmp) / "results.csv"
+        seconds = wall([*base, "classify", tmp, "--model", str(args.model), "--out", str(table)])
+        print(f"classify FOLDER --out results.csv, {n} songs: {seconds:.1f} s = {n / seconds:.1f} songs/s")
+        lines = table.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = lines[: 1 + (len(lines) - 1) // 2]  # a run stopped half-way
+        table.write_text("".join(kept), encoding="utf-8")
+        seconds = wall([*base, "classify", tmp, "--model", str(args.model), "--out", str(table)])
+        left = n - (len(kept) - 1)
+        print(f"resumed after half: {left} songs left in {seconds:.1f} s = {left / seconds:.1f} songs/s "
+              f"(the table's {len(kept) - 1} rows read and skipped)")
+        seconds = wall([*base, "classify", tmp, "--model", str(args.model), "--out", str(table)])
+        print(f"resumed when complete: {seconds:.2f} s for {n} files checked, none classified")
     songs = sorted(args.tracks.rglob("*.mp3"))
     costs = stage_costs(args.model, songs)
     total = sum(costs.values())

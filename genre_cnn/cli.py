@@ -331,7 +331,7 @@ def train_options(command):
                      help="Weights saved: the last epoch's, or the epoch with the lowest validation loss."),
         click.option("--distill-weight", type=click.FloatRange(min=0, max=1), default=0.5, show_default=True,
                      help="Share of the true-label loss with --teacher (the rest follows the teacher)."),
-        click.option("--head", type=click.Choice(["summary", "wide"]), default="summary", show_default=True,
+        click.option("--head", type=click.Choice(["wide", "summary"]), default="wide", show_default=True,
                      help="summary: pooled features and band statistics through one dense layer; wide: also "
                           "genre logits from the chunk's spectral summary, started from a logistic regression "
                           "(better on real-genres and dev-music, worse on the demo)."),

@@ -252,11 +252,12 @@ class TrainConfig:
     distill_weight : float
         Share of the true-label cross-entropy in the distillation loss (the rest is the
         temperature-scaled divergence from the teacher), in [0, 1].
-    head : {"summary", "wide"}
-        The CNN's head (:data:`genre_cnn.models.cnn.HEADS`): ``"summary"`` (the default, and what a
-        config saved without ``head`` had) feeds the pooled features and each band's mean and spread
-        through one dense layer; ``"wide"`` adds to the convolutions' logits a linear path from the
-        chunk's spectral summary, started from a logistic regression.
+    head : {"wide", "summary"}
+        The CNN's head (:data:`genre_cnn.models.cnn.HEADS`): ``"wide"`` (the default) adds to the
+        convolutions' logits a linear path from the chunk's spectral summary, set by a logistic
+        regression before training and left as it is by training; ``"summary"`` (the previous
+        default, and what a config saved without ``head`` had) feeds the pooled features and each
+        band's mean and spread through one dense layer.
     keep_epoch : {"last", "best"}
         Whose weights the saved model gets: the last epoch's, or those of the epoch with the
         lowest validation loss (training loss without validation songs). With a few validation
@@ -286,7 +287,7 @@ class TrainConfig:
     temperature: float = 2.0
     distill_weight: float = 0.5
     keep_epoch: str = "last"
-    head: str = "summary"
+    head: str = "wide"
 
     def __post_init__(self) -> None:
         _choice("keep_epoch", self.keep_epoch, ("last", "best"))

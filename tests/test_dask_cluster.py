@@ -26,6 +26,26 @@ def cluster():
         yield cluster
 
 
+def kill_a_busy_worker(cluster, client) -> tuple[threading.Thread, list]:
+    """Start a thread that kill -9s the first worker seen busy, 0.3 s into its task; the list gets its address."""
+    killed = []
+
+    def watch():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            busy = [address for address, tasks in client.processing().items() if tasks]
+            if busy:
+                time.sleep(0.3)  # inside the task
+                nanny = next(n for n in cluster.workers.values() if n.worker_address == busy[0])
+                os.kill(nanny.process.process.pid, signal.SIGKILL)
+                killed.append(busy[0])
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=watch)
+    killer.start()
+    return killer, killed
+
+
 def build_on(cluster, tracks, out, *, shards=3):
     return CliRunner().invoke(main, ["build-dataset", str(tracks), "--out", str(out), "--engine", "dask",
                                      "--scheduler", cluster.scheduler_address, "--shards", str(shards),
@@ -47,21 +67,7 @@ def test_a_cluster_build_equals_the_single_process_build(cluster, tracks_dir, tm
 def test_a_worker_killed_mid_shard_leaves_a_complete_dataset_or_none(cluster, tmp_path, tiny_config):
     tracks = write_tracks(tmp_path / "tracks", songs=12, seconds=6.0)
     client = distributed.Client(cluster)
-    killed = []
-
-    def kill_a_busy_worker():
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not killed:
-            busy = [address for address, tasks in client.processing().items() if tasks]
-            if busy:
-                time.sleep(0.3)  # inside the shard's build
-                nanny = next(n for n in cluster.workers.values() if n.worker_address == busy[0])
-                os.kill(nanny.process.process.pid, signal.SIGKILL)
-                killed.append(busy[0])
-            time.sleep(0.02)
-
-    killer = threading.Thread(target=kill_a_busy_worker)
-    killer.start()
+    killer, killed = kill_a_busy_worker(cluster, client)
     result = build_on(cluster, tracks, tmp_path / "cluster", shards=4)
     killer.join()
     client.close()
@@ -135,21 +141,7 @@ def test_a_worker_killed_mid_task_costs_its_songs_again_and_none_twice(cluster, 
     monkeypatch.setattr(bulk, "TASK_SONGS", 10)
     library = write_tracks(tmp_path / "library", songs=20, seconds=6.0)
     client = distributed.Client(cluster)
-    killed = []
-
-    def kill_a_busy_worker():
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not killed:
-            busy = [address for address, tasks in client.processing().items() if tasks]
-            if busy:
-                time.sleep(0.3)  # inside a task
-                nanny = next(n for n in cluster.workers.values() if n.worker_address == busy[0])
-                os.kill(nanny.process.process.pid, signal.SIGKILL)
-                killed.append(busy[0])
-            time.sleep(0.02)
-
-    killer = threading.Thread(target=kill_a_busy_worker)
-    killer.start()
+    killer, killed = kill_a_busy_worker(cluster, client)
     run = bulk.classify_library([library], out=tmp_path / "results.csv", model=trained["models"] / "tiny",
                                 engine="dask", scheduler=cluster.scheduler_address)
     list(run)

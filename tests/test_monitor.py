@@ -76,7 +76,8 @@ def test_fit_saves_a_small_reference_profile(fitted):
     assert profile.n_songs == 22 and profile.classes == KNOWN
     assert profile.band_means.shape == (22, CONFIG.n_mels)
     assert 0 < len(profile.genres) < 22  # the model's view: only songs it did not train on
-    assert profile.embeddings.shape == (len(profile.genres), 128)  # the default head's global pool
+    # the default head's standardised spectral summary: 6 statistics a band, rhythm, co-movement
+    assert profile.embeddings.shape == (len(profile.genres), 6 * CONFIG.n_mels + 8 * 12 + 16 * 15 // 2)
     assert (fitted["model"] / PROFILE_FILE).stat().st_size < 200_000
 
 

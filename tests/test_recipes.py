@@ -45,9 +45,12 @@ def test_the_default_network_is_small_with_batch_norm_in_every_block(separable):
     model = build_model((128, 196), 10, mel_mean=np.zeros(128), mel_variance=np.ones(128))
     names = [layer.name for layer in model.layers]
     assert [n for n in names if n.endswith("_bn")] == ["block1_bn", "block2_bn", "block3_bn", "block4_bn"]
-    assert "band_summary" in names  # each band's mean and spread reach the head beside the pooled features
-    assert model.get_layer("head_input").output.shape[-1] == 128 + 2 * 128
+    assert "wide_logits" in names  # the default head: see the next test
     assert model.count_params() <= 300_000
+    summary = build_model((128, 196), 10, mel_mean=np.zeros(128), mel_variance=np.ones(128), head="summary")
+    assert "band_summary" in [layer.name for layer in summary.layers]  # each band's mean and spread reach the head
+    assert summary.get_layer("head_input").output.shape[-1] == 128 + 2 * 128
+    assert summary.count_params() <= 300_000
 
 
 def test_the_wide_head_adds_a_linear_path_from_the_spectral_summary(separable):
@@ -277,10 +280,28 @@ def test_the_wide_head_trains_under_mixed_precision_on_chunks_that_fade_in(separ
     assert np.isfinite(history["loss"]).all()
 
 
+def test_training_leaves_the_wide_path_where_the_regression_set_it(separable, tmp_path):
+    from genre_cnn.inference.runners import KerasRunner
+    from genre_cnn.models.cnn import WIDE_LAYER, build_model
+    from genre_cnn.training.scratch import band_statistics, fit_wide_path
+
+    result = fit(separable / "dataset", config=TrainConfig(epochs=2, batch_size=8, head="wide"),
+                 model_dir=tmp_path / "m", verbose=0, log=lambda message: None)
+    trained = KerasRunner(result.model_dir / "model.keras").model
+    dataset = load_dataset(separable / "dataset")
+    rows = dataset.indices("train")
+    mean, variance = band_statistics(dataset.features, rows)
+    fresh = build_model(dataset.feature_config.input_shape, 3, mel_mean=mean, mel_variance=variance, head="wide")
+    fit_wide_path(fresh, dataset, rows, log=lambda message: None)
+    for before, after in zip(fresh.get_layer(WIDE_LAYER).get_weights(), trained.get_layer(WIDE_LAYER).get_weights()):
+        np.testing.assert_allclose(after, before, atol=1e-6)
+    assert trained.get_layer("deep_logits").get_weights()[0].any(), "the convolutions' path learnt"
+
+
 def test_a_model_config_saved_before_the_head_option_says_summary():
     saved = {**TrainConfig().to_dict()}
     del saved["head"]
     assert TrainConfig.from_dict(saved).head == "summary"
-    assert TrainConfig().head == "summary"  # the default: the wide head lost on the demo (RESULTS.md)
+    assert TrainConfig().head == "wide"  # the default since it held on real-genres, dev-music and the demo
     with pytest.raises(ConfigError, match="head='deep'"):
         TrainConfig(head="deep")

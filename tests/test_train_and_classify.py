@@ -30,7 +30,7 @@ def test_fit_saves_every_artefact(trained):
                                       "backbone": None, "fine_tune": False, "random_crop": True, "crops_per_chunk": 1,
                                       "teacher": None,
                                       "temperature": 2.0, "distill_weight": 0.5, "keep_epoch": "last",
-                                      "head": "summary"}
+                                      "head": "wide"}
     assert config["feature_config"]["n_mels"] == 16
     assert config["dataset"]["fingerprint"] == load_dataset(trained["dataset"]).fingerprint
     assert (trained["models"] / "latest").read_text().strip() == "tiny"

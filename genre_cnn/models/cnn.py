@@ -1,12 +1,12 @@
 """The CNN: stacked Conv2D + BatchNormalization + MaxPooling2D blocks over a log-mel chunk, softmax over the genres.
 
-Two heads (:data:`HEADS`). The default, ``"summary"``, feeds the pooled features and each band's mean
-and standard deviation (:class:`genre_cnn.models.layers.BandSummary`) through one dense layer.
-``"wide"`` makes the genres' logits the sum of a linear path from the chunk's spectral summary
-(:class:`genre_cnn.models.layers.SpectralSummary`: per-band statistics, rhythm and co-movement),
-started from a logistic regression before training, and of the convolutions' path, started at zero.
-Measured (benchmarks/RESULTS.md, 2026-12-02): "wide" is ahead on real-genres (+8 points) and
-dev-music (+10) but 9 points behind on the demo over two seeds, so it is not the default.
+Two heads (:data:`HEADS`). The default, ``"wide"``, makes the genres' logits the sum of a linear path
+from the chunk's spectral summary (:class:`genre_cnn.models.layers.SpectralSummary`: per-band
+statistics, rhythm and co-movement), set by a logistic regression before training and frozen, and of
+the convolutions' path, started at zero. ``"summary"`` (the previous default) feeds the pooled features
+and each band's mean and standard deviation (:class:`genre_cnn.models.layers.BandSummary`) through one
+dense layer. Measured (benchmarks/RESULTS.md, 2026-12-02): the wide head is ahead of the summary head
+and of the scikit-learn baseline on real-genres, dev-music and the demo.
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ BATCH_NORM_MOMENTUM = 0.5
 #: 0.678 ± 0.087 with; +16k weights).
 BAND_SUMMARY = True
 #: How the head turns features into genres (the first is the default):
-#: ``"summary"``: the pooled features and :class:`~genre_cnn.models.layers.BandSummary` through one dense layer;
 #: ``"wide"``: two sums of logits, a linear path from the standardised spectral summary
-#: (:class:`~genre_cnn.models.layers.SpectralSummary`, initialised by a logistic regression before
-#: training) plus the convolutions' path (initialised to add nothing), so training starts where a
-#: classic descriptor classifier ends.
-HEADS = ("summary", "wide")
-HEAD = "summary"
+#: (:class:`~genre_cnn.models.layers.SpectralSummary`, set by a logistic regression before training)
+#: plus the convolutions' path (initialised to add nothing), so training starts where a classic
+#: descriptor classifier ends and the convolutions learn what it misses;
+#: ``"summary"``: the pooled features and :class:`~genre_cnn.models.layers.BandSummary` through one dense layer.
+HEADS = ("wide", "summary")
+HEAD = "wide"
 #: Layer names the training recipe reaches for (the wide path's input and its linear layer).
 SUMMARY_LAYER = "standardise_summary"
 WIDE_LAYER = "wide_logits"
