@@ -505,6 +505,8 @@ def classify_command(paths, model, top_k, as_json, workers, backend, timeline, w
         stray = [name for name, value in (("--window", window), ("--hop", hop)) if value is not None]
         if stray:
             raise click.UsageError(f"{', '.join(stray)} only apply with --timeline")
+    elif out is not None and out.suffix.lower() in (".csv", ".jsonl", ".parquet"):
+        raise click.UsageError(f"with --timeline, --out names a folder for the timeline files, not a table ({out})")
     else:
         return _classify_timelines(paths, model, backend, window, hop, out or Path("timelines"), as_json, top_k)
     if out is not None:
@@ -535,8 +537,6 @@ def _classify_into_table(paths, model, workers, backend, out, engine, scheduler)
 
     run = classify_library(paths, out=out, model=model, workers=workers, backend=backend, engine=engine,
                            scheduler=scheduler)
-    if not run.files:
-        raise click.ClickException(f"no audio files found in {', '.join(map(str, paths))}")
     with tqdm(run, total=len(run), desc="classifying", unit="song", file=sys.stderr, dynamic_ncols=True,
               leave=False) as rows:
         for row in rows:

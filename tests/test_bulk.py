@@ -151,3 +151,57 @@ def test_kill_9_then_the_same_command_again_gives_every_file_exactly_once(tmp_pa
     assert f"already in {out}" in done.stdout
     rows = table_rows(out)
     assert sorted(row["path"] for row in rows) == sorted(os.path.abspath(p) for p in library.rglob("*.mp3"))
+
+
+def test_the_same_library_through_a_link_resumes_the_same_rows(library, model, tmp_path):
+    out = tmp_path / "results.csv"
+    list(classify_library([library], out=out, model=model, workers=1))
+    (tmp_path / "link").symlink_to(library)
+    assert len(classify_library([tmp_path / "link"], out=out, model=model, workers=1)) == 0
+
+
+def test_a_broken_link_gets_one_error_row_however_often_the_command_runs(library, model, tmp_path):
+    (library / "tones" / "gone.mp3").symlink_to(tmp_path / "nowhere.mp3")
+    out = tmp_path / "results.csv"
+    for _ in range(2):
+        list(classify_library([library], out=out, model=model, workers=1))
+    rows = [row for row in table_rows(out) if row["path"].endswith("gone.mp3")]
+    assert len(rows) == 1 and "broken symbolic link" in rows[0]["error"]
+
+
+def test_damaged_tables_and_missing_places_are_one_line_errors(library, model, tmp_path):
+    from genre_cnn.errors import ConfigError, DatasetError
+
+    bad_csv = tmp_path / "bad.csv"
+    list(classify_library([library / "tones"], out=bad_csv, model=model, workers=1))
+    lines = bad_csv.read_text(encoding="utf-8").splitlines()
+    bad_csv.write_text("\n".join([lines[0], lines[1].replace(",", ",x", 1).replace(",x", ",", 0)]
+                                 + ["/a.mp3,x,1,tiny@0,,,,,,0,"]) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="damaged row"):
+        classify_library([library], out=bad_csv, model=model, workers=1)
+    bad_jsonl = tmp_path / "bad.jsonl"
+    bad_jsonl.write_bytes(b"\xff\xfe not json\n")
+    with pytest.raises(ConfigError, match="line 1 of bad.jsonl is not a results row"):
+        classify_library([library], out=bad_jsonl, model=model, workers=1)
+    with pytest.raises(ConfigError, match="create its folder first"):
+        classify_library([library], out=tmp_path / "no" / "such" / "r.csv", model=model, workers=1)
+    with pytest.raises(DatasetError, match="does not exist"):
+        classify_library([tmp_path / "nothing-here"], out=tmp_path / "r.csv", model=model, workers=1)
+    assert not (tmp_path / "r.csv").exists()
+    result = classify(str(library), "--model", str(model), "--timeline", "--out", str(tmp_path / "t.csv"))
+    assert result.exit_code == 2 and "not a table" in result.output
+
+
+def test_an_unreachable_scheduler_is_one_line_and_a_finished_table_needs_none(library, model, tmp_path):
+    pytest.importorskip("distributed")
+    out = tmp_path / "results.csv"
+    list(classify_library([library], out=out, model=model, workers=1))
+    done = classify(str(library), "--model", str(model), "--out", str(out), "--engine", "dask", "--scheduler",
+                    "tcp://127.0.0.1:9")
+    assert done.exit_code == 0, done.output  # nothing left to do: no cluster needed
+    (library / "tones" / "tones_0.mp3").touch()
+    result = classify(str(library), "--model", str(model), "--out", str(out), "--engine", "dask", "--scheduler",
+                      "tcp://127.0.0.1:9")
+    assert result.exit_code == 1
+    assert "Error: --scheduler tcp://127.0.0.1:9: cannot connect" in result.output
+    assert "start the Dask scheduler" in result.output and "Traceback" not in result.output

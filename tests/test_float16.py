@@ -25,7 +25,7 @@ def test_float16_features_take_half_the_bytes_and_read_back_as_float32(tracks_di
     rows = np.array([4, 0, 7])
     read = RowReader(narrow.features)(rows)
     assert read.dtype == np.float32
-    np.testing.assert_allclose(read, RowReader(wide.features)(rows), atol=0.05)  # dB
+    np.testing.assert_allclose(read, RowReader(wide.features)(rows), atol=0.032)  # dB: float16's step at 40 dB
     assert list(narrow.songs) == list(wide.songs) and list(narrow.splits) == list(wide.splits)
 
 

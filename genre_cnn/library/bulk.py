@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-from genre_cnn.errors import ConfigError
+from genre_cnn.errors import ConfigError, DatasetError
 from genre_cnn.inference.classifier import classify_files, open_classifier
 from genre_cnn.inference.prediction import expand_paths
 from genre_cnn.library.results import ResultRow, ResultsTable
@@ -51,11 +51,11 @@ class BulkRun:
         for path in files:
             try:
                 stat = path.stat()
-            except OSError:  # a broken link: classify says what is wrong with it
-                self.to_do.append((path, 0, 0))
-                continue
-            if table.done.get(os.fsdecode(path)) != (stat.st_size, stat.st_mtime_ns):
-                self.to_do.append((path, stat.st_size, stat.st_mtime_ns))
+                state = (stat.st_size, stat.st_mtime_ns)
+            except OSError:  # a broken link: classify says what is wrong with it, once
+                state = (0, 0)
+            if table.done.get(os.fsdecode(path)) != state:
+                self.to_do.append((path, *state))
         self.already_done = self.files - len(self.to_do)
         self.genres: collections.Counter = collections.Counter()
 
@@ -85,10 +85,17 @@ class BulkRun:
         # lazy: only this engine needs Dask, an optional extra
         from dask.distributed import Client, as_completed
 
+        if not self.to_do:
+            return
         tasks = [self.to_do[start : start + TASK_SONGS] for start in range(0, len(self.to_do), TASK_SONGS)]
-        with Client(self.scheduler) as client:
+        try:
+            client = Client(self.scheduler, timeout="10s")
+        except OSError as exc:
+            raise ConfigError(f"scheduler={self.scheduler}: cannot connect ({exc}); start the Dask scheduler or "
+                              "check its address", parameter="scheduler") from None
+        with client:
             futures = client.map(_classify_task, tasks, model_dir=os.fsdecode(self.classifier.model_dir),
-                                 model=self.table.model, pure=False)
+                                 model=self.table.model, backend=self.classifier.backend, pure=False)
             for future in as_completed(futures):
                 yield from future.result()
                 future.release()
@@ -103,11 +110,12 @@ def _row(path: Path, size: int, mtime_ns: int, prediction, model: str) -> Result
 _worker_classifiers: dict = {}
 
 
-def _classify_task(songs: list, *, model_dir: str, model: str) -> list[ResultRow]:
-    """One Dask task: classify ``songs`` (path, size, mtime) with the LiteRT model, on one core."""
-    if model_dir not in _worker_classifiers:
-        _worker_classifiers[model_dir] = open_classifier(model_dir)
-    classifier = _worker_classifiers[model_dir]
+def _classify_task(songs: list, *, model_dir: str, model: str, backend: str) -> list[ResultRow]:
+    """One Dask task: classify ``songs`` (path, size, mtime) with the model (as the client opened it), on one core."""
+    key = (model_dir, backend)
+    if key not in _worker_classifiers:
+        _worker_classifiers[key] = open_classifier(model_dir, backend="auto" if backend == "sklearn" else backend)
+    classifier = _worker_classifiers[key]
     return [_row(path, size, mtime_ns, classifier.classify_file(path), model) for path, size, mtime_ns in songs]
 
 
@@ -128,7 +136,7 @@ def classify_library(
     ----------
     paths : iterable of path-like
         Folders (searched recursively, hidden files skipped) and/or files; rows name them by their
-        absolute path.
+        real path (links resolved; a broken link by its own absolute path).
     out : path-like
         The table: ``.csv``, ``.jsonl`` or ``.parquet`` (:class:`genre_cnn.library.results.ResultsTable`).
     model : path-like, optional
@@ -154,23 +162,35 @@ def classify_library(
     ------
     ConfigError
         ``out`` is not a table this model can resume (see :class:`ResultsTable`), a bad ``engine``, or
-        ``engine="dask"`` without ``scheduler`` or without Dask installed.
+        ``engine="dask"`` without ``scheduler`` or without Dask installed (a scheduler that cannot be
+        reached: when the run is iterated).
+    DatasetError
+        A path does not exist, or no audio file was found.
     ModelError
         The model cannot be opened.
     """
     if engine not in ENGINES:
         raise ConfigError(f"engine={engine!r} must be one of {', '.join(ENGINES)}", parameter="engine")
-    if (engine == "dask") != (scheduler is not None):
+    if engine == "dask" and scheduler is None:
         raise ConfigError("engine='dask' runs on a cluster: give scheduler='tcp://HOST:PORT' (on this machine the "
-                          "local engine already uses every core); scheduler= only applies to engine='dask'",
-                          parameter="scheduler")
+                          "local engine already uses every core)", parameter="scheduler")
+    if engine == "local" and scheduler is not None:
+        raise ConfigError(f"scheduler={scheduler} only applies with engine='dask'", parameter="scheduler")
     if engine == "dask":
         try:
             import distributed  # noqa: F401  # lazy: only checks that the optional extra is there
         except ImportError:
             raise ConfigError("engine='dask' needs Dask: pip install 'genre-cnn[dask]'", parameter="engine") from None
+    paths = [Path(path) for path in paths]
+    missing = [path for path in paths if not os.path.lexists(path)]
+    if missing:
+        raise DatasetError(f"{missing[0]}: does not exist; pass folders of songs or audio files")
     classifier = open_classifier(model, models_root=models_root, backend=backend)
+    # rows name files by their real path: the same library reached through a link resumes the same rows
+    files = [Path(os.path.realpath(path)) if not path.is_symlink() or path.exists() else Path(os.path.abspath(path))
+             for path in expand_paths(paths)]
+    if not files:
+        raise DatasetError(f"no audio files found in {', '.join(map(str, paths))}")
     folder = ModelDir(Path(classifier.model_dir))
     table = ResultsTable(out, classes=classifier.classes, model=f"{folder.name}@{folder.fingerprint()}")
-    files = [Path(os.path.abspath(path)) for path in expand_paths(paths)]
     return BulkRun(files, classifier, table, workers=workers, scheduler=scheduler)

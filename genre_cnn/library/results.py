@@ -106,7 +106,8 @@ class ResultsTable:
         try:
             self._descriptor = os.open(self._lines, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise ConfigError(f"out={self.path}: cannot be written ({exc.strerror})", parameter="out") from None
+            fix = "create its folder first" if not self.path.parent.is_dir() else "choose another place"
+            raise ConfigError(f"out={self.path}: cannot be written ({exc.strerror}); {fix}", parameter="out") from None
         if self.format == ".csv" and os.fstat(self._descriptor).st_size == 0:
             self._write(self._csv_line(self.columns))
         self._synced = time.monotonic()
@@ -136,7 +137,7 @@ class ResultsTable:
     def _csv_rows(self) -> list[ResultRow]:
         try:
             header, records = read_csv(self.path)
-        except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        except (OSError, csv.Error, UnicodeDecodeError, ValueError) as exc:
             raise ConfigError(f"out={self.path}: cannot be read as a results table ({exc}); name a new file",
                               parameter="out") from None
         if not header:
@@ -144,20 +145,24 @@ class ResultsTable:
         if tuple(header) != self.columns:
             raise ConfigError(f"out={self.path}: its columns are not this model's ({', '.join(header[:8])}...); "
                               "name another table", parameter="out")
-        return [ResultRow(record["path"], int(record["size"]), int(record["mtime_ns"]), record["model"],
-                          record["genre"] or None, None, int(record["chunks"] or 0), record["error"] or None)
-                for record in records]
+        try:
+            return [ResultRow(record["path"], int(record["size"]), int(record["mtime_ns"]), record["model"],
+                              record["genre"] or None, None, int(record["chunks"] or 0), record["error"] or None)
+                    for record in records]
+        except (ValueError, TypeError):
+            raise ConfigError(f"out={self.path}: holds a damaged row (a size or time that is not a number); name "
+                              "a new file", parameter="out") from None
 
     def _jsonl_rows(self, path: Path) -> list[ResultRow]:
         rows = []
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
             for number, line in enumerate(handle, 1):
                 try:
                     record = json.loads(line)
                     rows.append(ResultRow(unescape_text(record["path"]), int(record["size"]), int(record["mtime_ns"]),
                                           record["model"], record["genre"], record["probabilities"],
                                           int(record["chunks"]), record["error"] and unescape_text(record["error"])))
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, KeyError, TypeError, UnicodeError):
                     raise ConfigError(f"out={self.path}: line {number} of {path.name} is not a results row; name "
                                       "a new file", parameter="out") from None
         return rows
@@ -223,6 +228,8 @@ class ResultsTable:
         import pyarrow.parquet as parquet  # lazy: only Parquet tables need it
 
         rows = (self._parquet_rows() if self.path.is_file() else []) + self._jsonl_rows(self._lines)
+        # a run killed between writing the Parquet file and deleting the rows file holds each row twice
+        rows = list({(row.path, row.size, row.mtime_ns): row for row in rows}.values())
         columns: dict[str, list] = {name: [] for name in self.columns}
         for row in rows:
             for name, cell in zip(self.columns, self._cells(row)):
