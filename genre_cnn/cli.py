@@ -332,9 +332,9 @@ def train_options(command):
         click.option("--distill-weight", type=click.FloatRange(min=0, max=1), default=0.5, show_default=True,
                      help="Share of the true-label loss with --teacher (the rest follows the teacher)."),
         click.option("--head", type=click.Choice(["wide", "summary"]), default="wide", show_default=True,
-                     help="summary: pooled features and band statistics through one dense layer; wide: also "
-                          "genre logits from the chunk's spectral summary, started from a logistic regression "
-                          "(better on real-genres and dev-music, worse on the demo)."),
+                     help="wide: the convolutions' genre logits plus a linear path from the chunk's spectral "
+                          "summary, set by a logistic regression and kept frozen; summary (the previous default): "
+                          "pooled features and band statistics through one dense layer."),
     ]
     for option in reversed(options):
         command = option(command)
