@@ -115,8 +115,10 @@ class ResultsTable:
     # --- reading what a previous run wrote -----------------------------------------------------------
     def _existing_rows(self) -> list[ResultRow]:
         rows = []
+        self._parquet_before: list[ResultRow] = []  # what the Parquet file held: rewritten with the new rows
         if self.format == ".parquet" and self.path.is_file():
-            rows += self._parquet_rows()
+            self._parquet_before = self._parquet_rows()
+            rows += self._parquet_before
         if self._lines.is_file():
             self._cut_torn_line(self._lines)
             rows += self._csv_rows() if self.format == ".csv" else self._jsonl_rows(self._lines)
@@ -227,7 +229,7 @@ class ResultsTable:
         import pyarrow
         import pyarrow.parquet as parquet  # lazy: only Parquet tables need it
 
-        rows = (self._parquet_rows() if self.path.is_file() else []) + self._jsonl_rows(self._lines)
+        rows = self._parquet_before + self._jsonl_rows(self._lines)
         # a run killed between writing the Parquet file and deleting the rows file holds each row twice
         rows = list({(row.path, row.size, row.mtime_ns): row for row in rows}.values())
         columns: dict[str, list] = {name: [] for name in self.columns}
