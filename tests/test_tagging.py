@@ -20,7 +20,7 @@ from genre_cnn.cli import main
 from genre_cnn.library.dataset import dataset_from_tags, scan_tagged
 from genre_cnn.library.genres import GenreMap
 from genre_cnn.library.tagging import tag_library
-from genre_cnn.library.tags import TagJournal, audio_digest, read_tags, undo_journal, write_genre
+from genre_cnn.library.tags import TagJournal, audio_digest, read_tags, remove_stale_copies, undo_journal, write_genre
 from test_tags import make_tagged
 
 GENRES = ("tones", "chirps", "noise")
@@ -250,7 +250,12 @@ def test_kill_9_during_tag_write_leaves_every_file_untouched_or_fully_tagged(tmp
             assert read_tags(path).genres[0] in GENRES and audio_digest(path) == audio[path]
             tagged += 1
     assert 5 <= tagged < len(before)
-    assert not [p for p in library.rglob(".*")], "a temporary copy was left in the library"
+    # the kill may land while a song's copy is being written: that copy, and nothing else, may be left; the
+    # next run removes it (the song itself was never touched)
+    leftovers = [p for p in library.rglob(".*")]
+    assert len(leftovers) <= 1 and all(p.name.startswith(".") and ".genre-cnn-" in p.name for p in leftovers)
+    assert sorted(remove_stale_copies([library])) == sorted(leftovers)
+    assert not list(library.rglob(".*"))
     result = CliRunner().invoke(main, ["tag", "--undo", str(journal)])
     assert result.exit_code == 0, result.output
     assert snapshot(library) == before
