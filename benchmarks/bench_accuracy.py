@@ -98,6 +98,8 @@ def main() -> None:
     parser.add_argument("--before", type=Path, default=None, help="another checkout of genre-cnn to compare")
     parser.add_argument("--val-fraction", type=float, default=0.15,
                         help="share of each fold's training songs held out for validation (0 with few groups)")
+    parser.add_argument("--no-refit", dest="refit", action="store_false",
+                        help="the CNN recipes save the first network instead of refitting on training + validation")
     parser.add_argument("--dev-groups", default=None, metavar="COLUMN",
                         help="dev-music's metadata column whose groups never straddle folds (e.g. source)")
     args = parser.parse_args()
@@ -118,8 +120,8 @@ def main() -> None:
                 if args.before is not None:
                     rows["previous default (before)"] = before(args.before, data, work / f"{name}-before-{seed}",
                                                                folds=args.folds, epochs=args.epochs, seed=seed)
-                result = compare_recipes(data, recipes=args.recipes.split(","),
-                                         config=TrainConfig(epochs=args.epochs, seed=seed), folds=args.folds,
+                result = compare_recipes(data, recipes=args.recipes.split(","), folds=args.folds,
+                                         config=TrainConfig(epochs=args.epochs, seed=seed, refit=args.refit),
                                          val_fraction=args.val_fraction, out=work / f"{name}-cv-{seed}",
                                          log=lambda message: None)
                 rows.update(result.summary["recipes"])
@@ -128,7 +130,8 @@ def main() -> None:
                 networks = [recipe for recipe in args.recipes.split(",") if recipe in ("scratch", "teacher")]
                 for head in args.heads.split(",")[1:]:
                     other = compare_recipes(data, recipes=networks, folds=args.folds,
-                                            config=TrainConfig(epochs=args.epochs, seed=seed, head=head),
+                                            config=TrainConfig(epochs=args.epochs, seed=seed, head=head,
+                                                               refit=args.refit),
                                             val_fraction=args.val_fraction, out=work / f"{name}-cv-{seed}-{head}",
                                             log=lambda message: None)
                     for recipe, summary in other.summary["recipes"].items():
@@ -141,10 +144,15 @@ def main() -> None:
                 print(f"\n{name}, seed {seed}: {result.summary['songs']} songs, {result.summary['folds']}-fold "
                       f"({result.summary['fold_source']}), {args.epochs} epochs, "
                       f"{time.perf_counter() - started:.0f} s")
-                print("| recipe | song accuracy | song macro-F1 | chunk accuracy | CPU time |\n|---|---|---|---|---|")
+                print("| recipe | song accuracy | song macro-F1 | chunk accuracy | ECE, network's own "
+                      "| ECE, calibrated | CPU time |\n|---|---|---|---|---|---|---|")
                 for recipe, summary in rows.items():
-                    cells = [summary[k] for k in ("song_accuracy", "song_macro_f1", "chunk_accuracy")]
+                    cells = [summary.get(k) for k in ("song_accuracy", "song_macro_f1", "chunk_accuracy",
+                                                      "ece_uncalibrated", "ece")]
                     text = ["-" if c is None else f"{c['mean']:.3f} ± {c['std']:.3f}" for c in cells]
+                    for column, pooled in ((3, "ece_uncalibrated_pooled"), (4, "ece_pooled")):  # every fold's songs
+                        if summary.get(pooled) is not None:
+                            text[column] += f" (pooled {summary[pooled]:.3f})"
                     print(f"| {recipe} | {' | '.join(text)} | {summary['cpu_seconds']:.0f} s |", flush=True)
                 (ROOT / "benchmarks" / f".accuracy-{name}-{seed}.json").write_text(json.dumps(rows, indent=1))
             print(f"\n{name}, all seeds ({args.seeds}): song accuracy, mean ± std over every fold of every seed")

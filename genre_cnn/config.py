@@ -262,6 +262,12 @@ class TrainConfig:
         Whose weights the saved model gets: the last epoch's, or those of the epoch with the
         lowest validation loss (training loss without validation songs). With a few validation
         songs the validation loss is noisy; cross-validation kept "last" (benchmarks/RESULTS.md).
+    refit : bool
+        After training on the training songs (the validation songs measured after every epoch, then
+        used to calibrate the probabilities), train again from the same start on the training *and*
+        validation songs for as many epochs as were kept; that second network is the one saved. The
+        validation songs are otherwise never learned from. Twice the training time; without
+        validation songs there is nothing to add, and no second run.
     """
 
     epochs: int = 10
@@ -288,6 +294,7 @@ class TrainConfig:
     distill_weight: float = 0.5
     keep_epoch: str = "last"
     head: str = "wide"
+    refit: bool = True
 
     def __post_init__(self) -> None:
         _choice("keep_epoch", self.keep_epoch, ("last", "best"))
@@ -336,6 +343,8 @@ class TrainConfig:
         _choice("class_weight", self.class_weight, ("none", "balanced"))
         if self.patience is not None:
             _positive_int("patience", self.patience)
+        if not isinstance(self.refit, bool):
+            raise ConfigError(f"refit={self.refit!r} must be True or False", parameter="refit")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -344,6 +353,8 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> "TrainConfig":
         if isinstance(data, dict) and "head" not in data:  # saved before the wide head existed
             data = {**data, "head": "summary"}
+        if isinstance(data, dict) and "refit" not in data:  # saved before refitting existed
+            data = {**data, "refit": False}
         return _from_dict(cls, data, "training config")
 
 

@@ -7,7 +7,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["plot_history", "plot_confusion", "plot_song_views", "plot_timeline", "plot_recipe_comparison"]
+__all__ = ["plot_history", "plot_confusion", "plot_reliability", "plot_song_views", "plot_timeline",
+           "plot_recipe_comparison"]
 
 
 def _figure(**options):
@@ -76,6 +77,51 @@ def plot_confusion(metrics: Mapping, classes: Sequence[str], path: Path, *, chun
         display = ConfusionMatrixDisplay(np.array(metrics[key]), display_labels=list(classes))
         display.plot(ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45)
         ax.set_title(f"Test {what}: accuracy {accuracy:.1%}")
+    figure.savefig(path, dpi=100)
+    return figure
+
+
+def plot_reliability(metrics: Mapping, path: Path):
+    """Reliability diagram of the test songs: accuracy against confidence, before and after calibration.
+
+    A calibrated model's bars reach the diagonal: of the songs it gives a top probability near 0.8,
+    80 % are right.
+
+    Parameters
+    ----------
+    metrics : mapping
+        With ``reliability`` (:func:`genre_cnn.training.metrics.evaluate_chunks`), ``ece``,
+        ``ece_uncalibrated`` and ``temperature``.
+    path : Path
+        PNG to write.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    figure = _figure(figsize=(10, 4.5))
+    axes = figure.subplots(1, 2, sharey=True)
+    panels = (("uncalibrated", f"the network's own (ECE {metrics['ece_uncalibrated']:.3f})"),
+              ("calibrated", f"temperature {metrics['temperature']:.2f} (ECE {metrics['ece']:.3f})"))
+    for ax, (key, title) in zip(axes, panels):
+        bins = metrics["reliability"][key]
+        n_bins = len(bins["songs"])
+        centres = (np.arange(n_bins) + 0.5) / n_bins
+        accuracy = np.array([np.nan if a is None else a for a in bins["accuracy"]], dtype=float)
+        confidence = np.array([np.nan if c is None else c for c in bins["confidence"]], dtype=float)
+        ax.bar(centres, np.nan_to_num(accuracy), width=1 / n_bins, edgecolor="black", alpha=0.7, label="accuracy")
+        ax.plot(confidence, accuracy, "o", color="tab:red", label="mean confidence")
+        ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+        for x, count in zip(centres, bins["songs"]):
+            if count:
+                ax.annotate(str(count), (x, 0.02), ha="center", fontsize=7)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("top probability (songs per bin at the bottom)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("share of songs right")
+    axes[0].legend(loc="upper left")
     figure.savefig(path, dpi=100)
     return figure
 

@@ -61,6 +61,10 @@ def format_metrics(metrics: dict) -> str:
         f"  song accuracy:  {metrics['song_accuracy']:.1%}  "
         f"(always guessing the largest genre: {metrics['chance']:.1%})",
     ]
+    if "ece" in metrics:
+        lines.append(format_calibration(metrics))
+    for name, other in (metrics.get("compared") or {}).items():
+        lines.append(format_comparison(name, other, metrics))
     if "song_macro_f1" in metrics:
         lines.append(f"  macro-F1: chunks {metrics['chunk_macro_f1']:.2f}, songs {metrics['song_macro_f1']:.2f}")
         rows = [[name, f"{c['precision']:.2f}", f"{c['recall']:.2f}", f"{c['f1']:.2f}", c["songs"]]
@@ -70,11 +74,40 @@ def format_metrics(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def format_comparison(name: str, other: dict, metrics) -> str:
+    """What ``fit`` says about another recipe measured on the same test songs: better (and how to fit it) or not."""
+    if "error" in other:
+        return f"  {name}: could not be compared ({other['error']})"
+    right = round(metrics["song_accuracy"] * metrics["test_songs"])
+    theirs = round(other["song_accuracy"] * other["test_songs"])
+    line = (f"  {name} on the same songs: {theirs} of {other['test_songs']} test songs right "
+            f"({other['song_accuracy']:.1%}), this model {right} ({metrics['song_accuracy']:.1%})")
+    if theirs > right:
+        return (f"{line}.\nNote: {RECIPE_NAMES.get(name, name)} did better on your songs; fit it with: "
+                f"{other['command']}")
+    return line + ": this model is as good or better"
+
+
+#: How ``fit``'s comparison names the recipes it compares with.
+RECIPE_NAMES = {"musicnn": "the pretrained musicnn backbone", "baseline": "the scikit-learn baseline"}
+
+
+def format_calibration(metrics) -> str:
+    """``  calibration (temperature T): ECE a -> b, Brier c -> d`` for a model's test songs."""
+    return (f"  calibration (temperature {metrics['temperature']:.2f}): expected calibration error "
+            f"{metrics['ece_uncalibrated']:.3f} -> {metrics['ece']:.3f}, Brier score "
+            f"{metrics['brier_uncalibrated']:.3f} -> {metrics['brier']:.3f}")
+
+
 def format_prediction(prediction, *, top_k: int) -> str:
-    """``path  genre  (genre p, genre p, ...; n chunks)`` for one classified song."""
+    """``path  genre  (genre p, genre p, ...; n chunks)`` for one classified song; an unsure verdict reads
+    ``path  unsure: genre or genre  (...)``."""
     ranked = ", ".join(f"{genre} {p:.2f}" for genre, p in prediction.top(top_k))
     chunks = "1 chunk" if prediction.n_chunks == 1 else f"{prediction.n_chunks} chunks"
-    return f"{prediction.path}  {prediction.genre}  ({ranked}; {chunks})"
+    verdict = prediction.genre
+    if prediction.unsure:
+        verdict = "unsure: " + " or ".join(genre for genre, _ in prediction.top(2))
+    return f"{prediction.path}  {verdict}  ({ranked}; {chunks})"
 
 
 def format_timeline(outcome, *, top_k: int) -> str:
@@ -99,16 +132,24 @@ def format_baseline(metrics) -> str:
              f"{metrics['best_params']['classifier']}"]
     if metrics.get("song_accuracy") is not None:
         lines.append(f"Held-out test set: {metrics['test_songs']} songs, song accuracy {metrics['song_accuracy']:.1%}")
+        if metrics.get("ece") is not None:
+            lines.append(format_calibration(metrics))
     return "\n".join(lines)
 
 
 def format_cv(summary: dict) -> str:
     """Mean ± std of each cross-validation metric, as ``genre-cnn cv`` prints it."""
     rows = [[name.replace("_", " "), f"{summary[name]['mean']:.3f} ± {summary[name]['std']:.3f}"]
-            for name in ("song_accuracy", "chunk_accuracy", "song_macro_f1", "chunk_macro_f1")]
+            for name in ("song_accuracy", "chunk_accuracy", "song_macro_f1", "chunk_macro_f1", "ece_uncalibrated",
+                         "ece") if summary.get(name) is not None]
     head = (f"{summary['folds']}-fold cross-validation ({summary['fold_source']}), {summary['songs']} songs, "
             f"{summary['seconds']:.0f} s:")
-    return head + "\n" + format_table(["metric", "mean ± std over folds"], rows)
+    text = head + "\n" + format_table(["metric", "mean ± std over folds"], rows)
+    if summary.get("ece_pooled") is not None:
+        text += (f"\nexpected calibration error of every fold's test songs together: "
+                 f"{summary['ece_uncalibrated_pooled']:.3f} (the networks' own) -> {summary['ece_pooled']:.3f} "
+                 "(calibrated)")
+    return text
 
 
 def format_recipes(summary: dict) -> str:
@@ -132,8 +173,16 @@ def format_evaluation(evaluation: dict) -> str:
     could not classify."""
     failed = evaluation["failed"]
     lines = [f"{evaluation['songs']} songs ({len(failed)} could not be classified): "
-             f"accuracy {evaluation['accuracy']:.1%}, macro-F1 {evaluation['macro_f1']:.2f}",
-             format_table(["genre", "precision", "recall", "F1", "songs"],
+             f"accuracy {evaluation['accuracy']:.1%}, macro-F1 {evaluation['macro_f1']:.2f}"]
+    if evaluation.get("ece") is not None:
+        lines.append(f"probabilities: expected calibration error {evaluation['ece']:.3f}, Brier score "
+                     f"{evaluation['brier']:.3f} ({evaluation['calibration_songs']} songs of genres the model knows)")
+    unsure = evaluation.get("unsure")
+    if unsure is not None:
+        sure = "-" if unsure["sure_accuracy"] is None else f"{unsure['sure_accuracy']:.1%}"
+        lines.append(f"unsure (top probability below {unsure['min_confidence']:.2f}): {unsure['songs']} songs "
+                     f"({unsure['share']:.0%}), {unsure['wrong']} of them wrong; accuracy of the sure ones {sure}")
+    lines += [format_table(["genre", "precision", "recall", "F1", "songs"],
                           [[n, f"{c['precision']:.2f}", f"{c['recall']:.2f}", f"{c['f1']:.2f}", c["songs"]]
                            for n, c in evaluation["per_class"].items()]),
              "confusion (rows: true genre, columns: predicted):",

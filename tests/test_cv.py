@@ -82,6 +82,10 @@ def test_every_song_is_tested_once_by_a_model_that_never_saw_it(grouped, tmp_pat
     saved = json.loads((tmp_path / "cv" / "cv.json").read_text())
     assert saved["summary"]["song_macro_f1"] == summary["song_macro_f1"]
     assert (tmp_path / "cv" / "confusion.png").stat().st_size > 5000
+    for fold in result.folds:  # each fold's model is calibrated on its validation songs, measured on its test songs
+        assert fold["temperature"] > 0 and 0 <= fold["ece"] <= 1 and 0 <= fold["ece_uncalibrated"] <= 1
+    assert summary["ece"]["mean"] == pytest.approx(np.mean([f["ece"] for f in result.folds]))
+    assert 0 <= summary["ece_pooled"] <= 1 and 0 <= summary["ece_uncalibrated_pooled"] <= 1
 
 
 def test_cv_command_uses_the_fit_options(tmp_path, monkeypatch):
@@ -95,6 +99,8 @@ def test_cv_command_uses_the_fit_options(tmp_path, monkeypatch):
     lines = result.output.splitlines()
     assert lines[0].startswith("2-fold cross-validation (stratified by song), 12 songs")
     assert any(line.startswith("song accuracy") and "±" in line for line in lines)
+    assert any(line.startswith("ece  ") and "±" in line for line in lines)  # each fold's calibration error
+    assert any(line.startswith("expected calibration error of every fold's test songs together: ") for line in lines)
     saved = json.loads((tmp_path / "cvrun" / "cv.json").read_text())["summary"]["train_config"]
     assert saved["augment"] == ["gain"] and saved["class_weight"] == "balanced"
     bad = runner.invoke(main, ["cv", "--folds", "9"])

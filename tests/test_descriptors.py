@@ -12,12 +12,12 @@ from conftest import write_tracks
 from genre_cnn.analysis.explore import explore
 from genre_cnn.cli import main
 from genre_cnn.data.descriptor_table import read_descriptor_table
-from genre_cnn.errors import AudioTooShortError, ConfigError, SilentAudioError
+from genre_cnn.errors import AudioTooShortError, ConfigError, GenreCnnWarning, SilentAudioError
 from genre_cnn.inference.baseline import BaselineClassifier
 from genre_cnn.inference.classifier import open_classifier
 from genre_cnn.inference.prediction import Classifier
 from genre_cnn.plots import plot_class_balance, plot_pca
-from genre_cnn.signal.descriptors import descriptor_columns, song_descriptors
+from genre_cnn.signal.descriptors import DESCRIPTOR_VERSION, descriptor_columns, song_descriptors
 from genre_cnn.training.baseline import fit_baseline
 
 SR = 22050
@@ -90,8 +90,9 @@ def test_table_has_one_row_per_song_and_the_documented_columns(table):
     with open(table["csv"], newline="") as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
-    assert reader.fieldnames == ["song", "genre", *descriptor_columns()]
+    assert reader.fieldnames == ["song", "genre", *descriptor_columns(), "descriptor_version"]
     assert len(rows) == 18 and {row["genre"] for row in rows} == {"chirps", "noise", "tones"}
+    assert {row["descriptor_version"] for row in rows} == {str(DESCRIPTOR_VERSION)}
     songs, genres, values, columns = read_descriptor_table(table["csv"])
     assert values.shape == (18, len(descriptor_columns())) and songs[0] == "chirps/chirps_0.wav"
 
@@ -128,6 +129,46 @@ def test_baseline_beats_chance_and_reloads_identically(table, tmp_path):
     assert (loaded.kind, loaded.backend, loaded.makes_timelines) == ("baseline", "sklearn", False)
     _, _, values, _ = read_descriptor_table(table["csv"])
     np.testing.assert_array_equal(loaded.pipeline.predict_proba(values), result.pipeline.predict_proba(values))
+
+
+def test_a_baseline_fitted_on_older_descriptors_still_classifies_and_says_so(table, tmp_path):
+    import warnings
+
+    fit_baseline(table["csv"], out=tmp_path / "baseline", folds=3)
+    config = json.loads((tmp_path / "baseline" / "config.json").read_text())
+    assert config["descriptor_version"] == DESCRIPTOR_VERSION
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the current version: nothing to say
+        open_classifier(tmp_path / "baseline")
+    assert read_descriptor_table(table["csv"])[3] == descriptor_columns()  # the version is not a descriptor
+    # a table written before the version was recorded: no descriptor_version column
+    with open(table["csv"], newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    old_table = tmp_path / "old-features.csv"
+    with open(old_table, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, [name for name in rows[0] if name != "descriptor_version"],
+                                extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    fit_baseline(old_table, out=tmp_path / "old-baseline", folds=3)
+    assert json.loads((tmp_path / "old-baseline" / "config.json").read_text())["descriptor_version"] == 1
+    with pytest.warns(GenreCnnWarning, match="descriptors computed by an older genre-cnn .version 1"):
+        old = open_classifier(tmp_path / "old-baseline")
+    assert old.classify_file(table["tracks"] / "tones" / "tones_1.wav").ok
+
+
+def test_the_baseline_is_calibrated_on_its_cross_validated_training_songs(table, tmp_path):
+    result = fit_baseline(table["csv"], out=tmp_path / "baseline", test_fraction=0.34, folds=3)
+    loaded = open_classifier(tmp_path / "baseline")
+    assert loaded.calibration.fitted_on == "cross-validated training songs" and loaded.calibration.songs == 12
+    assert result.metrics.temperature == pytest.approx(loaded.calibration.temperature)
+    assert result.metrics.ece is not None and result.metrics.ece_uncalibrated is not None
+    assert (tmp_path / "baseline" / "reliability.png").stat().st_size > 5000
+    song = table["tracks"] / "tones" / "tones_1.wav"
+    values = np.array([[song_descriptors(song)[c] for c in loaded.columns]])
+    expected = loaded.calibration.apply(result.pipeline.predict_proba(values)[0])
+    verdict = loaded.classify_file(song)
+    np.testing.assert_allclose([verdict.probabilities[c] for c in loaded.classes], expected)
 
 
 def test_classify_and_compare_with_the_baseline(table, tmp_path, trained):

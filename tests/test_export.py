@@ -1,4 +1,4 @@
-"""Exports for deployment give the same probabilities as the Keras model."""
+"""Exports for deployment give the same (calibrated) probabilities as the classifier."""
 
 import numpy as np
 import pytest
@@ -58,3 +58,25 @@ def test_parallel_classify_equals_serial(trained):
     assert [p.path for p in serial] == [p.path for p in parallel]
     for a, b in zip(serial, parallel):
         np.testing.assert_allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-6)
+
+
+def test_exports_carry_the_temperature_but_the_model_folders_own_litert_file_stays_raw(trained, tmp_path, chunks):
+    import shutil
+
+    from genre_cnn.models.store import ModelDir
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained["result"].model_dir, model_dir)
+    calibration = ModelDir(model_dir).read_calibration()
+    assert calibration.temperature != 1.0
+    raw = LiteRTRunner(model_dir / "model.tflite").predict(chunks)
+    elsewhere = export_model(model_dir, fmt="litert", out=tmp_path / "deploy.tflite")
+    np.testing.assert_allclose(LiteRTRunner(elsewhere).predict(chunks), calibration.apply(raw), atol=1e-5)
+
+    song = trained["tracks"] / "tones" / "tones_0.mp3"
+    before = classify([song], model=model_dir, backend="litert")[0].probabilities
+    assert export_model(model_dir, fmt="litert") == model_dir / "model.tflite"  # re-export in place
+    np.testing.assert_allclose(LiteRTRunner(model_dir / "model.tflite").predict(chunks), raw, atol=1e-5)
+    after = classify([song], model=model_dir, backend="litert")[0].probabilities
+    for genre in before:  # calibrated once, as before
+        assert after[genre] == pytest.approx(before[genre], abs=1e-5)

@@ -39,6 +39,32 @@ def test_the_default_recipe_learns_a_separable_problem_in_a_few_epochs(separable
     assert result.metrics["song_accuracy"] == 1.0
 
 
+def test_refit_trains_the_saved_model_on_the_training_and_validation_songs(separable):
+    from genre_cnn.training.fit import train_model
+
+    dataset = load_dataset(separable / "dataset")
+    train, val = dataset.indices("train"), dataset.indices("val")
+    quiet = dict(verbose=0, log=lambda message: None)
+    refit = train_model(dataset, train_rows=train, val_rows=val, config=TrainConfig(epochs=2, batch_size=8), **quiet)
+    on_both = train_model(dataset, train_rows=np.sort(np.concatenate([train, val])), val_rows=val[:0],
+                          config=TrainConfig(epochs=2, batch_size=8, refit=False), **quiet)
+    once = train_model(dataset, train_rows=train, val_rows=val, config=TrainConfig(epochs=2, batch_size=8, refit=False),
+                       **quiet)
+    assert refit.refit and not once.refit
+    for a, b in zip(refit.model.get_weights(), on_both.model.get_weights()):  # the same network, seed for seed
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(refit.model.get_weights(), once.model.get_weights()))
+    # the history and the calibration come from the first run, which had songs to validate and calibrate on
+    assert "val_loss" in refit.history and refit.calibration == once.calibration and refit.calibration.calibrated
+
+
+def test_a_model_saved_before_refit_existed_reads_as_not_refit():
+    saved = {key: value for key, value in TrainConfig().to_dict().items() if key != "refit"}
+    assert TrainConfig.from_dict(saved).refit is False
+    with pytest.raises(ConfigError, match="refit='yes' must be True or False"):
+        TrainConfig(refit="yes")
+
+
 def test_the_default_network_is_small_with_batch_norm_in_every_block(separable):
     from genre_cnn.models.cnn import build_model
 
@@ -289,7 +315,7 @@ def test_training_leaves_the_wide_path_where_the_regression_set_it(separable, tm
                  model_dir=tmp_path / "m", verbose=0, log=lambda message: None)
     trained = KerasRunner(result.model_dir / "model.keras").model
     dataset = load_dataset(separable / "dataset")
-    rows = dataset.indices("train")
+    rows = np.sort(np.concatenate([dataset.indices("train"), dataset.indices("val")]))  # refit: the saved one saw both
     mean, variance = band_statistics(dataset.features, rows)
     fresh = build_model(dataset.feature_config.input_shape, 3, mel_mean=mean, mel_variance=variance, head="wide")
     fit_wide_path(fresh, dataset, rows, log=lambda message: None)
@@ -305,3 +331,53 @@ def test_a_model_config_saved_before_the_head_option_says_summary():
     assert TrainConfig().head == "wide"  # the default since it held on real-genres, dev-music and the demo
     with pytest.raises(ConfigError, match="head='deep'"):
         TrainConfig(head="deep")
+
+
+def test_fit_can_say_whether_the_musicnn_backbone_does_better_on_the_same_songs(separable, tmp_path):
+    config = TrainConfig(epochs=2, batch_size=8)
+    result = fit(separable / "dataset", config=config, model_dir=tmp_path / "cnn", compare=True, verbose=0,
+                 log=lambda message: None)
+    compared = result.metrics.compared["musicnn"]
+    backbone = fit(separable / "dataset", config=TrainConfig(epochs=2, batch_size=8, backbone="musicnn",
+                                                             random_crop=False),
+                   model_dir=tmp_path / "musicnn", verbose=0, log=lambda message: None)
+    assert compared["song_accuracy"] == backbone.metrics.song_accuracy  # the same recipe as fit --backbone musicnn
+    assert compared["test_songs"] == result.metrics.test_songs
+    assert compared["command"] == f"genre-cnn fit --backbone musicnn --data {separable / 'dataset'} --epochs 2"
+    baseline = result.metrics.compared["baseline"]  # tuned on the training and validation songs, like the refit
+    assert baseline["test_songs"] == result.metrics.test_songs and 0 <= baseline["song_accuracy"] <= 1
+    assert baseline["command"].startswith("genre-cnn features ") and "genre-cnn baseline features.csv" in baseline["command"]
+    saved = json.loads((tmp_path / "cnn" / "metrics.json").read_text())
+    assert saved["compared"] == {"musicnn": compared, "baseline": baseline}
+
+
+def test_a_comparison_that_fails_does_not_lose_the_fitted_cnn(separable, tmp_path, monkeypatch):
+    from genre_cnn.errors import DatasetError
+    from genre_cnn.training import recipes
+
+    def audio_gone(self, dataset, *, log=print):
+        raise DatasetError(f"{dataset.path}: the songs' audio files are gone")
+
+    monkeypatch.setattr(recipes.MusicnnHead, "training_data", audio_gone)
+    result = fit(separable / "dataset", config=TrainConfig(epochs=1, batch_size=8), model_dir=tmp_path / "cnn",
+                 compare=True, verbose=0, log=lambda message: None)
+    assert result.metrics.compared["musicnn"] == {"error": f"{separable / 'dataset'}: the songs' audio files are gone"}
+    assert (tmp_path / "cnn" / "model.keras").is_file()
+
+
+def test_fit_output_names_the_better_recipe_and_the_command_to_fit_it():
+    from genre_cnn.models.store import Metrics
+    from genre_cnn.report import format_comparison
+
+    cnn = Metrics(test_songs=10, song_accuracy=0.7)
+    better = {"song_accuracy": 0.9, "test_songs": 10, "command": "genre-cnn fit --backbone musicnn --data d"}
+    assert format_comparison("musicnn", better, cnn) == (
+        "  musicnn on the same songs: 9 of 10 test songs right (90.0%), this model 7 (70.0%).\n"
+        "Note: the pretrained musicnn backbone did better on your songs; fit it with: "
+        "genre-cnn fit --backbone musicnn --data d")
+    worse = {**better, "song_accuracy": 0.7}
+    assert format_comparison("musicnn", worse, cnn).endswith("this model 7 (70.0%): this model is as good or better")
+    assert "\nNote: the scikit-learn baseline did better on your songs; fit it with: " in format_comparison(
+        "baseline", better, cnn)
+    assert format_comparison("musicnn", {"error": "d: the songs' audio is gone"}, cnn) == (
+        "  musicnn: could not be compared (d: the songs' audio is gone)")

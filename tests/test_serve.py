@@ -80,6 +80,7 @@ def test_an_upload_gets_the_same_probabilities_as_the_cli(client, trained, model
         expected = classify([path], model=model_dir)[0]
         assert body["path"] == path.name and body["genre"] == expected.genre
         assert body["n_chunks"] == expected.n_chunks and body["error"] is None
+        assert body["unsure"] == expected.unsure  # with the model's threshold (None: it has none)
         for genre, probability in expected.probabilities.items():
             assert body["probabilities"][genre] == pytest.approx(probability, abs=1e-6)
 

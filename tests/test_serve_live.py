@@ -151,7 +151,9 @@ def test_a_browser_uploads_a_song_and_reads_its_genre(server, tmp_path):
         expect(page.locator("#result")).to_be_visible(timeout=30_000)
         assert page.locator("#top-genre").inner_text() == expected["genre"]
         assert page.locator("#song-name").inner_text() == song.name
-        assert page.locator("#result-detail").inner_text() == f"Combined from {expected['n_chunks']} chunk(s)."
+        unsure = (f" Unsure: {expected['top'][0]['genre']} or {expected['top'][1]['genre']}, the model is not "
+                  "confident enough to choose.") if expected["unsure"] else ""
+        assert page.locator("#result-detail").inner_text() == f"Combined from {expected['n_chunks']} chunk(s).{unsure}"
         assert page.locator(".bar").count() == 3
         expect(page.locator("#timeline-box")).to_be_visible()  # 30 s of 1 s windows
 

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import SR, TINY_CLI_OPTIONS, synth_song, write_audio
+from test_tags import make_tagged
+
 from genre_cnn.cli import main
 from genre_cnn.library.dataset import dataset_from_tags, scan_tagged
 from genre_cnn.library.genres import GenreMap
 from genre_cnn.library.tagging import tag_library
 from genre_cnn.library.tags import TagJournal, audio_digest, read_tags, remove_stale_copies, undo_journal, write_genre
-from test_tags import make_tagged
 
 GENRES = ("tones", "chirps", "noise")
 
@@ -103,6 +103,21 @@ def test_unsure_songs_are_never_written(library, model, tmp_path):
     assert all(d.reason.startswith(f"unsure: {d.genre} ") and "then" in d.reason for d in decisions)
     assert snapshot(library) == before
     assert (tmp_path / "j.jsonl").read_text() == ""  # the journal exists, and records nothing
+
+
+def test_by_default_a_song_is_unsure_below_the_models_own_threshold(library, model, tmp_path):
+    sure_of_nothing = tmp_path / "model"
+    shutil.copytree(model, sure_of_nothing)
+    config = json.loads((sure_of_nothing / "config.json").read_text())
+    config["calibration"]["min_confidence"] = 1.0  # as if its validation songs were never right often enough
+    (sure_of_nothing / "config.json").write_text(json.dumps(config))
+    decisions = list(tag_library(library, model=sure_of_nothing, workers=1))
+    assert {d.action for d in decisions} == {"skip"}
+    assert all(d.reason.endswith("(below the minimum confidence 1.00)") for d in decisions)
+    # a model without a threshold of its own (too few validation songs): 0.6
+    assert json.loads((model / "config.json").read_text())["calibration"].get("min_confidence") is None
+    unsure = [d for d in tag_library(library, model=model, workers=1) if d.action == "skip"]
+    assert all(d.probability < 0.6 and d.reason.endswith("(below the minimum confidence 0.60)") for d in unsure)
 
 
 def test_read_only_unsupported_and_broken_files_are_listed_and_the_rest_is_tagged(library, model, tmp_path):

@@ -20,7 +20,7 @@ def test_fit_saves_every_artefact(trained):
     assert model_dir == trained["models"] / "tiny"
     assert {p.name for p in model_dir.iterdir()} == {
         "model.keras", "model.tflite", "mel_filterbank.npy", "config.json", "history.png", "history.json",
-        "history.csv", "confusion.png", "metrics.json", "profile.npz"}
+        "history.csv", "confusion.png", "reliability.png", "metrics.json", "profile.npz"}
     config = json.loads((model_dir / "config.json").read_text())
     assert config["classes"] == ["chirps", "noise", "tones"]
     assert config["train_config"] == {"epochs": 2, "batch_size": 8, "learning_rate": 0.001, "seed": 0,
@@ -30,7 +30,8 @@ def test_fit_saves_every_artefact(trained):
                                       "backbone": None, "fine_tune": False, "random_crop": True, "crops_per_chunk": 1,
                                       "teacher": None,
                                       "temperature": 2.0, "distill_weight": 0.5, "keep_epoch": "last",
-                                      "head": "wide"}
+                                      "head": "wide", "refit": True}
+    assert config["calibration"]["fitted_on"] == "validation songs" and config["calibration"]["songs"] == 3
     assert config["feature_config"]["n_mels"] == 16
     assert config["dataset"]["fingerprint"] == load_dataset(trained["dataset"]).fingerprint
     assert (trained["models"] / "latest").read_text().strip() == "tiny"

@@ -23,7 +23,7 @@ QUIET = dict(verbose=0, log=lambda message: None)
 def dataset(trained, tmp_path_factory):
     """A copy of the shared tiny dataset (the backbone caches its patches inside it)."""
     copy = tmp_path_factory.mktemp("transfer") / "dataset"
-    shutil.copytree(trained["dataset"], copy)
+    shutil.copytree(trained["dataset"], copy, ignore=shutil.ignore_patterns("musicnn"))  # without another's cache
     return copy
 
 
@@ -123,7 +123,7 @@ def test_backbone_option_mistakes():
 
 
 def test_backbone_needs_the_songs_audio(trained, tmp_path):
-    shutil.copytree(trained["dataset"], tmp_path / "ds")
+    shutil.copytree(trained["dataset"], tmp_path / "ds", ignore=shutil.ignore_patterns("musicnn"))
     summary = json.loads((tmp_path / "ds" / "summary.json").read_text())
     summary["tracks_dir"] = str(tmp_path / "gone")
     (tmp_path / "ds" / "summary.json").write_text(json.dumps(summary))

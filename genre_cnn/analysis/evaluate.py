@@ -13,6 +13,7 @@ from genre_cnn.errors import DatasetError
 from genre_cnn.inference.classifier import classify, open_classifier
 from genre_cnn.plots import plot_confusion
 from genre_cnn.runtime.files import ensure_folder
+from genre_cnn.training.metrics import brier_score, calibration_error
 
 __all__ = ["evaluate_model"]
 
@@ -22,6 +23,7 @@ def evaluate_model(
     tracks_dir: str | os.PathLike,
     *,
     out: Optional[str | os.PathLike] = None,
+    min_confidence: Optional[float] = None,
     **columns,
 ) -> dict:
     """Classify every song of ``tracks_dir/<genre>/`` (or of a metadata CSV) with ``model`` and score the verdicts.
@@ -37,6 +39,8 @@ def evaluate_model(
         Labelled songs: a folder with one sub-folder per genre, or a metadata CSV.
     out : path-like, optional
         Folder for ``evaluation.json`` and ``confusion.png``.
+    min_confidence : float, optional
+        The unsure threshold to score (default: the model's own).
     **columns
         ``audio_root``, ``path_column``, ``label_column`` of a CSV
         (see :func:`genre_cnn.data.metadata.scan_metadata`).
@@ -47,12 +51,16 @@ def evaluate_model(
         ``songs``, ``failed``, ``accuracy``, ``macro_f1``, ``per_class`` (precision, recall, F1,
         songs), ``confusion`` (rows true, columns predicted, in ``classes`` order), ``classes``,
         ``unknown_genres`` (genres of classified songs that the model lacks: always wrong),
-        ``unclassified_genres`` (genres none of whose songs could be classified: see ``failed``).
+        ``unclassified_genres`` (genres none of whose songs could be classified: see ``failed``),
+        ``ece`` and ``brier`` (expected calibration error and Brier score of the probabilities, on the
+        ``calibration_songs`` of genres the model knows), ``unsure`` (None without a threshold, else
+        ``min_confidence``, the ``songs`` flagged, their ``share``, how many of them were ``wrong``, and
+        the ``sure_accuracy`` of the others).
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 
-    classifier = open_classifier(model)
+    classifier = open_classifier(model, min_confidence=min_confidence)
     tracks = scan_labelled(tracks_dir, **columns)
     truth = {str(song.path): song.label for song in tracks.songs}
     predictions = classify(list(truth), model=classifier)
@@ -83,6 +91,8 @@ def evaluate_model(
         "per_class": {name: {"precision": float(p), "recall": float(r), "f1": float(s), "songs": int(n)}
                       for name, p, r, s, n in zip(classes, precision, recall, f1, support)},
         "confusion": confusion_matrix(y_true, y_pred, labels=everything).tolist(),
+        **_calibration_scores(scored, model_classes, truth),
+        "unsure": _unsure_scores(scored, truth, classifier.min_confidence),
     }
     if out is not None:
         out = ensure_folder(out, what="evaluation files")
@@ -90,3 +100,27 @@ def evaluate_model(
         plot_confusion({"confusion_songs": np.array(result["confusion"]), "song_accuracy": result["accuracy"]},
                        classes, out / "confusion.png", chunks=False)
     return result
+
+
+def _calibration_scores(scored: list, model_classes: list, truth: dict) -> dict:
+    """Expected calibration error and Brier score of the songs of genres the model knows (the probabilities
+    as ``classify`` gives them, calibrated), and how many songs they are measured on."""
+    known = [p for p in scored if truth[p.path] in model_classes]
+    if not known:
+        return {"calibration_songs": 0, "ece": None, "brier": None}
+    probabilities = np.array([[p.probabilities[c] for c in model_classes] for p in known])
+    labels = np.array([model_classes.index(truth[p.path]) for p in known])
+    return {"calibration_songs": len(known), "ece": calibration_error(probabilities, labels),
+            "brier": brier_score(probabilities, labels)}
+
+
+def _unsure_scores(scored: list, truth: dict, min_confidence: Optional[float]) -> Optional[dict]:
+    """How the unsure flag did: how many verdicts it flagged, how many of those were wrong (a flag that is
+    never right is noise), and the accuracy of the verdicts it let through. None without a threshold."""
+    if min_confidence is None:
+        return None
+    flagged = [p for p in scored if p.unsure]
+    sure = [p for p in scored if not p.unsure]
+    return {"min_confidence": float(min_confidence), "songs": len(flagged), "share": len(flagged) / len(scored),
+            "wrong": sum(p.genre != truth[p.path] for p in flagged),
+            "sure_accuracy": None if not sure else sum(p.genre == truth[p.path] for p in sure) / len(sure)}

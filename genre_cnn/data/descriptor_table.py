@@ -12,9 +12,12 @@ from genre_cnn.data.dataset import scan_tracks
 from genre_cnn.errors import AudioDecodeError, ConfigError
 from genre_cnn.runtime.csvfiles import read_csv, write_csv
 from genre_cnn.runtime.files import atomic_file
-from genre_cnn.signal.descriptors import describe_songs, descriptor_columns
+from genre_cnn.signal.descriptors import DESCRIPTOR_VERSION, describe_songs, descriptor_columns
 
-__all__ = ["write_descriptor_table", "read_descriptor_table"]
+__all__ = ["write_descriptor_table", "read_descriptor_table", "descriptor_table_version"]
+
+#: The table's last column: which computation of the descriptors made it.
+VERSION_COLUMN = "descriptor_version"
 
 
 def write_descriptor_table(
@@ -24,7 +27,7 @@ def write_descriptor_table(
     workers: Optional[int] = None,
     progress: Optional[Callable[[Iterable], Iterable]] = None,
 ) -> tuple[Path, int, list[tuple[str, str]]]:
-    """Describe every song of ``tracks_dir/<genre>/`` into a CSV: ``song``, ``genre``, then the columns.
+    """Describe every song of ``tracks_dir/<genre>/`` into a CSV: ``song``, ``genre``, the columns, ``descriptor_version``.
 
     Returns
     -------
@@ -42,10 +45,23 @@ def write_descriptor_table(
     if not rows:
         raise AudioDecodeError(f"{tracks.root}: none of the {len(paths)} audio files could be described")
     out.parent.mkdir(parents=True, exist_ok=True)
-    header = ["song", "genre", *descriptor_columns()]
+    header = ["song", "genre", *descriptor_columns(), VERSION_COLUMN]
     with atomic_file(out) as partial:
-        write_csv(partial, header, ([row.get(column, "") for column in header] for row in rows))
+        write_csv(partial, header, ([row.get(column, DESCRIPTOR_VERSION) for column in header] for row in rows))
     return out, len(rows), skipped
+
+
+def descriptor_table_version(path: str | os.PathLike) -> int:
+    """Which computation of the descriptors made the table (:data:`~genre_cnn.signal.descriptors.DESCRIPTOR_VERSION`;
+    1 for a table written before the version was recorded)."""
+    fieldnames, rows = read_csv(Path(path))
+    if VERSION_COLUMN not in fieldnames or not rows:
+        return 1
+    try:
+        return int(rows[0][VERSION_COLUMN])
+    except (TypeError, ValueError):
+        raise ConfigError(f"{path}: its {VERSION_COLUMN} is not a number; make the table again with "
+                          "'genre-cnn features'") from None
 
 
 def read_descriptor_table(path: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
@@ -62,7 +78,7 @@ def read_descriptor_table(path: str | os.PathLike) -> tuple[list[str], np.ndarra
     path = Path(path)
     try:
         fieldnames, rows = read_csv(path)
-        columns = [c for c in fieldnames if c not in ("song", "genre")]
+        columns = [c for c in fieldnames if c not in ("song", "genre", VERSION_COLUMN)]
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file; make it with 'genre-cnn features TRACKS_DIR --out {path}'") from None
     if not rows or "genre" not in rows[0] or not columns:

@@ -7,14 +7,15 @@ from a model folder the user names (``--model``), never from ``models/latest``.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from genre_cnn.errors import AudioDecodeError, ModelError
+from genre_cnn.errors import AudioDecodeError, GenreCnnWarning, ModelError
 from genre_cnn.inference.prediction import SongPrediction
 from genre_cnn.models.store import ModelDir
-from genre_cnn.signal.descriptors import song_descriptors
+from genre_cnn.signal.descriptors import DESCRIPTOR_VERSION, song_descriptors
 
 __all__ = ["BaselineClassifier"]
 
@@ -43,14 +44,19 @@ class BaselineClassifier:
         self.classes = folder.read_classes(saved)
         self.columns = list(saved["columns"])
         self.pipeline = joblib.load(folder / folder.PIPELINE)
+        self.calibration = folder.read_calibration(saved)
+        self.min_confidence = self.calibration.min_confidence
+        if saved.get("descriptor_version", 1) != DESCRIPTOR_VERSION:
+            warnings.warn(f"{self.model_dir}: fitted on descriptors computed by an older genre-cnn (version "
+                          f"{saved.get('descriptor_version', 1)}, this one computes version {DESCRIPTOR_VERSION}: "
+                          "pitch on a coarser grid); its probabilities may differ a little: refit it with a new "
+                          "'genre-cnn features' table for identical numbers", GenreCnnWarning, stacklevel=2)
 
     def classify_file(self, path: str | os.PathLike) -> SongPrediction:
         try:
             values = song_descriptors(path)
         except AudioDecodeError as exc:
             return SongPrediction(path=str(path), error=str(exc))
-        probabilities = self.pipeline.predict_proba(np.array([[values[c] for c in self.columns]]))[0]
-        return SongPrediction(
-            path=str(path), genre=self.classes[int(probabilities.argmax())],
-            probabilities={c: float(p) for c, p in zip(self.classes, probabilities)}, n_chunks=1,
-        )
+        probabilities = self.calibration.apply(
+            self.pipeline.predict_proba(np.array([[values[c] for c in self.columns]]))[0])
+        return SongPrediction.of(path, self.classes, probabilities, n_chunks=1, min_confidence=self.min_confidence)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import warnings
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from genre_cnn.config import FeatureConfig
-from genre_cnn.errors import AudioDecodeError, ModelError
+from genre_cnn.errors import AudioDecodeError, ConfigError, GenreCnnWarning, ModelError
 from genre_cnn.inference.baseline import BaselineClassifier
 from genre_cnn.inference.prediction import Classifier, SongPrediction, SongVerdict, expand_paths
 from genre_cnn.inference.runners import open_runner
+from genre_cnn.models.calibration import UNCALIBRATED, Calibration
 from genre_cnn.models.musicnn import N_MELS, PATCH_FRAMES, song_patches
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, names_a_folder, resolve_model_dir
 from genre_cnn.models.store import ModelDir
@@ -20,7 +23,7 @@ from genre_cnn.runtime.parallel import process_pool
 from genre_cnn.signal.logmel import SongFeatureStream, chunks_per_batch
 
 __all__ = ["SongPrediction", "Classifier", "GenreClassifier", "CnnClassifier", "MusicnnClassifier", "load_classifier",
-           "open_classifier", "classify", "classify_files", "expand_paths"]
+           "open_classifier", "with_min_confidence", "classify", "classify_files", "expand_paths"]
 
 
 class GenreClassifier:
@@ -35,6 +38,11 @@ class GenreClassifier:
     classes : tuple of str
         Genre names, in the order of the probability columns.
     feature_config : FeatureConfig
+    calibration : Calibration
+        The temperature every probability this classifier gives is calibrated with.
+    min_confidence : float or None
+        Verdicts less sure than this are flagged unsure: the calibration's threshold unless
+        :func:`open_classifier` was given another.
     backend : str
         ``"litert"`` or ``"keras"``: what runs the network.
     """
@@ -48,12 +56,14 @@ class GenreClassifier:
     profiles_from_dataset = True
 
     def __init__(self, model_dir: Path, runner, classes: Sequence[str], feature_config: FeatureConfig,
-                 filterbank: Optional[np.ndarray] = None):
+                 filterbank: Optional[np.ndarray] = None, calibration: Calibration = UNCALIBRATED):
         self.model_dir = model_dir
         self.runner = runner
         self.classes = tuple(classes)
         self.feature_config = feature_config
         self.filterbank = filterbank
+        self.calibration = calibration
+        self.min_confidence = calibration.min_confidence
 
     @property
     def backend(self) -> str:
@@ -74,9 +84,14 @@ class GenreClassifier:
         raise NotImplementedError
 
     def predict_chunks(self, features: np.ndarray, *, batch_size: Optional[int] = None) -> np.ndarray:
-        """Probabilities of each chunk, shape ``(n_chunks, n_classes)``, run ``batch_size`` chunks at a time
-        (default: as many as fit the byte budget of :func:`genre_cnn.signal.logmel.chunks_per_batch`)."""
-        return self.runner.predict(features, batch_size=batch_size or chunks_per_batch(self.feature_config))
+        """Calibrated probabilities of each chunk, shape ``(n_chunks, n_classes)``, run ``batch_size`` chunks
+        at a time (default: as many as fit the byte budget of :func:`genre_cnn.signal.logmel.chunks_per_batch`).
+
+        Every verdict of this classifier (songs, timeline windows) combines these, so all carry the
+        model's temperature (:class:`~genre_cnn.models.calibration.Calibration`).
+        """
+        raw = self.runner.predict(features, batch_size=batch_size or chunks_per_batch(self.feature_config))
+        return self.calibration.apply(raw)
 
     def classify_file(self, path: str | os.PathLike) -> SongPrediction:
         """Classify one song; decoding problems become a :class:`SongPrediction` with ``error``."""
@@ -86,13 +101,8 @@ class GenreClassifier:
                 verdict.add(self.predict_chunks(features))
         except AudioDecodeError as exc:
             return SongPrediction(path=str(path), error=str(exc))
-        song_probs = verdict.probabilities
-        return SongPrediction(
-            path=str(path),
-            genre=self.classes[int(song_probs.argmax())],
-            probabilities={c: float(p) for c, p in zip(self.classes, song_probs)},
-            n_chunks=verdict.n_chunks,
-        )
+        return SongPrediction.of(path, self.classes, verdict.probabilities, n_chunks=verdict.n_chunks,
+                                 min_confidence=self.min_confidence)
 
 
 class CnnClassifier(GenreClassifier):
@@ -138,6 +148,7 @@ def load_classifier(
     *,
     models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
     backend: str = "auto",
+    min_confidence: Optional[float] = None,
 ) -> GenreClassifier:
     """Load a model folder written by :func:`genre_cnn.fit` (default: the latest one).
 
@@ -153,6 +164,9 @@ def load_classifier(
         What runs the network. ``"auto"`` uses the LiteRT export (``model.tflite``, starts in
         milliseconds, no TensorFlow) when present and ``ai-edge-litert`` is installed, else the
         Keras model (loaded in safe mode: no arbitrary code).
+    min_confidence : float, optional
+        Flag verdicts whose top probability is below this as unsure, instead of the threshold
+        chosen when the model was fitted.
 
     Raises
     ------
@@ -169,6 +183,7 @@ def load_classifier(
         raise ModelError(f"{model_dir / folder.CONFIG}: kind {saved.get('kind')!r} is not a network this version "
                          f"runs ({', '.join(NETWORK_KINDS)}); refit the model")
     filterbank = folder.read_filterbank(feature_config) if kind is CnnClassifier else None
+    calibration = folder.read_calibration(saved)
     input_shape = kind.input_shape(feature_config)
     runner = open_runner(model_dir, backend=backend)
     if runner.input_shape != input_shape or runner.n_outputs != len(classes):
@@ -177,7 +192,24 @@ def load_classifier(
             f"but config.json describes {input_shape} -> {len(classes)}; "
             "the folder mixes two models, refit it"
         )
-    return kind(model_dir, runner, classes, feature_config, filterbank)
+    return with_min_confidence(kind(model_dir, runner, classes, feature_config, filterbank, calibration),
+                               min_confidence)
+
+
+def with_min_confidence(classifier, min_confidence: Optional[float]):
+    """``classifier`` flagging verdicts below ``min_confidence`` as unsure (None: keep the model's threshold).
+
+    Raises
+    ------
+    ConfigError
+        ``min_confidence`` outside [0, 1].
+    """
+    if min_confidence is not None:
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ConfigError(f"min_confidence={min_confidence} must be a probability in [0, 1]",
+                              parameter="min_confidence")
+        classifier.min_confidence = float(min_confidence)
+    return classifier
 
 
 def open_classifier(
@@ -185,8 +217,11 @@ def open_classifier(
     *,
     models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
     backend: str = "auto",
+    min_confidence: Optional[float] = None,
 ):
     """Open any model folder as its kind of :class:`Classifier`: the one factory for every model.
+
+    ``backend`` and ``min_confidence`` as for :func:`load_classifier`.
 
     Returns
     -------
@@ -195,8 +230,9 @@ def open_classifier(
         :class:`genre_cnn.training.baseline.BaselineClassifier`.
     """
     if names_a_folder(model) and _kind_or_none(ModelDir(Path(model))) == "baseline":
-        return BaselineClassifier(model)  # never a pickle reached through models/latest or a link
-    return load_classifier(model, models_root=models_root, backend=backend)
+        # never a pickle reached through models/latest or a link
+        return with_min_confidence(BaselineClassifier(model), min_confidence)
+    return load_classifier(model, models_root=models_root, backend=backend, min_confidence=min_confidence)
 
 
 def _kind_or_none(folder: ModelDir) -> Optional[str]:
@@ -213,6 +249,7 @@ def classify(
     models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
     backend: str = "auto",
     workers: Optional[int] = 1,
+    min_confidence: Optional[float] = None,
 ) -> list[SongPrediction]:
     """Classify songs and folders of songs.
 
@@ -229,6 +266,9 @@ def classify(
     workers : int, optional
         Processes classifying files in parallel (``None``: one per CPU core). Used with the LiteRT
         backend; the Keras backend runs in this process.
+    min_confidence : float, optional
+        Flag verdicts whose top probability is below this as unsure (default: the model's threshold,
+        chosen when it was fitted).
 
     Returns
     -------
@@ -236,9 +276,9 @@ def classify(
         One per file, in order; unreadable files carry an ``error`` instead of probabilities.
     """
     if hasattr(model, "classify_file"):  # a GenreClassifier or BaselineClassifier already loaded
-        classifier = model
+        classifier = model if min_confidence is None else with_min_confidence(copy.copy(model), min_confidence)
     else:
-        classifier = open_classifier(model, models_root=models_root, backend=backend)
+        classifier = open_classifier(model, models_root=models_root, backend=backend, min_confidence=min_confidence)
     files = list(expand_paths(paths))
     return list(classify_files(files, classifier, workers=workers))
 
@@ -264,16 +304,19 @@ def classify_files(files: Sequence[Path], classifier, *, workers: Optional[int] 
         yield from (classifier.classify_file(path) for path in files)
         return
     with process_pool(min(workers, len(files)), initializer=_start_worker,
-                      initargs=(classifier.model_dir,)) as pool:
+                      initargs=(classifier.model_dir, classifier.min_confidence)) as pool:
         yield from pool.map(_classify_in_worker, files, chunksize=max(1, min(64, len(files) // (4 * workers))))
 
 
 _worker_classifier: Optional[GenreClassifier] = None
 
 
-def _start_worker(model_dir: Path) -> None:
+def _start_worker(model_dir: Path, min_confidence: Optional[float]) -> None:
     global _worker_classifier
-    _worker_classifier = load_classifier(model_dir, backend="litert")
+    with warnings.catch_warnings():  # the parent process has said what there was to say about the model
+        warnings.simplefilter("ignore", GenreCnnWarning)
+        _worker_classifier = load_classifier(model_dir, backend="litert")
+    _worker_classifier.min_confidence = min_confidence
 
 
 def _classify_in_worker(path: Path) -> SongPrediction:

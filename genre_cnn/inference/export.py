@@ -9,8 +9,10 @@ from typing import Optional
 
 from genre_cnn.errors import ModelError
 from genre_cnn.inference.runners import KerasRunner, export_litert
+from genre_cnn.models.calibration import Calibration
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, resolve_model_dir
 from genre_cnn.models.store import ModelDir
+from genre_cnn.runtime.backend import import_keras
 from genre_cnn.runtime.native import native_stderr_silenced
 
 __all__ = ["EXPORT_FORMATS", "export_model"]
@@ -26,7 +28,12 @@ def export_model(
     out: Optional[str | os.PathLike] = None,
     models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
 ) -> Path:
-    """Export the Keras model of a model folder.
+    """Export the Keras model of a model folder, with its calibration (the export's probabilities are
+    the calibrated ones ``classify`` gives per chunk).
+
+    One exception: the model folder's own ``model.tflite`` (the default LiteRT target, the file
+    ``classify`` runs and applies the temperature to) is written as the plain network, as ``fit``
+    writes it, so re-exporting it never calibrates twice.
 
     Parameters
     ----------
@@ -59,6 +66,9 @@ def export_model(
     temporary = target.parent / f".{target.name}.tmp-{os.getpid()}{suffix}"
 
     keras_model = KerasRunner(model_dir / ModelDir.KERAS).model
+    runners_file = target.resolve() == (model_dir / ModelDir.LITERT).resolve()
+    if not runners_file:  # the model folder's own model.tflite stays raw: classify applies the temperature itself
+        keras_model = with_calibration(keras_model, ModelDir(model_dir).read_calibration())
     import numpy as np
 
     keras_model(np.zeros((1, *keras_model.input_shape[1:]), np.float32))  # ONNX export wants a built call
@@ -81,6 +91,18 @@ def export_model(
         else:
             temporary.unlink(missing_ok=True)
     return target
+
+
+def with_calibration(keras_model, calibration: Calibration):
+    """The network followed by its temperature (:class:`~genre_cnn.models.layers.TemperatureScaling`), so an
+    export gives the calibrated probabilities ``classify`` gives; the network itself when ``T`` is 1."""
+    if calibration.temperature == 1.0:
+        return keras_model
+    from genre_cnn.models.layers import TemperatureScaling  # lazy: defines Keras layers
+
+    keras = import_keras()
+    outputs = TemperatureScaling(calibration.temperature, name="temperature_scaling")(keras_model.output)
+    return keras.Model(keras_model.input, outputs, name=keras_model.name)
 
 
 def _quiet_export(keras_model, path: Path, fmt: str) -> None:

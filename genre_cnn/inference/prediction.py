@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Protocol, runtime_checkable
+from typing import Iterable, Iterator, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -69,13 +69,39 @@ def song_probabilities(chunk_probabilities: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class SongPrediction:
-    """The verdict on one file: its genre probabilities, or why it could not be classified."""
+    """The verdict on one file: its genre probabilities, or why it could not be classified.
+
+    Attributes
+    ----------
+    path : str
+    genre : str or None
+        The most likely genre.
+    probabilities : dict or None
+        Calibrated probability of every genre of the model.
+    n_chunks : int
+    error : str or None
+        Why the file could not be classified.
+    unsure : bool or None
+        The top probability is below the model's ``min_confidence`` (then the second genre is nearly as
+        likely: see :meth:`top`); None when the model has no threshold.
+    """
 
     path: str
     genre: Optional[str] = None
     probabilities: Optional[dict] = None
     n_chunks: int = 0
     error: Optional[str] = None
+    unsure: Optional[bool] = None
+
+    @classmethod
+    def of(cls, path: str | os.PathLike, classes: Sequence[str], probabilities: np.ndarray, *, n_chunks: int,
+           min_confidence: Optional[float] = None) -> "SongPrediction":
+        """The verdict from a song's probabilities (in ``classes`` order), unsure below ``min_confidence``."""
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        top = int(probabilities.argmax())
+        unsure = None if min_confidence is None else bool(probabilities[top] < min_confidence)
+        return cls(path=str(path), genre=classes[top], n_chunks=n_chunks, unsure=unsure,
+                   probabilities={c: float(p) for c, p in zip(classes, probabilities)})
 
     @property
     def ok(self) -> bool:
@@ -106,6 +132,8 @@ class Classifier(Protocol):
     makes_timelines: bool  #: whether :func:`genre_cnn.inference.timeline.classify_timeline` can use it
     inputs_are_log_mel: bool  #: whether its network's inputs are the log-mel chunks (their band means come free)
     profiles_from_dataset: bool  #: whether ``monitor --rebuild-profile DATASET`` can profile it (a baseline cannot)
+    calibration: object  #: its :class:`~genre_cnn.models.calibration.Calibration`
+    min_confidence: Optional[float]  #: below this top probability a verdict is unsure (None: never)
 
     def classify_file(self, path: str | os.PathLike) -> SongPrediction: ...
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import collections
 import os
+import warnings
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-from genre_cnn.errors import ConfigError, DatasetError
+from genre_cnn.errors import ConfigError, DatasetError, GenreCnnWarning
 from genre_cnn.inference.classifier import classify_files, open_classifier
 from genre_cnn.inference.prediction import expand_paths
 from genre_cnn.library.results import ResultRow, ResultsTable
@@ -114,7 +115,9 @@ def _classify_task(songs: list, *, model_dir: str, model: str, backend: str) -> 
     """One Dask task: classify ``songs`` (path, size, mtime) with the model (as the client opened it), on one core."""
     key = (model_dir, backend)
     if key not in _worker_classifiers:
-        _worker_classifiers[key] = open_classifier(model_dir, backend="auto" if backend == "sklearn" else backend)
+        with warnings.catch_warnings():  # the client has said what there was to say about the model
+            warnings.simplefilter("ignore", GenreCnnWarning)
+            _worker_classifiers[key] = open_classifier(model_dir, backend="auto" if backend == "sklearn" else backend)
     classifier = _worker_classifiers[key]
     return [_row(path, size, mtime_ns, classifier.classify_file(path), model) for path, size, mtime_ns in songs]
 

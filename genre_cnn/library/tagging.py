@@ -20,15 +20,23 @@ from typing import Iterable, Iterator, Optional
 from genre_cnn.errors import ConfigError, DatasetError, TagError
 from genre_cnn.inference.classifier import classify_files, open_classifier
 from genre_cnn.inference.prediction import SongPrediction, expand_paths
-from genre_cnn.library.tags import (TAG_FAMILIES, TagJournal, is_read_only, read_tags, remove_stale_copies,
-                                    supports_tags, write_genre)
+from genre_cnn.library.tags import (
+    TAG_FAMILIES,
+    TagJournal,
+    is_read_only,
+    read_tags,
+    remove_stale_copies,
+    supports_tags,
+    write_genre,
+)
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR
 from genre_cnn.models.store import ModelDir
 from genre_cnn.runtime.csvfiles import escape_text
 
 __all__ = ["DEFAULT_MIN_CONFIDENCE", "ACTIONS", "TagDecision", "TagRun", "tag_library", "model_signature", "TagReport"]
 
-#: A song whose top genre probability is below this is "unsure" and never written.
+#: A song whose top genre probability is below this is "unsure" and never written, when the model has no
+#: threshold of its own (one fitted before calibration; see :class:`genre_cnn.models.calibration.Calibration`).
 DEFAULT_MIN_CONFIDENCE = 0.6
 #: What :class:`TagDecision.action` can be, in the order the summary counts them.
 ACTIONS = ("write", "keep", "skip", "error")
@@ -153,7 +161,7 @@ class TagRun:
             runner_up = f", then {rest[0][0]} {rest[0][1]:.2f}" if rest else ""
             return TagDecision(path, current, genre, probability, "skip",
                                f"unsure: {genre} {probability:.2f}{runner_up} "
-                               f"(below the minimum confidence {self.min_confidence:g})")
+                               f"(below the minimum confidence {self.min_confidence:.2f})")
         if any(value.casefold() == genre.casefold() for value in current):
             return TagDecision(path, current, genre, probability, "keep", f"already {genre}")
         change = f"{'; '.join(current) or '(no genre)'} -> {genre}"
@@ -181,7 +189,7 @@ def tag_library(
     models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
     write: bool = False,
     overwrite: bool = False,
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    min_confidence: Optional[float] = None,
     journal: Optional[str | os.PathLike] = None,
     workers: Optional[int] = None,
     backend: str = "auto",
@@ -199,8 +207,10 @@ def tag_library(
         Change files. Without it the run only says what it would do.
     overwrite : bool
         Also replace genre tags the files already have (by default only untagged files are written).
-    min_confidence : float
-        Songs whose top genre probability is below this are "unsure" and never written.
+    min_confidence : float, optional
+        Songs whose (calibrated) top genre probability is below this are "unsure" and never written.
+        Default: the model's own threshold (chosen when it was fitted, so that songs at least that sure
+        were right 90 % of the time), or :data:`DEFAULT_MIN_CONFIDENCE` for a model without one.
     journal : path-like, optional
         The undo journal (``write=True``); default ``genre-cnn-tags-YYYYMMDD-HHMMSS.jsonl`` in the
         current folder. An existing journal is appended to. :func:`genre_cnn.library.tags.undo_journal`
@@ -221,7 +231,7 @@ def tag_library(
     ModelError, DatasetError
         The model cannot be opened, or ``library`` does not exist.
     """
-    if not 0.0 <= min_confidence <= 1.0:
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
         raise ConfigError(f"min_confidence={min_confidence:g} must be in [0, 1] (a probability)",
                           parameter="min_confidence")
     roots = [library] if isinstance(library, (str, os.PathLike)) else list(library)
@@ -230,6 +240,8 @@ def tag_library(
         raise DatasetError(f"library={missing[0]}: does not exist; pass a folder of songs or audio files",
                            parameter="library")
     classifier = open_classifier(model, models_root=models_root, backend=backend)
+    if min_confidence is None:
+        min_confidence = DEFAULT_MIN_CONFIDENCE if classifier.min_confidence is None else classifier.min_confidence
     if write:  # copies that a killed run left beside the songs (the songs themselves are whole)
         remove_stale_copies(Path(root) if Path(root).is_dir() else Path(root).parent for root in roots)
     if write and journal is None:

@@ -9,7 +9,7 @@ from genre_cnn.runtime.backend import import_keras
 keras = import_keras()
 ops = keras.ops
 
-__all__ = ["BandNormalization", "BandSummary", "SpectralSummary", "SpecAugment"]
+__all__ = ["BandNormalization", "BandSummary", "SpectralSummary", "SpecAugment", "TemperatureScaling"]
 
 
 @keras.saving.register_keras_serializable(package="genre_cnn")
@@ -218,3 +218,29 @@ class SpecAugment(keras.layers.Layer):
         return {**super().get_config(), "fill": self.fill, "freq_masks": self.freq_masks,
                 "max_freq_fraction": self.max_freq_fraction, "time_masks": self.time_masks,
                 "max_time_fraction": self.max_time_fraction, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="genre_cnn")
+class TemperatureScaling(keras.layers.Layer):
+    """Calibrate probabilities: ``softmax(log(max(p, 1e-7)) / temperature)`` (see :mod:`genre_cnn.models.calibration`).
+
+    Appended to a network only when it is exported, so that the exported file gives the same
+    calibrated chunk probabilities as ``classify``.
+
+    Parameters
+    ----------
+    temperature : float
+    """
+
+    def __init__(self, temperature: float, **kwargs):
+        super().__init__(**kwargs)
+        self.temperature = float(temperature)
+
+    def call(self, inputs):
+        return ops.softmax(ops.log(ops.clip(inputs, 1e-7, 1.0)) / self.temperature, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
 from genre_cnn.config import FeatureConfig, check_classes, read_json, write_json
-from genre_cnn.errors import ConfigError, ModelError
+from genre_cnn.errors import ConfigError, GenreCnnWarning, ModelError
+from genre_cnn.models.calibration import Calibration
 from genre_cnn.runtime.files import FolderKind
 from genre_cnn.signal.logmel import mel_filterbank
 
@@ -47,6 +49,19 @@ class Metrics:
         Rows true, columns predicted, in the model's class order.
     songs : list of dict or None
         Per test song: ``song``, ``genre``, ``predicted``, ``probabilities``.
+    temperature : float or None
+        The calibration's temperature (see :mod:`genre_cnn.models.calibration`).
+    ece, brier : float or None
+        The test songs' expected calibration error (10 bins) and Brier score, as ``classify`` reports
+        them (calibrated).
+    ece_uncalibrated, brier_uncalibrated : float or None
+        The same without the temperature.
+    reliability : dict or None
+        ``{"calibrated": bins, "uncalibrated": bins}``, each ten bins of the top probability with
+        their mean ``confidence``, ``accuracy`` and number of ``songs``.
+    compared : dict or None
+        Other recipes fitted on the same songs and measured on the same test songs (``fit --compare``):
+        ``{recipe: {"song_accuracy", "test_songs", "command"}}`` (or ``{"error": why}``).
     note : str or None
         Why there is no test accuracy.
     best_epoch, epochs, epochs_run : int or None
@@ -68,6 +83,13 @@ class Metrics:
     confusion_songs: Optional[list] = None
     confusion_chunks: Optional[list] = None
     songs: Optional[list] = None
+    temperature: Optional[float] = None
+    ece: Optional[float] = None
+    brier: Optional[float] = None
+    ece_uncalibrated: Optional[float] = None
+    brier_uncalibrated: Optional[float] = None
+    reliability: Optional[dict] = None
+    compared: Optional[dict] = None
     note: Optional[str] = None
     best_epoch: Optional[int] = None
     epochs: Optional[int] = None
@@ -134,6 +156,7 @@ class ModelDir:
     HISTORY_CSV = "history.csv"
     HISTORY_PLOT = "history.png"
     CONFUSION_PLOT = "confusion.png"
+    RELIABILITY_PLOT = "reliability.png"  #: the test songs' reliability diagram, before and after calibration
     GRID_SEARCH = "cv_results.csv"  #: the baseline's grid search, one row per candidate
     PROFILE = "profile.npz"  #: the reference profile for ``monitor`` (format: genre_cnn.monitoring.profile)
 
@@ -191,6 +214,17 @@ class ModelDir:
         except ConfigError as exc:
             raise ModelError(f"{self.path / self.CONFIG}: cannot reproduce this model's features ({exc}); "
                              "refit it with this version of genre-cnn") from None
+
+    def read_calibration(self, config: Optional[dict] = None) -> Calibration:
+        """The model's temperature; a model fitted before calibration existed gets temperature 1
+        (:data:`~genre_cnn.models.calibration.UNCALIBRATED`) and a
+        :class:`~genre_cnn.errors.GenreCnnWarning` saying so (Python shows it once)."""
+        saved = self.read_config() if config is None else config
+        if "calibration" not in saved:
+            warnings.warn(f"{self.path}: fitted before genre-cnn calibrated its probabilities; they are used as "
+                          "the model gives them (temperature 1); refit the model to calibrate them",
+                          GenreCnnWarning, stacklevel=2)
+        return Calibration.from_dict(saved.get("calibration"), where=str(self.path / self.CONFIG))
 
     # --- metrics.json --------------------------------------------------------------------------
     def write_metrics(self, metrics: Metrics) -> None:

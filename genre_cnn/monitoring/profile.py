@@ -223,7 +223,7 @@ class SongProfiler:
             for inputs in self.classifier.network_inputs(path):
                 embeddings, chunk_probabilities = self.embedder.predict_on_batch(inputs)
                 embedding_sum += np.asarray(embeddings).sum(axis=0)
-                verdict.add(chunk_probabilities)
+                verdict.add(self.classifier.calibration.apply(chunk_probabilities))
                 if bands_from_inputs:
                     band_sum = band_sum + inputs.sum(axis=(0, 2), dtype=np.float64)
                     frames += inputs.shape[0] * inputs.shape[2]

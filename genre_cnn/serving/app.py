@@ -138,6 +138,9 @@ class Classification(BaseModel):
     probabilities: dict[str, float]
     n_chunks: int
     error: Optional[str] = None
+    unsure: Optional[bool] = Field(None, description="the top probability is below the model's threshold: the "
+                                                     "first two genres of `top` are both plausible; null when the "
+                                                     "model has no threshold")
     top: list[GenreScore]
     timeline: Optional[TimelineResult] = None
 

@@ -6,9 +6,10 @@ files the event loop hands it (:func:`analyse`). Nothing here knows about HTTP.
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
-from genre_cnn.errors import AudioDecodeError, ConfigError
+from genre_cnn.errors import AudioDecodeError, ConfigError, GenreCnnWarning
 from genre_cnn.inference.classifier import open_classifier
 from genre_cnn.inference.timeline import check_timeline_options, classify_timeline
 from genre_cnn.monitoring.profile import sound_profile
@@ -27,7 +28,9 @@ def start(model_dir: str, backend: str) -> None:
     """Open the model in this process (the pool's initializer)."""
     global _classifier
 
-    _classifier = open_classifier(model_dir, backend=backend)
+    with warnings.catch_warnings():  # the server's own process has said what there was to say about the model
+        warnings.simplefilter("ignore", GenreCnnWarning)
+        _classifier = open_classifier(model_dir, backend=backend)
 
 
 def ready() -> bool:

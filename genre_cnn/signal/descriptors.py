@@ -13,12 +13,20 @@ from genre_cnn.runtime.parallel import process_pool
 from genre_cnn.signal.audio import load_audio
 from genre_cnn.signal.segment import check_usable
 
-__all__ = ["DESCRIPTOR_SR", "N_MFCC", "descriptor_columns", "song_descriptors", "describe_songs"]
+__all__ = ["DESCRIPTOR_SR", "DESCRIPTOR_VERSION", "N_MFCC", "descriptor_columns", "song_descriptors",
+           "describe_songs"]
 
 DESCRIPTOR_SR = 22050
 N_MFCC = 20
 PITCH_SR = 11025  # pYIN runs on a downsampled copy: 5x faster, and 65-2093 Hz fits below 5.5 kHz
 F0_MIN, F0_MAX = 65.0, 2093.0  # C2 to C7
+#: pYIN's pitch grid in semitones. Its Viterbi pass grows with the number of pitch bins; librosa's default 0.1
+#: made pYIN 90 % of a song's descriptors. At half a semitone a 30 s song costs 0.46 s of CPU instead of
+#: 2.80 s (6.2x, ``benchmarks/bench_descriptors.py``); the f0 statistics move by ~5 % (median over songs),
+#: the voiced fraction by ~30 % (benchmarks/RESULTS.md, 2026-12-06, with the baseline's cv accuracy).
+PITCH_RESOLUTION = 0.5
+#: Which computation of the descriptors this is; a baseline records it (1: pitch at 0.1 semitone).
+DESCRIPTOR_VERSION = 2
 
 
 def descriptor_columns(n_mfcc: int = N_MFCC) -> list[str]:
@@ -72,7 +80,8 @@ def song_descriptors(path: str | os.PathLike, *, sr: int = DESCRIPTOR_SR, n_mfcc
                   onsets_per_second=len(onsets) / values["duration"])
 
     low = librosa.resample(y, orig_sr=sr, target_sr=PITCH_SR)
-    f0, voiced, _ = librosa.pyin(low, fmin=F0_MIN, fmax=F0_MAX, sr=PITCH_SR, frame_length=1024, hop_length=512)
+    f0, voiced, _ = librosa.pyin(low, fmin=F0_MIN, fmax=F0_MAX, sr=PITCH_SR, frame_length=1024, hop_length=512,
+                                 resolution=PITCH_RESOLUTION)
     pitched = f0[voiced & np.isfinite(f0)]
     values["voiced_fraction"] = float(voiced.mean()) if len(voiced) else 0.0
     if len(pitched):

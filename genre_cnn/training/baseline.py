@@ -12,16 +12,20 @@ from typing import Callable, Optional
 import numpy as np
 
 from genre_cnn.data.dataset import split_songs
-from genre_cnn.data.descriptor_table import read_descriptor_table
+from genre_cnn.data.descriptor_table import descriptor_table_version, read_descriptor_table
 from genre_cnn.errors import ConfigError
 from genre_cnn.inference.baseline import BaselineClassifier
+from genre_cnn.models.calibration import UNCALIBRATED, Calibration
 from genre_cnn.models.store import MODEL_FOLDER, Metrics, ModelDir
 from genre_cnn.monitoring.profile import SongProfiler, save_profile, songs_profile
-from genre_cnn.plots import plot_confusion
+from genre_cnn.plots import plot_confusion, plot_reliability
 from genre_cnn.runtime.files import atomic_directory, check_output_folder
+from genre_cnn.training.calibration import fit_song_temperature
+from genre_cnn.training.metrics import brier_score, calibration_error, reliability_dict
 from genre_cnn.version import __version__
 
-__all__ = ["PARAM_GRID", "BaselineResult", "fit_baseline", "tuned_baseline"]
+__all__ = ["PARAM_GRID", "BaselineResult", "fit_baseline", "tuned_baseline", "baseline_temperature",
+           "class_probabilities"]
 
 #: The grid searched by :func:`fit_baseline` (documented in the README).
 PARAM_GRID = [
@@ -95,6 +99,38 @@ def tuned_baseline(values: np.ndarray, labels: np.ndarray, *, groups: np.ndarray
     return _grid_search(values, labels, groups=groups, folds=min(folds, smallest), seed=seed).best_estimator_
 
 
+def baseline_temperature(pipeline, values: np.ndarray, labels: np.ndarray, *, groups: np.ndarray, folds: int = 5,
+                         seed: int = 0) -> Calibration:
+    """The temperature of a tuned baseline, fitted on its cross-validated probabilities of its own training songs.
+
+    The baseline has no validation songs: each training song is predicted by a copy of ``pipeline``
+    fitted on the other folds' songs (grouped by ``groups``, as the grid search was), and the
+    temperature is the one that calibrates those predictions.
+
+    Returns
+    -------
+    Calibration
+        :data:`~genre_cnn.models.calibration.UNCALIBRATED` when a genre has fewer than 2 songs.
+    """
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+
+    smallest = int(np.bincount(labels).min()) if len(labels) else 0
+    if min(folds, smallest) < 2:
+        return UNCALIBRATED
+    splitter = StratifiedGroupKFold(n_splits=min(folds, smallest), shuffle=True, random_state=seed)
+    probabilities = cross_val_predict(clone(pipeline), values, labels, groups=groups, cv=splitter,
+                                      method="predict_proba")
+    return fit_song_temperature(probabilities, labels, fitted_on="cross-validated training songs")
+
+
+def class_probabilities(pipeline, values: np.ndarray, n_classes: int) -> np.ndarray:
+    """``pipeline.predict_proba`` with one column per genre of the model, 0 for a genre it never saw."""
+    probabilities = np.zeros((len(values), n_classes))
+    probabilities[:, pipeline.classes_] = pipeline.predict_proba(values)
+    return probabilities
+
+
 def fit_baseline(
     table: str | os.PathLike,
     *,
@@ -141,11 +177,21 @@ def fit_baseline(
     measured = {"cv_folds": n_folds, "cv_accuracy": float(search.best_score_),
                 "best_params": {k: repr(v) for k, v in search.best_params_.items()},
                 "train_songs": int(train.sum()), "test_songs": int(test.sum())}
+    calibration = baseline_temperature(best, values[train], labels[train], groups=np.array(songs)[train],
+                                       folds=n_folds, seed=seed)
     if test.any():
-        predicted = best.predict(values[test])
+        raw = class_probabilities(best, values[test], len(classes))
+        predicted = raw.argmax(axis=1)
+        calibrated = calibration.apply(raw)
         measured.update(song_accuracy=float(accuracy_score(labels[test], predicted)),
                         confusion_songs=confusion_matrix(labels[test], predicted,
-                                                         labels=list(range(len(classes)))).tolist())
+                                                         labels=list(range(len(classes)))).tolist(),
+                        temperature=calibration.temperature,
+                        ece=calibration_error(calibrated, labels[test]), brier=brier_score(calibrated, labels[test]),
+                        ece_uncalibrated=calibration_error(raw, labels[test]),
+                        brier_uncalibrated=brier_score(raw, labels[test]),
+                        reliability={"calibrated": reliability_dict(calibrated, labels[test]),
+                                     "uncalibrated": reliability_dict(raw, labels[test])})
     metrics = Metrics.from_dict(measured)
     import joblib
 
@@ -154,11 +200,13 @@ def fit_baseline(
         joblib.dump(best, saved / saved.PIPELINE)
         saved.write_config(kind="baseline", classes=classes, package_version=__version__, columns=columns,
                            descriptor_table=str(table), test_fraction=test_fraction, seed=seed,
+                           calibration=calibration.to_dict(), descriptor_version=descriptor_table_version(table),
                            created=datetime.datetime.now().isoformat(timespec="seconds"))
         saved.write_metrics(metrics)
         _write_cv_results(search.cv_results_, saved / saved.GRID_SEARCH)
         if test.any():
             plot_confusion(metrics, classes, saved / saved.CONFUSION_PLOT, chunks=False)
+            plot_reliability(metrics, saved / saved.RELIABILITY_PLOT)
         if tracks_dir is not None:
             _write_profile(tmp, [Path(tracks_dir) / song for song in songs], test, classes, log=log)
     return BaselineResult(model_dir=Path(out), metrics=metrics, pipeline=best)

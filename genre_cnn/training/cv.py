@@ -18,8 +18,9 @@ from genre_cnn.plots import plot_confusion, plot_recipe_comparison
 from genre_cnn.runtime.files import FolderKind, atomic_directory, check_output_folder, exclusive_lock
 from genre_cnn.runtime.parallel import run_dask_tasks
 from genre_cnn.signal.descriptors import describe_songs
-from genre_cnn.training.baseline import tuned_baseline
+from genre_cnn.training.baseline import baseline_temperature, class_probabilities, tuned_baseline
 from genre_cnn.training.fit import test_metrics, train_model
+from genre_cnn.training.metrics import brier_score, calibration_error, pooled_calibration_error, reliability_dict
 from genre_cnn.training.recipes import recipe_for
 
 __all__ = ["RECIPES", "CvResult", "song_folds", "cross_validate", "compare_recipes", "recipe_of"]
@@ -31,6 +32,8 @@ CV_FOLDER = FolderKind("cross-validation result", ("cv.json",))
 RECIPES = ("scratch", "teacher", "musicnn", "baseline")
 
 SUMMARY_METRICS = ("chunk_accuracy", "song_accuracy", "chunk_macro_f1", "song_macro_f1")
+#: How well each fold's test-song probabilities are calibrated (:mod:`genre_cnn.training.calibration`).
+CALIBRATION_METRICS = ("temperature", "ece", "brier", "ece_uncalibrated", "brier_uncalibrated")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,7 +243,8 @@ class TrainedRecipe:
                 log(f"Fold {task['fold'] + 1}/{n_folds}: {len(set(data.songs[task['test_rows']]))} test songs, "
                     f"{len(set(data.songs[task['train_rows']]))} training songs")
                 results.append(train_fold(**task, data=data))
-                log("  " + ", ".join(f"{key.replace('_', ' ')} {results[-1][key]:.3f}" for key in SUMMARY_METRICS))
+                log("  " + ", ".join(f"{key.replace('_', ' ')} {results[-1][key]:.3f}"
+                                     for key in (*SUMMARY_METRICS, "ece", "ece_uncalibrated")))
         return results
 
 
@@ -252,7 +256,8 @@ def train_fold(*, data_dir: str, config: TrainConfig, fold: int, train_rows: np.
     started = time.perf_counter()
     trained = train_model(data, train_rows=train_rows, val_rows=val_rows, config=config, verbose=verbose,
                           log=lambda message: None)
-    metrics = test_metrics(trained.model, data, test_rows, batch_size=config.batch_size)
+    metrics = test_metrics(trained.model, data, test_rows, batch_size=config.batch_size,
+                           calibration=trained.calibration)
     return {
         "fold": fold + 1,
         "test_songs": sorted(set(data.songs[test_rows])),
@@ -260,7 +265,8 @@ def train_fold(*, data_dir: str, config: TrainConfig, fold: int, train_rows: np.
         "val_songs": sorted(set(data.songs[val_rows])),
         "best_epoch": trained.best.best_epoch + 1,
         "seconds": round(time.perf_counter() - started, 2),
-        **{key: metrics[key] for key in (*SUMMARY_METRICS, "test_chunks", "confusion_chunks", "confusion_songs")},
+        **{key: metrics[key] for key in (*SUMMARY_METRICS, *CALIBRATION_METRICS, "test_chunks", "confusion_chunks",
+                                         "confusion_songs", "reliability")},
     }
 
 
@@ -299,14 +305,24 @@ class BaselineRecipe:
             started = time.perf_counter()
             train, test = fold != number, fold == number
             pipeline = tuned_baseline(values[train], labels[train], groups=names[train], seed=self.seed)
-            predicted = pipeline.predict(values[test])
+            calibration = baseline_temperature(pipeline, values[train], labels[train], groups=names[train],
+                                               seed=self.seed)
+            raw = class_probabilities(pipeline, values[test], len(dataset.classes))
+            predicted = raw.argmax(axis=1)
             accuracy = float(np.mean(predicted == labels[test]))
+            calibrated = calibration.apply(raw)
             f1 = float(f1_score(labels[test], predicted, labels=everything, average="macro", zero_division=0))
             results.append({
                 "fold": number + 1, "test_songs": sorted(names[test].tolist()),
                 "train_songs": sorted(names[train].tolist()), "val_songs": [],
                 "seconds": round(time.perf_counter() - started, 2),
                 "song_accuracy": accuracy, "song_macro_f1": f1, "chunk_accuracy": None, "chunk_macro_f1": None,
+                "temperature": calibration.temperature, "ece": calibration_error(calibrated, labels[test]),
+                "brier": brier_score(calibrated, labels[test]),
+                "ece_uncalibrated": calibration_error(raw, labels[test]),
+                "brier_uncalibrated": brier_score(raw, labels[test]),
+                "reliability": {"calibrated": reliability_dict(calibrated, labels[test]),
+                                "uncalibrated": reliability_dict(raw, labels[test])},
                 "confusion_songs": confusion_matrix(labels[test], predicted, labels=everything).tolist(),
             })
             log(f"Fold {number + 1}: song accuracy {accuracy:.3f}, song macro f1 {f1:.3f}")
@@ -392,13 +408,17 @@ def _fold_rows(dataset: Dataset, fold_of_song: dict, *, val_fraction: float, see
 def _summarise_folds(results: list[dict]) -> dict:
     """Mean and std of each fold metric (None where a recipe has no chunk metrics), summed confusions."""
     summary = {}
-    for key in SUMMARY_METRICS:
+    for key in (*SUMMARY_METRICS, *CALIBRATION_METRICS):
         values = [r[key] for r in results if r.get(key) is not None]
         summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values))} if values else None
     for key in ("confusion_chunks", "confusion_songs"):
         matrices = [r[key] for r in results if r.get(key) is not None]
         summary[key] = np.sum(matrices, axis=0).tolist() if matrices else None
     summary["seconds"] = round(sum(r["seconds"] for r in results), 2)
+    for key in ("calibrated", "uncalibrated"):  # every fold's test songs in one reliability diagram
+        bins = [r["reliability"][key] for r in results if r.get("reliability")]
+        name = "ece_pooled" if key == "calibrated" else "ece_uncalibrated_pooled"
+        summary[name] = pooled_calibration_error(bins) if bins else None
     return summary
 
 

@@ -11,15 +11,19 @@ from typing import Callable, Optional
 import numpy as np
 
 from genre_cnn.config import TrainConfig, write_json
-from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset
-from genre_cnn.errors import ConfigError, DatasetError
+from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset, read_summary
+from genre_cnn.errors import ConfigError, DatasetError, GenreCnnError
 from genre_cnn.inference.runners import export_litert
+from genre_cnn.models.calibration import UNCALIBRATED, Calibration
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, set_latest
 from genre_cnn.models.store import MODEL_FOLDER, Metrics, ModelDir
 from genre_cnn.monitoring import write_reference_profile
-from genre_cnn.plots import plot_confusion, plot_history
+from genre_cnn.plots import plot_confusion, plot_history, plot_reliability
 from genre_cnn.runtime.backend import describe_device, import_keras, replica_devices
 from genre_cnn.runtime.files import atomic_directory, check_output_folder, exclusive_lock
+from genre_cnn.signal.descriptors import describe_songs, descriptor_columns
+from genre_cnn.training.baseline import class_probabilities, tuned_baseline
+from genre_cnn.training.calibration import fit_temperature
 from genre_cnn.training.metrics import evaluate_chunks
 from genre_cnn.training.recipes import recipe_for
 from genre_cnn.training.scratch import evaluation_batches
@@ -27,7 +31,8 @@ from genre_cnn.training.weights import class_weights
 from genre_cnn.version import __version__
 
 __all__ = [
-    "FitResult", "TrainedModel", "fit", "train_model", "test_metrics",
+    "FitResult", "TrainedModel", "fit", "train_model", "test_metrics", "chunk_probabilities", "compare_with_musicnn",
+    "compare_with_baseline",
 ]
 
 
@@ -49,6 +54,7 @@ def fit(
     models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
     tensorboard: Optional[str | os.PathLike] = None,
     checkpoint: Optional[str | os.PathLike] = None,
+    compare: bool = False,
     verbose: int = 2,
     log: Callable[[str], None] = print,
 ) -> FitResult:
@@ -78,6 +84,11 @@ def fit(
         A ``.keras`` file rewritten with the model of the epoch to keep so far (every epoch with
         ``keep_epoch="last"``, every improving one with ``"best"``), for long runs that might be
         interrupted.
+    compare : bool
+        After fitting a CNN, also fit the pretrained musicnn backbone's head and the scikit-learn
+        baseline on the same songs and measure them on the same test songs (:func:`compare_with_musicnn`,
+        :func:`compare_with_baseline`): ``metrics.compared`` says whether another recipe would have
+        done better, and ``genre-cnn fit`` prints it.
     verbose : int
         Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).
     log : callable
@@ -92,7 +103,8 @@ def fit(
         model_dir = Path(models_root) / name
     model_dir = check_output_folder(model_dir, kind=MODEL_FOLDER, inputs=[data_dir])
     recipe = recipe_for(config)
-    dataset = recipe.training_data(load_dataset(data_dir), log=log)
+    chunks = load_dataset(data_dir)
+    dataset = recipe.training_data(chunks, log=log)
     train_rows, val_rows, test_rows = (dataset.indices(s) for s in ("train", "val", "test"))
     trained = train_model(dataset, train_rows=train_rows, val_rows=val_rows, config=config,
                           tensorboard=tensorboard, checkpoint=checkpoint, verbose=verbose, log=log)
@@ -102,8 +114,11 @@ def fit(
         "epochs": config.epochs,
         "epochs_run": len(timer.seconds),
         "selected_by": best.selected_by,
-        **test_metrics(model, dataset, test_rows, batch_size=config.batch_size),
+        **test_metrics(model, dataset, test_rows, batch_size=config.batch_size, calibration=trained.calibration),
     })
+    if compare and recipe.kind == "cnn" and len(test_rows):
+        metrics = dataclasses.replace(metrics, compared={**compare_with_musicnn(chunks, config=config, log=log),
+                                                         **compare_with_baseline(chunks, seed=config.seed, log=log)})
     device = trained.device
 
 
@@ -121,6 +136,7 @@ def fit(
             train_config=config.to_dict(),
             dataset={"path": str(dataset.path), "fingerprint": dataset.fingerprint},
             device=device,
+            calibration=trained.calibration.to_dict(),
             created=datetime.datetime.now().isoformat(timespec="seconds"),
         )
         saved.write_metrics(metrics)
@@ -130,10 +146,74 @@ def fit(
         plot_history(history, saved / saved.HISTORY_PLOT, best_epoch=best.best_epoch)
         if metrics.test_songs:
             plot_confusion(metrics, dataset.classes, saved / saved.CONFUSION_PLOT)
+            plot_reliability(metrics, saved / saved.RELIABILITY_PLOT)
         write_reference_profile(tmp, dataset, keras_model=model, log=log)  # for genre-cnn monitor
     if model_dir.resolve().parent == Path(models_root).resolve():
         set_latest(model_dir, models_root=models_root)
     return FitResult(model_dir=model_dir, metrics=metrics, device=device)
+
+
+def compare_with_musicnn(dataset: Dataset, *, config: TrainConfig, log: Callable[[str], None] = print) -> dict:
+    """Fit the musicnn backbone's head on the dataset's training songs and measure it on its test songs.
+
+    The challenger gets the same songs, splits, epochs, seed and refit as the CNN it is compared
+    with; only the recipe differs (``fit --backbone musicnn``, frozen).
+
+    Returns
+    -------
+    dict
+        ``{"musicnn": {"song_accuracy", "test_songs", "command"}}``, or ``{"musicnn": {"error": why}}``
+        when it could not be fitted (e.g. the songs' audio moved since the dataset was built).
+    """
+    challenger = dataclasses.replace(config, backbone="musicnn", fine_tune=False, random_crop=False, augment=(),
+                                     teacher=None, mixed_precision=False)
+    recipe = recipe_for(challenger)
+    log("Comparing with the pretrained musicnn backbone on the same songs")
+    try:
+        data = recipe.training_data(dataset, log=log)
+        train_rows, val_rows, test_rows = (data.indices(s) for s in ("train", "val", "test"))
+        trained = train_model(data, train_rows=train_rows, val_rows=val_rows, config=challenger, verbose=0,
+                              log=lambda message: None)
+        measured = test_metrics(trained.model, data, test_rows, batch_size=challenger.batch_size,
+                                calibration=trained.calibration)
+    except (GenreCnnError, OSError) as exc:  # the CNN is fitted: a failed comparison must not lose it
+        return {"musicnn": {"error": str(exc)}}
+    options = f" --epochs {config.epochs}" + (f" --seed {config.seed}" if config.seed else "") \
+        + ("" if config.refit else " --no-refit")
+    return {"musicnn": {"song_accuracy": measured["song_accuracy"], "test_songs": measured["test_songs"],
+                        "command": f"genre-cnn fit --backbone musicnn --data {dataset.path}{options}"}}
+
+
+def compare_with_baseline(dataset: Dataset, *, seed: int = 0, log: Callable[[str], None] = print) -> dict:
+    """Tune the scikit-learn baseline on the dataset's training and validation songs, test it on its test songs.
+
+    The baseline learns from every song the refit CNN learns from (it has no epochs to validate);
+    descriptors are computed from the songs' audio (about half a second of CPU per 30 s song).
+
+    Returns
+    -------
+    dict
+        ``{"baseline": {"song_accuracy", "test_songs", "command"}}``, or ``{"baseline": {"error": why}}``.
+    """
+    log("Comparing with the scikit-learn baseline on the same songs")
+    try:
+        root = Path(read_summary(dataset.path).tracks_dir)
+        songs, first = dataset.song_rows()
+        described = describe_songs([root / song for song in songs])
+        usable = np.array([not isinstance(row, str) for row in described])
+        if not usable.any():
+            raise DatasetError(f"{dataset.path}: none of its songs could be described ({described[0]})")
+        columns = descriptor_columns()
+        values = np.array([[row[c] for c in columns] for row, ok in zip(described, usable) if ok])
+        labels, splits = dataset.labels[first[usable]], dataset.splits[first[usable]]
+        learn, test = splits != "test", splits == "test"
+        pipeline = tuned_baseline(values[learn], labels[learn], groups=songs[usable][learn], seed=seed)
+        predicted = class_probabilities(pipeline, values[test], len(dataset.classes)).argmax(axis=1)
+    except (GenreCnnError, OSError) as exc:  # the CNN is fitted: a failed comparison must not lose it
+        return {"baseline": {"error": str(exc)}}
+    return {"baseline": {"song_accuracy": float(np.mean(predicted == labels[test])), "test_songs": int(test.sum()),
+                         "command": f"genre-cnn features {root} --out features.csv && "
+                                    "genre-cnn baseline features.csv --out models/baseline"}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +225,8 @@ class TrainedModel:
     best: object
     timer: object
     device: str
+    calibration: Calibration = UNCALIBRATED
+    refit: bool = False  #: the model was trained again on the training and validation songs (TrainConfig.refit)
 
 
 def train_model(
@@ -198,9 +280,45 @@ def train_model(
     callbacks = [best, timer, *_optional_callbacks(keras, config, monitor, tensorboard)]
     if checkpoint is not None and Path(checkpoint).suffix != ".keras":
         raise ConfigError(f"checkpoint={checkpoint}: the file name must end in .keras", parameter="checkpoint")
+    refitting = config.refit and len(val_rows) > 0
     model, history = recipe.train(dataset, train_rows=train_rows, val_rows=val_rows, config=config, best=best,
                                   callbacks=callbacks, checkpoint=checkpoint, verbose=verbose, log=log)
-    return TrainedModel(model=model, history=history, best=best, timer=timer, device=device)
+    calibration = fit_temperature(chunk_probabilities(model, dataset, val_rows, batch_size=config.batch_size),
+                                  labels=dataset.labels[val_rows], songs=dataset.songs[val_rows])
+    if calibration.calibrated:
+        threshold = "no unsure threshold (too few songs)" if calibration.min_confidence is None \
+            else f"unsure below {calibration.min_confidence:.2f}"
+        log(f"Calibration: temperature {calibration.temperature:.2f}, {threshold}, fitted on {calibration.songs} "
+            "validation songs")
+    else:
+        log("Calibration: none (no validation songs); probabilities are the network's own")
+    if refitting:
+        model = _refit(recipe, dataset, np.sort(np.concatenate([train_rows, val_rows])), config=config,
+                       epochs=best.best_epoch + 1, checkpoint=checkpoint, verbose=verbose, log=log)
+    return TrainedModel(model=model, history=history, best=best, timer=timer, device=device, calibration=calibration,
+                        refit=refitting)
+
+
+def _refit(recipe, dataset: Dataset, rows: np.ndarray, *, config: TrainConfig, epochs: int,
+           checkpoint: Optional[str | os.PathLike], verbose: int, log: Callable[[str], None]):
+    """Train again, from the same start (seed), on ``rows`` (training + validation chunks) for ``epochs`` epochs.
+
+    Without validation songs there is nothing to watch: no early stopping, no learning-rate schedule
+    (``patience`` and ``reduce_lr`` apply to the first training only). ``checkpoint`` is rewritten every epoch.
+    """
+    # lazy: Keras callbacks: importing it imports TensorFlow
+    from genre_cnn.training.callbacks import BestWeights, EpochTimes
+
+    keras = import_keras()
+    log(f"Refit: training again on the training and validation songs ({len(set(dataset.songs[rows]))} songs) "
+        f"for {epochs} epoch(s); this is the model saved")
+    keras.utils.set_random_seed(config.seed)
+    last, timer = BestWeights(monitor="loss", keep="last"), EpochTimes()
+    model, _ = recipe.train(dataset, train_rows=rows, val_rows=rows[:0],
+                            config=dataclasses.replace(config, epochs=epochs, patience=None, reduce_lr=False),
+                            best=last, callbacks=[last, timer], checkpoint=checkpoint, verbose=verbose, log=log)
+    log(f"Refit: {sum(timer.seconds):.0f} s")
+    return model
 
 
 def _optional_callbacks(keras, config: TrainConfig, monitor: str, tensorboard) -> list:
@@ -232,18 +350,30 @@ def _check_trainable(dataset: Dataset, train_rows: np.ndarray) -> None:
         )
 
 
-def test_metrics(model, dataset: Dataset, test_rows: np.ndarray, *, batch_size: int = 32) -> dict:
-    """Chunk- and song-level metrics of ``model`` on the chunks ``test_rows`` (never augmented)."""
+def chunk_probabilities(model, dataset: Dataset, rows: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
+    """The network's own (uncalibrated) probabilities of the chunks ``rows``, as stored (never augmented).
+
+    Returns
+    -------
+    np.ndarray [shape=(len(rows), n_classes)]
+    """
+    if len(rows) == 0:
+        return np.zeros((0, len(dataset.classes)), dtype=np.float32)
+    return model.predict(evaluation_batches(dataset, rows, TrainConfig(batch_size=batch_size)), verbose=0)
+
+
+def test_metrics(model, dataset: Dataset, test_rows: np.ndarray, *, batch_size: int = 32,
+                 calibration: Calibration = UNCALIBRATED) -> dict:
+    """Chunk- and song-level metrics of ``model`` (with its ``calibration``) on the chunks ``test_rows``."""
     if len(test_rows) == 0:
         return {"test_songs": 0, "test_chunks": 0, "chunk_accuracy": None, "song_accuracy": None,
                 "note": "no test songs (the dataset was built with --test-fraction 0)"}
-    probabilities = model.predict(evaluation_batches(dataset, test_rows, TrainConfig(batch_size=batch_size)),
-                                  verbose=0)
     return evaluate_chunks(
-        probabilities,
+        chunk_probabilities(model, dataset, test_rows, batch_size=batch_size),
         labels=dataset.labels[test_rows],
         songs=dataset.songs[test_rows],
         classes=dataset.classes,
+        calibration=calibration,
     )
 
 

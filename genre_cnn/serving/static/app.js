@@ -67,7 +67,9 @@ function upload(file, name) {
 function showResult(result) {
   $("song-name").textContent = result.path;
   $("top-genre").textContent = result.genre;
-  $("result-detail").textContent = `Combined from ${result.n_chunks} chunk(s).`;
+  const unsure = result.unsure && result.top.length > 1;
+  $("result-detail").textContent = `Combined from ${result.n_chunks} chunk(s).`
+    + (unsure ? ` Unsure: ${result.top[0].genre} or ${result.top[1].genre}, the model is not confident enough to choose.` : "");
   const bars = $("bars");
   bars.replaceChildren();
   for (const { genre, probability } of result.top) {
