@@ -508,8 +508,9 @@ def classify_command(paths, model, top_k, as_json, workers, backend, timeline, w
                      min_confidence):
     """Genre probabilities of songs (files or folders): mean over each song's chunks.
 
-    Probabilities are calibrated: of the songs given 0.8, about 80 % are right. A verdict less sure
-    than the model's threshold says "unsure" and names its two likeliest genres. Unreadable files
+    Probabilities are calibrated on the model's validation songs (when it had at least 10), so that of
+    the songs given 0.8, about 80 % should be right. A verdict less sure than the model's threshold
+    says "unsure" and names its two likeliest genres. Unreadable files
     get an error line and make the exit code 1; the others are still classified.
     With --out TABLE, a whole library goes into a table, one row per file, written as it goes: run
     the same command again after a crash, Ctrl-C or kill -9 and it skips the files already in the

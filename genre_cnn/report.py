@@ -93,7 +93,11 @@ RECIPE_NAMES = {"musicnn": "the pretrained musicnn backbone", "baseline": "the s
 
 
 def format_calibration(metrics) -> str:
-    """``  calibration (temperature T): ECE a -> b, Brier c -> d`` for a model's test songs."""
+    """``  calibration (temperature T): ECE a -> b, Brier c -> d`` for a model's test songs (``none`` for a
+    model with too few validation songs to calibrate)."""
+    if metrics["temperature"] == 1.0:
+        return (f"  calibration: none (too few validation songs); expected calibration error "
+                f"{metrics['ece']:.3f}, Brier score {metrics['brier']:.3f}")
     return (f"  calibration (temperature {metrics['temperature']:.2f}): expected calibration error "
             f"{metrics['ece_uncalibrated']:.3f} -> {metrics['ece']:.3f}, Brier score "
             f"{metrics['brier_uncalibrated']:.3f} -> {metrics['brier']:.3f}")

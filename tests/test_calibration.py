@@ -16,7 +16,7 @@ from genre_cnn.inference.classifier import classify, load_classifier
 from genre_cnn.inference.prediction import song_probabilities
 from genre_cnn.models.calibration import UNCALIBRATED, Calibration
 from genre_cnn.models.store import ModelDir
-from genre_cnn.training.calibration import (MIN_THRESHOLD_SONGS, confidence_threshold, fit_song_temperature,
+from genre_cnn.training.calibration import (MIN_CALIBRATION_SONGS, confidence_threshold, fit_song_temperature,
                                              fit_temperature)
 from genre_cnn.training.metrics import brier_score, calibration_error, reliability_bins
 
@@ -68,9 +68,9 @@ def test_fitting_recovers_the_temperature_of_an_over_confident_model():
     assert brier_score(calibration.apply(over_confident), labels) < brier_score(over_confident, labels)
 
 
-def test_a_few_songs_all_right_do_not_make_the_model_certain():
-    probabilities = np.array([[0.8, 0.1, 0.1], [0.1, 0.85, 0.05], [0.1, 0.1, 0.8]])
-    calibration = fit_song_temperature(probabilities, np.array([0, 1, 2]), fitted_on="validation songs")
+def test_a_dozen_songs_all_right_do_not_make_the_model_certain():
+    probabilities = np.array([[0.8, 0.1, 0.1], [0.1, 0.85, 0.05], [0.1, 0.1, 0.8]] * 4)
+    calibration = fit_song_temperature(probabilities, np.array([0, 1, 2] * 4), fitted_on="validation songs")
     assert 0.2 < calibration.temperature < 1.0
     assert calibration.apply(probabilities).max() < 0.9999
 
@@ -192,11 +192,13 @@ def test_when_no_threshold_is_right_often_enough_every_verdict_is_unsure():
     assert confidence_threshold(probabilities, np.ones(12, int)) == 1.0
 
 
-def test_a_few_validation_songs_choose_no_threshold():
-    probabilities = np.array([[0.9, 0.1]] * (MIN_THRESHOLD_SONGS - 1))
-    assert confidence_threshold(probabilities, np.zeros(MIN_THRESHOLD_SONGS - 1, int)) is None
-    calibration = fit_song_temperature(probabilities, np.zeros(MIN_THRESHOLD_SONGS - 1, int), fitted_on="x")
-    assert calibration.calibrated and calibration.min_confidence is None
+def test_too_few_validation_songs_calibrate_nothing():
+    probabilities = np.array([[0.9, 0.1]] * (MIN_CALIBRATION_SONGS - 1))
+    assert confidence_threshold(probabilities, np.zeros(MIN_CALIBRATION_SONGS - 1, int)) is None
+    calibration = fit_song_temperature(probabilities, np.zeros(MIN_CALIBRATION_SONGS - 1, int),
+                                       fitted_on="validation songs")
+    assert not calibration.calibrated and calibration.temperature == 1.0 and calibration.min_confidence is None
+    assert calibration.fitted_on == "not calibrated: 9 validation songs, fewer than 10"
 
 
 def test_a_diverged_network_is_refused_with_the_fix():

@@ -115,8 +115,9 @@ def test_by_default_a_song_is_unsure_below_the_models_own_threshold(library, mod
     assert {d.action for d in decisions} == {"skip"}
     assert all(d.reason.endswith("(below the minimum confidence 1.00)") for d in decisions)
     # a model without a threshold of its own (too few validation songs): 0.6
-    assert json.loads((model / "config.json").read_text())["calibration"].get("min_confidence") is None
-    unsure = [d for d in tag_library(library, model=model, workers=1) if d.action == "skip"]
+    config["calibration"] = {"temperature": 1.0, "fitted_on": "not calibrated: 3 validation songs", "songs": 0}
+    (sure_of_nothing / "config.json").write_text(json.dumps(config))
+    unsure = [d for d in tag_library(library, model=sure_of_nothing, workers=1) if d.action == "skip"]
     assert all(d.probability < 0.6 and d.reason.endswith("(below the minimum confidence 0.60)") for d in unsure)
 
 

@@ -23,7 +23,7 @@ from genre_cnn.runtime.backend import describe_device, import_keras, replica_dev
 from genre_cnn.runtime.files import atomic_directory, check_output_folder, exclusive_lock
 from genre_cnn.signal.descriptors import describe_songs, descriptor_columns
 from genre_cnn.training.baseline import class_probabilities, tuned_baseline
-from genre_cnn.training.calibration import fit_temperature
+from genre_cnn.training.calibration import MIN_CALIBRATION_SONGS, fit_temperature
 from genre_cnn.training.metrics import evaluate_chunks
 from genre_cnn.training.recipes import recipe_for
 from genre_cnn.training.scratch import evaluation_batches
@@ -286,12 +286,11 @@ def train_model(
     calibration = fit_temperature(chunk_probabilities(model, dataset, val_rows, batch_size=config.batch_size),
                                   labels=dataset.labels[val_rows], songs=dataset.songs[val_rows])
     if calibration.calibrated:
-        threshold = "no unsure threshold (too few songs)" if calibration.min_confidence is None \
-            else f"unsure below {calibration.min_confidence:.2f}"
-        log(f"Calibration: temperature {calibration.temperature:.2f}, {threshold}, fitted on {calibration.songs} "
-            "validation songs")
+        log(f"Calibration: temperature {calibration.temperature:.2f}, unsure below {calibration.min_confidence:.2f}, "
+            f"fitted on {calibration.songs} validation songs")
     else:
-        log("Calibration: none (no validation songs); probabilities are the network's own")
+        log(f"Calibration: none ({len(set(dataset.songs[val_rows]))} validation songs, fewer than "
+            f"{MIN_CALIBRATION_SONGS}); probabilities are the network's own")
     if refitting:
         model = _refit(recipe, dataset, np.sort(np.concatenate([train_rows, val_rows])), config=config,
                        epochs=best.best_epoch + 1, checkpoint=checkpoint, verbose=verbose, log=log)
