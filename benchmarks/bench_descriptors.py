@@ -1,12 +1,13 @@
-"""How much CPU the baseline's descriptors cost per song, with pYIN's pitch grid as shipped and as before.
+"""How much CPU the baseline's descriptors cost per song, with pYIN's pitch grid as shipped and as a candidate.
 
 Runs :func:`genre_cnn.signal.descriptors.song_descriptors` on the same songs in this one process (after a
 warm-up song, so numba's compilation is not counted), once with ``PITCH_RESOLUTION`` as shipped and once
-with librosa's default 0.1 semitone (the previous release), and prints the CPU seconds per song and how far
-the pitch columns moved (median relative change over the songs).
+with ``--resolution`` semitones, and prints the CPU seconds per song and how far the pitch columns move
+(median relative change over the songs). Whether the baseline keeps its accuracy is for
+``bench_accuracy.py --recipes baseline`` to say.
 
-    python benchmarks/bench_descriptors.py                      # 10 songs of ../shared/real-genres
-    python benchmarks/bench_descriptors.py --songs 20 --tracks tracks
+    python benchmarks/bench_descriptors.py                      # 10 songs of ../shared/real-genres, 0.5 semitone
+    python benchmarks/bench_descriptors.py --songs 20 --tracks tracks --resolution 0.25
 """
 
 from __future__ import annotations
@@ -43,14 +44,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tracks", type=Path, default=ROOT.parent / "shared" / "real-genres")
     parser.add_argument("--songs", type=int, default=10)
+    parser.add_argument("--resolution", type=float, default=0.5, help="the candidate pitch grid, in semitones")
     args = parser.parse_args()
     paths = sorted(p for p in args.tracks.rglob("*") if is_audio_file(p))[: args.songs + 1]
     print(machine())
-    now, new = describe(paths, PITCH_RESOLUTION)
-    before, old = describe(paths, 0.1)
+    shipped, old = describe(paths, PITCH_RESOLUTION)
+    candidate, new = describe(paths, args.resolution)
     print(f"{len(paths) - 1} songs of {args.tracks}, CPU seconds per song (one process, warm):")
-    print(f"| pitch grid | CPU s / song |\n|---|---|\n| 0.1 semitone (before) | {before:.2f} |\n"
-          f"| {PITCH_RESOLUTION:g} semitone (shipped) | {now:.2f} |\n| speed-up | {before / now:.1f}x |")
+    print(f"| pitch grid | CPU s / song |\n|---|---|\n| {PITCH_RESOLUTION:g} semitone (shipped) | {shipped:.2f} |\n"
+          f"| {args.resolution:g} semitone (candidate) | {candidate:.2f} |\n| speed-up | {shipped / candidate:.1f}x |")
     for column in PITCH_COLUMNS:
         change = [abs(a[column] - b[column]) / max(abs(b[column]), 1e-9) for a, b in zip(new, old)
                   if np.isfinite(a[column]) and np.isfinite(b[column])]

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from conftest import write_tracks
 
 from genre_cnn.analysis.explore import explore
 from genre_cnn.cli import main
-from genre_cnn.data.descriptor_table import read_descriptor_table
+from genre_cnn.data.descriptor_table import descriptor_table_version, read_descriptor_table
 from genre_cnn.errors import AudioTooShortError, ConfigError, GenreCnnWarning, SilentAudioError
 from genre_cnn.inference.baseline import BaselineClassifier
 from genre_cnn.inference.classifier import open_classifier
@@ -141,19 +142,24 @@ def test_a_baseline_fitted_on_older_descriptors_still_classifies_and_says_so(tab
         warnings.simplefilter("error")  # the current version: nothing to say
         open_classifier(tmp_path / "baseline")
     assert read_descriptor_table(table["csv"])[3] == descriptor_columns()  # the version is not a descriptor
-    # a table written before the version was recorded: no descriptor_version column
+    # a table written before the version was recorded (no descriptor_version column) is version 1
     with open(table["csv"], newline="") as handle:
         rows = list(csv.DictReader(handle))
-    old_table = tmp_path / "old-features.csv"
-    with open(old_table, "w", newline="") as handle:
+    unversioned = tmp_path / "unversioned.csv"
+    with open(unversioned, "w", newline="") as handle:
         writer = csv.DictWriter(handle, [name for name in rows[0] if name != "descriptor_version"],
                                 extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    fit_baseline(old_table, out=tmp_path / "old-baseline", folds=3)
-    assert json.loads((tmp_path / "old-baseline" / "config.json").read_text())["descriptor_version"] == 1
-    with pytest.warns(GenreCnnWarning, match="descriptors computed by an older genre-cnn .version 1"):
-        old = open_classifier(tmp_path / "old-baseline")
+    assert descriptor_table_version(unversioned) == 1
+    # a table of another computation of the descriptors: its baseline says so when opened, and still works
+    other = tmp_path / "other-features.csv"
+    other.write_text(re.sub(rf",{DESCRIPTOR_VERSION}(\r?\n)", rf",{DESCRIPTOR_VERSION + 1}\1", table["csv"].read_text()))
+    fit_baseline(other, out=tmp_path / "other-baseline", folds=3)
+    config = json.loads((tmp_path / "other-baseline" / "config.json").read_text())
+    assert config["descriptor_version"] == DESCRIPTOR_VERSION + 1
+    with pytest.warns(GenreCnnWarning, match=f"descriptors computed by another genre-cnn .version {DESCRIPTOR_VERSION + 1}"):
+        old = open_classifier(tmp_path / "other-baseline")
     assert old.classify_file(table["tracks"] / "tones" / "tones_1.wav").ok
 
 

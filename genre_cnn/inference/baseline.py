@@ -47,10 +47,10 @@ class BaselineClassifier:
         self.calibration = folder.read_calibration(saved)
         self.min_confidence = self.calibration.min_confidence
         if saved.get("descriptor_version", 1) != DESCRIPTOR_VERSION:
-            warnings.warn(f"{self.model_dir}: fitted on descriptors computed by an older genre-cnn (version "
-                          f"{saved.get('descriptor_version', 1)}, this one computes version {DESCRIPTOR_VERSION}: "
-                          "pitch on a coarser grid); its probabilities may differ a little: refit it with a new "
-                          "'genre-cnn features' table for identical numbers", GenreCnnWarning, stacklevel=2)
+            warnings.warn(f"{self.model_dir}: fitted on descriptors computed by another genre-cnn (version "
+                          f"{saved.get('descriptor_version', 1)}, this one computes version {DESCRIPTOR_VERSION}); "
+                          "its probabilities may differ a little: refit it with a new 'genre-cnn features' table "
+                          "for identical numbers", GenreCnnWarning, stacklevel=2)
 
     def classify_file(self, path: str | os.PathLike) -> SongPrediction:
         try:

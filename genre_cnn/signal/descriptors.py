@@ -20,13 +20,13 @@ DESCRIPTOR_SR = 22050
 N_MFCC = 20
 PITCH_SR = 11025  # pYIN runs on a downsampled copy: 5x faster, and 65-2093 Hz fits below 5.5 kHz
 F0_MIN, F0_MAX = 65.0, 2093.0  # C2 to C7
-#: pYIN's pitch grid in semitones. Its Viterbi pass grows with the number of pitch bins; librosa's default 0.1
-#: made pYIN 90 % of a song's descriptors. At half a semitone a 30 s song costs 0.46 s of CPU instead of
-#: 2.80 s (6.2x, ``benchmarks/bench_descriptors.py``); the f0 statistics move by ~5 % (median over songs),
-#: the voiced fraction by ~30 % (benchmarks/RESULTS.md, 2026-12-06, with the baseline's cv accuracy).
-PITCH_RESOLUTION = 0.5
-#: Which computation of the descriptors this is; a baseline records it (1: pitch at 0.1 semitone).
-DESCRIPTOR_VERSION = 2
+#: pYIN's pitch grid in semitones (librosa's default). pYIN is ~90 % of a song's descriptors: 2.80 s of CPU
+#: per 30 s song. Half a semitone costs 0.46 s (6.2x less, ``benchmarks/bench_descriptors.py``) but moved the
+#: voiced fraction by ~30 % and the baseline's cv accuracy on dev-music by -3 points over three comparisons
+#: (+2.2, -6.8, -4.8; benchmarks/RESULTS.md, 2026-12-06), so it is not used.
+PITCH_RESOLUTION = 0.1
+#: Which computation of the descriptors this is; the table and every baseline record it.
+DESCRIPTOR_VERSION = 1
 
 
 def descriptor_columns(n_mfcc: int = N_MFCC) -> list[str]:
