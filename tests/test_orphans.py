@@ -85,7 +85,7 @@ def test_kill_9_of_cv_with_the_baseline_leaves_no_worker_and_no_lock(trained, tm
 
 
 def test_kill_9_of_fit_leaves_no_process_and_no_lock(trained, tmp_path):
-    fit = ["fit", "--data", str(trained["dataset"]), "--epochs", "1", "--name", "m", "-q", "--no-compare"]
+    fit = ["fit", "--data", str(trained["dataset"]), "--epochs", "1", "--name", "m", "--no-compare", "-q"]
     process = subprocess.Popen([sys.executable, "-m", "genre_cnn", *fit[:-1], "--epochs", "200"], cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300

@@ -54,8 +54,9 @@ def test_refit_trains_the_saved_model_on_the_training_and_validation_songs(separ
     for a, b in zip(refit.model.get_weights(), on_both.model.get_weights()):  # the same network, seed for seed
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in zip(refit.model.get_weights(), once.model.get_weights()))
-    # the history and the calibration come from the first run, which had songs to validate and calibrate on
-    assert "val_loss" in refit.history and refit.calibration == once.calibration and refit.calibration.calibrated
+    # the history and the calibration come from the first run, which had the validation songs (3 here: too few
+    # to calibrate, tests/test_calibration.py covers that)
+    assert "val_loss" in refit.history and refit.calibration == once.calibration
 
 
 def test_a_model_saved_before_refit_existed_reads_as_not_refit():
