@@ -51,6 +51,7 @@ _LAZY = {
     "SongPrediction": "inference.prediction",
     "Classifier": "inference.prediction",
     "classify_timeline": "inference.timeline",
+    "explain": "analysis.explain",
     "Timeline": "inference.timeline",
     "classify_timelines": "inference.timeline",
     "export_model": "inference.export",

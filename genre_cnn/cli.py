@@ -503,14 +503,18 @@ def cv_command(data, folds, csv_folds, val_fraction, recipes, out, engine, sched
 @click.option("--min-confidence", type=click.FloatRange(0, 1), default=None,
               help="Call a verdict unsure when its top probability is below this [default: the model's threshold, "
                    "chosen when it was fitted so that sure verdicts were right 90% of the time].")
+@click.option("--explain", "explain_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Also draw why each song got its genre (as 'genre-cnn explain') into this folder, NAME.why.png.")
 @library_errors
 def classify_command(paths, model, top_k, as_json, workers, backend, timeline, window, hop, out, engine, scheduler,
-                     min_confidence):
+                     min_confidence, explain_dir):
     """Genre probabilities of songs (files or folders): mean over each song's chunks.
 
     Probabilities are calibrated on the model's validation songs (when it had at least 10), so that of
     the songs given 0.8, about 80 % should be right. A verdict less sure than the model's threshold
-    says "unsure" and names its two likeliest genres. Unreadable files
+    says "unsure" and names its two likeliest genres. A song unlike every song the model learned from
+    (speech, noise, a genre it was never taught) is flagged "unfamiliar", with its novelty: its
+    distance to the nearest training songs, in units of their own spacing. Unreadable files
     get an error line and make the exit code 1; the others are still classified.
     With --out TABLE, a whole library goes into a table, one row per file, written as it goes: run
     the same command again after a crash, Ctrl-C or kill -9 and it skips the files already in the
@@ -523,6 +527,7 @@ def classify_command(paths, model, top_k, as_json, workers, backend, timeline, w
         genre-cnn classify music/ --json > genres.json
         genre-cnn classify music/ --out results.csv
         genre-cnn classify dj-set.mp3 --timeline --window 30 --hop 10
+        genre-cnn classify music/ --explain why/
     """
     from genre_cnn.inference.classifier import classify
     from genre_cnn.report import format_prediction
@@ -530,6 +535,9 @@ def classify_command(paths, model, top_k, as_json, workers, backend, timeline, w
     if min_confidence is not None and (out is not None or timeline):
         raise click.UsageError("--min-confidence applies to songs classified on the screen, not with --out or "
                                "--timeline: drop one of them")
+    if explain_dir is not None and (out is not None or timeline):
+        raise click.UsageError("--explain applies to songs classified on the screen, not with --out or --timeline: "
+                               "drop one of them")
     if out is None or timeline:
         stray = [name for name, value in (("--engine", None if engine == "local" else engine),
                                           ("--scheduler", scheduler)) if value is not None]
@@ -557,10 +565,57 @@ def classify_command(paths, model, top_k, as_json, workers, backend, timeline, w
             click.echo(f"Error: {prediction.error}", err=True)
         elif not as_json:
             click.echo(format_prediction(prediction, top_k=top_k))
+    if explain_dir is not None:
+        _explain_all([p for p in predictions if p.ok], model, backend, explain_dir, quiet=as_json)
     failed = sum(not p.ok for p in predictions)
     if failed:
         click.echo(f"Error: {failed} of {len(predictions)} file(s) could not be classified", err=True)
         sys.exit(1)
+
+
+def _explain_all(predictions, model, backend, folder: Path, *, quiet: bool) -> None:
+    from genre_cnn.analysis.explain import explain
+    from genre_cnn.inference.classifier import open_classifier
+
+    classifier = open_classifier(model, backend=backend)
+    names = {}
+    for prediction in predictions:
+        stem = Path(prediction.path).stem
+        names[stem] = names.get(stem, -1) + 1  # two songs of one name: song.why.png, song-1.why.png
+        out = folder / (f"{stem}.why.png" if not names[stem] else f"{stem}-{names[stem]}.why.png")
+        explain(prediction.path, model=classifier, out=out)
+        if not quiet:
+            click.echo(f"  why: {out}")
+
+
+@main.command("explain")
+@click.argument("song", type=click.Path(path_type=Path, readable=False))
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="Model folder, any kind [default: the latest fit, models/latest].")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("why.png"), show_default=True,
+              help="The picture to write (PNG).")
+@click.option("--genre", default=None, help="Explain this genre instead of the one the model chose.")
+@click.option("--backend", type=click.Choice(["auto", "litert", "keras"]), default="auto", show_default=True,
+              help="What runs the network.")
+@library_errors
+def explain_command(song, model, out, genre, backend):
+    """Why a song got its genre: a picture of what pushed the model there.
+
+    For a network: the song's log-mel with the regions whose hiding lowers the genre's probability most
+    (occlusion: each third of a second by 16 mel bands is covered in turn and the network run again),
+    above the genre probabilities of each chunk (a musicnn model: through its own front end). For a
+    baseline: the descriptors whose loss lowers the genre's probability most. Prints the most telling
+    regions (or descriptors).
+
+    \b
+    Examples:
+        genre-cnn explain song.mp3 --out why.png
+        genre-cnn explain song.mp3 --genre electronic --out why-electronic.png
+    """
+    from genre_cnn.analysis.explain import explain
+    from genre_cnn.report import format_explanation
+
+    click.echo(format_explanation(explain(song, model=model, out=out, genre=genre, backend=backend), out=out))
 
 
 def _classify_into_table(paths, model, workers, backend, out, engine, scheduler):
@@ -770,7 +825,8 @@ def baseline_command(table, out, test_fraction, folds, seed, tracks):
 def evaluate_command(model, tracks_dir, out, as_json, audio_root, path_column, label_column, min_confidence):
     """Accuracy, macro-F1, per-genre report and confusion matrix of a model on labelled songs:
     genre folders, or a metadata CSV; how well its probabilities are calibrated, and how its unsure
-    flag did (songs flagged, how many of them wrong, accuracy of the others).
+    and unfamiliar flags did (songs flagged, how many of them wrong, accuracy of the others). Songs of
+    a genre folder the model does not know are always wrong: a good unfamiliar flag catches them.
 
     \b
     Examples:

@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 __all__ = ["plot_history", "plot_confusion", "plot_reliability", "plot_song_views", "plot_timeline",
-           "plot_recipe_comparison"]
+           "plot_recipe_comparison", "plot_explanation", "plot_descriptor_explanation"]
 
 
 def _figure(**options):
@@ -348,3 +348,61 @@ def plot_recipe_comparison(recipes: Mapping[str, Mapping], path: Path) -> None:
     axes.set_ylabel("song accuracy (mean ± std over folds)")
     axes.set_title("Recipes compared on the same folds")
     figure.savefig(path, dpi=90)
+
+
+def plot_explanation(explanation, path) -> None:
+    """A song's log-mel with the regions that pushed it towards its genre, above its genre per chunk.
+
+    Parameters
+    ----------
+    explanation : genre_cnn.inference.occlusion.Explanation
+    path : Path or binary file
+        PNG to write.
+    """
+    log_mel, saliency = explanation.song_map()
+    seconds = log_mel.shape[1] * explanation.seconds_per_frame
+    figure = _figure(figsize=(max(8.0, min(20.0, 0.25 * seconds + 5)), 6.5))
+    top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.4]})
+    extent = (0, seconds, 0, log_mel.shape[0])
+    top.imshow(log_mel, origin="lower", aspect="auto", cmap="gray", extent=extent)
+    pushed = np.clip(np.nan_to_num(saliency), 0, None)
+    if pushed.max() > 0:
+        overlay = top.imshow(np.ma.masked_less_equal(pushed, 0.25 * pushed.max()), origin="lower", aspect="auto",
+                             cmap="autumn_r", alpha=0.6, extent=extent, vmin=0, vmax=pushed.max())
+        figure.colorbar(overlay, ax=top, label=f"drop of P({explanation.genre}) when hidden", pad=0.01)
+    ticks = np.linspace(0, log_mel.shape[0], 5).astype(int)
+    top.set_yticks(ticks, [f"{explanation.band_edges_hz[t]:.0f}" for t in ticks])
+    top.set_ylabel("frequency (Hz, mel scale)")
+    top.set_title(f"{Path(explanation.path).name}: {explanation.genre} {explanation.probability:.2f} "
+                  f"- what pushed it there ({explanation.method})")
+    ends = explanation.starts + explanation.inputs.shape[2] * explanation.seconds_per_frame
+    for index, genre in enumerate(explanation.classes):
+        bottom.hlines(explanation.chunk_probabilities[:, index], explanation.starts, ends, linewidth=3,
+                      label=genre, color=f"C{index % 10}")
+    bottom.set_ylim(0, 1)
+    bottom.set_ylabel("P per chunk")
+    bottom.set_xlabel("time (seconds)")
+    bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    figure.savefig(path, dpi=100, format="png")
+
+
+def plot_descriptor_explanation(explanation, path, *, top_k: int = 12) -> None:
+    """A baseline's verdict: the descriptors whose loss lowers (or raises) the genre's probability most.
+
+    Parameters
+    ----------
+    explanation : genre_cnn.inference.occlusion.DescriptorExplanation
+    path : Path or binary file
+    top_k : int
+        Descriptors shown.
+    """
+    ranked = sorted(explanation.drops.items(), key=lambda item: -abs(item[1]))[:top_k][::-1]
+    figure = _figure(figsize=(8.0, 0.35 * len(ranked) + 1.5))
+    ax = figure.subplots()
+    ax.barh([name for name, _ in ranked], [drop for _, drop in ranked],
+            color=["C3" if drop > 0 else "C0" for _, drop in ranked])
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel(f"drop of P({explanation.genre}) when the descriptor is set to the training mean")
+    ax.set_title(f"{Path(explanation.path).name}: {explanation.genre} {explanation.probability:.2f} "
+                 f"({explanation.method})")
+    figure.savefig(path, dpi=100, format="png")

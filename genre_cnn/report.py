@@ -105,13 +105,34 @@ def format_calibration(metrics) -> str:
 
 def format_prediction(prediction, *, top_k: int) -> str:
     """``path  genre  (genre p, genre p, ...; n chunks)`` for one classified song; an unsure verdict reads
-    ``path  unsure: genre or genre  (...)``."""
+    ``path  unsure: genre or genre  (...)``, an unfamiliar song ends with ``  unfamiliar: not like the songs
+    the model learned from (novelty x, threshold y)``."""
     ranked = ", ".join(f"{genre} {p:.2f}" for genre, p in prediction.top(top_k))
     chunks = "1 chunk" if prediction.n_chunks == 1 else f"{prediction.n_chunks} chunks"
     verdict = prediction.genre
     if prediction.unsure:
         verdict = "unsure: " + " or ".join(genre for genre, _ in prediction.top(2))
-    return f"{prediction.path}  {verdict}  ({ranked}; {chunks})"
+    line = f"{prediction.path}  {verdict}  ({ranked}; {chunks})"
+    if prediction.unfamiliar:
+        line += f"  unfamiliar: not like the songs the model learned from (novelty {prediction.novelty:.1f})"
+    return line
+
+
+def format_explanation(explanation, *, out) -> str:
+    """What ``genre-cnn explain`` prints: the verdict, the most telling regions (or descriptors), the picture."""
+    lines = [f"{explanation.path}  {explanation.genre} {explanation.probability:.2f}  ({explanation.method})"]
+    if hasattr(explanation, "top_regions"):
+        lines.append(f"most telling regions (what {explanation.genre} loses when they are hidden):")
+        for region in explanation.top_regions(3):
+            lines.append(f"  {_clock(region['start'])}-{_clock(region['end'])}  {region['low_hz']:.0f}-"
+                         f"{region['high_hz']:.0f} Hz  {-region['drop']:+.2f}")
+    else:
+        lines.append(f"most telling descriptors (what {explanation.genre} loses when each is set to the training "
+                     "mean):")
+        for name, drop in list(explanation.drops.items())[:5]:
+            lines.append(f"  {name}  {-drop:+.2f}")
+    lines.append(f"picture: {out}")
+    return "\n".join(lines)
 
 
 def format_timeline(outcome, *, top_k: int) -> str:
@@ -186,6 +207,13 @@ def format_evaluation(evaluation: dict) -> str:
         sure = "-" if unsure["sure_accuracy"] is None else f"{unsure['sure_accuracy']:.1%}"
         lines.append(f"unsure (top probability below {unsure['min_confidence']:.2f}): {unsure['songs']} songs "
                      f"({unsure['share']:.0%}), {unsure['wrong']} of them wrong; accuracy of the sure ones {sure}")
+    unfamiliar = evaluation.get("unfamiliar")
+    if unfamiliar is not None:
+        rest = "-" if unfamiliar["familiar_accuracy"] is None else f"{unfamiliar['familiar_accuracy']:.1%}"
+        lines.append(f"unfamiliar (novelty above {unfamiliar['max_novelty']:.2f}): {unfamiliar['songs']} songs "
+                     f"({unfamiliar['share']:.0%}), {unfamiliar['wrong']} of them wrong "
+                     f"({unfamiliar['unknown_genre']} of a genre the model does not know); accuracy of the others "
+                     f"{rest}")
     lines += [format_table(["genre", "precision", "recall", "F1", "songs"],
                           [[n, f"{c['precision']:.2f}", f"{c['recall']:.2f}", f"{c['f1']:.2f}", c["songs"]]
                            for n, c in evaluation["per_class"].items()]),

@@ -86,10 +86,26 @@ def trained(tmp_path_factory):
     try:  # the tiny model is calibrated on its 3 validation songs (a real fit needs 10), so tests see a temperature
         result = fit(root / "dataset", config=TrainConfig(epochs=2, batch_size=8), name="tiny",
                      models_root=root / "models", verbose=0, log=lambda message: None)
-    finally:
+    finally:  # (too few songs for a novelty threshold: the unfamiliar flag is tested on its own model, test_novelty)
         calibration.MIN_CALIBRATION_SONGS = shipped
     return {"root": root, "tracks": tracks, "dataset": root / "dataset", "result": result,
             "models": root / "models"}
+
+
+@pytest.fixture(scope="session")
+def familiar_model(tmp_path_factory):
+    """A tiny model with a novelty reference: 8 songs a genre, so that its threshold is chosen on its
+    training songs, each against the others (the shared ``trained`` model has too few songs for one)."""
+    from genre_cnn.config import TrainConfig
+    from genre_cnn.data.dataset import build_dataset
+    from genre_cnn.training.fit import fit
+
+    root = tmp_path_factory.mktemp("familiar")
+    tracks = write_tracks(root / "tracks", songs=8)
+    config = FeatureConfig(sr=SR, chunk_samples=SR, hop_samples=SR, n_fft=256, hop_length=128, n_mels=16)
+    build_dataset(tracks, out=root / "dataset", config=config, workers=1, val_fraction=0.2, test_fraction=0.0)
+    return fit(root / "dataset", config=TrainConfig(epochs=2, batch_size=8), model_dir=root / "model",
+               models_root=root / "models", verbose=0, log=lambda message: None).model_dir
 
 
 #: soundfile's (format, subtype) for each ending a test may ask for; M4A is encoded with PyAV.

@@ -49,18 +49,49 @@ def test_a_library_goes_into_a_csv_table_one_row_per_file(library, model, tmp_pa
     rows = table_rows(out)
     assert len(rows) == 13 and len({row["path"] for row in rows}) == 13
     assert list(rows[0]) == ["path", "size", "mtime_ns", "model", "genre", "probability", "p_chirps", "p_noise",
-                             "p_tones", "chunks", "error"]
+                             "p_tones", "chunks", "unsure", "novelty", "unfamiliar", "error"]
     good = [row for row in rows if not row["error"]]
     assert len(good) == 12
     for row in good:
         assert Path(row["path"]).is_absolute() and int(row["size"]) == Path(row["path"]).stat().st_size
         assert row["genre"] in GENRES and row["model"].startswith("tiny@")
+        assert row["unsure"] in ("True", "False")  # the tiny model has no novelty reference: empty cells
+        assert row["novelty"] == row["unfamiliar"] == ""
         assert abs(sum(float(row[f"p_{g}"]) for g in GENRES) - 1) < 1e-4
         assert float(row["probability"]) == float(row[f"p_{row['genre']}"])
     broken = next(row for row in rows if row["error"])
     assert broken["path"].endswith("broken.mp3") and broken["genre"] == "" and "broken.mp3" in broken["error"]
     assert "13 file(s): 13 classified now (1 error(s)), 0 already in" in result.output
     assert "genre" in result.output and "share" in result.output
+
+
+def test_the_flags_in_the_table_are_those_classify_gives(library, model, tmp_path):
+    from genre_cnn.inference.classifier import classify as classify_songs
+
+    out = tmp_path / "results.jsonl"
+    list(classify_library([library], out=out, model=model, workers=1))
+    rows = {json.loads(line)["path"]: json.loads(line) for line in out.read_text().splitlines()}
+    for verdict in classify_songs([library], model=model):
+        row = rows[str(verdict.path)]
+        assert (row["unsure"], row["novelty"], row["unfamiliar"]) == (verdict.unsure, verdict.novelty,
+                                                                       verdict.unfamiliar)
+
+
+def test_a_table_written_before_the_flags_is_resumed_in_its_own_columns(library, model, tmp_path):
+    out = tmp_path / "results.csv"
+    list(classify_library([library / "tones"], out=out, model=model, workers=1))
+    old_columns = ["path", "size", "mtime_ns", "model", "genre", "probability", "p_chirps", "p_noise", "p_tones",
+                   "chunks", "error"]
+    rows = table_rows(out)
+    with open(out, "w", newline="", encoding="utf-8") as handle:  # as the previous release wrote it
+        writer = csv.DictWriter(handle, old_columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    resumed = classify_library([library], out=out, model=model, workers=1)
+    assert (len(resumed), resumed.already_done) == (8, 4)
+    list(resumed)
+    again = table_rows(out)
+    assert list(again[0]) == old_columns and len(again) == 12
 
 
 def test_a_second_run_skips_what_the_table_holds_and_classifies_what_is_new_or_changed(library, model, tmp_path):

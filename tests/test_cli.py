@@ -138,7 +138,7 @@ def test_end_to_end_build_fit_classify(run, tmp_path):
     assert [e["path"] for e in entries] == ["tracks/chirps/chirps_1.mp3"] + [f"tracks/noise/noise_{i}.mp3"
                                                                            for i in range(5)]
     for entry in entries:
-        assert set(entry) == {"path", "genre", "probabilities", "n_chunks", "error", "unsure"}
+        assert set(entry) == {"path", "genre", "probabilities", "n_chunks", "error", "unsure", "novelty", "unfamiliar"}
         assert set(entry["probabilities"]) == {"chirps", "noise", "tones"}
         assert sum(entry["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
         assert entry["n_chunks"] == 3 and entry["error"] is None

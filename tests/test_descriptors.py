@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 from click.testing import CliRunner
+
 from conftest import write_tracks
 
 from genre_cnn.analysis.explore import explore
@@ -15,7 +16,7 @@ from genre_cnn.cli import main
 from genre_cnn.data.descriptor_table import descriptor_table_version, read_descriptor_table
 from genre_cnn.errors import AudioTooShortError, ConfigError, GenreCnnWarning, SilentAudioError
 from genre_cnn.inference.baseline import BaselineClassifier
-from genre_cnn.inference.classifier import open_classifier
+from genre_cnn.inference.classifier import classify, open_classifier
 from genre_cnn.inference.prediction import Classifier
 from genre_cnn.plots import plot_class_balance, plot_pca
 from genre_cnn.signal.descriptors import DESCRIPTOR_VERSION, descriptor_columns, song_descriptors
@@ -177,7 +178,10 @@ def test_the_baseline_is_calibrated_on_its_cross_validated_training_songs(table,
     np.testing.assert_allclose([verdict.probabilities[c] for c in loaded.classes], expected)
 
 
-def test_classify_and_compare_with_the_baseline(table, tmp_path, trained):
+def test_classify_and_compare_with_the_baseline(table, tmp_path, trained, monkeypatch):
+    from genre_cnn.training import novelty
+
+    monkeypatch.setattr(novelty, "MIN_NOVELTY_SONGS", 10)  # a reference of the table's 14 training songs
     fit_baseline(table["csv"], out=tmp_path / "baseline", folds=3)
     song = table["tracks"] / "tones" / "tones_1.wav"
     result = CliRunner().invoke(main, ["classify", str(song), "--model", str(tmp_path / "baseline"), "--json"])
@@ -185,6 +189,11 @@ def test_classify_and_compare_with_the_baseline(table, tmp_path, trained):
     [entry] = json.loads(result.stdout)
     assert set(entry["probabilities"]) == {"chirps", "noise", "tones"} and entry["n_chunks"] == 1
     assert sum(entry["probabilities"].values()) == pytest.approx(1)
+    assert entry["unfamiliar"] is False and 0 < entry["novelty"]  # in the space of its standardised descriptors
+    from test_novelty import foreign_sounds
+
+    foreign = classify([*foreign_sounds(tmp_path / "foreign")], model=tmp_path / "baseline")
+    assert all(verdict.unfamiliar for verdict in foreign), [verdict.novelty for verdict in foreign]
 
     result = CliRunner().invoke(main, ["compare", str(trained["result"].model_dir), str(tmp_path / "baseline"),
                                        str(table["tracks"])])

@@ -167,7 +167,7 @@ def test_classify_reports_the_file_and_classifies_the_others(fault, trained):
     else:
         assert result.exit_code == 1
         assert bad_entry == {"path": str(path), "genre": None, "probabilities": None, "n_chunks": 0,
-                             "error": expected, "unsure": None}
+                             "error": expected, "unsure": None, "novelty": None, "unfamiliar": None}
         assert f"Error: {expected}" in result.stderr
 
 

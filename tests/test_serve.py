@@ -81,6 +81,7 @@ def test_an_upload_gets_the_same_probabilities_as_the_cli(client, trained, model
         assert body["path"] == path.name and body["genre"] == expected.genre
         assert body["n_chunks"] == expected.n_chunks and body["error"] is None
         assert body["unsure"] == expected.unsure  # with the model's threshold (None: it has none)
+        assert (body["novelty"], body["unfamiliar"]) == (expected.novelty, expected.unfamiliar)
         for genre, probability in expected.probabilities.items():
             assert body["probabilities"][genre] == pytest.approx(probability, abs=1e-6)
 
@@ -101,6 +102,16 @@ def test_timeline_gives_the_probabilities_of_every_window(client, trained, model
     assert body["timeline"]["classes"] == expected["classes"]
     assert [w["start"] for w in body["timeline"]["windows"]] == [w["start"] for w in expected["windows"]]
     assert len(body["timeline"]["windows"]) > 1
+
+
+def test_explain_gives_the_picture_of_genre_cnn_explain(client, trained):
+    import base64
+
+    body = upload(client, songs(trained)[0], name="my song.mp3", explain="true").json()
+    picture = base64.b64decode(body["explanation"])
+    assert picture[:4] == b"\x89PNG" and len(picture) > 10_000
+    assert upload(client, songs(trained)[0]).json()["explanation"] is None  # only when asked
+    assert client.get("/v1/model").json()["explains"] is True
 
 
 def test_model_describes_what_the_server_runs(client, model_dir):

@@ -153,9 +153,14 @@ def test_a_browser_uploads_a_song_and_reads_its_genre(server, tmp_path):
         assert page.locator("#song-name").inner_text() == song.name
         unsure = (f" Unsure: {expected['top'][0]['genre']} or {expected['top'][1]['genre']}, the model is not "
                   "confident enough to choose.") if expected["unsure"] else ""
-        assert page.locator("#result-detail").inner_text() == f"Combined from {expected['n_chunks']} chunk(s).{unsure}"
+        unfamiliar = (f" Unfamiliar: this is not like any song the model learned from (novelty "
+                      f"{expected['novelty']:.1f}), so its genre means little.") if expected["unfamiliar"] else ""
+        assert page.locator("#result-detail").inner_text() == (f"Combined from {expected['n_chunks']} chunk(s)."
+                                                               f"{unsure}{unfamiliar}")
         assert page.locator(".bar").count() == 3
         expect(page.locator("#timeline-box")).to_be_visible()  # 30 s of 1 s windows
+        expect(page.locator("#why-box")).to_be_visible()  # the picture of genre-cnn explain
+        assert page.evaluate("document.getElementById('why').naturalWidth") > 400
 
         page.locator("#file").set_input_files({"name": "notes.mp3", "mimeType": "audio/mpeg", "buffer": b"not audio"})
         expect(page.locator("#error")).to_contain_text("notes.mp3: cannot decode audio")

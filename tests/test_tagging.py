@@ -105,6 +105,22 @@ def test_unsure_songs_are_never_written(library, model, tmp_path):
     assert (tmp_path / "j.jsonl").read_text() == ""  # the journal exists, and records nothing
 
 
+def test_unfamiliar_songs_are_never_written(library, familiar_model, tmp_path):
+    """A song unlike every song the model learned from (here: all, with a threshold nothing passes) keeps its tags."""
+    strict = tmp_path / "model"
+    shutil.copytree(familiar_model, strict)
+    config = json.loads((strict / "config.json").read_text())
+    config["novelty"]["threshold"] = 1e-6
+    (strict / "config.json").write_text(json.dumps(config))
+    before = snapshot(library)
+    decisions = list(tag_library(library, model=strict, write=True, min_confidence=0.0,
+                                 journal=tmp_path / "j.jsonl", workers=1))
+    assert {d.action for d in decisions} == {"skip"}
+    assert all(d.reason.startswith("unfamiliar: not like the songs the model learned from (novelty ")
+               and d.reason.endswith("is not written") for d in decisions)
+    assert snapshot(library) == before
+
+
 def test_by_default_a_song_is_unsure_below_the_models_own_threshold(library, model, tmp_path):
     sure_of_nothing = tmp_path / "model"
     shutil.copytree(model, sure_of_nothing)

@@ -29,10 +29,16 @@ def dataset(trained, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def frozen(dataset, tmp_path_factory):
+    from genre_cnn.training import novelty
+
     out = tmp_path_factory.mktemp("frozen")
     messages = []
-    result = fit(dataset, config=TrainConfig(epochs=3, batch_size=4, backbone="musicnn"), model_dir=out / "m",
-                 models_root=out / "models", verbose=0, log=messages.append)
+    shipped, novelty.MIN_NOVELTY_SONGS = novelty.MIN_NOVELTY_SONGS, 1
+    try:  # a novelty reference of the tiny set's 12 songs (a real fit needs 20)
+        result = fit(dataset, config=TrainConfig(epochs=3, batch_size=4, backbone="musicnn"), model_dir=out / "m",
+                     models_root=out / "models", verbose=0, log=messages.append)
+    finally:
+        novelty.MIN_NOVELTY_SONGS = shipped
     return result, messages
 
 
@@ -49,6 +55,37 @@ def test_frozen_backbone_trains_a_head_and_records_it(frozen, dataset, trained):
     assert lite.n_chunks == 1 and lite.genre == keras_route.genre
     np.testing.assert_allclose(list(lite.probabilities.values()), list(keras_route.probabilities.values()),
                                atol=1e-4)
+
+
+def test_a_backbone_model_flags_unfamiliar_songs_in_the_backbones_embedding_space(frozen, trained, tmp_path):
+    from test_novelty import foreign_sounds
+
+    from genre_cnn.models.store import ModelDir
+
+    result, _ = frozen
+    novelty = ModelDir(result.model_dir).read_novelty()
+    assert (novelty.layer, novelty.dim, len(novelty.reference)) == ("musicnn", 200, 12)
+    song = trained["tracks"] / "chirps" / "chirps_1.mp3"
+    lite, keras_route = (classify([song], model=result.model_dir, backend=b)[0] for b in ("litert", "keras"))
+    assert lite.novelty == pytest.approx(keras_route.novelty, rel=1e-3) and lite.unfamiliar == keras_route.unfamiliar
+    known = classify([trained["tracks"]], model=result.model_dir)
+    foreign = classify(foreign_sounds(tmp_path), model=result.model_dir)
+    assert min(v.novelty for v in foreign) > np.median([v.novelty for v in known])
+
+
+def test_a_backbone_model_is_explained_through_its_own_front_end(frozen, trained, tmp_path):
+    from genre_cnn.inference.classifier import open_classifier
+    from genre_cnn.analysis.explain import explain
+    from genre_cnn.inference.occlusion import deletion_check
+
+    result, _ = frozen
+    classifier = open_classifier(result.model_dir)
+    song = trained["tracks"] / "chirps" / "chirps_1.mp3"
+    explanation = explain(song, model=classifier, out=tmp_path / "why.png")
+    assert explanation.inputs.shape[1:] == (96, 187)  # musicnn's bands by its patch's frames
+    assert explanation.genre == classifier.classify_file(song).genre
+    assert np.isfinite(deletion_check(classifier, explanation)).all()
+    assert (tmp_path / "why.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_the_factory_opens_a_backbone_model_as_a_musicnn_classifier(frozen):

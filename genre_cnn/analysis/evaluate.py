@@ -55,7 +55,9 @@ def evaluate_model(
         ``ece`` and ``brier`` (expected calibration error and Brier score of the probabilities, on the
         ``calibration_songs`` of genres the model knows), ``unsure`` (None without a threshold, else
         ``min_confidence``, the ``songs`` flagged, their ``share``, how many of them were ``wrong``, and
-        the ``sure_accuracy`` of the others).
+        the ``sure_accuracy`` of the others), ``unfamiliar`` (None for a model without a novelty reference,
+        else ``max_novelty``, the ``songs`` flagged, their ``share``, how many were ``wrong``, how many of
+        an ``unknown_genre``, and the ``familiar_accuracy`` of the others).
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
@@ -93,6 +95,7 @@ def evaluate_model(
         "confusion": confusion_matrix(y_true, y_pred, labels=everything).tolist(),
         **_calibration_scores(scored, model_classes, truth),
         "unsure": _unsure_scores(scored, truth, classifier.min_confidence),
+        "unfamiliar": _unfamiliar_scores(scored, truth, getattr(classifier, "novelty", None)),
     }
     if out is not None:
         out = ensure_folder(out, what="evaluation files")
@@ -124,3 +127,18 @@ def _unsure_scores(scored: list, truth: dict, min_confidence: Optional[float]) -
     return {"min_confidence": float(min_confidence), "songs": len(flagged), "share": len(flagged) / len(scored),
             "wrong": sum(p.genre != truth[p.path] for p in flagged),
             "sure_accuracy": None if not sure else sum(p.genre == truth[p.path] for p in sure) / len(sure)}
+
+
+def _unfamiliar_scores(scored: list, truth: dict, novelty) -> Optional[dict]:
+    """How the unfamiliar flag did: the songs it flagged, how many of them were wrong (songs of a genre the
+    model does not know always are), and the accuracy of the songs it let through. None without novelty."""
+    if novelty is None:
+        return None
+    known = set(scored[0].probabilities)
+    flagged = [p for p in scored if p.unfamiliar]
+    familiar = [p for p in scored if not p.unfamiliar]
+    return {"max_novelty": float(novelty.threshold), "songs": len(flagged), "share": len(flagged) / len(scored),
+            "wrong": sum(p.genre != truth[p.path] for p in flagged),
+            "unknown_genre": sum(truth[p.path] not in known for p in flagged),
+            "familiar_accuracy": None if not familiar
+            else sum(p.genre == truth[p.path] for p in familiar) / len(familiar)}

@@ -16,7 +16,10 @@ from genre_cnn.inference.baseline import BaselineClassifier
 from genre_cnn.inference.prediction import Classifier, SongPrediction, SongVerdict, expand_paths
 from genre_cnn.inference.runners import open_runner
 from genre_cnn.models.calibration import UNCALIBRATED, Calibration
+from genre_cnn.models.musicnn import HOP as MUSICNN_HOP
 from genre_cnn.models.musicnn import N_MELS, PATCH_FRAMES, song_patches
+from genre_cnn.models.musicnn import SR as MUSICNN_SR
+from genre_cnn.models.novelty import Novelty
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, names_a_folder, resolve_model_dir
 from genre_cnn.models.store import ModelDir
 from genre_cnn.runtime.parallel import process_pool
@@ -43,6 +46,9 @@ class GenreClassifier:
     min_confidence : float or None
         Verdicts less sure than this are flagged unsure: the calibration's threshold unless
         :func:`open_classifier` was given another.
+    novelty : Novelty or None
+        The songs the network learned from, in its embedding space: songs far from all of them are
+        flagged unfamiliar. None for a model fitted without one (never flagged).
     backend : str
         ``"litert"`` or ``"keras"``: what runs the network.
     """
@@ -56,8 +62,10 @@ class GenreClassifier:
     profiles_from_dataset = True
 
     def __init__(self, model_dir: Path, runner, classes: Sequence[str], feature_config: FeatureConfig,
-                 filterbank: Optional[np.ndarray] = None, calibration: Calibration = UNCALIBRATED):
+                 filterbank: Optional[np.ndarray] = None, calibration: Calibration = UNCALIBRATED,
+                 novelty: Optional[Novelty] = None):
         self.model_dir = model_dir
+        self.novelty = novelty
         self.runner = runner
         self.classes = tuple(classes)
         self.feature_config = feature_config
@@ -90,19 +98,40 @@ class GenreClassifier:
         Every verdict of this classifier (songs, timeline windows) combines these, so all carry the
         model's temperature (:class:`~genre_cnn.models.calibration.Calibration`).
         """
+        return self.predict_and_embed(features, batch_size=batch_size)[0]
+
+    def predict_and_embed(self, features: np.ndarray, *, batch_size: Optional[int] = None
+                          ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """:meth:`predict_chunks` and, in the same pass, each chunk's embedding (None without a novelty
+        reference), shape ``(n_chunks, novelty.dim)``."""
         raw = self.runner.predict(features, batch_size=batch_size or chunks_per_batch(self.feature_config))
-        return self.calibration.apply(raw)
+        n_classes = len(self.classes)
+        embeddings = raw[:, n_classes:] if self.novelty is not None else None
+        return self.calibration.apply(raw[:, :n_classes]), embeddings
+
+    def explain_file(self, path: str | os.PathLike, *, genre: Optional[str] = None):
+        """The song's occlusion map and the function that draws it (:mod:`genre_cnn.inference.occlusion`)."""
+        from genre_cnn.inference.occlusion import explain_song  # lazy: the two modules use each other
+        from genre_cnn.plots import plot_explanation
+
+        return explain_song(self, path, genre=genre), plot_explanation
 
     def classify_file(self, path: str | os.PathLike) -> SongPrediction:
         """Classify one song; decoding problems become a :class:`SongPrediction` with ``error``."""
         verdict = SongVerdict(len(self.classes))
+        embedding_sum = 0.0
         try:
             for features in self.network_inputs(path):
-                verdict.add(self.predict_chunks(features))
+                probabilities, embeddings = self.predict_and_embed(features)
+                verdict.add(probabilities)
+                if embeddings is not None:
+                    embedding_sum = embedding_sum + embeddings.sum(axis=0, dtype=np.float64)
         except AudioDecodeError as exc:
             return SongPrediction(path=str(path), error=str(exc))
+        novelty = None if self.novelty is None else float(self.novelty.score(embedding_sum / verdict.n_chunks)[0])
         return SongPrediction.of(path, self.classes, verdict.probabilities, n_chunks=verdict.n_chunks,
-                                 min_confidence=self.min_confidence)
+                                 min_confidence=self.min_confidence, novelty=novelty,
+                                 max_novelty=None if self.novelty is None else self.novelty.threshold)
 
 
 class CnnClassifier(GenreClassifier):
@@ -124,6 +153,22 @@ class CnnClassifier(GenreClassifier):
         for features, _ in SongFeatureStream(path, self.feature_config, filterbank=self.filterbank):
             yield features
 
+    def timed_views(self, path: str | os.PathLike):
+        """The song's log-mel chunks with their start times, for :func:`genre_cnn.inference.occlusion.explain_song`."""
+        from genre_cnn.inference.occlusion import TimedViews, mel_band_edges  # lazy: the modules use each other
+
+        config, inputs, starts = self.feature_config, [], []
+        for features, offsets in SongFeatureStream(path, config, filterbank=self.filterbank):
+            inputs.append(features)
+            starts.append(offsets / config.sr)
+        return TimedViews(inputs=np.concatenate(inputs), starts=np.concatenate(starts),
+                          seconds_per_frame=config.hop_length / config.sr,
+                          band_edges_hz=mel_band_edges(config.n_mels, fmax=config.sr / 2))
+
+    def predict_views(self, views: np.ndarray) -> np.ndarray:
+        """:meth:`predict_chunks` of views from :meth:`timed_views` (they are the chunks)."""
+        return self.predict_chunks(views)
+
 
 class MusicnnClassifier(GenreClassifier):
     """A genre head on the pretrained musicnn backbone: its input is musicnn's own 3 s patches."""
@@ -137,6 +182,20 @@ class MusicnnClassifier(GenreClassifier):
 
     def network_inputs(self, path: str | os.PathLike) -> Iterator[np.ndarray]:
         yield song_patches(path)
+
+    def timed_views(self, path: str | os.PathLike):
+        """The song's musicnn patches, bands first, with their start times (for ``explain``)."""
+        from genre_cnn.inference.occlusion import TimedViews, mel_band_edges  # lazy: the modules use each other
+
+        patches = song_patches(path)
+        return TimedViews(inputs=np.ascontiguousarray(patches.transpose(0, 2, 1)),
+                          starts=np.arange(len(patches)) * PATCH_FRAMES * MUSICNN_HOP / MUSICNN_SR,
+                          seconds_per_frame=MUSICNN_HOP / MUSICNN_SR,
+                          band_edges_hz=mel_band_edges(N_MELS, fmax=MUSICNN_SR / 2))
+
+    def predict_views(self, views: np.ndarray) -> np.ndarray:
+        """:meth:`predict_chunks` of views from :meth:`timed_views` (patches with their bands first)."""
+        return self.predict_chunks(np.ascontiguousarray(views.transpose(0, 2, 1)))
 
 
 #: The network kinds by the name ``fit`` writes as ``"kind"`` in config.json.
@@ -184,15 +243,18 @@ def load_classifier(
                          f"runs ({', '.join(NETWORK_KINDS)}); refit the model")
     filterbank = folder.read_filterbank(feature_config) if kind is CnnClassifier else None
     calibration = folder.read_calibration(saved)
+    novelty = folder.read_novelty(saved)
     input_shape = kind.input_shape(feature_config)
-    runner = open_runner(model_dir, backend=backend)
-    if runner.input_shape != input_shape or runner.n_outputs != len(classes):
+    runner = open_runner(model_dir, backend=backend, embedding_layer=None if novelty is None else novelty.layer)
+    outputs = len(classes) + (0 if novelty is None else novelty.dim)
+    if runner.input_shape != input_shape or runner.n_outputs != outputs:
         raise ModelError(
-            f"{model_dir}: the network takes {runner.input_shape} and gives {runner.n_outputs} genres "
-            f"but config.json describes {input_shape} -> {len(classes)}; "
+            f"{model_dir}: the network takes {runner.input_shape} and gives {runner.n_outputs} outputs "
+            f"but config.json describes {input_shape} -> {outputs} ({len(classes)} genres"
+            f"{'' if novelty is None else f' and a {novelty.dim}-wide embedding'}); "
             "the folder mixes two models, refit it"
         )
-    return with_min_confidence(kind(model_dir, runner, classes, feature_config, filterbank, calibration),
+    return with_min_confidence(kind(model_dir, runner, classes, feature_config, filterbank, calibration, novelty),
                                min_confidence)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from genre_cnn.errors import ModelError
-from genre_cnn.inference.runners import KerasRunner, export_litert
+from genre_cnn.inference.runners import KerasRunner, export_litert, with_embedding
 from genre_cnn.models.calibration import Calibration
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, resolve_model_dir
 from genre_cnn.models.store import ModelDir
@@ -67,7 +67,9 @@ def export_model(
 
     keras_model = KerasRunner(model_dir / ModelDir.KERAS).model
     runners_file = target.resolve() == (model_dir / ModelDir.LITERT).resolve()
-    if not runners_file:  # the model folder's own model.tflite stays raw: classify applies the temperature itself
+    if runners_file:  # the folder's own model.tflite stays raw (classify applies the temperature) and gives the
+        keras_model = with_embedding(keras_model, ModelDir(model_dir).read_novelty())  # embedding for novelty
+    else:
         keras_model = with_calibration(keras_model, ModelDir(model_dir).read_calibration())
     import numpy as np
 

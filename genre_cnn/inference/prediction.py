@@ -84,6 +84,13 @@ class SongPrediction:
     unsure : bool or None
         The top probability is below the model's ``min_confidence`` (then the second genre is nearly as
         likely: see :meth:`top`); None when the model has no threshold.
+    novelty : float or None
+        How far the song is from the songs the model learned from, in units of their own spacing
+        (:class:`~genre_cnn.models.novelty.Novelty`): about 1 for songs like them; None when the model has
+        no novelty reference.
+    unfamiliar : bool or None
+        ``novelty`` is above the model's threshold: the song is not like anything the model learned from,
+        so its genre means little (speech, noise, a genre it was not taught).
     """
 
     path: str
@@ -92,16 +99,22 @@ class SongPrediction:
     n_chunks: int = 0
     error: Optional[str] = None
     unsure: Optional[bool] = None
+    novelty: Optional[float] = None
+    unfamiliar: Optional[bool] = None
 
     @classmethod
     def of(cls, path: str | os.PathLike, classes: Sequence[str], probabilities: np.ndarray, *, n_chunks: int,
-           min_confidence: Optional[float] = None) -> "SongPrediction":
-        """The verdict from a song's probabilities (in ``classes`` order), unsure below ``min_confidence``."""
+           min_confidence: Optional[float] = None, novelty: Optional[float] = None,
+           max_novelty: Optional[float] = None) -> "SongPrediction":
+        """The verdict from a song's probabilities (in ``classes`` order), unsure below ``min_confidence``,
+        unfamiliar when its ``novelty`` is above ``max_novelty``."""
         probabilities = np.asarray(probabilities, dtype=np.float64)
         top = int(probabilities.argmax())
         unsure = None if min_confidence is None else bool(probabilities[top] < min_confidence)
+        unfamiliar = None if novelty is None or max_novelty is None else bool(novelty > max_novelty)
         return cls(path=str(path), genre=classes[top], n_chunks=n_chunks, unsure=unsure,
-                   probabilities={c: float(p) for c, p in zip(classes, probabilities)})
+                   probabilities={c: float(p) for c, p in zip(classes, probabilities)},
+                   novelty=None if novelty is None else round(float(novelty), 4), unfamiliar=unfamiliar)
 
     @property
     def ok(self) -> bool:

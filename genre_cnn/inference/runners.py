@@ -14,17 +14,21 @@ from genre_cnn.models.store import ModelDir
 from genre_cnn.runtime.backend import import_keras
 from genre_cnn.runtime.native import native_stderr_silenced
 
-__all__ = ["KerasRunner", "LiteRTRunner", "open_runner", "export_litert"]
+__all__ = ["KerasRunner", "LiteRTRunner", "open_runner", "export_litert", "with_embedding"]
 
 BACKENDS = ("auto", "litert", "keras")
 
 
 class KerasRunner:
-    """The Keras model, loaded in safe mode (no arbitrary code). Imports TensorFlow."""
+    """The Keras model, loaded in safe mode (no arbitrary code). Imports TensorFlow.
+
+    With ``embedding_layer``, each output row is the genre probabilities followed by that layer's
+    output (:func:`with_embedding`), as the model folder's ``model.tflite`` gives them.
+    """
 
     name = "keras"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, embedding_layer: str | None = None) -> None:
         # lazy: defines Keras layers (imports TensorFlow); importing it registers them for loading
         from genre_cnn.models import layers  # noqa: F401
 
@@ -33,6 +37,8 @@ class KerasRunner:
             self.model = keras.saving.load_model(path, safe_mode=True, compile=False)
         except Exception as exc:  # Keras raises many types for broken archives
             raise ModelError(f"{path}: cannot be loaded ({_first_line(exc)}); refit the model") from None
+        if embedding_layer is not None:
+            self.model = with_embedding(self.model, embedding_layer)
         self.input_shape = tuple(self.model.input_shape[1:])
         self.n_outputs = int(self.model.output_shape[-1])
 
@@ -89,8 +95,12 @@ def litert_available() -> bool:
     return True
 
 
-def open_runner(model_dir: Path, *, backend: str = "auto"):
-    """Open the model of ``model_dir`` with ``backend`` ("auto": LiteRT when it can, else Keras)."""
+def open_runner(model_dir: Path, *, backend: str = "auto", embedding_layer: str | None = None):
+    """Open the model of ``model_dir`` with ``backend`` ("auto": LiteRT when it can, else Keras).
+
+    ``embedding_layer``: the model's novelty layer (config.json's ``"novelty"``), whose output follows the
+    probabilities in each row (the folder's ``model.tflite`` was exported so; the Keras model is wrapped).
+    """
     if backend not in BACKENDS:
         raise ModelError(f"backend={backend!r} must be one of {', '.join(BACKENDS)}")
     litert_file = model_dir / ModelDir.LITERT
@@ -100,7 +110,42 @@ def open_runner(model_dir: Path, *, backend: str = "auto"):
         if not litert_available():
             raise ModelError("the LiteRT backend needs the ai-edge-litert package: pip install ai-edge-litert")
         return LiteRTRunner(litert_file)
-    return KerasRunner(model_dir / ModelDir.KERAS)
+    return KerasRunner(model_dir / ModelDir.KERAS, embedding_layer=embedding_layer)
+
+
+def with_embedding(model, novelty_or_layer):
+    """The network whose output rows are its genre probabilities followed by its embedding.
+
+    What the model folder's own ``model.tflite`` computes when the model has a novelty reference
+    (:class:`~genre_cnn.models.novelty.Novelty`): one pass gives the genres and where the chunk lies among the
+    training songs. A single output keeps the order of the two fixed (LiteRT orders several outputs as it likes).
+
+    Parameters
+    ----------
+    model : keras.Model
+    novelty_or_layer : Novelty, str or None
+        The novelty reference (or its layer name); None returns ``model`` itself. The layer is one of the
+        network's graph (the CNN's summary), or a nested network of a chain (musicnn's trunk), whose output
+        is then taken from the same call that feeds the rest of the chain.
+    """
+    if novelty_or_layer is None:
+        return model
+    layer_name = novelty_or_layer if isinstance(novelty_or_layer, str) else novelty_or_layer.layer
+    keras = import_keras()
+    layer = model.get_layer(layer_name)
+    if isinstance(layer, keras.Model):  # a nested network: its .output is its own graph's, so replay the chain
+        inputs = keras.Input(shape=model.input_shape[1:])
+        x, embedding = inputs, None
+        for each in model.layers[1:]:
+            x = each(x)
+            if each is layer:
+                embedding = x
+        outputs = x
+    else:
+        inputs, outputs, embedding = model.input, model.output, layer.output
+    embedding = keras.layers.Flatten(name="flat_embedding")(embedding)
+    joined = keras.layers.Concatenate(name="genre_and_embedding", dtype="float32")([outputs, embedding])
+    return keras.Model(inputs, joined, name=model.name)
 
 
 def export_litert(model, path: Path) -> None:

@@ -104,7 +104,8 @@ class BulkRun:
 
 def _row(path: Path, size: int, mtime_ns: int, prediction, model: str) -> ResultRow:
     return ResultRow(os.fsdecode(path), size, mtime_ns, model, prediction.genre, prediction.probabilities,
-                     prediction.n_chunks, prediction.error)
+                     prediction.n_chunks, prediction.error, prediction.unsure, prediction.novelty,
+                     prediction.unfamiliar)
 
 
 #: The classifier a Dask worker process opened, by model folder: opened once, used by every task.

@@ -27,6 +27,8 @@ __all__ = ["RESULT_FORMATS", "ResultRow", "ResultsTable"]
 
 #: File name endings of the table formats.
 RESULT_FORMATS = (".csv", ".jsonl", ".parquet")
+#: The verdict's flags, a column each (after ``chunks``); tables written before them are resumed without.
+FLAG_COLUMNS = ("unsure", "novelty", "unfamiliar")
 #: Seconds between two ``fsync`` calls of a growing table (rows reach the page cache at once).
 SYNC_SECONDS = 5.0
 
@@ -48,6 +50,9 @@ class ResultRow:
     chunks : int
     error : str or None
         Why the file could not be classified.
+    unsure, novelty, unfamiliar
+        The verdict's flags (:class:`~genre_cnn.inference.prediction.SongPrediction`); None where the model
+        has none, or in a table written before they were recorded.
     """
 
     path: str
@@ -58,6 +63,9 @@ class ResultRow:
     probabilities: Optional[dict]
     chunks: int
     error: Optional[str]
+    unsure: Optional[bool] = None
+    novelty: Optional[float] = None
+    unfamiliar: Optional[bool] = None
 
 
 class ResultsTable:
@@ -99,7 +107,9 @@ class ResultsTable:
             raise ConfigError(f"out={self.path}: is a folder; name a table file", parameter="out")
         self._lines = self.path.with_name(f".{self.path.name}.rows.jsonl") if self.format == ".parquet" else self.path
         self.columns = ("path", "size", "mtime_ns", "model", "genre", "probability",
-                        *(f"p_{name}" for name in self.classes), "chunks", "error")
+                        *(f"p_{name}" for name in self.classes), "chunks", *FLAG_COLUMNS, "error")
+        #: a table written before the flags were recorded is resumed in its own columns
+        self._legacy_columns = tuple(name for name in self.columns if name not in FLAG_COLUMNS)
         self.done: dict[str, tuple[int, int]] = {}
         for row in self._existing_rows():
             self.done[row.path] = (row.size, row.mtime_ns)
@@ -144,12 +154,12 @@ class ResultsTable:
                               parameter="out") from None
         if not header:
             return []
-        if tuple(header) != self.columns:
-            raise ConfigError(f"out={self.path}: its columns are not this model's ({', '.join(header[:8])}...); "
-                              "name another table", parameter="out")
+        self._adopt_columns(tuple(header))
         try:
             return [ResultRow(record["path"], int(record["size"]), int(record["mtime_ns"]), record["model"],
-                              record["genre"] or None, None, int(record["chunks"] or 0), record["error"] or None)
+                              record["genre"] or None, None, int(record["chunks"] or 0), record["error"] or None,
+                              _flag(record.get("unsure")), float(record["novelty"]) if record.get("novelty") else None,
+                              _flag(record.get("unfamiliar")))
                     for record in records]
         except (ValueError, TypeError):
             raise ConfigError(f"out={self.path}: holds a damaged row (a size or time that is not a number); name "
@@ -163,7 +173,8 @@ class ResultsTable:
                     record = json.loads(line)
                     rows.append(ResultRow(unescape_text(record["path"]), int(record["size"]), int(record["mtime_ns"]),
                                           record["model"], record["genre"], record["probabilities"],
-                                          int(record["chunks"]), record["error"] and unescape_text(record["error"])))
+                                          int(record["chunks"]), record["error"] and unescape_text(record["error"]),
+                                          record.get("unsure"), record.get("novelty"), record.get("unfamiliar")))
                 except (ValueError, KeyError, TypeError, UnicodeError):
                     raise ConfigError(f"out={self.path}: line {number} of {path.name} is not a results row; name "
                                       "a new file", parameter="out") from None
@@ -177,12 +188,21 @@ class ResultsTable:
         except Exception as exc:  # pyarrow's errors carry no common type
             raise ConfigError(f"out={self.path}: cannot be read as Parquet ({exc}); name a new file",
                               parameter="out") from None
-        if tuple(table.column_names) != self.columns:
-            raise ConfigError(f"out={self.path}: its columns are not this model's; name another table", parameter="out")
-        return [ResultRow(unescape_text(record["path"]), record["size"], record["mtime_ns"], record["model"], record["genre"],
+        self._adopt_columns(tuple(table.column_names))
+        return [ResultRow(unescape_text(record["path"]), record["size"], record["mtime_ns"], record["model"],
+                          record["genre"],
                           {name: record[f"p_{name}"] for name in self.classes} if record["genre"] else None,
-                          record["chunks"], record["error"] and unescape_text(record["error"]))
+                          record["chunks"], record["error"] and unescape_text(record["error"]),
+                          record.get("unsure"), record.get("novelty"), record.get("unfamiliar"))
                 for record in table.to_pylist()]
+
+    def _adopt_columns(self, header: tuple) -> None:
+        """Resume a table in its own columns: this version's, or those of a table written before the flags."""
+        if header == self._legacy_columns:
+            self.columns = header
+        elif header != self.columns:
+            raise ConfigError(f"out={self.path}: its columns are not this model's ({', '.join(header[:8])}...); "
+                              "name another table", parameter="out")
 
     # --- writing ----------------------------------------------------------------------------------
     def add(self, row: ResultRow) -> None:
@@ -201,11 +221,17 @@ class ResultsTable:
             self._synced = time.monotonic()
 
     def _cells(self, row: ResultRow) -> list:
+        """The row's cells in this table's columns (without the flags in a table written before them)."""
         probabilities = row.probabilities or {}
-        return [row.path, row.size, row.mtime_ns, row.model, row.genre or "",
-                "" if row.genre is None else round(probabilities[row.genre], 6),
-                *(round(probabilities[name], 6) if name in probabilities else "" for name in self.classes),
-                row.chunks, row.error or ""]
+        flags = {"unsure": row.unsure, "novelty": row.novelty, "unfamiliar": row.unfamiliar}
+        cells = {"path": row.path, "size": row.size, "mtime_ns": row.mtime_ns, "model": row.model,
+                 "genre": row.genre or "",
+                 "probability": "" if row.genre is None else round(probabilities[row.genre], 6),
+                 **{f"p_{name}": round(probabilities[name], 6) if name in probabilities else ""
+                    for name in self.classes},
+                 "chunks": row.chunks, "error": row.error or "",
+                 **{name: "" if value is None else value for name, value in flags.items()}}
+        return [cells[name] for name in self.columns]
 
     @staticmethod
     def _csv_line(cells) -> str:
@@ -245,3 +271,8 @@ class ResultsTable:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _flag(cell: Optional[str]) -> Optional[bool]:
+    """A CSV cell written from a bool (``True``/``False``), or empty."""
+    return None if not cell else cell == "True"

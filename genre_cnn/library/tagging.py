@@ -1,7 +1,8 @@
 """Tag a music library from the sound: predict each song's genre and, when asked, write it into the file.
 
 Nothing is written unless ``write=True``. Then only files without a genre tag are written (all
-files with ``overwrite=True``), never a song whose top probability is below ``min_confidence``,
+files with ``overwrite=True``), never a song whose top probability is below ``min_confidence``
+nor one the model flags unfamiliar (unlike every song it learned from: speech, noise, another genre),
 and every write goes through :func:`genre_cnn.library.tags.write_genre` (journal, copy, audio
 check, rename). A second run skips the files the same model already tagged.
 """
@@ -157,6 +158,10 @@ class TagRun:
         if not prediction.ok:
             return TagDecision(path, current, None, None, "error", _reason(prediction.error, path))
         (genre, probability), *rest = prediction.top(2)
+        if prediction.unfamiliar:
+            return TagDecision(path, current, genre, probability, "skip",
+                               f"unfamiliar: not like the songs the model learned from (novelty "
+                               f"{prediction.novelty:.1f}), so {genre} {probability:.2f} is not written")
         if probability < self.min_confidence:
             runner_up = f", then {rest[0][0]} {rest[0][1]:.2f}" if rest else ""
             return TagDecision(path, current, genre, probability, "skip",

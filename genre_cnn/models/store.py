@@ -19,6 +19,7 @@ import numpy as np
 from genre_cnn.config import FeatureConfig, check_classes, read_json, write_json
 from genre_cnn.errors import ConfigError, GenreCnnWarning, ModelError
 from genre_cnn.models.calibration import Calibration
+from genre_cnn.models.novelty import Novelty
 from genre_cnn.runtime.files import FolderKind
 from genre_cnn.signal.logmel import mel_filterbank
 
@@ -159,6 +160,7 @@ class ModelDir:
     RELIABILITY_PLOT = "reliability.png"  #: the test songs' reliability diagram, before and after calibration
     GRID_SEARCH = "cv_results.csv"  #: the baseline's grid search, one row per candidate
     PROFILE = "profile.npz"  #: the reference profile for ``monitor`` (format: genre_cnn.monitoring.profile)
+    NOVELTY = "novelty.npz"  #: the training songs' embeddings, for unfamiliar songs (format: genre_cnn.models.novelty)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -225,6 +227,18 @@ class ModelDir:
                           "the model gives them (temperature 1); refit the model to calibrate them",
                           GenreCnnWarning, stacklevel=2)
         return Calibration.from_dict(saved.get("calibration"), where=str(self.path / self.CONFIG))
+
+    # --- novelty.npz (with config.json's "novelty") ---------------------------------------------
+    def write_novelty(self, novelty: Optional[Novelty]) -> None:
+        """Write the novelty reference's arrays (nothing for None); its numbers go to ``config.json``."""
+        if novelty is not None:
+            novelty.save_arrays(self.path / self.NOVELTY)
+
+    def read_novelty(self, config: Optional[dict] = None) -> Optional[Novelty]:
+        """The model's :class:`~genre_cnn.models.novelty.Novelty`, or None for a model fitted without one
+        (before novelty existed, or a kind that has none): its songs are then never flagged unfamiliar."""
+        saved = self.read_config() if config is None else config
+        return Novelty.load(saved.get("novelty"), self.path / self.NOVELTY, where=str(self.path / self.CONFIG))
 
     # --- metrics.json --------------------------------------------------------------------------
     def write_metrics(self, metrics: Metrics) -> None:

@@ -141,14 +141,23 @@ class Classification(BaseModel):
     unsure: Optional[bool] = Field(None, description="the top probability is below the model's threshold: the "
                                                      "first two genres of `top` are both plausible; null when the "
                                                      "model has no threshold")
+    novelty: Optional[float] = Field(None, description="distance to the songs the model learned from, in units of "
+                                                       "their own spacing (about 1: like them); null when the model "
+                                                       "has no novelty reference")
+    unfamiliar: Optional[bool] = Field(None, description="the novelty is above the model's threshold: the song is "
+                                                         "not like anything the model learned from (speech, noise, "
+                                                         "a genre it was not taught), so its genre means little")
     top: list[GenreScore]
     timeline: Optional[TimelineResult] = None
+    explanation: Optional[str] = Field(None, description="with explain=true: the picture of `genre-cnn explain` "
+                                                         "(what pushed the song to its genre), a base64 PNG")
 
 
 class ModelInfo(BaseModel):
     name: str
     kind: str = Field(description="cnn, musicnn or baseline")
     makes_timelines: bool = Field(description="whether timeline=true works (CNN models)")
+    explains: bool = Field(False, description="whether explain=true works (every kind this version fits)")
     classes: list[str]
     backend: str
     feature_config: Optional[dict]
@@ -424,6 +433,7 @@ def create_app(config: ServerConfig = ServerConfig()) -> FastAPI:
         timeline: bool = Query(False, description="also give the probabilities of every window (CNN models)"),
         window: Optional[float] = Query(None, gt=0, le=1e6, description="timeline window in seconds"),
         hop: Optional[float] = Query(None, gt=0, le=1e6, description="timeline seconds between windows"),
+        explain: bool = Query(False, description="also draw why the song got its genre (as `genre-cnn explain`)"),
     ):
         name = _display_name(file.filename)
         if not timeline and (window is not None or hop is not None):
@@ -432,7 +442,8 @@ def create_app(config: ServerConfig = ServerConfig()) -> FastAPI:
         path = await _save_upload(file)
         try:
             result = await pool.run(inference.analyse, str(path), max_seconds=config.max_seconds,
-                                    timeline=timeline, window=window, hop=hop, profile=log is not None)
+                                    timeline=timeline, window=window, hop=hop, profile=log is not None,
+                                    explain=explain, display_name=name)
         except _ShuttingDown:
             metrics.rejected.labels("shutting_down").inc()
             return _problem(503, SHUTTING_DOWN, headers=SHUTTING_DOWN_HEADERS)
@@ -459,6 +470,8 @@ def create_app(config: ServerConfig = ServerConfig()) -> FastAPI:
         answer = {**prediction, "path": name, "top": [{"genre": g, "probability": p} for g, p in ranked]}
         if timeline:
             answer["timeline"] = {"classes": result["timeline"]["classes"], "windows": result["timeline"]["windows"]}
+        if explain:
+            answer["explanation"] = result["explanation"]
         return answer
 
     return app
@@ -515,6 +528,7 @@ def _model_info(classifier, model_dir: Path) -> dict:
     feature_config = getattr(classifier, "feature_config", None)
     return {
         "name": model_dir.name, "kind": classifier.kind, "makes_timelines": classifier.makes_timelines,
+        "explains": hasattr(classifier, "explain_file"),
         "classes": list(classifier.classes),
         "backend": classifier.backend, "feature_config": feature_config.to_dict() if feature_config else None,
         "test_metrics": test_metrics, "trained_with": saved.get("package_version"), "version": __version__,

@@ -6,6 +6,9 @@ files the event loop hands it (:func:`analyse`). Nothing here knows about HTTP.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import io
 import warnings
 from typing import Optional
 
@@ -39,7 +42,8 @@ def ready() -> bool:
 
 
 def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Optional[float] = None,
-            hop: Optional[float] = None, profile: bool = False) -> dict:
+            hop: Optional[float] = None, profile: bool = False, explain: bool = False,
+            display_name: Optional[str] = None) -> dict:
     """Classify one file as ``classify`` does, plus what the server reports and logs about it.
 
     Parameters
@@ -53,12 +57,16 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
     profile : bool
         Also compute the song's audio statistics and mean log-mel level per band (for ``serve --log``),
         as :mod:`genre_cnn.monitoring` does.
+    explain : bool
+        Also draw why the song got its genre (:mod:`genre_cnn.inference.occlusion`), as a base64 PNG.
+    display_name : str, optional
+        The client's name of the file, for the picture's title.
 
     Returns
     -------
     dict
         ``prediction`` (:class:`~genre_cnn.inference.classifier.SongPrediction` as a dict), ``info`` (sample
-        rate, channels, seconds), and ``timeline`` / ``profile`` when asked for.
+        rate, channels, seconds), and ``timeline`` / ``profile`` / ``explanation`` when asked for.
 
     Raises
     ------
@@ -72,6 +80,8 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
             raise ConfigError(f"timeline=true needs a CNN trained from scratch; this server's model is a "
                               f"{_classifier.kind} model")
         check_timeline_options(_classifier, window=window, hop=hop)  # before any decoding
+    if explain and not hasattr(_classifier, "explain_file"):
+        raise ConfigError(f"explain=true is not offered for this server's {_classifier.kind} model")
     info = audio_info(path)
     if info.seconds is not None and info.seconds > max_seconds:
         raise TooLongError(f"{path}: the recording lasts {info.seconds:.0f} s, more than this server's limit of "
@@ -83,6 +93,11 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
               "info": {"sample_rate": info.sample_rate, "channels": info.channels, "seconds": info.seconds}}
     if timeline:
         result["timeline"] = classify_timeline(path, _classifier, window=window, hop=hop).to_dict()
+    if explain:
+        explanation, draw = _classifier.explain_file(path, genre=prediction.genre)
+        picture = io.BytesIO()
+        draw(dataclasses.replace(explanation, path=display_name or "upload"), picture)
+        result["explanation"] = base64.b64encode(picture.getvalue()).decode("ascii")
     if profile:
         result["profile"] = _profile(path)
     return result

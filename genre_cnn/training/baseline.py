@@ -14,7 +14,7 @@ import numpy as np
 from genre_cnn.data.dataset import split_songs
 from genre_cnn.data.descriptor_table import descriptor_table_version, read_descriptor_table
 from genre_cnn.errors import ConfigError
-from genre_cnn.inference.baseline import BaselineClassifier
+from genre_cnn.inference.baseline import DESCRIPTOR_SPACE, BaselineClassifier, descriptor_space
 from genre_cnn.models.calibration import UNCALIBRATED, Calibration
 from genre_cnn.models.store import MODEL_FOLDER, Metrics, ModelDir
 from genre_cnn.monitoring.profile import SongProfiler, save_profile, songs_profile
@@ -22,6 +22,7 @@ from genre_cnn.plots import plot_confusion, plot_reliability
 from genre_cnn.runtime.files import atomic_directory, check_output_folder
 from genre_cnn.training.calibration import fit_song_temperature
 from genre_cnn.training.metrics import brier_score, calibration_error, reliability_dict
+from genre_cnn.training.novelty import fit_novelty
 from genre_cnn.version import __version__
 
 __all__ = ["PARAM_GRID", "BaselineResult", "fit_baseline", "tuned_baseline", "baseline_temperature",
@@ -192,6 +193,7 @@ def fit_baseline(
                         brier_uncalibrated=brier_score(raw, labels[test]),
                         reliability={"calibrated": reliability_dict(calibrated, labels[test]),
                                      "uncalibrated": reliability_dict(raw, labels[test])})
+    novelty = fit_novelty(descriptor_space(best, values[train]), layer=DESCRIPTOR_SPACE)
     metrics = Metrics.from_dict(measured)
     import joblib
 
@@ -201,7 +203,9 @@ def fit_baseline(
         saved.write_config(kind="baseline", classes=classes, package_version=__version__, columns=columns,
                            descriptor_table=str(table), test_fraction=test_fraction, seed=seed,
                            calibration=calibration.to_dict(), descriptor_version=descriptor_table_version(table),
+                           novelty=None if novelty is None else novelty.to_dict(),
                            created=datetime.datetime.now().isoformat(timespec="seconds"))
+        saved.write_novelty(novelty)
         saved.write_metrics(metrics)
         _write_cv_results(search.cv_results_, saved / saved.GRID_SEARCH)
         if test.any():

@@ -13,8 +13,9 @@ import numpy as np
 from genre_cnn.config import TrainConfig, write_json
 from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset, read_summary
 from genre_cnn.errors import ConfigError, DatasetError, GenreCnnError
-from genre_cnn.inference.runners import export_litert
+from genre_cnn.inference.runners import export_litert, with_embedding
 from genre_cnn.models.calibration import UNCALIBRATED, Calibration
+from genre_cnn.models.novelty import Novelty
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, set_latest
 from genre_cnn.models.store import MODEL_FOLDER, Metrics, ModelDir
 from genre_cnn.monitoring import write_reference_profile
@@ -25,6 +26,7 @@ from genre_cnn.signal.descriptors import describe_songs, descriptor_columns
 from genre_cnn.training.baseline import class_probabilities, tuned_baseline
 from genre_cnn.training.calibration import MIN_CALIBRATION_SONGS, fit_temperature
 from genre_cnn.training.metrics import evaluate_chunks
+from genre_cnn.training.novelty import fit_novelty, song_embeddings
 from genre_cnn.training.recipes import recipe_for
 from genre_cnn.training.scratch import evaluation_batches
 from genre_cnn.training.weights import class_weights
@@ -127,7 +129,8 @@ def fit(
         saved = ModelDir(tmp)
         model.save(saved / saved.KERAS)
         recipe.save_front_end(saved, dataset)
-        export_litert(model, saved / saved.LITERT)
+        export_litert(with_embedding(model, trained.novelty), saved / saved.LITERT)
+        saved.write_novelty(trained.novelty)
         saved.write_config(
             kind=recipe.kind,
             classes=dataset.classes,
@@ -137,6 +140,7 @@ def fit(
             dataset={"path": str(dataset.path), "fingerprint": dataset.fingerprint},
             device=device,
             calibration=trained.calibration.to_dict(),
+            novelty=None if trained.novelty is None else trained.novelty.to_dict(),
             created=datetime.datetime.now().isoformat(timespec="seconds"),
         )
         saved.write_metrics(metrics)
@@ -227,6 +231,7 @@ class TrainedModel:
     device: str
     calibration: Calibration = UNCALIBRATED
     refit: bool = False  #: the model was trained again on the training and validation songs (TrainConfig.refit)
+    novelty: Optional[Novelty] = None  #: the songs it learned from, to flag unfamiliar songs (None: this kind has none)
 
 
 def train_model(
@@ -291,11 +296,19 @@ def train_model(
     else:
         log(f"Calibration: none ({len(set(dataset.songs[val_rows]))} validation songs, fewer than "
             f"{MIN_CALIBRATION_SONGS}); probabilities are the network's own")
+    learned_rows = train_rows
     if refitting:
-        model = _refit(recipe, dataset, np.sort(np.concatenate([train_rows, val_rows])), config=config,
+        learned_rows = np.sort(np.concatenate([train_rows, val_rows]))
+        model = _refit(recipe, dataset, learned_rows, config=config,
                        epochs=best.best_epoch + 1, checkpoint=checkpoint, verbose=verbose, log=log)
+    layer = recipe.embedding_layer(model)
+    novelty = None if layer is None else fit_novelty(
+        song_embeddings(model, dataset, learned_rows, layer=layer, batch_size=config.batch_size), layer=layer)
+    if novelty is not None:
+        log(f"Novelty: songs farther than {novelty.threshold:.2f}x the training songs' spacing are flagged "
+            f"unfamiliar (chosen on {novelty.songs} {novelty.fitted_on})")
     return TrainedModel(model=model, history=history, best=best, timer=timer, device=device, calibration=calibration,
-                        refit=refitting)
+                        refit=refitting, novelty=novelty)
 
 
 def _refit(recipe, dataset: Dataset, rows: np.ndarray, *, config: TrainConfig, epochs: int,

@@ -36,8 +36,9 @@ function upload(file, name) {
   const form = new FormData();
   form.append("file", file, name || file.name || "recording.wav");
   const timeline = model && model.makes_timelines;
+  const explain = Boolean(model && model.explains);
   const request = new XMLHttpRequest();
-  request.open("POST", `/v1/classify?top_k=${model ? model.classes.length : 3}&timeline=${timeline}`);
+  request.open("POST", `/v1/classify?top_k=${model ? model.classes.length : 3}&timeline=${timeline}&explain=${explain}`);
   request.responseType = "json";
   $("progress-box").hidden = false;
   $("progress").value = 0;
@@ -69,7 +70,8 @@ function showResult(result) {
   $("top-genre").textContent = result.genre;
   const unsure = result.unsure && result.top.length > 1;
   $("result-detail").textContent = `Combined from ${result.n_chunks} chunk(s).`
-    + (unsure ? ` Unsure: ${result.top[0].genre} or ${result.top[1].genre}, the model is not confident enough to choose.` : "");
+    + (unsure ? ` Unsure: ${result.top[0].genre} or ${result.top[1].genre}, the model is not confident enough to choose.` : "")
+    + (result.unfamiliar ? ` Unfamiliar: this is not like any song the model learned from (novelty ${result.novelty.toFixed(1)}), so its genre means little.` : "");
   const bars = $("bars");
   bars.replaceChildren();
   for (const { genre, probability } of result.top) {
@@ -86,7 +88,17 @@ function showResult(result) {
     bars.appendChild(row);
   }
   showTimeline(result.timeline);
+  showExplanation(result.explanation, result.genre);
   $("result").hidden = false;
+}
+
+function showExplanation(picture, genre) {
+  const box = $("why-box");
+  box.hidden = !picture;
+  if (picture) {
+    $("why").src = `data:image/png;base64,${picture}`;
+    $("why").alt = `What pushed the song towards ${genre}: the regions of its spectrogram (or the descriptors) whose loss lowers ${genre}'s probability most.`;
+  }
 }
 
 function showTimeline(timeline) {

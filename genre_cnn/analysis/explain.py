@@ -1,0 +1,54 @@
+"""Explain one song's verdict and draw it: ``genre-cnn explain`` (computed by :mod:`genre_cnn.inference.occlusion`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from genre_cnn.errors import AudioDecodeError, ConfigError
+from genre_cnn.inference.classifier import open_classifier
+from genre_cnn.runtime.files import atomic_file
+
+__all__ = ["explain"]
+
+
+def explain(song: str | os.PathLike, *, model=None, out: str | os.PathLike = "why.png", genre: Optional[str] = None,
+            backend: str = "auto"):
+    """Explain one song's verdict and draw it to ``out`` (PNG, written whole or not at all).
+
+    Parameters
+    ----------
+    song : path-like
+    model : path-like or loaded classifier, optional
+        Default: the latest model.
+    out : path-like
+    genre : str, optional
+        Explain this genre instead of the chosen one.
+    backend : {"auto", "litert", "keras"}
+
+    Returns
+    -------
+    genre_cnn.inference.occlusion.Explanation or DescriptorExplanation
+        What the model's kind explains: an occlusion map (a network) or its descriptors (a baseline).
+
+    Raises
+    ------
+    ConfigError
+        A kind that cannot be explained, an unknown genre, or an ``out`` that is not a PNG.
+    AudioDecodeError
+    """
+    classifier = model if hasattr(model, "classify_file") else open_classifier(model, backend=backend)
+    if not hasattr(classifier, "explain_file"):
+        raise ConfigError(f"model={classifier.model_dir}: a {classifier.kind} model cannot be explained; explain "
+                          "a network (occlusion map) or a baseline (its descriptors)", parameter="model")
+    if not os.path.isfile(song):
+        raise AudioDecodeError(f"{song}: no such file; check the path")
+    explanation, draw = classifier.explain_file(song, genre=genre)
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise ConfigError(f"out={out}: the picture is a PNG; name a file ending in .png", parameter="out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out) as partial, open(partial, "wb") as handle:
+        draw(explanation, handle)
+    return explanation
