@@ -578,11 +578,15 @@ def _explain_all(predictions, model, backend, folder: Path, *, quiet: bool) -> N
     from genre_cnn.inference.classifier import open_classifier
 
     classifier = open_classifier(model, backend=backend)
-    names = {}
+    taken = set()
     for prediction in predictions:
-        stem = Path(prediction.path).stem
-        names[stem] = names.get(stem, -1) + 1  # two songs of one name: song.why.png, song-1.why.png
-        out = folder / (f"{stem}.why.png" if not names[stem] else f"{stem}-{names[stem]}.why.png")
+        stem, number = Path(prediction.path).stem, 0
+        name = f"{stem}.why.png"
+        while name in taken:  # two songs of one name: song.why.png, song-1.why.png...
+            number += 1
+            name = f"{stem}-{number}.why.png"
+        taken.add(name)
+        out = folder / name
         explain(prediction.path, model=classifier, out=out)
         if not quiet:
             click.echo(f"  why: {out}")
@@ -946,7 +950,8 @@ def tag_command(library, model, write, overwrite, min_confidence, journal, repor
 
     Without --write nothing changes: each file's current genre, the prediction and what would
     change are shown. With --write, only files without a genre tag are written (--overwrite for the
-    others), never a song below --min-confidence; the old tags first go to an undo journal, the
+    others), never a song below --min-confidence nor one the model flags unfamiliar (unlike every
+    song it learned from, see classify); the old tags first go to an undo journal, the
     tags are written to a copy whose audio is checked to be byte-identical, and the copy replaces
     the file. A GENRE_CNN field names the model and probability, and a second run skips the files
     that model already tagged. mp3, wav, flac, ogg, opus and m4a files are supported.

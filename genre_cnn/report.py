@@ -106,7 +106,7 @@ def format_calibration(metrics) -> str:
 def format_prediction(prediction, *, top_k: int) -> str:
     """``path  genre  (genre p, genre p, ...; n chunks)`` for one classified song; an unsure verdict reads
     ``path  unsure: genre or genre  (...)``, an unfamiliar song ends with ``  unfamiliar: not like the songs
-    the model learned from (novelty x, threshold y)``."""
+    the model learned from (novelty x)``."""
     ranked = ", ".join(f"{genre} {p:.2f}" for genre, p in prediction.top(top_k))
     chunks = "1 chunk" if prediction.n_chunks == 1 else f"{prediction.n_chunks} chunks"
     verdict = prediction.genre
@@ -122,10 +122,16 @@ def format_explanation(explanation, *, out) -> str:
     """What ``genre-cnn explain`` prints: the verdict, the most telling regions (or descriptors), the picture."""
     lines = [f"{explanation.path}  {explanation.genre} {explanation.probability:.2f}  ({explanation.method})"]
     if hasattr(explanation, "top_regions"):
-        lines.append(f"most telling regions (what {explanation.genre} loses when they are hidden):")
-        for region in explanation.top_regions(3):
+        regions = explanation.top_regions(3)
+        moved = regions[0]["drop"] >= 0.001
+        if moved:
+            lines.append(f"most telling regions (what {explanation.genre} loses when they are hidden):")
+        else:
+            lines.append(f"no region's loss moves {explanation.genre} by 0.001 or more: the model is as sure of it "
+                         "without any one of them")
+        for region in regions if moved else []:
             lines.append(f"  {_clock(region['start'])}-{_clock(region['end'])}  {region['low_hz']:.0f}-"
-                         f"{region['high_hz']:.0f} Hz  {-region['drop']:+.2f}")
+                         f"{region['high_hz']:.0f} Hz  {-region['drop']:+.3f}")
     else:
         lines.append(f"most telling descriptors (what {explanation.genre} loses when each is set to the training "
                      "mean):")

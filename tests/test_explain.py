@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from genre_cnn.analysis.explain import explain
 from genre_cnn.cli import main
 from genre_cnn.errors import ConfigError
 from genre_cnn.inference.classifier import open_classifier
-from genre_cnn.analysis.explain import explain
 from genre_cnn.inference.occlusion import deletion_check, explain_song
 
 
@@ -50,7 +50,7 @@ def test_hiding_the_most_salient_cells_costs_more_than_hiding_random_ones(classi
 
 def test_explain_writes_the_picture_and_prints_the_telling_regions(trained, tmp_path):
     out = tmp_path / "why.png"
-    song = trained["tracks"] / "tones" / "tones_1.mp3"
+    song = trained["tracks"] / "noise" / "noise_4.mp3"
     result = CliRunner().invoke(main, ["explain", str(song), "--model", str(trained["result"].model_dir),
                                        "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -76,10 +76,39 @@ def test_bad_input_gets_one_line_and_writes_nothing(trained, tmp_path):
     broken.write_bytes(b"\xff\xfb" + bytes(300))
     result = CliRunner().invoke(main, ["explain", str(broken), "--model", model, "--out", str(tmp_path / "b.png")])
     assert result.exit_code != 0 and "broken.mp3" in result.output
-    not_png = CliRunner().invoke(main, ["explain", str(trained["tracks"] / "tones" / "tones_1.mp3"), "--model", model,
-                                        "--out", str(tmp_path / "c.jpg")])
+    song = str(trained["tracks"] / "tones" / "tones_1.mp3")
+    not_png = CliRunner().invoke(main, ["explain", song, "--model", model, "--out", str(tmp_path / "c.jpg")])
     assert not_png.exit_code != 0 and "ending in .png" in not_png.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp3"]
+    folder = CliRunner().invoke(main, ["explain", str(trained["tracks"]), "--model", model, "--out",
+                                       str(tmp_path / "d.png")])
+    assert folder.exit_code != 0 and "is a folder; name one song" in folder.output
+    (tmp_path / "a-file").write_text("")
+    unwritable = CliRunner().invoke(main, ["explain", song, "--model", model, "--out",
+                                           str(tmp_path / "a-file" / "e.png")])
+    assert unwritable.exit_code != 0 and "cannot be written" in unwritable.output and "Traceback" not in unwritable.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "broken.mp3"]
+
+
+def test_a_verdict_no_region_moves_says_so(classifier, trained):
+    from genre_cnn.report import format_explanation
+
+    explanation = explain_song(classifier, trained["tracks"] / "tones" / "tones_1.mp3")
+    flat = type(explanation)(**{**explanation.__dict__, "saliency": np.zeros_like(explanation.saliency)})
+    text = format_explanation(flat, out="why.png")
+    assert "no region's loss moves tones by 0.001 or more" in text and " Hz " not in text
+
+
+def test_classify_explain_names_songs_of_one_name_apart(trained, tmp_path):
+    import shutil
+
+    songs = tmp_path / "songs"
+    for folder, name in (("a", "song.mp3"), ("b", "song.mp3"), ("c", "song-1.mp3")):
+        (songs / folder).mkdir(parents=True)
+        shutil.copy(trained["tracks"] / "tones" / "tones_1.mp3", songs / folder / name)
+    result = CliRunner().invoke(main, ["classify", str(songs), "--model", str(trained["result"].model_dir),
+                                       "--explain", str(tmp_path / "why")])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "why").iterdir())) == 3
 
 
 def test_classify_explain_draws_one_picture_per_song(trained, tmp_path):

@@ -64,6 +64,24 @@ def test_a_big_dataset_keeps_a_subset_of_its_songs_as_the_reference(monkeypatch)
     assert 0.5 < np.median(novelty.score(rng.normal(size=(100, 3)))) < 2.0  # still in units of its spacing
 
 
+def test_a_saved_reference_keeps_its_number_of_neighbours(familiar_model, tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(familiar_model, model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["novelty"]["k"] == 5
+    config["novelty"]["k"] = 1
+    (model_dir / "config.json").write_text(json.dumps(config))
+    assert ModelDir(model_dir).read_novelty().k == 1
+
+
+def test_kinds_whose_training_shapes_the_embedding_get_no_reference():
+    from genre_cnn.config import TrainConfig
+    from genre_cnn.training.recipes import MusicnnHead
+
+    assert MusicnnHead().embedding_layer(None, TrainConfig(backbone="musicnn", fine_tune=True)) is None
+    assert MusicnnHead().embedding_layer(None, TrainConfig(backbone="musicnn")) == "musicnn"
+
+
 def test_nearest_distances_leave_each_point_out_of_its_own_neighbours():
     points = np.array([[0.0], [1.0], [3.0]])
     np.testing.assert_allclose(nearest_distances(points, points, k=1, leave_one_out=True), [1, 1, 2])
@@ -168,7 +186,7 @@ def test_a_litert_file_without_the_embedding_is_refused_as_a_mixed_folder(famili
         load_classifier(model_dir, backend="litert")
 
 
-def test_the_threshold_lets_most_held_out_songs_through():
+def test_a_reference_without_spacing_is_refused_as_damaged():
     assert 0.9 <= NOVELTY_QUANTILE < 1.0
     with pytest.raises(ModelError, match="refit the model"):
         Novelty(layer="x", center=np.zeros(2), scale=np.ones(2), reference=np.zeros((3, 2)), spacing=0.0,

@@ -147,6 +147,7 @@ def test_a_browser_uploads_a_song_and_reads_its_genre(server, tmp_path):
         expect(page.locator("#model-line")).to_contain_text("knows 3 genres")
         page.keyboard.press("Tab")  # keyboard users reach the file chooser first
         assert page.evaluate("document.activeElement.id") == "file"
+        page.locator("#explain").check()  # the picture of genre-cnn explain, asked for (it costs time)
         page.locator("#file").set_input_files(str(song))
         expect(page.locator("#result")).to_be_visible(timeout=30_000)
         assert page.locator("#top-genre").inner_text() == expected["genre"]

@@ -35,20 +35,24 @@ def explain(song: str | os.PathLike, *, model=None, out: str | os.PathLike = "wh
     Raises
     ------
     ConfigError
-        A kind that cannot be explained, an unknown genre, or an ``out`` that is not a PNG.
+        An unknown genre, or an ``out`` that is not a PNG or cannot be written.
     AudioDecodeError
     """
-    classifier = model if hasattr(model, "classify_file") else open_classifier(model, backend=backend)
-    if not hasattr(classifier, "explain_file"):
-        raise ConfigError(f"model={classifier.model_dir}: a {classifier.kind} model cannot be explained; explain "
-                          "a network (occlusion map) or a baseline (its descriptors)", parameter="model")
-    if not os.path.isfile(song):
-        raise AudioDecodeError(f"{song}: no such file; check the path")
-    explanation, draw = classifier.explain_file(song, genre=genre)
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise ConfigError(f"out={out}: the picture is a PNG; name a file ending in .png", parameter="out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out) as partial, open(partial, "wb") as handle:
-        draw(explanation, handle)
+    song = Path(song)
+    if song.is_dir():
+        raise AudioDecodeError(f"{song}: is a folder; name one song (classify FOLDER --explain DIR does a folder)")
+    if not song.is_file():
+        raise AudioDecodeError(f"{song}: no such file; check the path")
+    classifier = model if hasattr(model, "classify_file") else open_classifier(model, backend=backend)
+    explanation, draw = classifier.explain_file(song, genre=genre)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(out) as partial, open(partial, "wb") as handle:
+            draw(explanation, handle)
+    except OSError as exc:
+        raise ConfigError(f"out={out}: cannot be written ({exc.strerror or exc}); choose another place",
+                          parameter="out") from None
     return explanation

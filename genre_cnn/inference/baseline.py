@@ -14,8 +14,10 @@ from typing import Optional
 import numpy as np
 
 from genre_cnn.errors import AudioDecodeError, GenreCnnWarning, ModelError
+from genre_cnn.inference.occlusion import explain_descriptors
 from genre_cnn.inference.prediction import SongPrediction
 from genre_cnn.models.store import ModelDir
+from genre_cnn.plots import plot_descriptor_explanation
 from genre_cnn.signal.descriptors import DESCRIPTOR_VERSION, song_descriptors
 
 __all__ = ["BaselineClassifier", "DESCRIPTOR_SPACE", "descriptor_space"]
@@ -90,7 +92,4 @@ class BaselineClassifier:
 
     def explain_file(self, path: str | os.PathLike, *, genre: Optional[str] = None):
         """The descriptors that moved the song's verdict most, and the function that draws them."""
-        from genre_cnn.inference.occlusion import explain_descriptors  # lazy: drawing needs matplotlib
-        from genre_cnn.plots import plot_descriptor_explanation
-
         return explain_descriptors(self, path, genre=genre), plot_descriptor_explanation

@@ -13,6 +13,7 @@ import numpy as np
 from genre_cnn.config import FeatureConfig
 from genre_cnn.errors import AudioDecodeError, ConfigError, GenreCnnWarning, ModelError
 from genre_cnn.inference.baseline import BaselineClassifier
+from genre_cnn.inference.occlusion import TimedViews, explain_song, mel_band_edges
 from genre_cnn.inference.prediction import Classifier, SongPrediction, SongVerdict, expand_paths
 from genre_cnn.inference.runners import open_runner
 from genre_cnn.models.calibration import UNCALIBRATED, Calibration
@@ -22,6 +23,7 @@ from genre_cnn.models.musicnn import SR as MUSICNN_SR
 from genre_cnn.models.novelty import Novelty
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, names_a_folder, resolve_model_dir
 from genre_cnn.models.store import ModelDir
+from genre_cnn.plots import plot_explanation
 from genre_cnn.runtime.parallel import process_pool
 from genre_cnn.signal.logmel import SongFeatureStream, chunks_per_batch
 
@@ -111,9 +113,6 @@ class GenreClassifier:
 
     def explain_file(self, path: str | os.PathLike, *, genre: Optional[str] = None):
         """The song's occlusion map and the function that draws it (:mod:`genre_cnn.inference.occlusion`)."""
-        from genre_cnn.inference.occlusion import explain_song  # lazy: the two modules use each other
-        from genre_cnn.plots import plot_explanation
-
         return explain_song(self, path, genre=genre), plot_explanation
 
     def classify_file(self, path: str | os.PathLike) -> SongPrediction:
@@ -155,8 +154,6 @@ class CnnClassifier(GenreClassifier):
 
     def timed_views(self, path: str | os.PathLike):
         """The song's log-mel chunks with their start times, for :func:`genre_cnn.inference.occlusion.explain_song`."""
-        from genre_cnn.inference.occlusion import TimedViews, mel_band_edges  # lazy: the modules use each other
-
         config, inputs, starts = self.feature_config, [], []
         for features, offsets in SongFeatureStream(path, config, filterbank=self.filterbank):
             inputs.append(features)
@@ -185,8 +182,6 @@ class MusicnnClassifier(GenreClassifier):
 
     def timed_views(self, path: str | os.PathLike):
         """The song's musicnn patches, bands first, with their start times (for ``explain``)."""
-        from genre_cnn.inference.occlusion import TimedViews, mel_band_edges  # lazy: the modules use each other
-
         patches = song_patches(path)
         return TimedViews(inputs=np.ascontiguousarray(patches.transpose(0, 2, 1)),
                           starts=np.arange(len(patches)) * PATCH_FRAMES * MUSICNN_HOP / MUSICNN_SR,

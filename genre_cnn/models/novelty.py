@@ -83,6 +83,8 @@ class Novelty:
         Which songs chose the threshold.
     songs : int
         How many.
+    k : int
+        Neighbours averaged (:data:`K_NEAREST` when fitted).
     """
 
     layer: str
@@ -93,6 +95,7 @@ class Novelty:
     threshold: float
     fitted_on: str = ""
     songs: int = 0
+    k: int = K_NEAREST
 
     def __post_init__(self) -> None:
         if self.reference.ndim != 2 or len(self.reference) < 2 or self.center.shape != (self.reference.shape[1],) \
@@ -108,16 +111,17 @@ class Novelty:
         return int(self.reference.shape[1])
 
     def standardise(self, embeddings: np.ndarray) -> np.ndarray:
+        """Embeddings, shape ``(n, dim)``, in the reference's standardised space."""
         return (np.asarray(embeddings, np.float64) - self.center) / self.scale
 
     def score(self, embeddings: np.ndarray) -> np.ndarray:
         """Novelty of songs from their (mean) embeddings, shape ``(n_songs, dim)`` -> ``(n_songs,)``."""
         embeddings = np.atleast_2d(embeddings)
-        return nearest_distances(self.standardise(embeddings), self.reference) / self.spacing
+        return nearest_distances(self.standardise(embeddings), self.reference, k=self.k) / self.spacing
 
     def to_dict(self) -> dict:
         """config.json's ``"novelty"`` (the arrays go to ``novelty.npz``: :meth:`save_arrays`)."""
-        return {"layer": self.layer, "dim": self.dim, "k": K_NEAREST, "spacing": round(float(self.spacing), 6),
+        return {"layer": self.layer, "dim": self.dim, "k": self.k, "spacing": round(float(self.spacing), 6),
                 "threshold": round(float(self.threshold), 6), "fitted_on": self.fitted_on, "songs": self.songs,
                 "training_songs": int(len(self.reference))}
 
@@ -143,7 +147,8 @@ class Novelty:
                 center, scale, reference = (saved[name].astype(np.float64) for name in ("center", "scale", "reference"))
             novelty = cls(layer=str(data["layer"]), center=center, scale=scale, reference=reference,
                           spacing=float(data["spacing"]), threshold=float(data["threshold"]),
-                          fitted_on=str(data.get("fitted_on", "")), songs=int(data.get("songs", 0)))
+                          fitted_on=str(data.get("fitted_on", "")), songs=int(data.get("songs", 0)),
+                          k=int(data.get("k", K_NEAREST)))
         except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile):
             raise ModelError(f"{where}: its novelty reference ({arrays.name}) is missing or damaged; "
                              "refit the model") from None

@@ -109,7 +109,7 @@ def fit(
     dataset = recipe.training_data(chunks, log=log)
     train_rows, val_rows, test_rows = (dataset.indices(s) for s in ("train", "val", "test"))
     trained = train_model(dataset, train_rows=train_rows, val_rows=val_rows, config=config,
-                          tensorboard=tensorboard, checkpoint=checkpoint, verbose=verbose, log=log)
+                          tensorboard=tensorboard, checkpoint=checkpoint, verbose=verbose, log=log, novelty=True)
     model, history, best, timer = trained.model, trained.history, trained.best, trained.timer
     metrics = Metrics.from_dict({
         "best_epoch": best.best_epoch + 1,
@@ -244,12 +244,16 @@ def train_model(
     checkpoint: Optional[str | os.PathLike] = None,
     verbose: int = 2,
     log: Callable[[str], None] = print,
+    novelty: bool = False,
 ) -> TrainedModel:
     """Train a fresh model on the chunks ``train_rows``, measured on ``val_rows`` after every epoch.
 
     The training core shared by :func:`fit` and :func:`genre_cnn.training.cv.cross_validate`: it sees
     only the rows it is given. Augmentations (``config.augment``) touch the training batches
     only; validation batches are served as stored.
+
+    ``novelty``: also fit the model's novelty reference (:func:`genre_cnn.training.novelty.fit_novelty`): a pass
+    over the learned-from chunks that only a saved model needs (``fit``), not a cv fold or a comparison.
 
     Returns
     -------
@@ -301,14 +305,14 @@ def train_model(
         learned_rows = np.sort(np.concatenate([train_rows, val_rows]))
         model = _refit(recipe, dataset, learned_rows, config=config,
                        epochs=best.best_epoch + 1, checkpoint=checkpoint, verbose=verbose, log=log)
-    layer = recipe.embedding_layer(model)
-    novelty = None if layer is None else fit_novelty(
+    layer = recipe.embedding_layer(model, config) if novelty else None
+    reference = None if layer is None else fit_novelty(
         song_embeddings(model, dataset, learned_rows, layer=layer, batch_size=config.batch_size), layer=layer)
-    if novelty is not None:
-        log(f"Novelty: songs farther than {novelty.threshold:.2f}x the training songs' spacing are flagged "
-            f"unfamiliar (chosen on {novelty.songs} {novelty.fitted_on})")
+    if reference is not None:
+        log(f"Novelty: songs farther than {reference.threshold:.2f}x the training songs' spacing are flagged "
+            f"unfamiliar (chosen on {reference.songs} {reference.fitted_on})")
     return TrainedModel(model=model, history=history, best=best, timer=timer, device=device, calibration=calibration,
-                        refit=refitting, novelty=novelty)
+                        refit=refitting, novelty=reference)
 
 
 def _refit(recipe, dataset: Dataset, rows: np.ndarray, *, config: TrainConfig, epochs: int,

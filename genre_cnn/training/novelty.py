@@ -6,7 +6,10 @@ from typing import Optional
 
 import numpy as np
 
+from genre_cnn.config import TrainConfig
+from genre_cnn.inference.runners import with_embedding
 from genre_cnn.models.novelty import NOVELTY_QUANTILE, Novelty, nearest_distances
+from genre_cnn.training.scratch import evaluation_batches
 
 __all__ = ["fit_novelty", "song_embeddings", "mean_by_song", "MIN_NOVELTY_SONGS", "MAX_REFERENCE_SONGS"]
 
@@ -15,7 +18,8 @@ __all__ = ["fit_novelty", "song_embeddings", "mean_by_song", "MIN_NOVELTY_SONGS"
 MIN_NOVELTY_SONGS = 20
 
 #: At most this many training songs are kept as the reference (a seeded random subset of a bigger dataset:
-#: 5000 songs of the CNN's 984-wide summary are ~20 MB, and a song's distance to them ~10 ms of CPU); the
+#: 5000 songs of the CNN's 984-wide summary are ~20 MB on disk, ~40 MB in memory, a song's distance to them
+#: ~10 ms of CPU); the
 #: spacing is measured on the same subset, so novelty stays in the same units.
 MAX_REFERENCE_SONGS = 5000
 #: A standardised dimension never gets a smaller scale than this (a constant feature stays harmless).
@@ -52,10 +56,6 @@ def song_embeddings(model, dataset, rows: np.ndarray, *, layer: str, batch_size:
     -------
     np.ndarray [shape=(n_songs, dim)]
     """
-    from genre_cnn.config import TrainConfig  # lazy: keep this module free of Keras until a network is at hand
-    from genre_cnn.inference.runners import with_embedding  # lazy: as above
-    from genre_cnn.training.scratch import evaluation_batches  # lazy: as above
-
     # the network classify runs (genres, then the embedding): the same numbers at fit and classify time
     network = with_embedding(model, layer)
     outputs = network.predict(evaluation_batches(dataset, rows, TrainConfig(batch_size=batch_size)), verbose=0)

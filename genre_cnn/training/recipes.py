@@ -52,7 +52,7 @@ class Recipe(Protocol):
     def save_front_end(self, folder: ModelDir, dataset: Dataset) -> None:
         """Save what classification needs besides the network to compute its input."""
 
-    def embedding_layer(self, model) -> Optional[str]:
+    def embedding_layer(self, model, config: TrainConfig) -> Optional[str]:
         """The layer of ``model`` whose output places a song among the training songs
         (:class:`~genre_cnn.models.novelty.Novelty`), or None when this kind has none yet."""
 
@@ -81,15 +81,17 @@ class ScratchCnn:
     def save_front_end(self, folder: ModelDir, dataset: Dataset) -> None:
         folder.write_filterbank(dataset.feature_config)  # so classify needs no librosa
 
-    def embedding_layer(self, model) -> Optional[str]:
-        """The wide head's standardised spectral summary, else the pooled convolutions.
+    def embedding_layer(self, model, config: TrainConfig) -> Optional[str]:
+        """The wide head's standardised spectral summary; None for the summary head.
 
         Measured on real-genres (one split by artist, 92 test songs against 24 recordings of speech, noise,
-        sweeps and tones): the summary separates them perfectly (AUROC 1.000), the pooled convolutions
-        nearly (0.996), the top probability not at all (0.52); benchmarks/RESULTS.md.
+        sweeps and tones): the summary separates them perfectly (AUROC 1.000), the top probability not at
+        all (0.52); benchmarks/RESULTS.md. The novelty threshold is chosen on the training songs, each
+        against the others, which is fair only for an embedding training does not shape: the summary is
+        (its standardisation aside), the summary head's pooled convolutions are not, so that head gets none.
         """
         present = {layer.name for layer in model.layers}
-        return SUMMARY_LAYER if SUMMARY_LAYER in present else "global_pool"
+        return SUMMARY_LAYER if SUMMARY_LAYER in present else None
 
 
 class MusicnnHead:
@@ -115,9 +117,10 @@ class MusicnnHead:
     def save_front_end(self, folder: ModelDir, dataset: Dataset) -> None:
         """Nothing: the backbone computes its own input from the audio."""
 
-    def embedding_layer(self, model) -> Optional[str]:
-        """The backbone's embedding (its penultimate layer, what the head learns from)."""
-        return "musicnn"
+    def embedding_layer(self, model, config: TrainConfig) -> Optional[str]:
+        """The frozen backbone's embedding (its penultimate layer, what the head learns from); None when it is
+        fine-tuned (training shapes it: see :meth:`ScratchCnn.embedding_layer`)."""
+        return None if config.fine_tune else "musicnn"
 
 
 def recipe_for(config: TrainConfig) -> Recipe:

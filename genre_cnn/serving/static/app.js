@@ -26,6 +26,7 @@ async function loadModel() {
     $("model-line").textContent = `Model ${model.name} (${model.kind}) knows ${model.classes.length} genres: `
       + model.classes.join(", ") + ".";
     $("limits").textContent = `Up to ${model.limits.max_upload_mb} MB and ${Math.round(model.limits.max_seconds / 60)} minutes.`;
+    $("explain-line").hidden = !model.explains;
   } catch (error) {
     $("model-line").textContent = `Could not read the model description (${error.message}).`;
   }
@@ -36,7 +37,7 @@ function upload(file, name) {
   const form = new FormData();
   form.append("file", file, name || file.name || "recording.wav");
   const timeline = model && model.makes_timelines;
-  const explain = Boolean(model && model.explains);
+  const explain = Boolean(model && model.explains && $("explain").checked);
   const request = new XMLHttpRequest();
   request.open("POST", `/v1/classify?top_k=${model ? model.classes.length : 3}&timeline=${timeline}&explain=${explain}`);
   request.responseType = "json";
