@@ -555,6 +555,10 @@ def classify_command(paths, model, top_k, as_json, workers, backend, timeline, w
         if as_json:
             raise click.UsageError("--json and --out exclude each other: the table is the output")
         return _classify_into_table(paths, model, workers, backend, out, engine, scheduler)
+    if explain_dir is not None:  # opened once, for the verdicts and the pictures
+        from genre_cnn.inference.classifier import open_classifier
+
+        model = open_classifier(model, backend=backend)
     predictions = classify(paths, model=model, workers=workers, backend=backend, min_confidence=min_confidence)
     if not predictions:
         raise click.ClickException(f"no audio files found in {', '.join(map(str, paths))}")
@@ -566,18 +570,16 @@ def classify_command(paths, model, top_k, as_json, workers, backend, timeline, w
         elif not as_json:
             click.echo(format_prediction(prediction, top_k=top_k))
     if explain_dir is not None:
-        _explain_all([p for p in predictions if p.ok], model, backend, explain_dir, quiet=as_json)
+        _explain_all([p for p in predictions if p.ok], model, explain_dir, quiet=as_json)
     failed = sum(not p.ok for p in predictions)
     if failed:
         click.echo(f"Error: {failed} of {len(predictions)} file(s) could not be classified", err=True)
         sys.exit(1)
 
 
-def _explain_all(predictions, model, backend, folder: Path, *, quiet: bool) -> None:
+def _explain_all(predictions, classifier, folder: Path, *, quiet: bool) -> None:
     from genre_cnn.analysis.explain import explain
-    from genre_cnn.inference.classifier import open_classifier
 
-    classifier = open_classifier(model, backend=backend)
     taken = set()
     for prediction in predictions:
         stem, number = Path(prediction.path).stem, 0
