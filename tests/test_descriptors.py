@@ -2,7 +2,10 @@
 
 import csv
 import json
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -64,6 +67,20 @@ def test_unpitched_audio_gives_nan_pitch_and_finite_everything_else(tmp_path):
     assert values["voiced_fraction"] == 0
     assert all(np.isnan(values[name]) for name in ("f0_mean", "f0_median", "f0_std", "f0_p5", "f0_p95"))
     assert all(np.isfinite(value) for name, value in values.items() if not name.startswith("f0_"))
+
+
+@pytest.mark.slow
+def test_processes_describing_songs_at_once_on_a_fresh_install_do_not_crash(tmp_path):
+    """librosa's numba cache, filled by processes compiling at once, crashed every reader (numba#10128)."""
+    song = harmonic_tone(tmp_path / "a3.wav", 220.0)
+    fresh_install = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    describe = ["-c", f"from genre_cnn.signal.descriptors import song_descriptors; song_descriptors({str(song)!r})"]
+    at_once = [subprocess.Popen([sys.executable, *describe], env=fresh_install, stderr=subprocess.PIPE, text=True)
+               for _ in range(3)]
+    for process in at_once:
+        assert process.wait(timeout=300) == 0, process.stderr.read()[-2000:]
+    later = subprocess.run([sys.executable, *describe], env=fresh_install, capture_output=True, text=True, timeout=300)
+    assert later.returncode == 0, later.stderr[-2000:]
 
 
 @pytest.mark.parametrize("samples, error", [(np.zeros(SR * 2), SilentAudioError),

@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 from genre_cnn.errors import GenreCnnError
 
 __all__ = ["FolderKind", "OutputError", "check_output_folder", "ensure_folder", "atomic_directory", "atomic_file",
-           "exclusive_lock", "release_inherited_locks", "LockedError", "pid_alive"]
+           "exclusive_lock", "release_inherited_locks", "LockedError", "pid_alive", "machine_lock"]
 
 #: Open lock files of :func:`exclusive_lock` held by this process (a forked child inherits them).
 _held_locks: set = set()
@@ -244,6 +244,36 @@ def exclusive_lock(target: Path, *, command: str) -> Iterator[None]:
         _held_locks.discard(handle)
         lock.unlink(missing_ok=True)  # while still locked: a waiting opener re-checks the inode
         handle.close()
+
+
+@contextlib.contextmanager
+def machine_lock(name: str) -> Iterator[None]:
+    """Wait for, then hold, a lock that every process of this user on this machine shares.
+
+    For work that must not run in two processes at once, such as filling a cache on disk that
+    other processes read. The lock (``flock`` on ``genre-cnn-NAME-UID.lock`` in the temporary
+    folder) dies with its holder, so a killed holder never blocks the others. Where the operating
+    system has no ``flock`` (Windows), nothing is locked.
+
+    Parameters
+    ----------
+    name : str
+        What is locked, a plain word (it becomes part of the lock file's name).
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / f"genre-cnn-{name}-{os.getuid()}.lock"
+    with open(path, "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def release_inherited_locks() -> None:

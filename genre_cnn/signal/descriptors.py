@@ -9,6 +9,7 @@ from typing import Callable, Iterable, Optional, Sequence
 import numpy as np
 
 from genre_cnn.errors import AudioDecodeError
+from genre_cnn.runtime.files import machine_lock
 from genre_cnn.runtime.parallel import process_pool
 from genre_cnn.signal.audio import load_audio
 from genre_cnn.signal.segment import check_usable
@@ -27,6 +28,9 @@ F0_MIN, F0_MAX = 65.0, 2093.0  # C2 to C7
 PITCH_RESOLUTION = 0.1
 #: Which computation of the descriptors this is; the table and every baseline record it.
 DESCRIPTOR_VERSION = 1
+
+#: Whether this process has compiled (or loaded) librosa's numba code that the descriptors use.
+_compiled = False
 
 
 def descriptor_columns(n_mfcc: int = N_MFCC) -> list[str]:
@@ -55,10 +59,37 @@ def song_descriptors(path: str | os.PathLike, *, sr: int = DESCRIPTOR_SR, n_mfcc
     AudioDecodeError
         The file cannot be decoded, or fails :func:`genre_cnn.signal.segment.check_usable` (too short, silent).
     """
-    import librosa
-
+    compile_descriptor_code()
     y = load_audio(path, sr=sr)
     check_usable(Path(path), y, sr)
+    return _descriptors_of(y, sr=sr, n_mfcc=n_mfcc)
+
+
+def compile_descriptor_code() -> None:
+    """Compile librosa's numba code for the descriptors in this process, one process at a time.
+
+    librosa keeps its compiled beat-tracking and pYIN code in numba's cache on disk. Two processes
+    that compile it at the same time (the workers of a fresh install) can leave a mismatched pair
+    of cache files, and every process that loads them then crashes with a segmentation fault
+    (numba issue 10128; 8 crashes in 8 tries with 4 workers). So the first descriptors of each
+    process are of a short tone, computed under a lock every process of this user shares: the
+    first fills the cache, the others wait and load it. Later calls return at once; a forked
+    worker inherits the compiled code.
+    """
+    global _compiled
+    if _compiled:
+        return
+    with machine_lock("numba-cache"):
+        seconds = np.arange(3 * DESCRIPTOR_SR) / DESCRIPTOR_SR
+        tone = sum(np.sin(2 * np.pi * 220.0 * k * seconds) / k for k in (1, 2, 3))
+        _descriptors_of((0.3 * tone).astype(np.float32), sr=DESCRIPTOR_SR, n_mfcc=N_MFCC)
+    _compiled = True
+
+
+def _descriptors_of(y: np.ndarray, *, sr: int, n_mfcc: int) -> dict:
+    """:func:`song_descriptors` of decoded samples ``y`` (float32, mono, at ``sr``)."""
+    import librosa
+
     values = {"duration": len(y) / sr}
     rms = librosa.feature.rms(y=y)[0]
     zcr = librosa.feature.zero_crossing_rate(y)[0]
@@ -114,5 +145,6 @@ def describe_songs(paths: Sequence[Path], *, workers: Optional[int] = None,
     track = progress or (lambda results, total: results)
     if workers <= 1 or len(paths) < 2:
         return list(track(map(_describe_one, paths), total=len(paths)))
+    compile_descriptor_code()  # before the workers start: they inherit it, or load what it cached
     with process_pool(min(workers, len(paths))) as pool:
         return list(track(pool.map(_describe_one, paths), total=len(paths)))
