@@ -16,8 +16,8 @@ recipe") on the same dataset and folds.
 
 ``--seeds`` repeats the comparison with other seeds (each seed deals its own folds; every recipe of
 one seed shares them) and ends with each recipe's mean over all seeds' folds. ``--songs-per-genre N``
-keeps N songs of each genre (drawn with seed 0, whole artists on real-genres): with 5 folds, ~0.8 N
-songs per genre train each fold, the small-data regime of a personal collection.
+keeps N songs of each genre, one from each of N artists on real-genres (drawn with seed 0): with 5
+folds, ~0.8 N songs per genre train each fold, the small-data regime of a personal collection.
 """
 
 from __future__ import annotations
@@ -54,17 +54,17 @@ def build(name: str, work: Path, *, group_column: str | None = None, songs_per_g
         folder = DEV_MUSIC if name == "dev" else REAL_GENRES
         songs = scan_metadata(folder / "metadata.csv", audio_root=folder, path_column="path", label_column="genre",
                               group_column="artist" if name == "real" else group_column)
-    if songs_per_genre is not None:  # whole groups (artists) at a time, drawn with seed 0
+    if songs_per_genre is not None:  # one song from each of N groups (artists) a genre, drawn with seed 0
         rng, kept = np.random.default_rng(0), []
         for genre in sorted({song.label for song in songs.songs}):
-            mine = [song for song in songs.songs if song.label == genre]
-            groups = sorted({song.group or song.relative for song in mine})
-            chosen = []
-            for group in rng.permutation(groups):
-                if len(chosen) >= songs_per_genre:
-                    break
-                chosen += [song for song in mine if (song.group or song.relative) == group]
-            kept += chosen
+            by_group: dict[str, list] = {}
+            for song in songs.songs:
+                if song.label == genre:
+                    by_group.setdefault(song.group or song.relative, []).append(song)
+            groups = sorted(by_group)
+            for group in rng.permutation(groups)[:songs_per_genre]:  # a group of one song draws nothing more
+                mine = by_group[group]
+                kept.append(mine[rng.integers(len(mine))] if len(mine) > 1 else mine[0])
         songs = dataclasses.replace(songs, songs=tuple(kept))
     return build_dataset(songs, out=work / name, val_fraction=0.15, test_fraction=0.0).path
 
