@@ -11,6 +11,10 @@ __all__ = [
     "DatasetError",
     "ModelError",
     "TagError",
+    "TooLongError",
+    "LockedError",
+    "OutputError",
+    "MonitorError",
     "GenreCnnWarning",
 ]
 
@@ -60,6 +64,22 @@ class ModelError(GenreCnnError):
 
 class TagError(GenreCnnError):
     """A file's tags cannot be read, or cannot be written without risk to the file."""
+
+
+class TooLongError(AudioDecodeError):
+    """The recording is longer than the server accepts."""
+
+
+class LockedError(GenreCnnError):
+    """Another live process is writing the same output."""
+
+
+class OutputError(GenreCnnError):
+    """An output path would replace or mix with something that is not the command's own output."""
+
+
+class MonitorError(GenreCnnError):
+    """The incoming songs cannot be compared (too few, none readable, a bad log)."""
 
 
 class GenreCnnWarning(UserWarning):

@@ -17,7 +17,7 @@ def _figure(**options):
     return Figure(layout="constrained", **options)
 
 
-def plot_history(history: Mapping[str, Sequence[float]], path: Path, *, best_epoch: int = -1):
+def plot_history(history: Mapping[str, Sequence[float]], path: Path, *, kept_epoch: int = -1):
     """Accuracy and loss per epoch, train and validation, with the kept epoch marked.
 
     Parameters
@@ -27,7 +27,7 @@ def plot_history(history: Mapping[str, Sequence[float]], path: Path, *, best_epo
         ``val_accuracy``.
     path : Path
         PNG to write.
-    best_epoch : int
+    kept_epoch : int
         Zero-based epoch whose weights were kept (marked with a dashed line), -1 for none.
 
     Returns
@@ -41,8 +41,8 @@ def plot_history(history: Mapping[str, Sequence[float]], path: Path, *, best_epo
             if key in history:
                 epochs = range(1, len(history[key]) + 1)
                 ax.plot(epochs, history[key], marker="o", label=label)
-        if best_epoch >= 0:
-            ax.axvline(best_epoch + 1, color="grey", linestyle="--", label="kept epoch")
+        if kept_epoch >= 0:
+            ax.axvline(kept_epoch + 1, color="grey", linestyle="--", label="kept epoch")
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)

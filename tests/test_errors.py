@@ -40,3 +40,24 @@ def test_parameters_are_mapped_to_options_in_one_place(message, expected):
     options = {"val_fraction": "--val-fraction", "fine_tune": "--fine-tune", "backbone": "--backbone",
                "augment": "--augment", "checkpoint": "--checkpoint", "learning_rate": "--lr"}
     assert command_line_message(message, options) == expected
+
+
+def test_every_public_exception_and_warning_is_defined_in_errors_py():
+    """One module to read for what a caller may catch (a module's private control-flow exceptions aside)."""
+    import ast
+    from pathlib import Path
+
+    import genre_cnn
+
+    package = Path(genre_cnn.__file__).parent
+    elsewhere = []
+    for module in package.rglob("*.py"):
+        if module.name == "errors.py" and module.parent == package:
+            continue
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef) or node.name.startswith("_"):
+                continue
+            bases = [getattr(base, "id", getattr(base, "attr", "")) for base in node.bases]
+            if any(base.endswith(("Error", "Exception", "Warning")) for base in bases):
+                elsewhere.append(f"{module.relative_to(package)}: {node.name}")
+    assert not elsewhere, f"define them in genre_cnn/errors.py: {elsewhere}"

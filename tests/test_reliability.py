@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from genre_cnn.config import FeatureConfig
 from genre_cnn.data.dataset import build_dataset, load_dataset, split_songs
 from genre_cnn.inference.classifier import load_classifier
-from genre_cnn.runtime.files import LockedError, exclusive_lock
+from genre_cnn.errors import LockedError
+from genre_cnn.runtime.files import exclusive_lock
 from genre_cnn.signal.segment import chunk_offsets, iter_chunks, segment
 
 
@@ -114,7 +115,8 @@ def test_a_second_concurrent_build_is_refused(tracks_dir, tiny_config, tmp_path)
 
 RACER = """
 import os, sys, time
-from genre_cnn.runtime.files import LockedError, exclusive_lock
+from genre_cnn.errors import LockedError
+from genre_cnn.runtime.files import exclusive_lock
 target, log, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 won = 0
 for _ in range(rounds):

@@ -19,19 +19,16 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 from scipy import stats
 
-from genre_cnn.errors import ConfigError, GenreCnnError, ModelError
+from genre_cnn.errors import ConfigError, ModelError, MonitorError
 from genre_cnn.inference.classifier import expand_paths, open_classifier
 from genre_cnn.monitoring.profile import PROFILE_FILE, Profile, SongProfiler, load_profile, profile_songs
 
-__all__ = ["Check", "DriftReport", "MonitorError", "compare", "monitor", "read_serve_log", "DRIFT_EXIT_CODE"]
+__all__ = ["Check", "DriftReport", "compare", "monitor", "read_serve_log", "DRIFT_EXIT_CODE"]
 
 #: Exit code of ``genre-cnn monitor`` when drift is found (1 stays "could not run").
 DRIFT_EXIT_CODE = 3
 PERMUTATIONS = 1000
 
-
-class MonitorError(GenreCnnError):
-    """The incoming songs cannot be compared (too few, none readable, a bad log)."""
 
 
 @dataclasses.dataclass(frozen=True)

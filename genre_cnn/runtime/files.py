@@ -9,21 +9,15 @@ import shutil
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from genre_cnn.errors import GenreCnnError
+from genre_cnn.errors import LockedError, OutputError
 
-__all__ = ["FolderKind", "OutputError", "check_output_folder", "ensure_folder", "atomic_directory", "atomic_file",
-           "exclusive_lock", "release_inherited_locks", "LockedError", "pid_alive", "machine_lock"]
+__all__ = ["FolderKind", "check_output_folder", "ensure_folder", "atomic_directory", "atomic_file",
+           "exclusive_lock", "release_inherited_locks", "pid_alive", "machine_lock"]
 
 #: Open lock files of :func:`exclusive_lock` held by this process (a forked child inherits them).
 _held_locks: set = set()
 
 
-class LockedError(GenreCnnError):
-    """Another live process is writing the same output."""
-
-
-class OutputError(GenreCnnError):
-    """An output path would replace or mix with something that is not the command's own output."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,19 +12,16 @@ import io
 import warnings
 from typing import Optional
 
-from genre_cnn.errors import AudioDecodeError, ConfigError, GenreCnnWarning
+from genre_cnn.errors import AudioDecodeError, ConfigError, GenreCnnWarning, TooLongError
 from genre_cnn.inference.classifier import open_classifier
 from genre_cnn.inference.timeline import check_timeline_options, classify_timeline
 from genre_cnn.monitoring.profile import sound_profile
 from genre_cnn.signal.audio import audio_info
 
-__all__ = ["TooLongError", "start", "analyse"]
+__all__ = ["start", "analyse"]
 
 _classifier = None
 
-
-class TooLongError(AudioDecodeError):
-    """The recording is longer than the server accepts."""
 
 
 def start(model_dir: str, backend: str) -> None:

@@ -12,10 +12,10 @@ from genre_cnn.runtime.backend import import_keras
 
 keras = import_keras()
 
-__all__ = ["BestWeights", "EpochTimes", "BestCheckpoint"]
+__all__ = ["KeptEpoch", "EpochTimes", "BestCheckpoint"]
 
 
-class BestWeights(keras.callbacks.Callback):
+class KeptEpoch(keras.callbacks.Callback):
     """Choose the epoch whose weights are kept: the one with the lowest ``monitor``, or the last.
 
     Parameters
@@ -31,9 +31,9 @@ class BestWeights(keras.callbacks.Callback):
         super().__init__()
         self.monitor = monitor
         self.keep = keep
-        self.best = np.inf
-        self.best_epoch = -1
-        self.best_weights = None
+        self.lowest = np.inf
+        self.kept_epoch = -1
+        self.kept_weights = None
 
     @property
     def selected_by(self) -> str:
@@ -42,17 +42,17 @@ class BestWeights(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self.keep == "last":
-            self.best_epoch = epoch
+            self.kept_epoch = epoch
             return
         value = (logs or {}).get(self.monitor)
-        if value is not None and value < self.best:
-            self.best, self.best_epoch = float(value), epoch
-            self.best_weights = self.model.get_weights()
+        if value is not None and value < self.lowest:
+            self.lowest, self.kept_epoch = float(value), epoch
+            self.kept_weights = self.model.get_weights()
 
     def restore(self, model) -> None:
         """Load the kept weights into ``model`` (nothing to do when the last epoch is kept)."""
-        if self.keep == "best" and self.best_weights is not None:
-            model.set_weights(self.best_weights)
+        if self.keep == "best" and self.kept_weights is not None:
+            model.set_weights(self.kept_weights)
 
 
 class EpochTimes(keras.callbacks.Callback):
@@ -74,7 +74,7 @@ class BestCheckpoint(keras.callbacks.Callback):
     """Save ``model`` to ``path`` whenever the epoch to keep changes (Keras' ModelCheckpoint, made safe).
 
     With ``keep="best"`` that is whenever ``monitor`` improves; with ``keep="last"``, every epoch
-    (see :class:`BestWeights`): the checkpoint always holds the model that would be saved.
+    (see :class:`KeptEpoch`): the checkpoint always holds the model that would be saved.
 
     The file is written beside ``path`` and renamed over it, so a run killed mid-save leaves the
     previous checkpoint intact. ``model`` is the plain model (without training-only layers), so

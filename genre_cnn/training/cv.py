@@ -263,7 +263,7 @@ def train_fold(*, data_dir: str, config: TrainConfig, fold: int, train_rows: np.
         "test_songs": sorted(set(data.songs[test_rows])),
         "train_songs": sorted(set(data.songs[train_rows])),
         "val_songs": sorted(set(data.songs[val_rows])),
-        "best_epoch": trained.best.best_epoch + 1,
+        "best_epoch": trained.kept.kept_epoch + 1,
         "seconds": round(time.perf_counter() - started, 2),
         **{key: metrics[key] for key in (*SUMMARY_METRICS, *CALIBRATION_METRICS, "test_chunks", "confusion_chunks",
                                          "confusion_songs", "reliability")},

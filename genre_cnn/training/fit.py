@@ -110,12 +110,12 @@ def fit(
     train_rows, val_rows, test_rows = (dataset.indices(s) for s in ("train", "val", "test"))
     trained = train_model(dataset, train_rows=train_rows, val_rows=val_rows, config=config,
                           tensorboard=tensorboard, checkpoint=checkpoint, verbose=verbose, log=log, novelty=True)
-    model, history, best, timer = trained.model, trained.history, trained.best, trained.timer
+    model, history, kept, timer = trained.model, trained.history, trained.kept, trained.timer
     metrics = Metrics.from_dict({
-        "best_epoch": best.best_epoch + 1,
+        "best_epoch": kept.kept_epoch + 1,
         "epochs": config.epochs,
         "epochs_run": len(timer.seconds),
-        "selected_by": best.selected_by,
+        "selected_by": kept.selected_by,
         **test_metrics(model, dataset, test_rows, batch_size=config.batch_size, calibration=trained.calibration),
     })
     if compare and recipe.kind == "cnn" and len(test_rows):
@@ -147,7 +147,7 @@ def fit(
         write_json(saved / saved.HISTORY, {**{k: [float(v) for v in vs] for k, vs in history.items()},
                                            "epoch_seconds": [round(s, 3) for s in timer.seconds]})
         _write_history_csv(history, timer.seconds, saved / saved.HISTORY_CSV)
-        plot_history(history, saved / saved.HISTORY_PLOT, best_epoch=best.best_epoch)
+        plot_history(history, saved / saved.HISTORY_PLOT, kept_epoch=kept.kept_epoch)
         if metrics.test_songs:
             plot_confusion(metrics, dataset.classes, saved / saved.CONFUSION_PLOT)
             plot_reliability(metrics, saved / saved.RELIABILITY_PLOT)
@@ -226,7 +226,7 @@ class TrainedModel:
 
     model: object
     history: dict
-    best: object
+    kept: object
     timer: object
     device: str
     calibration: Calibration = UNCALIBRATED
@@ -276,21 +276,21 @@ def train_model(
         f"{len(val_rows)} validation {unit}, {len(dataset.classes)} genres")
 
     # lazy: Keras callbacks: importing it imports TensorFlow
-    from genre_cnn.training.callbacks import BestWeights, EpochTimes
+    from genre_cnn.training.callbacks import EpochTimes, KeptEpoch
 
     n_classes = len(dataset.classes)
     monitor = "val_loss" if len(val_rows) else "loss"
-    best = BestWeights(monitor=monitor, keep=config.keep_epoch)
+    kept = KeptEpoch(monitor=monitor, keep=config.keep_epoch)
     timer = EpochTimes()
     weights = class_weights(dataset.labels[train_rows], n_classes)
     if config.class_weight == "none" and weights.max() / weights.min() > 1.5:
         log(f"Note: the largest genre has {weights.max() / weights.min():.1f}x the training {unit} of the "
             "smallest; consider balanced class weights (--class-weight balanced)")
-    callbacks = [best, timer, *_optional_callbacks(keras, config, monitor, tensorboard)]
+    callbacks = [kept, timer, *_optional_callbacks(keras, config, monitor, tensorboard)]
     if checkpoint is not None and Path(checkpoint).suffix != ".keras":
         raise ConfigError(f"checkpoint={checkpoint}: the file name must end in .keras", parameter="checkpoint")
     refitting = config.refit and len(val_rows) > 0
-    model, history = recipe.train(dataset, train_rows=train_rows, val_rows=val_rows, config=config, best=best,
+    model, history = recipe.train(dataset, train_rows=train_rows, val_rows=val_rows, config=config, kept=kept,
                                   callbacks=callbacks, checkpoint=checkpoint, verbose=verbose, log=log)
     calibration = fit_temperature(chunk_probabilities(model, dataset, val_rows, batch_size=config.batch_size),
                                   labels=dataset.labels[val_rows], songs=dataset.songs[val_rows])
@@ -304,14 +304,14 @@ def train_model(
     if refitting:
         learned_rows = np.sort(np.concatenate([train_rows, val_rows]))
         model = _refit(recipe, dataset, learned_rows, config=config,
-                       epochs=best.best_epoch + 1, checkpoint=checkpoint, verbose=verbose, log=log)
+                       epochs=kept.kept_epoch + 1, checkpoint=checkpoint, verbose=verbose, log=log)
     layer = recipe.embedding_layer(model, config) if novelty else None
     reference = None if layer is None else fit_novelty(
         song_embeddings(model, dataset, learned_rows, layer=layer, batch_size=config.batch_size), layer=layer)
     if reference is not None:
         log(f"Novelty: songs farther than {reference.threshold:.2f}x the training songs' spacing are flagged "
             f"unfamiliar (chosen on {reference.songs} {reference.fitted_on})")
-    return TrainedModel(model=model, history=history, best=best, timer=timer, device=device, calibration=calibration,
+    return TrainedModel(model=model, history=history, kept=kept, timer=timer, device=device, calibration=calibration,
                         refit=refitting, novelty=reference)
 
 
@@ -323,16 +323,16 @@ def _refit(recipe, dataset: Dataset, rows: np.ndarray, *, config: TrainConfig, e
     (``patience`` and ``reduce_lr`` apply to the first training only). ``checkpoint`` is rewritten every epoch.
     """
     # lazy: Keras callbacks: importing it imports TensorFlow
-    from genre_cnn.training.callbacks import BestWeights, EpochTimes
+    from genre_cnn.training.callbacks import EpochTimes, KeptEpoch
 
     keras = import_keras()
     log(f"Refit: training again on the training and validation songs ({len(set(dataset.songs[rows]))} songs) "
         f"for {epochs} epoch(s); this is the model saved")
     keras.utils.set_random_seed(config.seed)
-    last, timer = BestWeights(monitor="loss", keep="last"), EpochTimes()
+    last, timer = KeptEpoch(monitor="loss", keep="last"), EpochTimes()
     model, _ = recipe.train(dataset, train_rows=rows, val_rows=rows[:0],
                             config=dataclasses.replace(config, epochs=epochs, patience=None, reduce_lr=False),
-                            best=last, callbacks=[last, timer], checkpoint=checkpoint, verbose=verbose, log=log)
+                            kept=last, callbacks=[last, timer], checkpoint=checkpoint, verbose=verbose, log=log)
     log(f"Refit: {sum(timer.seconds):.0f} s")
     return model
 

@@ -46,7 +46,7 @@ class Recipe(Protocol):
         """What the training log says about this recipe (``", random crops"``...)."""
 
     def train(self, dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndarray, config: TrainConfig,
-              best, callbacks: list, checkpoint, verbose: int, log: Callable[[str], None]) -> tuple[object, dict]:
+              kept, callbacks: list, checkpoint, verbose: int, log: Callable[[str], None]) -> tuple[object, dict]:
         """Fit a fresh network; returns it with the kept epoch's weights, and the history."""
 
     def save_front_end(self, folder: ModelDir, dataset: Dataset) -> None:
@@ -73,9 +73,9 @@ class ScratchCnn:
         text += f", distilled from {config.teacher} (T={config.temperature:g})" if config.teacher else ""
         return text
 
-    def train(self, dataset, *, train_rows, val_rows, config, best, callbacks, checkpoint=None, verbose=2,
+    def train(self, dataset, *, train_rows, val_rows, config, kept, callbacks, checkpoint=None, verbose=2,
               log=print):
-        return train_scratch(dataset, train_rows=train_rows, val_rows=val_rows, config=config, best=best,
+        return train_scratch(dataset, train_rows=train_rows, val_rows=val_rows, config=config, kept=kept,
                              callbacks=callbacks, checkpoint=checkpoint, verbose=verbose, log=log)
 
     def save_front_end(self, folder: ModelDir, dataset: Dataset) -> None:
@@ -107,11 +107,11 @@ class MusicnnHead:
     def describe(self, config: TrainConfig) -> str:
         return f", musicnn backbone {'fine-tuned' if config.fine_tune else 'frozen'}"
 
-    def train(self, dataset, *, train_rows, val_rows, config, best, callbacks, checkpoint=None, verbose=2,
+    def train(self, dataset, *, train_rows, val_rows, config, kept, callbacks, checkpoint=None, verbose=2,
               log=print):
         model, trainee, history = train_transfer(dataset, train_rows=train_rows, val_rows=val_rows, config=config,
                                                  callbacks=callbacks, checkpoint=checkpoint, verbose=verbose)
-        best.restore(trainee)  # the head alone when frozen: it is part of model
+        kept.restore(trainee)  # the head alone when frozen: it is part of model
         return model, history
 
     def save_front_end(self, folder: ModelDir, dataset: Dataset) -> None:

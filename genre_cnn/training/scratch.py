@@ -33,7 +33,7 @@ WIDE_TRAINABLE = False
 WIDE_MAX_CHUNKS = 20_000
 
 
-def train_scratch(dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndarray, config: TrainConfig, best,
+def train_scratch(dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndarray, config: TrainConfig, kept,
                   callbacks: list, checkpoint=None, verbose: int = 2, log: Callable[[str], None] = print):
     """Fit a fresh CNN (:func:`genre_cnn.models.cnn.build_model`) on the chunks ``train_rows``.
 
@@ -43,7 +43,7 @@ def train_scratch(dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndar
 
     Parameters
     ----------
-    best : genre_cnn.training.callbacks.BestWeights
+    kept : genre_cnn.training.callbacks.KeptEpoch
         Among ``callbacks``: its epoch's weights are restored before returning.
 
     Returns
@@ -94,13 +94,13 @@ def train_scratch(dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndar
     train_data = training_batches(dataset, train_rows, config, soft_targets=soft_targets, devices=replicas)
     val_data = evaluation_batches(dataset, val_rows, config, devices=replicas) if len(val_rows) else None
     if checkpoint is not None:
-        callbacks.append(BestCheckpoint(checkpoint, model=model, monitor=best.monitor, keep=config.keep_epoch))
+        callbacks.append(BestCheckpoint(checkpoint, model=model, monitor=kept.monitor, keep=config.keep_epoch))
     history = trainee.fit(
         train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
         class_weight=dict(enumerate(class_weights(dataset.labels[train_rows], n_classes).tolist()))
         if config.class_weight == "balanced" else None,
     )
-    best.restore(trainee)
+    kept.restore(trainee)
     if config.mixed_precision or replicas > 1:  # save, test and export a plain float32 single-device twin
         with precision_policy(False):
             twin = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance,
