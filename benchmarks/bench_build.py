@@ -115,14 +115,14 @@ def main():
         audible = reference > -80  # below, float32 rounding of tiny powers dominates the dB
 
     print(f"machine: {machine()}")
-    print(f"{len(paths)} files, {seconds:.0f} s of audio, {report.summary['chunks']} chunks; workers={args.workers}")
+    print(f"{len(paths)} files, {seconds:.0f} s of audio, {report.summary.chunks} chunks; workers={args.workers}")
     rows = [
         ("decode only (soundfile, 1 process)", t_floor),
         (f"decode only (soundfile, {args.workers} processes)", t_floor_parallel),
         ("tutorial loop (librosa, 1 process)", t_tutorial),
         ("genre-cnn build-dataset, workers=1", t_serial),
         (f"genre-cnn build-dataset, workers={args.workers}", t_build),
-        (f"genre-cnn rebuild, nothing changed ({again.summary['reused_songs']} reused)", t_rebuild),
+        (f"genre-cnn rebuild, nothing changed ({again.summary.reused_songs} reused)", t_rebuild),
     ]
     for name, seconds_taken in rows:
         print(f"  {name:<55} {seconds_taken:7.2f} s  {seconds / seconds_taken:8.0f}x realtime  "

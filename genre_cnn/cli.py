@@ -264,8 +264,8 @@ def build_dataset_command(tracks_dir, metadata, audio_root, path_column, label_c
                                shard=parse_shard(shard) if shard else None, **options)
     if not quiet:
         click.echo(format_build_summary(report.summary))
-    elif report.summary["skipped"]:  # quiet drops the progress and the table, never the warnings
-        click.echo(f"{len(report.summary['skipped'])} file(s) skipped, see {report.skipped_list}")
+    elif report.summary.skipped:  # quiet drops the progress and the table, never the warnings
+        click.echo(f"{len(report.summary.skipped)} file(s) skipped, see {report.skipped_list}")
     click.echo(f"Dataset written to {report.path}")
 
 
@@ -287,8 +287,8 @@ def _build_from_tags(library, genre_map, no_builtin_genre_map, min_songs, split_
     if not quiet:
         click.echo(format_genre_tally(built.library) + "\n")
         click.echo(format_build_summary(built.report.summary))
-    elif built.report.summary["skipped"]:
-        click.echo(f"{len(built.report.summary['skipped'])} file(s) skipped, see {built.report.skipped_list}")
+    elif built.report.summary.skipped:
+        click.echo(f"{len(built.report.summary.skipped)} file(s) skipped, see {built.report.skipped_list}")
     click.echo(f"Dataset written to {built.report.path}")
 
 
@@ -1069,11 +1069,11 @@ def demo_command(tracks_dir, out, name, workers, quiet, **train):
         click.echo(format_build_summary(report.summary))
     result = fit(out, config=_train_config(**train), name=name, verbose=0 if quiet else 2, log=click.echo)
     click.echo(f"Model saved to {result.model_dir}")
-    test_songs = [s["song"] for s in result.metrics.get("songs", [])]
+    test_songs = [s["song"] for s in result.metrics.songs or []]
     if test_songs:
         click.echo("\nClassifying the held-out test songs (never seen in training):")
         for prediction in classify([Path(tracks_dir) / song for song in test_songs], model=result.model_dir):
-            click.echo(format_prediction(prediction, top_k=len(report.summary["classes"])))
+            click.echo(format_prediction(prediction, top_k=len(report.summary.classes)))
     click.echo(format_metrics(result.metrics))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -52,36 +52,38 @@ def plot_history(history: Mapping[str, Sequence[float]], path: Path, *, kept_epo
     return figure
 
 
-def plot_confusion(metrics: Mapping, classes: Sequence[str], path: Path, *, chunks: bool = True):
-    """Confusion matrices of the test set, per chunk and per song, side by side.
+def plot_confusion(classes: Sequence[str], path: Path, *, songs, song_accuracy: float, chunks=None,
+                   chunk_accuracy: Optional[float] = None):
+    """Confusion matrices of the test set, per chunk (when given) and per song, side by side.
 
     Parameters
     ----------
-    metrics : mapping
-        Output of :func:`genre_cnn.training.metrics.evaluate_chunks`.
     classes : sequence of str
     path : Path
         PNG to write.
-    chunks : bool
-        Draw the per-chunk matrix too (a whole-song model like the baseline has none).
+    songs : array-like
+        Song confusion matrix (rows: true genre, columns: predicted), and ``song_accuracy`` its accuracy.
+    chunks : array-like, optional
+        Chunk confusion matrix, and ``chunk_accuracy`` its accuracy (a whole-song model like the
+        baseline has none).
     """
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    panels = [("confusion_songs", "songs", metrics["song_accuracy"])]
-    if chunks:
-        panels.insert(0, ("confusion_chunks", "chunks", metrics["chunk_accuracy"]))
+    panels = [(songs, "songs", song_accuracy)]
+    if chunks is not None:
+        panels.insert(0, (chunks, "chunks", chunk_accuracy))
     size = 4 + 0.4 * len(classes)
     figure = _figure(figsize=(len(panels) * size + 1, size))
     axes = np.atleast_1d(figure.subplots(1, len(panels)))
-    for ax, (key, what, accuracy) in zip(axes, panels):
-        display = ConfusionMatrixDisplay(np.array(metrics[key]), display_labels=list(classes))
+    for ax, (matrix, what, accuracy) in zip(axes, panels):
+        display = ConfusionMatrixDisplay(np.array(matrix), display_labels=list(classes))
         display.plot(ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45)
         ax.set_title(f"Test {what}: accuracy {accuracy:.1%}")
     figure.savefig(path, dpi=100)
     return figure
 
 
-def plot_reliability(metrics: Mapping, path: Path):
+def plot_reliability(metrics, path: Path):
     """Reliability diagram of the test songs: accuracy against confidence, before and after calibration.
 
     A calibrated model's bars reach the diagonal: of the songs it gives a top probability near 0.8,
@@ -89,9 +91,8 @@ def plot_reliability(metrics: Mapping, path: Path):
 
     Parameters
     ----------
-    metrics : mapping
-        With ``reliability`` (:func:`genre_cnn.training.metrics.evaluate_chunks`), ``ece``,
-        ``ece_uncalibrated`` and ``temperature``.
+    metrics : genre_cnn.models.store.Metrics
+        A model's test metrics, with ``reliability``, ``ece``, ``ece_uncalibrated`` and ``temperature``.
     path : Path
         PNG to write.
 
@@ -101,10 +102,10 @@ def plot_reliability(metrics: Mapping, path: Path):
     """
     figure = _figure(figsize=(10, 4.5))
     axes = figure.subplots(1, 2, sharey=True)
-    panels = (("uncalibrated", f"the network's own (ECE {metrics['ece_uncalibrated']:.3f})"),
-              ("calibrated", f"temperature {metrics['temperature']:.2f} (ECE {metrics['ece']:.3f})"))
+    panels = (("uncalibrated", f"the network's own (ECE {metrics.ece_uncalibrated:.3f})"),
+              ("calibrated", f"temperature {metrics.temperature:.2f} (ECE {metrics.ece:.3f})"))
     for ax, (key, title) in zip(axes, panels):
-        bins = metrics["reliability"][key]
+        bins = metrics.reliability[key]
         n_bins = len(bins["songs"])
         centres = (np.arange(n_bins) + 0.5) / n_bins
         accuracy = np.array([np.nan if a is None else a for a in bins["accuracy"]], dtype=float)

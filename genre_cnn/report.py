@@ -21,54 +21,54 @@ def format_table(headers: list[str], rows: list[list], *, left: tuple[int, ...] 
     return "\n".join(lines)
 
 
-def format_build_summary(summary: dict) -> str:
+def format_build_summary(summary) -> str:
     """Songs and chunks per genre and split, then skipped files and notes."""
     headers = ["genre"] + [f"songs {s}" for s in SPLITS] + [f"chunks {s}" for s in SPLITS]
     rows, totals = [], [0] * 6
-    for genre, splits in summary["per_class"].items():
+    for genre, splits in summary.per_class.items():
         counts = [splits[s]["songs"] for s in SPLITS] + [splits[s]["chunks"] for s in SPLITS]
         totals = [a + b for a, b in zip(totals, counts)]
         rows.append([genre, *counts])
     rows.append(["total", *totals])
     lines = [format_table(headers, rows)]
-    skipped = summary["skipped"]
+    skipped = summary.skipped
     if skipped:
         lines.append(f"\nSkipped {len(skipped)} file(s):")
         lines.extend(f"  {item['reason']}" for item in skipped)
-    if summary.get("trimmed_seconds"):
-        lines.append(f"\nTrimmed {summary['trimmed_seconds']:.1f} s of leading/trailing silence.")
-    if summary.get("denoise_mean_db") is not None:
-        lines.append(f"Noise reduction lowered the level by {summary['denoise_mean_db']:.1f} dB per song on average.")
-    if summary.get("reused_songs"):
-        lines.append(f"\nReused {summary['reused_songs']} unchanged song(s) from the previous build; "
-                     f"decoded {summary['decoded_songs']}.")
-    if summary["notes"]:
+    if summary.trimmed_seconds:
+        lines.append(f"\nTrimmed {summary.trimmed_seconds:.1f} s of leading/trailing silence.")
+    if summary.denoise_mean_db is not None:
+        lines.append(f"Noise reduction lowered the level by {summary.denoise_mean_db:.1f} dB per song on average.")
+    if summary.reused_songs:
+        lines.append(f"\nReused {summary.reused_songs} unchanged song(s) from the previous build; "
+                     f"decoded {summary.decoded_songs}.")
+    if summary.notes:
         lines.append("\nNotes:")
-        lines.extend(f"  {note}" for note in summary["notes"])
+        lines.extend(f"  {note}" for note in summary.notes)
     return "\n".join(lines)
 
 
-def format_metrics(metrics: dict) -> str:
+def format_metrics(metrics) -> str:
     """Held-out accuracy per chunk and per song, as ``fit`` prints it."""
-    if not metrics["test_songs"]:
-        return f"No test accuracy: {metrics['note']}."
-    selected = metrics.get("selected_by", "val_loss")
+    if not metrics.test_songs:
+        return f"No test accuracy: {metrics.note}."
+    selected = metrics.selected_by or "val_loss"
     chosen = "the last" if selected == "last epoch" else f"lowest {selected}"
     lines = [
-        f"Held-out test set: {metrics['test_songs']} songs, {metrics['test_chunks']} chunks "
-        f"(kept epoch {metrics['best_epoch']} of {metrics['epochs']}: {chosen})",
-        f"  chunk accuracy: {metrics['chunk_accuracy']:.1%}",
-        f"  song accuracy:  {metrics['song_accuracy']:.1%}  "
-        f"(always guessing the largest genre: {metrics['chance']:.1%})",
+        f"Held-out test set: {metrics.test_songs} songs, {metrics.test_chunks} chunks "
+        f"(kept epoch {metrics.best_epoch} of {metrics.epochs}: {chosen})",
+        f"  chunk accuracy: {metrics.chunk_accuracy:.1%}",
+        f"  song accuracy:  {metrics.song_accuracy:.1%}  "
+        f"(always guessing the largest genre: {metrics.chance:.1%})",
     ]
-    if "ece" in metrics:
+    if metrics.ece is not None:
         lines.append(format_calibration(metrics))
-    for name, other in (metrics.get("compared") or {}).items():
+    for name, other in (metrics.compared or {}).items():
         lines.append(format_comparison(name, other, metrics))
-    if "song_macro_f1" in metrics:
-        lines.append(f"  macro-F1: chunks {metrics['chunk_macro_f1']:.2f}, songs {metrics['song_macro_f1']:.2f}")
+    if metrics.song_macro_f1 is not None:
+        lines.append(f"  macro-F1: chunks {metrics.chunk_macro_f1:.2f}, songs {metrics.song_macro_f1:.2f}")
         rows = [[name, f"{c['precision']:.2f}", f"{c['recall']:.2f}", f"{c['f1']:.2f}", c["songs"]]
-                for name, c in metrics["per_class"].items()]
+                for name, c in metrics.per_class.items()]
         lines.append("\n".join("  " + line for line in format_table(
             ["genre", "precision", "recall", "F1", "songs"], rows).splitlines()))
     return "\n".join(lines)
@@ -78,10 +78,10 @@ def format_comparison(name: str, other: dict, metrics) -> str:
     """What ``fit`` says about another recipe measured on the same test songs: better (and how to fit it) or not."""
     if "error" in other:
         return f"  {name}: could not be compared ({other['error']})"
-    right = round(metrics["song_accuracy"] * metrics["test_songs"])
+    right = round(metrics.song_accuracy * metrics.test_songs)
     theirs = round(other["song_accuracy"] * other["test_songs"])
     line = (f"  {name} on the same songs: {theirs} of {other['test_songs']} test songs right "
-            f"({other['song_accuracy']:.1%}), this model {right} ({metrics['song_accuracy']:.1%})")
+            f"({other['song_accuracy']:.1%}), this model {right} ({metrics.song_accuracy:.1%})")
     if theirs > right:
         return (f"{line}.\nNote: {RECIPE_NAMES.get(name, name)} did better on your songs; fit it with: "
                 f"{other['command']}")
@@ -95,12 +95,12 @@ RECIPE_NAMES = {"musicnn": "the pretrained musicnn backbone", "baseline": "the s
 def format_calibration(metrics) -> str:
     """``  calibration (temperature T): ECE a -> b, Brier c -> d`` for a model's test songs (``none`` for a
     model with too few validation songs to calibrate)."""
-    if metrics["temperature"] == 1.0:
+    if metrics.temperature == 1.0:
         return (f"  calibration: none (too few validation songs); expected calibration error "
-                f"{metrics['ece']:.3f}, Brier score {metrics['brier']:.3f}")
-    return (f"  calibration (temperature {metrics['temperature']:.2f}): expected calibration error "
-            f"{metrics['ece_uncalibrated']:.3f} -> {metrics['ece']:.3f}, Brier score "
-            f"{metrics['brier_uncalibrated']:.3f} -> {metrics['brier']:.3f}")
+                f"{metrics.ece:.3f}, Brier score {metrics.brier:.3f}")
+    return (f"  calibration (temperature {metrics.temperature:.2f}): expected calibration error "
+            f"{metrics.ece_uncalibrated:.3f} -> {metrics.ece:.3f}, Brier score "
+            f"{metrics.brier_uncalibrated:.3f} -> {metrics.brier:.3f}")
 
 
 def format_prediction(prediction, *, top_k: int) -> str:
@@ -159,11 +159,11 @@ def _clock(seconds: float) -> str:
 
 def format_baseline(metrics) -> str:
     """What ``genre-cnn baseline`` prints: the grid's winner and, with test songs, its held-out accuracy."""
-    lines = [f"Best of the grid ({metrics['cv_folds']}-fold CV accuracy {metrics['cv_accuracy']:.1%}): "
-             f"{metrics['best_params']['classifier']}"]
-    if metrics.get("song_accuracy") is not None:
-        lines.append(f"Held-out test set: {metrics['test_songs']} songs, song accuracy {metrics['song_accuracy']:.1%}")
-        if metrics.get("ece") is not None:
+    lines = [f"Best of the grid ({metrics.cv_folds}-fold CV accuracy {metrics.cv_accuracy:.1%}): "
+             f"{metrics.best_params['classifier']}"]
+    if metrics.song_accuracy is not None:
+        lines.append(f"Held-out test set: {metrics.test_songs} songs, song accuracy {metrics.song_accuracy:.1%}")
+        if metrics.ece is not None:
             lines.append(format_calibration(metrics))
     return "\n".join(lines)
 

@@ -88,7 +88,7 @@ def test_build_writes_a_complete_dataset(tracks_dir, tiny_config, tmp_path):
     files = sorted(p.name for p in (tmp_path / "ds").iterdir())
     assert files == ["chunk_offsets.npy", "classes.json", "feature_config.json", "features.npy", "manifest.csv",
                      "mel_filterbank.npy", "skipped.csv", "songs.csv", "summary.json"]
-    assert report.summary["songs"] == 15 and report.summary["chunks"] == 45
+    assert report.summary.songs == 15 and report.summary.chunks == 45
     data = load_dataset(tmp_path / "ds")
     assert data.classes == ("chirps", "noise", "tones")
     assert data.feature_config == tiny_config
@@ -116,7 +116,7 @@ def test_the_summary_is_a_type_saved_as_json_and_read_back_unchanged(tracks_dir,
     assert isinstance(report.summary, BuildSummary)
     assert read_summary(tmp_path / "ds") == report.summary
     assert json.loads((tmp_path / "ds" / "summary.json").read_text()) == report.summary.to_dict()
-    assert report.summary["songs"] == report.summary.songs == 15  # also read like the JSON it is saved as
+    assert report.summary.songs == 15
     saved = report.summary.to_dict()
     saved["added_by_a_newer_version"] = 1
     assert BuildSummary.from_dict(saved) == report.summary
@@ -136,8 +136,8 @@ def test_the_same_features_are_written_with_several_workers(tracks_dir, tiny_con
 def test_unreadable_files_are_skipped_and_listed(tracks_dir, tiny_config, tmp_path):
     (tracks_dir / "tones" / "broken.mp3").write_bytes(b"\x00not an mp3" * 10)
     report = build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1)
-    assert report.summary["songs"] == 15
-    [skipped] = report.summary["skipped"]
+    assert report.summary.songs == 15
+    [skipped] = report.summary.skipped
     assert skipped["song"] == "tones/broken.mp3"
     assert "broken.mp3: cannot decode audio" in skipped["reason"]
     with open(tmp_path / "ds" / "skipped.csv", newline="") as handle:
@@ -160,9 +160,9 @@ def test_a_genre_without_usable_songs_is_left_out_with_a_note(tracks_dir, tiny_c
     for song in (tracks_dir / "noise").iterdir():
         song.write_bytes(b"garbage")
     report = build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1)
-    assert report.summary["classes"] == ["chirps", "tones"]
-    assert "genre 'noise': none of its songs could be used, left out" in report.summary["notes"]
-    assert len(report.summary["skipped"]) == 5
+    assert report.summary.classes == ["chirps", "tones"]
+    assert "genre 'noise': none of its songs could be used, left out" in report.summary.notes
+    assert len(report.summary.skipped) == 5
 
 
 def test_nothing_usable(tmp_path, tiny_config):
@@ -183,18 +183,18 @@ def test_load_dataset_that_does_not_exist(tmp_path):
 
 def test_rebuild_reuses_unchanged_songs_and_decodes_only_changes(tracks_dir, tiny_config, tmp_path):
     first = build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1)
-    assert (first.summary["reused_songs"], first.summary["decoded_songs"]) == (0, 15)
+    assert (first.summary.reused_songs, first.summary.decoded_songs) == (0, 15)
     again = build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1)
-    assert (again.summary["reused_songs"], again.summary["decoded_songs"]) == (15, 0)
+    assert (again.summary.reused_songs, again.summary.decoded_songs) == (15, 0)
 
     soundfile.write(tracks_dir / "tones" / "tones_1.mp3", synth_song("chirps", 7, seconds=3), 8000)  # changed
     write_tracks(tracks_dir, genres=("noise",), songs=6, seconds=3)  # rewrites noise_0..4, adds noise_5
     (tracks_dir / "chirps" / "chirps_4.mp3").unlink()  # removed
     changed = build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=2)
-    assert (changed.summary["reused_songs"], changed.summary["decoded_songs"]) == (8, 7)
+    assert (changed.summary.reused_songs, changed.summary.decoded_songs) == (8, 7)
     incremental = load_dataset(tmp_path / "ds")
     forced = build_dataset(tracks_dir, out=tmp_path / "forced", config=tiny_config, workers=1, force=True)
-    assert forced.summary["reused_songs"] == 0
+    assert forced.summary.reused_songs == 0
     reference = load_dataset(tmp_path / "forced")
     np.testing.assert_array_equal(incremental.features, reference.features)
     assert read_manifest(tmp_path / "ds") == read_manifest(tmp_path / "forced")
@@ -206,5 +206,5 @@ def test_another_feature_config_decodes_everything(tracks_dir, tiny_config, tmp_
     build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1)
     other = dataclasses.replace(tiny_config, n_mels=24)
     report = build_dataset(tracks_dir, out=tmp_path / "ds", config=other, workers=1)
-    assert report.summary["reused_songs"] == 0
+    assert report.summary.reused_songs == 0
     assert load_dataset(tmp_path / "ds").features.shape[1] == 24

@@ -138,8 +138,8 @@ def test_plots_have_their_labels(tmp_path):
 
 def test_baseline_beats_chance_and_reloads_identically(table, tmp_path):
     result = fit_baseline(table["csv"], out=tmp_path / "baseline", test_fraction=0.34, folds=3)
-    assert result.metrics["song_accuracy"] > 0.6  # chance is 1/3
-    assert result.metrics["cv_folds"] == 3
+    assert result.metrics.song_accuracy > 0.6  # chance is 1/3
+    assert result.metrics.cv_folds == 3
     with open(tmp_path / "baseline" / "cv_results.csv", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 8  # 6 logistic + 2 forest settings
     assert (tmp_path / "baseline" / "confusion.png").stat().st_size > 5000

@@ -143,13 +143,13 @@ def test_build_dataset_skips_or_uses_the_file_and_goes_on(fault, tiny_config, tm
     moved = tracks / "noise" / path.name
     report = build_dataset(tracks, out=tmp_path / "ds", config=tiny_config, workers=1, val_fraction=0,
                            test_fraction=0.3)
-    skipped = {item["song"]: item["reason"] for item in report.summary["skipped"]}
+    skipped = {item["song"]: item["reason"] for item in report.summary.skipped}
     if expected is None:
-        assert skipped == {} and report.summary["songs"] == 10
+        assert skipped == {} and report.summary.songs == 10
     else:
         assert skipped == {f"noise/{path.name}": expected.replace(str(path), str(moved), 1)}
-        assert report.summary["songs"] == 9
-    assert load_dataset(tmp_path / "ds").features.shape[0] == report.summary["chunks"]
+        assert report.summary.songs == 9
+    assert load_dataset(tmp_path / "ds").features.shape[0] == report.summary.chunks
 
 
 @pytest.mark.parametrize("fault", list(FAULTS), indirect=True)
@@ -191,9 +191,9 @@ def test_genre_folder_without_audio_and_os_files_are_ignored(tmp_path, tiny_conf
         (tracks / "tones" / junk).write_bytes(b"\x00\x01junk")
     report = build_dataset(tracks, out=tmp_path / "ds", config=tiny_config, workers=1, val_fraction=0,
                            test_fraction=0.3)
-    assert report.summary["classes"] == ["chirps", "noise", "tones"]
-    assert report.summary["skipped"] == [] and report.summary["songs"] == 9
-    assert report.summary["notes"] == [f"{tracks / 'covers'}: no audio files, not a genre (skipped)"]
+    assert report.summary.classes == ["chirps", "noise", "tones"]
+    assert report.summary.skipped == [] and report.summary.songs == 9
+    assert report.summary.notes == [f"{tracks / 'covers'}: no audio files, not a genre (skipped)"]
 
 
 def test_dataset_with_invalid_json_config(trained, tmp_path):

@@ -34,7 +34,7 @@ def test_a_model_trains_on_float16_features(tracks_dir, tiny_config, tmp_path):
                   workers=1, val_fraction=0.2, test_fraction=0.2)
     result = fit(tmp_path / "f16", config=TrainConfig(epochs=2, batch_size=8), model_dir=tmp_path / "m",
                  verbose=0, log=lambda message: None)
-    assert 0 <= result.metrics["song_accuracy"] <= 1
+    assert 0 <= result.metrics.song_accuracy <= 1
 
 
 def test_build_dataset_dtype_option(tracks_dir, tmp_path):

@@ -101,3 +101,24 @@ def test_every_layer_is_a_documented_subpackage():
         for prefix in prefixes:
             package = PACKAGE / prefix.split(".")[1] / "__init__.py"
             assert package.is_file() and ast.get_docstring(ast.parse(package.read_text())), package
+
+
+#: Ways of scoring predictions against genres; only genre_cnn/training/metrics.py (``score_songs``) uses them.
+SCORING = {"accuracy_score", "balanced_accuracy_score", "confusion_matrix", "f1_score", "precision_score",
+           "recall_score", "precision_recall_fscore_support", "classification_report"}
+
+
+def test_songs_are_scored_in_one_module():
+    """fit, cv, the baseline and evaluate call training.metrics.score_songs; no other module counts right songs."""
+    elsewhere = []
+    for path in PACKAGE.rglob("*.py"):
+        if path == PACKAGE / "training" / "metrics.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "sklearn.metrics":
+                elsewhere += [f"{module_name(path)}: {a.name}" for a in node.names if a.name in SCORING]
+            is_mean = isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "mean"
+            if is_mean and node.args and isinstance(node.args[0], ast.Compare) and \
+                    isinstance(node.args[0].ops[0], ast.Eq):  # np.mean(predicted == labels)
+                elsewhere.append(f"{module_name(path)}:{node.lineno}: mean of a comparison")
+    assert not elsewhere, f"score songs with genre_cnn.training.metrics.score_songs: {elsewhere}"

@@ -63,7 +63,7 @@ def test_build_dataset_from_csv_keeps_groups_together_and_records_folds(describe
     report = build_dataset(tracks, out=tmp_path / "ds", config=tiny_config, workers=1, val_fraction=0.3,
                            test_fraction=0.3)
     dataset = load_dataset(tmp_path / "ds")
-    assert report.summary["groups"] == 9 and report.summary["folds"] == ["1", "2", "3"]
+    assert report.summary.groups == 9 and report.summary.folds == ["1", "2", "3"]
     for group in set(dataset.groups):
         assert len(set(dataset.splits[dataset.groups == group])) == 1
     assert set(dataset.folds) == {"1", "2", "3"} and dataset.classes == ("chirps", "noise", "tones")
@@ -75,8 +75,8 @@ def test_missing_file_in_the_csv_is_skipped_with_its_reason(described, tmp_path,
     (audio / "noise" / "noise_5.mp3").unlink()
     tracks = scan_metadata(meta, audio_root=audio, path_column="file", label_column="genre")
     report = build_dataset(tracks, out=tmp_path / "ds", config=tiny_config, workers=1)
-    assert [entry["song"] for entry in report.summary["skipped"]] == ["noise/noise_5.mp3"]
-    assert report.summary["songs"] == 17
+    assert [entry["song"] for entry in report.summary.skipped] == ["noise/noise_5.mp3"]
+    assert report.summary.songs == 17
 
 
 @pytest.mark.parametrize("text", ["../secret.mp3", "tones/../../secret.mp3", "/etc/passwd"])

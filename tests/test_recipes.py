@@ -36,7 +36,7 @@ def test_the_default_recipe_learns_a_separable_problem_in_a_few_epochs(separable
                  verbose=0, log=lambda message: None)
     history = json.loads((result.model_dir / "history.json").read_text())
     assert history["accuracy"][-1] >= 0.9, history["accuracy"]
-    assert result.metrics["song_accuracy"] == 1.0
+    assert result.metrics.song_accuracy == 1.0
 
 
 def test_refit_trains_the_saved_model_on_the_training_and_validation_songs(separable):

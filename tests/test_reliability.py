@@ -90,7 +90,7 @@ def test_a_killed_rename_is_recovered(tracks_dir, tiny_config, tmp_path):
     build_dataset(tracks_dir, out=tmp_path / "other", config=tiny_config, workers=1)  # unrelated: leaves them
     assert (tmp_path / ".ds.old-999999999").exists()
     report = build_dataset(tracks_dir, out=tmp_path / "ds", config=tiny_config, workers=1)
-    assert report.summary["songs"] == 15
+    assert report.summary.songs == 15
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".ds")) == []
 
 

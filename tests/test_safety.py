@@ -220,7 +220,7 @@ def test_one_bad_file_never_takes_the_others_down(tmp_path, tiny_config, trained
     (tracks / "chirps" / "random.mp3").write_bytes(np.random.default_rng(3).bytes(5000))
     report = build_dataset(tracks, out=tmp_path / "dataset", config=tiny_config, workers=2,
                            val_fraction=0.25, test_fraction=0.25)
-    skipped = {Path(entry["song"]).name: entry["reason"] for entry in report.summary["skipped"]}
+    skipped = {Path(entry["song"]).name: entry["reason"] for entry in report.summary.skipped}
     assert set(skipped) == {"zero_rate.mp3", "random.mp3"}
     assert all("cannot decode audio" in reason for reason in skipped.values())
     for workers in (1, 2):
@@ -246,7 +246,7 @@ def test_files_that_need_ffmpeg_are_listed_as_skipped_with_the_reason(tmp_path, 
         (tracks / "tones" / f"phone{suffix}").write_bytes(np.random.default_rng(1).bytes(3000))
     report = build_dataset(tracks, out=tmp_path / "dataset", config=tiny_config, workers=1,
                            val_fraction=0.25, test_fraction=0.25)
-    reasons = {Path(entry["song"]).name: entry["reason"] for entry in report.summary["skipped"]}
+    reasons = {Path(entry["song"]).name: entry["reason"] for entry in report.summary.skipped}
     assert set(reasons) == {"phone.m4a", "phone.aac", "phone.wma"}
     assert reasons["phone.m4a"].endswith(".m4a files need ffmpeg to be decoded; install it (apt-get install "
                                          "ffmpeg, brew install ffmpeg) or convert the file to mp3/flac")
@@ -288,7 +288,7 @@ def test_latin1_file_names_are_used_and_round_trip(tmp_path, tiny_config):
     assert "tones/" + os.fsdecode(b"caf\xe9.wav") in songs
     rebuilt = build_dataset(tracks, out=out, config=load_dataset(out).feature_config, workers=1,
                             val_fraction=0, test_fraction=0)
-    assert rebuilt.summary["decoded_songs"] == 0, "cache keys round-trip too"
+    assert rebuilt.summary.decoded_songs == 0, "cache keys round-trip too"
 
 
 @pytest.mark.skipif(sys.platform == "darwin", reason="macOS refuses file names that are not UTF-8")
@@ -317,7 +317,7 @@ def test_every_file_of_a_dataset_is_valid_utf8_whatever_the_file_names(tmp_path,
     assert "tones/" + os.fsdecode(b"caf\xe9 latin1.wav") in set(load_dataset(out).songs.tolist())
     rebuilt = build_dataset(tracks, out=out, config=load_dataset(out).feature_config, workers=1,
                             val_fraction=0, test_fraction=0)
-    assert (rebuilt.summary["reused_songs"], rebuilt.summary["decoded_songs"]) == (10, 1), \
+    assert (rebuilt.summary.reused_songs, rebuilt.summary.decoded_songs) == (10, 1), \
         "the rebuild finds every song again (and retries only the unreadable one)"
 
 
@@ -334,7 +334,7 @@ def test_a_symlink_loop_in_a_metadata_csv_is_skipped_with_its_reason(tmp_path, t
     songs = scan_metadata(tmp_path / "meta.csv", audio_root=tracks, path_column="path", label_column="genre")
     report = build_dataset(songs, out=tmp_path / "dataset", config=tiny_config, workers=1, val_fraction=0,
                            test_fraction=0)
-    assert [entry["reason"] for entry in report.summary["skipped"]] == [
+    assert [entry["reason"] for entry in report.summary.skipped] == [
         f"{tracks / 'tones' / 'loop_a.wav'}: is a symbolic link loop; point it at an audio file"]
 
 
@@ -356,7 +356,7 @@ def test_an_unreadable_sub_folder_is_reported(tmp_path, tiny_config, monkeypatch
     monkeypatch.setattr(os, "walk", walk)
     report = build_dataset(tracks, out=tmp_path / "dataset", config=tiny_config, workers=1, val_fraction=0,
                            test_fraction=0)
-    assert f"{locked}: cannot be read (permission denied), skipped" in report.summary["notes"]
+    assert f"{locked}: cannot be read (permission denied), skipped" in report.summary.notes
 
 
 # --- Damaged datasets and models -------------------------------------------------------------------

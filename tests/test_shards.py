@@ -43,9 +43,9 @@ def test_shard_by_shard_then_merge_equals_one_build(tracks_dir, tiny_config, tmp
     build_dataset(tracks_dir, out=tmp_path / "whole", **options)
     for i in range(3):
         report = build_dataset(tracks_dir, out=tmp_path / "shards" / str(i), shard=(i, 3), **options)
-        assert report.summary["shard"] == [i, 3]
+        assert report.summary.shard == [i, 3]
     merged = merge_datasets([tmp_path / "shards" / str(i) for i in range(3)], out=tmp_path / "merged")
-    assert merged.summary["songs"] == 15 and merged.summary["chunks"] == 45
+    assert merged.summary.songs == 15 and merged.summary.chunks == 45
     assert_same_dataset(tmp_path / "whole", tmp_path / "merged")
     whole = read_summary(tmp_path / "whole")  # the merged summary counts what one build counts
     assert read_summary(tmp_path / "merged") == merged.summary
@@ -69,8 +69,8 @@ def test_rerunning_a_shard_after_adding_music_decodes_only_its_new_songs(tracks_
 
     again = build_dataset(tracks_dir, out=tmp_path / "shard0", **options)
 
-    assert again.summary["reused_songs"] == first.summary["songs"]
-    assert again.summary["decoded_songs"] == len(new_in_shard)
+    assert again.summary.reused_songs == first.summary.songs
+    assert again.summary.decoded_songs == len(new_in_shard)
     build_dataset(tracks_dir, out=tmp_path / "fresh", **options)
     assert_same_dataset(tmp_path / "fresh", tmp_path / "shard0")
 
@@ -79,7 +79,7 @@ def test_dask_engine_equals_one_build(tracks_dir, tiny_config, tmp_path):
     options = dict(config=tiny_config, val_fraction=0.2, test_fraction=0.2)
     build_dataset(tracks_dir, out=tmp_path / "whole", workers=1, **options)
     report = build_with_dask(tracks_dir, out=tmp_path / "dask", shards=3, scheduler="processes", **options)
-    assert report.summary["songs"] == 15
+    assert report.summary.songs == 15
     assert_same_dataset(tmp_path / "whole", tmp_path / "dask")
 
 

@@ -44,9 +44,8 @@ def test_metrics_round_trip_through_json_without_the_fields_a_kind_does_not_meas
     saved = json.loads(json.dumps(metrics.to_dict()))
     assert set(saved) == {"test_songs", "test_chunks", "song_accuracy", "chunk_accuracy", "best_epoch"}
     assert Metrics.from_dict({**saved, "from_a_newer_version": 1}) == metrics
-    assert metrics["song_accuracy"] == 2 / 3 and "cv_accuracy" not in metrics and metrics.get("cv_accuracy", 0) == 0
-    with pytest.raises(KeyError):
-        metrics["accuracy"]
+    assert metrics.song_accuracy == 2 / 3 and metrics.cv_accuracy is None
+    assert not hasattr(metrics, "get") and not hasattr(metrics, "__getitem__")  # read by attribute, one way
     with pytest.raises(ModelError, match="m.json: is damaged"):
         Metrics.from_dict([1, 2], where="m.json")
 

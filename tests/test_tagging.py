@@ -189,7 +189,7 @@ def test_a_dataset_from_messy_tags_merges_spellings_and_keeps_artists_in_one_spl
     for row in rows:
         splits_of_artist.setdefault(row["group"], set()).add(row["split"])
     assert all(len(splits) == 1 for splits in splits_of_artist.values()), splits_of_artist
-    assert built.report.summary["classes"] == ["electronic", "hip-hop", "rock"]
+    assert built.report.summary.classes == ["electronic", "hip-hop", "rock"]
 
 
 def test_a_user_genre_map_wins_over_the_built_in_one(tmp_path):

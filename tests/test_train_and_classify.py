@@ -93,7 +93,7 @@ def test_same_seed_same_model(trained, tmp_path):
     second = load_classifier(again.model_dir, backend="keras").runner.model.get_weights()
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
-    assert again.metrics["song_accuracy"] == trained["result"].metrics["song_accuracy"]
+    assert again.metrics.song_accuracy == trained["result"].metrics.song_accuracy
 
 
 def test_missing_model(tmp_path):
@@ -217,12 +217,12 @@ def test_training_options_are_used_and_recorded(trained, tmp_path):
     assert (saved["optimizer"], saved["class_weight"], saved["patience"], saved["reduce_lr"]) == (
         "adam", "balanced", 1, True)
     metrics = result.metrics
-    assert 1 <= metrics["epochs_run"] <= 3
-    assert set(metrics["per_class"]) == {"chirps", "noise", "tones"}
-    assert 0 <= metrics["song_macro_f1"] <= 1 and 0 <= metrics["chunk_macro_f1"] <= 1
+    assert 1 <= metrics.epochs_run <= 3
+    assert set(metrics.per_class) == {"chirps", "noise", "tones"}
+    assert 0 <= metrics.song_macro_f1 <= 1 and 0 <= metrics.chunk_macro_f1 <= 1
     with open(result.model_dir / "history.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == metrics["epochs_run"] and {"loss", "val_loss", "seconds"} <= set(rows[0])
+    assert len(rows) == metrics.epochs_run and {"loss", "val_loss", "seconds"} <= set(rows[0])
     assert any((tmp_path / "tb").rglob("*tfevents*"))
     import keras
 

@@ -48,7 +48,7 @@ def test_frozen_backbone_trains_a_head_and_records_it(frozen, dataset, trained):
     config = json.loads((result.model_dir / "config.json").read_text())["train_config"]
     assert (config["backbone"], config["fine_tune"]) == ("musicnn", False)
     original = load_dataset(dataset)
-    assert {s["song"] for s in result.metrics["songs"]} == set(original.songs[original.indices("test")])
+    assert {s["song"] for s in result.metrics.songs} == set(original.songs[original.indices("test")])
     assert (result.model_dir / "history.png").is_file() and (result.model_dir / "confusion.png").is_file()
     song = trained["tracks"] / "chirps" / "chirps_1.mp3"
     lite, keras_route = (classify([song], model=result.model_dir, backend=b)[0] for b in ("litert", "keras"))

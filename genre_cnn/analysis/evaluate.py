@@ -13,7 +13,7 @@ from genre_cnn.errors import DatasetError
 from genre_cnn.inference.classifier import classify, open_classifier
 from genre_cnn.plots import plot_confusion
 from genre_cnn.runtime.files import ensure_folder
-from genre_cnn.training.metrics import brier_score, calibration_error
+from genre_cnn.training.metrics import score_songs
 
 __all__ = ["evaluate_model"]
 
@@ -59,9 +59,6 @@ def evaluate_model(
         else ``max_novelty``, the ``songs`` flagged, their ``share``, how many were ``wrong``, how many of
         an ``unknown_genre``, and the ``familiar_accuracy`` of the others).
     """
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
-
-
     classifier = open_classifier(model, min_confidence=min_confidence)
     tracks = scan_labelled(tracks_dir, **columns)
     truth = {str(song.path): song.label for song in tracks.songs}
@@ -73,48 +70,31 @@ def evaluate_model(
     scored_genres = {truth[p.path] for p in scored}
     unknown = sorted(scored_genres - set(model_classes))  # classified, so always wrong
     classes = model_classes + unknown
-    y_true = [classes.index(truth[p.path]) for p in scored]
-    y_pred = [classes.index(p.genre) for p in scored]
-    everything = list(range(len(classes)))
-    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=everything,
-                                                                     zero_division=0)
+    labels = [classes.index(truth[p.path]) for p in scored]
+    probabilities = np.array([[p.probabilities[c] for c in model_classes] for p in scored])
+    scores = score_songs(labels, probabilities, classes=classes)
     result = {
         "model": str(model),
         "kind": classifier.kind,
         "tracks_dir": str(tracks_dir),
         "songs": len(scored),
         "failed": [{"path": p.path, "error": p.error} for p in predictions if not p.ok],
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=list(range(len(model_classes))), average="macro",
-                                   zero_division=0)),
+        "accuracy": scores.accuracy,
+        "macro_f1": scores.macro_f1,
         "classes": classes,
         "unknown_genres": unknown,
         "unclassified_genres": sorted(set(truth.values()) - scored_genres),
-        "per_class": {name: {"precision": float(p), "recall": float(r), "f1": float(s), "songs": int(n)}
-                      for name, p, r, s, n in zip(classes, precision, recall, f1, support)},
-        "confusion": confusion_matrix(y_true, y_pred, labels=everything).tolist(),
-        **_calibration_scores(scored, model_classes, truth),
+        "per_class": scores.per_class,
+        "confusion": scores.confusion,
+        "calibration_songs": scores.calibration_songs, "ece": scores.ece, "brier": scores.brier,
         "unsure": _unsure_scores(scored, truth, classifier.min_confidence),
         "unfamiliar": _unfamiliar_scores(scored, truth, getattr(classifier, "novelty", None)),
     }
     if out is not None:
         out = ensure_folder(out, what="evaluation files")
         write_json(out / "evaluation.json", result)
-        plot_confusion({"confusion_songs": np.array(result["confusion"]), "song_accuracy": result["accuracy"]},
-                       classes, out / "confusion.png", chunks=False)
+        plot_confusion(classes, out / "confusion.png", songs=result["confusion"], song_accuracy=result["accuracy"])
     return result
-
-
-def _calibration_scores(scored: list, model_classes: list, truth: dict) -> dict:
-    """Expected calibration error and Brier score of the songs of genres the model knows (the probabilities
-    as ``classify`` gives them, calibrated), and how many songs they are measured on."""
-    known = [p for p in scored if truth[p.path] in model_classes]
-    if not known:
-        return {"calibration_songs": 0, "ece": None, "brier": None}
-    probabilities = np.array([[p.probabilities[c] for c in model_classes] for p in known])
-    labels = np.array([model_classes.index(truth[p.path]) for p in known])
-    return {"calibration_songs": len(known), "ece": calibration_error(probabilities, labels),
-            "brier": brier_score(probabilities, labels)}
 
 
 def _unsure_scores(scored: list, truth: dict, min_confidence: Optional[float]) -> Optional[dict]:

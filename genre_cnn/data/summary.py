@@ -126,12 +126,3 @@ class BuildSummary:
     def same_split_options(self, other: "BuildSummary") -> bool:
         return (self.val_fraction, self.test_fraction, self.seed) == (other.val_fraction, other.test_fraction,
                                                                       other.seed)
-
-    # read like the summary.json it is saved as
-    def __getitem__(self, key: str):
-        if key not in self.__dataclass_fields__:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def get(self, key: str, default=None):
-        return getattr(self, key, default) if key in self.__dataclass_fields__ else default

@@ -119,19 +119,6 @@ class Metrics:
         known = {field.name for field in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in known})
 
-    # read like the metrics.json it is saved as
-    def __getitem__(self, key: str):
-        if key not in self.__dataclass_fields__:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.__dataclass_fields__ and getattr(self, key) is not None
-
-    def get(self, key: str, default=None):
-        value = getattr(self, key, None) if key in self.__dataclass_fields__ else None
-        return default if value is None else value
-
 
 @dataclasses.dataclass(frozen=True)
 class ModelDir:

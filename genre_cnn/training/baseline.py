@@ -21,7 +21,7 @@ from genre_cnn.monitoring.profile import SongProfiler, save_profile, songs_profi
 from genre_cnn.plots import plot_confusion, plot_reliability
 from genre_cnn.runtime.files import atomic_directory, check_output_folder
 from genre_cnn.training.calibration import fit_song_temperature
-from genre_cnn.training.metrics import brier_score, calibration_error, reliability_dict
+from genre_cnn.training.metrics import score_songs
 from genre_cnn.training.novelty import fit_novelty
 from genre_cnn.version import __version__
 
@@ -156,8 +156,6 @@ def fit_baseline(
     BaselineResult
         ``metrics`` is the content of ``metrics.json``.
     """
-    from sklearn.metrics import accuracy_score, confusion_matrix
-
 
     check_output_folder(out, kind=MODEL_FOLDER, inputs=[table])
     songs, genres, values, columns = read_descriptor_table(table)
@@ -182,17 +180,11 @@ def fit_baseline(
                                        folds=n_folds, seed=seed)
     if test.any():
         raw = class_probabilities(best, values[test], len(classes))
-        predicted = raw.argmax(axis=1)
-        calibrated = calibration.apply(raw)
-        measured.update(song_accuracy=float(accuracy_score(labels[test], predicted)),
-                        confusion_songs=confusion_matrix(labels[test], predicted,
-                                                         labels=list(range(len(classes)))).tolist(),
-                        temperature=calibration.temperature,
-                        ece=calibration_error(calibrated, labels[test]), brier=brier_score(calibrated, labels[test]),
-                        ece_uncalibrated=calibration_error(raw, labels[test]),
-                        brier_uncalibrated=brier_score(raw, labels[test]),
-                        reliability={"calibrated": reliability_dict(calibrated, labels[test]),
-                                     "uncalibrated": reliability_dict(raw, labels[test])})
+        scores = score_songs(labels[test], calibration.apply(raw), classes=classes, uncalibrated=raw)
+        measured.update(song_accuracy=scores.accuracy, confusion_songs=scores.confusion,
+                        temperature=calibration.temperature, ece=scores.ece, brier=scores.brier,
+                        ece_uncalibrated=scores.ece_uncalibrated, brier_uncalibrated=scores.brier_uncalibrated,
+                        reliability=scores.reliability)
     novelty = fit_novelty(descriptor_space(best, values[train]), layer=DESCRIPTOR_SPACE)
     metrics = Metrics.from_dict(measured)
     import joblib
@@ -209,7 +201,8 @@ def fit_baseline(
         saved.write_metrics(metrics)
         _write_cv_results(search.cv_results_, saved / saved.GRID_SEARCH)
         if test.any():
-            plot_confusion(metrics, classes, saved / saved.CONFUSION_PLOT, chunks=False)
+            plot_confusion(classes, saved / saved.CONFUSION_PLOT, songs=metrics.confusion_songs,
+                           song_accuracy=metrics.song_accuracy)
             plot_reliability(metrics, saved / saved.RELIABILITY_PLOT)
         if tracks_dir is not None:
             _write_profile(tmp, [Path(tracks_dir) / song for song in songs], test, classes, log=log)

@@ -20,7 +20,7 @@ from genre_cnn.runtime.parallel import run_dask_tasks
 from genre_cnn.signal.descriptors import describe_songs
 from genre_cnn.training.baseline import baseline_temperature, class_probabilities, tuned_baseline
 from genre_cnn.training.fit import test_metrics, train_model
-from genre_cnn.training.metrics import brier_score, calibration_error, pooled_calibration_error, reliability_dict
+from genre_cnn.training.metrics import pooled_calibration_error, score_songs
 from genre_cnn.training.recipes import recipe_for
 
 __all__ = ["RECIPES", "CvResult", "song_folds", "cross_validate", "compare_recipes", "recipe_of"]
@@ -151,9 +151,9 @@ def cross_validate(
     summary = {**_header(dataset, fold_of_song, folds=folds, config=config), **_summarise_folds(results)}
     with exclusive_lock(out, command="genre-cnn cv"), atomic_directory(out, kind=CV_FOLDER, inputs=[data_dir]) as tmp:
         write_json(tmp / "cv.json", {"summary": summary, "folds": results})
-        confusion = {**summary, "chunk_accuracy": _pooled(summary["confusion_chunks"]),
-                     "song_accuracy": _pooled(summary["confusion_songs"])}
-        plot_confusion(confusion, dataset.classes, tmp / "confusion.png")
+        plot_confusion(dataset.classes, tmp / "confusion.png", songs=summary["confusion_songs"],
+                       song_accuracy=_pooled(summary["confusion_songs"]), chunks=summary["confusion_chunks"],
+                       chunk_accuracy=_pooled(summary["confusion_chunks"]))
     return CvResult(out=out, folds=results, summary=summary)
 
 
@@ -283,8 +283,6 @@ class BaselineRecipe:
                   log: Callable[[str], None] = print, engine: str = "local",
                   scheduler: Optional[str] = None) -> list[dict]:
         """Fit and test the baseline per fold, here whatever the engine (a fold takes a fraction of a second)."""
-        from sklearn.metrics import confusion_matrix, f1_score
-
 
         root = _audio_root(dataset)
         songs, first = dataset.song_rows()
@@ -299,7 +297,6 @@ class BaselineRecipe:
         labels = dataset.labels[first[usable]]
         names = songs[usable]
         fold = np.array([fold_of_song[song] for song in names])
-        everything = list(range(len(dataset.classes)))
         results = []
         for number in range(int(fold.max()) + 1):
             started = time.perf_counter()
@@ -308,22 +305,16 @@ class BaselineRecipe:
             calibration = baseline_temperature(pipeline, values[train], labels[train], groups=names[train],
                                                seed=self.seed)
             raw = class_probabilities(pipeline, values[test], len(dataset.classes))
-            predicted = raw.argmax(axis=1)
-            accuracy = float(np.mean(predicted == labels[test]))
-            calibrated = calibration.apply(raw)
-            f1 = float(f1_score(labels[test], predicted, labels=everything, average="macro", zero_division=0))
+            scores = score_songs(labels[test], calibration.apply(raw), classes=dataset.classes, uncalibrated=raw)
+            accuracy, f1 = scores.accuracy, scores.macro_f1
             results.append({
                 "fold": number + 1, "test_songs": sorted(names[test].tolist()),
                 "train_songs": sorted(names[train].tolist()), "val_songs": [],
                 "seconds": round(time.perf_counter() - started, 2),
                 "song_accuracy": accuracy, "song_macro_f1": f1, "chunk_accuracy": None, "chunk_macro_f1": None,
-                "temperature": calibration.temperature, "ece": calibration_error(calibrated, labels[test]),
-                "brier": brier_score(calibrated, labels[test]),
-                "ece_uncalibrated": calibration_error(raw, labels[test]),
-                "brier_uncalibrated": brier_score(raw, labels[test]),
-                "reliability": {"calibrated": reliability_dict(calibrated, labels[test]),
-                                "uncalibrated": reliability_dict(raw, labels[test])},
-                "confusion_songs": confusion_matrix(labels[test], predicted, labels=everything).tolist(),
+                "temperature": calibration.temperature, "ece": scores.ece, "brier": scores.brier,
+                "ece_uncalibrated": scores.ece_uncalibrated, "brier_uncalibrated": scores.brier_uncalibrated,
+                "reliability": scores.reliability, "confusion_songs": scores.confusion,
             })
             log(f"Fold {number + 1}: song accuracy {accuracy:.3f}, song macro f1 {f1:.3f}")
         return results

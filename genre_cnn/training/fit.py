@@ -25,7 +25,7 @@ from genre_cnn.runtime.files import atomic_directory, check_output_folder, exclu
 from genre_cnn.signal.descriptors import describe_songs, descriptor_columns
 from genre_cnn.training.baseline import class_probabilities, tuned_baseline
 from genre_cnn.training.calibration import MIN_CALIBRATION_SONGS, fit_temperature
-from genre_cnn.training.metrics import evaluate_chunks
+from genre_cnn.training.metrics import evaluate_chunks, score_songs
 from genre_cnn.training.novelty import fit_novelty, song_embeddings
 from genre_cnn.training.recipes import recipe_for
 from genre_cnn.training.scratch import evaluation_batches
@@ -149,7 +149,9 @@ def fit(
         _write_history_csv(history, timer.seconds, saved / saved.HISTORY_CSV)
         plot_history(history, saved / saved.HISTORY_PLOT, kept_epoch=kept.kept_epoch)
         if metrics.test_songs:
-            plot_confusion(metrics, dataset.classes, saved / saved.CONFUSION_PLOT)
+            plot_confusion(dataset.classes, saved / saved.CONFUSION_PLOT, songs=metrics.confusion_songs,
+                           song_accuracy=metrics.song_accuracy, chunks=metrics.confusion_chunks,
+                           chunk_accuracy=metrics.chunk_accuracy)
             plot_reliability(metrics, saved / saved.RELIABILITY_PLOT)
         write_reference_profile(tmp, dataset, keras_model=model, log=log)  # for genre-cnn monitor
     if model_dir.resolve().parent == Path(models_root).resolve():
@@ -212,10 +214,11 @@ def compare_with_baseline(dataset: Dataset, *, seed: int = 0, log: Callable[[str
         labels, splits = dataset.labels[first[usable]], dataset.splits[first[usable]]
         learn, test = splits != "test", splits == "test"
         pipeline = tuned_baseline(values[learn], labels[learn], groups=songs[usable][learn], seed=seed)
-        predicted = class_probabilities(pipeline, values[test], len(dataset.classes)).argmax(axis=1)
+        probabilities = class_probabilities(pipeline, values[test], len(dataset.classes))
     except (GenreCnnError, OSError) as exc:  # the CNN is fitted: a failed comparison must not lose it
         return {"baseline": {"error": str(exc)}}
-    return {"baseline": {"song_accuracy": float(np.mean(predicted == labels[test])), "test_songs": int(test.sum()),
+    scores = score_songs(labels[test], probabilities, classes=dataset.classes)
+    return {"baseline": {"song_accuracy": scores.accuracy, "test_songs": scores.songs,
                          "command": f"genre-cnn features {root} --out features.csv && "
                                     "genre-cnn baseline features.csv --out models/baseline"}}
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import dataclasses
+from typing import Optional, Sequence
 
 import numpy as np
 
 from genre_cnn.inference.prediction import song_probabilities
 from genre_cnn.models.calibration import UNCALIBRATED, Calibration
 
-__all__ = ["probabilities_by_song", "evaluate_chunks", "calibration_error", "brier_score", "reliability_bins",
-           "reliability_dict", "pooled_calibration_error"]
+__all__ = ["SongScores", "score_songs", "probabilities_by_song", "evaluate_chunks", "calibration_error",
+           "brier_score", "reliability_bins", "reliability_dict", "pooled_calibration_error"]
 
 #: Equal-width confidence bins of the expected calibration error.
 ECE_BINS = 10
@@ -80,6 +81,101 @@ def brier_score(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.sum((probabilities - truth) ** 2, axis=1)))
 
 
+@dataclasses.dataclass(frozen=True)
+class SongScores:
+    """How well a model's verdicts on some songs match their genres: the one scoring of fit, cv, the
+    baseline and ``evaluate`` (see :func:`score_songs`).
+
+    Attributes
+    ----------
+    songs : int
+    accuracy : float
+        Share of songs whose top genre is their genre.
+    macro_f1 : float
+        Mean F1 over the genres the model knows.
+    chance : float
+        Accuracy of always guessing the most common genre among these songs.
+    per_class : dict
+        ``{genre: {"precision", "recall", "f1", "songs"}}`` for every genre of ``classes``.
+    confusion : list of list of int
+        Rows: true genre, columns: predicted, in ``classes`` order.
+    ece, brier : float or None
+        Expected calibration error (10 bins) and Brier score of the songs of genres the model knows.
+    ece_uncalibrated, brier_uncalibrated : float or None
+        The same from the model's own probabilities, when they were given.
+    reliability : dict
+        ``{"calibrated": bins}`` and, with the model's own probabilities, ``"uncalibrated"``
+        (:func:`reliability_dict`); empty when no song is of a known genre.
+    calibration_songs : int
+        How many songs the calibration scores are measured on (those of a genre the model knows).
+    """
+
+    songs: int
+    accuracy: float
+    macro_f1: float
+    chance: float
+    per_class: dict
+    confusion: list
+    ece: Optional[float]
+    brier: Optional[float]
+    ece_uncalibrated: Optional[float]
+    brier_uncalibrated: Optional[float]
+    reliability: dict
+    calibration_songs: int
+
+
+def score_songs(labels: Sequence[int], probabilities: np.ndarray, *, classes: Sequence[str],
+                uncalibrated: Optional[np.ndarray] = None) -> SongScores:
+    """Score one verdict per song against its genre.
+
+    Parameters
+    ----------
+    labels : sequence of int [shape=(n_songs,)]
+        Each song's genre, an index into ``classes``.
+    probabilities : np.ndarray [shape=(n_songs, n_known)]
+        The probabilities the model gives (calibrated, as ``classify`` reports them), one column per
+        genre it knows: the first ``n_known`` of ``classes``. Genres after those (songs of a genre the
+        model was not taught, in ``evaluate``) are always wrong and left out of the calibration scores.
+    classes : sequence of str
+    uncalibrated : np.ndarray, optional
+        The model's own probabilities of the same songs, for the calibration scores before the temperature.
+
+    Returns
+    -------
+    SongScores
+    """
+    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+    labels = np.asarray(labels, dtype=int)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    known = probabilities.shape[1]
+    predicted = probabilities.argmax(axis=1)
+    everything = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=everything,
+                                                                     zero_division=0)
+    familiar = labels < known
+    calibrated = {"ece": None, "brier": None, "ece_uncalibrated": None, "brier_uncalibrated": None}
+    reliability = {}
+    if familiar.any():
+        truth = labels[familiar]
+        for name, values in (("", probabilities), ("_uncalibrated", uncalibrated)):
+            if values is not None:
+                values = np.asarray(values, dtype=np.float64)[familiar]
+                calibrated[f"ece{name}"] = calibration_error(values, truth)
+                calibrated[f"brier{name}"] = brier_score(values, truth)
+                reliability[name.strip("_") or "calibrated"] = reliability_dict(values, truth)
+    return SongScores(
+        songs=len(labels),
+        accuracy=float(np.mean(predicted == labels)) if len(labels) else 0.0,
+        macro_f1=float(f1_score(labels, predicted, labels=list(range(known)), average="macro", zero_division=0)),
+        chance=float(np.bincount(labels).max() / len(labels)) if len(labels) else 0.0,
+        per_class={name: {"precision": float(p), "recall": float(r), "f1": float(f), "songs": int(n)}
+                   for name, p, r, f, n in zip(classes, precision, recall, f1, support)},
+        confusion=confusion_matrix(labels, predicted, labels=everything).tolist(),
+        reliability=reliability, calibration_songs=int(familiar.sum()), **calibrated,
+    )
+
+
 def evaluate_chunks(
     probabilities: np.ndarray,
     *,
@@ -108,7 +204,7 @@ def evaluate_chunks(
         ``brier_uncalibrated``), their ``reliability`` bins (:func:`reliability_bins`: ``confidence``,
         ``accuracy``, ``songs``, None for an empty bin) and one entry per song.
     """
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+    from sklearn.metrics import confusion_matrix, f1_score
 
     labels = np.asarray(labels)
     everything = list(range(len(classes)))
@@ -116,30 +212,24 @@ def evaluate_chunks(
     names, raw_song_probs = probabilities_by_song(probabilities, songs)
     song_probs = probabilities_by_song(calibration.apply(probabilities), songs)[1]
     song_true = np.array([labels[np.asarray(songs) == name][0] for name in names])
-    song_pred = song_probs.argmax(axis=1)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        song_true, song_pred, labels=everything, zero_division=0)
+    scores = score_songs(song_true, song_probs, classes=classes, uncalibrated=raw_song_probs)
     return {
-        "test_songs": len(names),
+        "test_songs": scores.songs,
         "test_chunks": int(len(labels)),
-        "chunk_accuracy": float(accuracy_score(labels, chunk_pred)),
-        "song_accuracy": float(accuracy_score(song_true, song_pred)),
-        "chance": float(np.bincount(song_true).max() / len(song_true)),
+        "chunk_accuracy": float(np.mean(chunk_pred == labels)),
+        "song_accuracy": scores.accuracy,
+        "chance": scores.chance,
         "chunk_macro_f1": float(f1_score(labels, chunk_pred, labels=everything, average="macro", zero_division=0)),
-        "song_macro_f1": float(f1_score(song_true, song_pred, labels=everything, average="macro", zero_division=0)),
-        "per_class": {
-            name: {"precision": float(p), "recall": float(r), "f1": float(f), "songs": int(s)}
-            for name, p, r, f, s in zip(classes, precision, recall, f1, support)
-        },
+        "song_macro_f1": scores.macro_f1,
+        "per_class": scores.per_class,
         "temperature": float(calibration.temperature),
-        "ece": calibration_error(song_probs, song_true),
-        "brier": brier_score(song_probs, song_true),
-        "ece_uncalibrated": calibration_error(raw_song_probs, song_true),
-        "brier_uncalibrated": brier_score(raw_song_probs, song_true),
-        "reliability": {"calibrated": reliability_dict(song_probs, song_true),
-                        "uncalibrated": reliability_dict(raw_song_probs, song_true)},
+        "ece": scores.ece,
+        "brier": scores.brier,
+        "ece_uncalibrated": scores.ece_uncalibrated,
+        "brier_uncalibrated": scores.brier_uncalibrated,
+        "reliability": scores.reliability,
         "confusion_chunks": confusion_matrix(labels, chunk_pred, labels=everything).tolist(),
-        "confusion_songs": confusion_matrix(song_true, song_pred, labels=everything).tolist(),
+        "confusion_songs": scores.confusion,
         "songs": [
             {
                 "song": name,
@@ -147,7 +237,7 @@ def evaluate_chunks(
                 "predicted": classes[pred],
                 "probabilities": {c: round(float(p), 6) for c, p in zip(classes, probs)},
             }
-            for name, true, pred, probs in zip(names, song_true, song_pred, song_probs)
+            for name, true, pred, probs in zip(names, song_true, song_probs.argmax(axis=1), song_probs)
         ],
     }
 
@@ -164,6 +254,7 @@ def pooled_calibration_error(bins: Sequence[dict]) -> float:
     """The expected calibration error of several sets of songs together (e.g. every fold's test songs), from
     their :func:`reliability_dict` bins: per-fold errors of a few dozen songs are dominated by chance."""
     count = np.sum([b["songs"] for b in bins], axis=0).astype(float)
-    confidence = np.sum([[0.0 if c is None else c * n for c, n in zip(b["confidence"], b["songs"])] for b in bins], axis=0)
+    confidence = np.sum([[0.0 if c is None else c * n for c, n in zip(b["confidence"], b["songs"])] for b in bins],
+                        axis=0)
     right = np.sum([[0.0 if a is None else a * n for a, n in zip(b["accuracy"], b["songs"])] for b in bins], axis=0)
     return float(np.sum(np.abs(confidence - right)) / max(count.sum(), 1.0))
