@@ -114,6 +114,50 @@ def test_explain_gives_the_picture_of_genre_cnn_explain(client, trained):
     assert client.get("/v1/model").json()["explains"] is True
 
 
+def test_one_upload_is_decoded_once_for_its_verdict_timeline_picture_and_profile(trained, model_dir, monkeypatch):
+    """Each reader of the upload reads one decoded copy; the answers are those of the upload itself."""
+    from genre_cnn.inference.classifier import load_classifier
+    from genre_cnn.monitoring.profile import sound_profile
+    from genre_cnn.serving import inference
+    from genre_cnn.signal import audio
+
+    path = str(songs(trained)[0])
+    decoded, open_source = [], audio._open_source
+
+    def counting_decoder(source_path):
+        source = open_source(source_path)
+        blocks = source.blocks
+        source.blocks = lambda *args, **options: decoded.append(str(source_path)) or blocks(*args, **options)
+        return source
+
+    monkeypatch.setattr(audio, "_open_source", counting_decoder)
+    monkeypatch.setattr(inference, "_classifier", load_classifier(model_dir))
+    result = inference.analyse(path, max_seconds=60, timeline=True, window=1, hop=0.5, explain=True, profile=True)
+    assert decoded.count(path) == 1, decoded
+
+    classifier = load_classifier(model_dir)
+    assert result["prediction"] == {**classifier.classify_file(path).to_dict(), "path": path}
+    assert result["timeline"] == classify_timeline(path, classifier, window=1, hop=0.5).to_dict()
+    expected = sound_profile(path, classifier)
+    assert result["profile"]["band_means"] == expected["band_means"].round(3).tolist()
+    assert {k: result["profile"][k] for k in ("sample_rate", "channels", "loudness_db", "clipping", "silence")} == \
+        {k: expected[k] for k in ("sample_rate", "channels", "loudness_db", "clipping", "silence")}
+    assert result["explanation"][:8] == "iVBORw0K"  # a PNG, base64
+
+
+def test_a_silent_upload_with_a_timeline_is_named_as_the_upload_not_its_decoded_copy(trained, model_dir, tmp_path,
+                                                                                       monkeypatch):
+    from genre_cnn.errors import AudioDecodeError
+    from genre_cnn.inference.classifier import load_classifier
+    from genre_cnn.serving import inference
+
+    monkeypatch.setattr(inference, "_classifier", load_classifier(model_dir))
+    silent = tmp_path / "upload.wav"
+    soundfile.write(silent, np.zeros(SR * 3, np.float32), SR)
+    with pytest.raises(AudioDecodeError, match=rf"^{silent}: the audio is silent"):
+        inference.analyse(str(silent), max_seconds=60, timeline=True, profile=True)
+
+
 def test_model_describes_what_the_server_runs(client, model_dir):
     from genre_cnn import __version__
 

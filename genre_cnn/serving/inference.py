@@ -9,14 +9,16 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
+import tempfile
 import warnings
+from pathlib import Path
 from typing import Optional
 
 from genre_cnn.errors import AudioDecodeError, ConfigError, GenreCnnWarning, TooLongError
 from genre_cnn.inference.classifier import open_classifier
 from genre_cnn.inference.timeline import check_timeline_options, classify_timeline
 from genre_cnn.monitoring.profile import sound_profile
-from genre_cnn.signal.audio import audio_info
+from genre_cnn.signal.audio import audio_info, decode_once
 
 __all__ = ["start", "analyse"]
 
@@ -83,23 +85,42 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
     if info.seconds is not None and info.seconds > max_seconds:
         raise TooLongError(f"{path}: the recording lasts {info.seconds:.0f} s, more than this server's limit of "
                            f"{max_seconds:g} s (--max-seconds); send an excerpt")
-    prediction = _classifier.classify_file(path)
-    if not prediction.ok:
-        raise AudioDecodeError(prediction.error)
-    result = {"prediction": prediction.to_dict(),
-              "info": {"sample_rate": info.sample_rate, "channels": info.channels, "seconds": info.seconds}}
-    if timeline:
-        result["timeline"] = classify_timeline(path, _classifier, window=window, hop=hop).to_dict()
-    if explain:
-        explanation, draw = _classifier.explain_file(path, genre=prediction.genre)
-        picture = io.BytesIO()
-        draw(dataclasses.replace(explanation, path=display_name or "upload"), picture)
-        result["explanation"] = base64.b64encode(picture.getvalue()).decode("ascii")
-    if profile:
-        result["profile"] = _profile(path)
+    readers = sum((timeline, explain, profile))
+    if not readers:
+        return {"prediction": _classified(path, upload=path), "info": _info(info)}
+    with tempfile.TemporaryDirectory(prefix="genre-cnn-serve-") as scratch:
+        song = decode_once(path, Path(scratch) / "decoded.wav", sr=_classifier.sample_rate)  # once for all readers
+        try:
+            result = {"prediction": _classified(song, upload=path), "info": _info(info)}
+            if timeline:
+                moments = classify_timeline(song, _classifier, window=window, hop=hop)
+                result["timeline"] = {**moments.to_dict(), "path": path}
+            if explain:
+                explanation, draw = _classifier.explain_file(song, genre=result["prediction"]["genre"])
+                picture = io.BytesIO()
+                draw(dataclasses.replace(explanation, path=display_name or "upload"), picture)
+                result["explanation"] = base64.b64encode(picture.getvalue()).decode("ascii")
+            if profile:
+                result["profile"] = _profile(song, info)
+        except AudioDecodeError as exc:  # say it of the upload, not of its decoded copy
+            raise type(exc)(str(exc).replace(str(song), path)) from None
     return result
 
 
-def _profile(path: str) -> dict:
-    song = sound_profile(path, _classifier)
-    return {**song, "band_means": song["band_means"].round(3).tolist()}
+def _classified(path, *, upload: str) -> dict:
+    """The verdict on ``path`` (the upload or its decoded copy), as a dict naming the upload."""
+    prediction = _classifier.classify_file(path)
+    if not prediction.ok:
+        raise AudioDecodeError(prediction.error)
+    return {**prediction.to_dict(), "path": upload}
+
+
+def _info(info) -> dict:
+    return {"sample_rate": info.sample_rate, "channels": info.channels, "seconds": info.seconds}
+
+
+def _profile(song: Path, info) -> dict:
+    """:func:`sound_profile` of the decoded copy, with the upload's own rate and channels."""
+    measured = sound_profile(song, _classifier)
+    return {**measured, "sample_rate": info.sample_rate, "channels": info.channels,
+            "band_means": measured["band_means"].round(3).tolist()}
