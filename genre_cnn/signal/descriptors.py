@@ -15,7 +15,7 @@ from genre_cnn.signal.audio import load_audio
 from genre_cnn.signal.segment import check_usable
 
 __all__ = ["DESCRIPTOR_SR", "DESCRIPTOR_VERSION", "N_MFCC", "descriptor_columns", "song_descriptors",
-           "describe_songs"]
+           "compile_descriptor_code", "describe_songs"]
 
 DESCRIPTOR_SR = 22050
 N_MFCC = 20
