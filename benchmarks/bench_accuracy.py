@@ -88,7 +88,9 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", choices=("demo", "dev", "real"),
                         default=["demo"] + ["dev"] * DEV_MUSIC.is_dir() + ["real"] * REAL_GENRES.is_dir())
     parser.add_argument("--seeds", default="0", help="comma-separated seeds; each deals its own folds")
-    parser.add_argument("--songs-per-genre", type=int, default=None, help="small-data mode: keep N songs a genre")
+    parser.add_argument("--songs-per-genre", type=int, default=None,
+                        help="small-data mode: keep N songs a genre, one from each of N artists on real-genres "
+                             "(the sets of two N are not nested; a genre with fewer artists keeps fewer songs)")
     parser.add_argument("--recipes", default="scratch,teacher,musicnn,baseline")
     parser.add_argument("--heads", default="summary",
                         help="comma-separated CNN heads (TrainConfig.head) for the scratch and teacher recipes; "

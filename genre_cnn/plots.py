@@ -62,10 +62,17 @@ def plot_confusion(classes: Sequence[str], path: Path, *, songs, song_accuracy: 
     path : Path
         PNG to write.
     songs : array-like
-        Song confusion matrix (rows: true genre, columns: predicted), and ``song_accuracy`` its accuracy.
+        Song confusion matrix (rows: true genre, columns: predicted, in ``classes`` order).
+    song_accuracy : float
+        Its accuracy, for the title.
     chunks : array-like, optional
-        Chunk confusion matrix, and ``chunk_accuracy`` its accuracy (a whole-song model like the
-        baseline has none).
+        Chunk confusion matrix (a whole-song model like the baseline has none).
+    chunk_accuracy : float, optional
+        Its accuracy, for the title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     from sklearn.metrics import ConfusionMatrixDisplay
 

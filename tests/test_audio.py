@@ -77,3 +77,14 @@ def test_decoding_in_blocks_equals_one_read(tmp_path, rng, fmt):
     blocks = list(audio_blocks(path, sr=22050, block_seconds=0.37))
     assert len(blocks) > 10
     np.testing.assert_allclose(np.concatenate(blocks), whole, atol=1e-6)  # was 0.2 off at block edges
+
+
+@pytest.mark.parametrize("sr", [16000, 22050, 44100])
+def test_a_decoded_copy_reads_back_as_the_song_itself_at_any_rate(tmp_path, rng, sr):
+    """serve decodes an upload once (mono, at its own rate) and every reader reads the copy."""
+    from genre_cnn.signal.audio import audio_info, decode_once
+
+    song = tmp_path / "stereo.mp3"
+    soundfile.write(song, (0.2 * rng.standard_normal((44100 * 3, 2))).astype(np.float32), 44100, format="MP3")
+    copy = decode_once(song, tmp_path / "copy.wav", sr=audio_info(song).sample_rate)
+    np.testing.assert_array_equal(load_audio(copy, sr=sr), load_audio(song, sr=sr))

@@ -227,3 +227,19 @@ def _serve_example(sandbox: Path, line: str) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             raise
+
+
+@pytest.mark.slow
+def test_the_readme_python_example_runs(tmp_path, monkeypatch):
+    """The README's Python API example, run as written (one epoch instead of twenty) on generated songs."""
+    from conftest import write_tracks
+
+    [example] = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    assert "epochs=20" in example
+    write_tracks(tmp_path / "tracks", songs=4, seconds=10.0)
+    write_tracks(tmp_path / "new_music", songs=1, seconds=10.0)
+    monkeypatch.chdir(tmp_path)
+    printed = []
+    exec(example.replace("epochs=20", "epochs=1"), {"print": lambda *values: printed.append(values)})
+    assert 0 <= printed[0][0] <= 1  # the song accuracy
+    assert len(printed) == 1 + 3 and all(genre in ("tones", "chirps", "noise") for _, genre, _ in printed[1:])

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from genre_cnn.config import FeatureConfig
 from genre_cnn.data.dataset import build_dataset, load_dataset, split_songs
-from genre_cnn.inference.classifier import load_classifier
 from genre_cnn.errors import LockedError
+from genre_cnn.inference.classifier import load_classifier
 from genre_cnn.runtime.files import exclusive_lock
 from genre_cnn.signal.segment import chunk_offsets, iter_chunks, segment
 
@@ -200,3 +200,21 @@ def test_every_song_lands_in_exactly_one_split_stratified(counts, val, test, see
         if count * (val + test) + 2 < count:  # enough songs: each share is its rounded fraction
             assert n_test == max(1, round(count * test)) if test else n_test == 0
             assert n_val == max(1, round(count * val)) if val else n_val == 0
+
+
+def test_a_lock_that_cannot_be_taken_never_stops_the_work(tmp_path, monkeypatch):
+    """machine_lock guards a shared cache; where its file cannot be opened (another user's), work goes on."""
+    import tempfile
+
+    from genre_cnn.runtime.files import machine_lock
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    (tmp_path / f"genre-cnn-test-{os.getuid()}.lock").mkdir()  # not a file: cannot be opened
+    done = []
+    with machine_lock("test"):
+        done.append(True)
+    assert done == [True]
+    with machine_lock("other"):  # and a usable one is taken and given back
+        pass
+    assert (tmp_path / f"genre-cnn-other-{os.getuid()}.lock").is_file()
+

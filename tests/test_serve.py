@@ -145,6 +145,25 @@ def test_one_upload_is_decoded_once_for_its_verdict_timeline_picture_and_profile
     assert result["explanation"][:8] == "iVBORw0K"  # a PNG, base64
 
 
+@pytest.mark.parametrize("why", ["too long to copy", "the copy cannot be written"])
+def test_without_a_decoded_copy_each_reader_decodes_the_upload_and_answers_the_same(trained, model_dir, monkeypatch,
+                                                                                    why):
+    from genre_cnn.inference.classifier import load_classifier
+    from genre_cnn.serving import inference
+
+    def full_disk(*args, **options):
+        raise RuntimeError("Error : No space left on device")
+
+    monkeypatch.setattr(inference, "_classifier", load_classifier(model_dir))
+    path = str(songs(trained)[0])
+    copied = inference.analyse(path, max_seconds=60, timeline=True, window=1, hop=0.5)
+    if why == "too long to copy":
+        monkeypatch.setattr(inference, "COPY_MAX_SECONDS", 0)
+    else:
+        monkeypatch.setattr(inference, "decode_once", full_disk)
+    assert inference.analyse(path, max_seconds=60, timeline=True, window=1, hop=0.5) == copied
+
+
 def test_a_silent_upload_with_a_timeline_is_named_as_the_upload_not_its_decoded_copy(trained, model_dir, tmp_path,
                                                                                        monkeypatch):
     from genre_cnn.errors import AudioDecodeError

@@ -25,7 +25,7 @@ def count_songs_and_chunks(classes: Sequence[str], songs: Iterable[tuple[str, st
 class BuildSummary:
     """What :func:`~genre_cnn.data.dataset.build_dataset` (or a merge of shards) wrote.
 
-    Read like a mapping too (``summary["songs"]``), as the ``summary.json`` it is saved as.
+    Read by attribute (``summary.songs``); saved as ``summary.json``.
 
     Attributes
     ----------

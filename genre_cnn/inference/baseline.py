@@ -18,7 +18,7 @@ from genre_cnn.inference.occlusion import explain_descriptors
 from genre_cnn.inference.prediction import SongPrediction
 from genre_cnn.models.store import ModelDir
 from genre_cnn.plots import plot_descriptor_explanation
-from genre_cnn.signal.descriptors import DESCRIPTOR_SR, DESCRIPTOR_VERSION, song_descriptors
+from genre_cnn.signal.descriptors import DESCRIPTOR_VERSION, song_descriptors
 
 __all__ = ["BaselineClassifier", "DESCRIPTOR_SPACE", "descriptor_space"]
 
@@ -45,7 +45,6 @@ class BaselineClassifier:
     makes_timelines = False
     inputs_are_log_mel = False
     profiles_from_dataset = False  # its profile is made from the songs' folder when it is fitted
-    sample_rate = DESCRIPTOR_SR
 
     def __init__(self, model_dir: str | os.PathLike) -> None:
         import joblib

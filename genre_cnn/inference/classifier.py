@@ -79,10 +79,6 @@ class GenreClassifier:
     def backend(self) -> str:
         return self.runner.name
 
-    @property
-    def sample_rate(self) -> int:
-        return self.feature_config.sr
-
     @staticmethod
     def input_shape(feature_config: FeatureConfig) -> tuple:
         """The shape of one input of this kind's network."""

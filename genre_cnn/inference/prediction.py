@@ -142,7 +142,6 @@ class Classifier(Protocol):
     classes: tuple
     kind: str  #: "cnn", "musicnn" or "baseline", as written in the model's config.json
     backend: str  #: what runs the model: "litert", "keras" or "sklearn"
-    sample_rate: int  #: the rate, in Hz, it decodes songs at
     makes_timelines: bool  #: whether :func:`genre_cnn.inference.timeline.classify_timeline` can use it
     inputs_are_log_mel: bool  #: whether its network's inputs are the log-mel chunks (their band means come free)
     profiles_from_dataset: bool  #: whether ``monitor --rebuild-profile DATASET`` can profile it (a baseline cannot)

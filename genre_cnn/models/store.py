@@ -33,8 +33,8 @@ MODEL_KINDS = ("cnn", "musicnn", "baseline")
 class Metrics:
     """What a fit measured on its held-out test songs: the content of ``metrics.json``.
 
-    Read like a mapping too (``metrics["song_accuracy"]``), as the JSON file it is saved as;
-    fields a kind of model does not measure are None and left out of the file.
+    Read by attribute (``metrics.song_accuracy``); fields a kind of model does not measure are None
+    and left out of the file.
 
     Attributes
     ----------

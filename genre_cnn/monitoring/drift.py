@@ -30,7 +30,6 @@ DRIFT_EXIT_CODE = 3
 PERMUTATIONS = 1000
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Check:
     """One comparison: what was tested, how, and the verdict.

@@ -18,8 +18,6 @@ __all__ = ["FolderKind", "check_output_folder", "ensure_folder", "atomic_directo
 _held_locks: set = set()
 
 
-
-
 @dataclasses.dataclass(frozen=True)
 class FolderKind:
     """A kind of folder genre-cnn writes whole, recognisable by files it always contains.
@@ -246,13 +244,19 @@ def machine_lock(name: str) -> Iterator[None]:
 
     For work that must not run in two processes at once, such as filling a cache on disk that
     other processes read. The lock (``flock`` on ``genre-cnn-NAME-UID.lock`` in the temporary
-    folder) dies with its holder, so a killed holder never blocks the others. Where the operating
-    system has no ``flock`` (Windows), nothing is locked.
+    folder) dies with its holder, so a killed holder never blocks the others. Where it cannot be
+    taken (Windows has no ``flock``; the file belongs to another user; the file system has no
+    locks), nothing is locked.
 
     Parameters
     ----------
     name : str
         What is locked, a plain word (it becomes part of the lock file's name).
+
+    Yields
+    ------
+    None
+        While the lock is held.
     """
     try:
         import fcntl
@@ -262,12 +266,20 @@ def machine_lock(name: str) -> Iterator[None]:
     import tempfile
 
     path = Path(tempfile.gettempdir()) / f"genre-cnn-{name}-{os.getuid()}.lock"
-    with open(path, "a", encoding="utf-8") as handle:
+    handle = None
+    try:
+        handle = open(path, "a", encoding="utf-8")
         fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:  # another user's file of that name, a file system without locks: go on unlocked
+        if handle is not None:
+            handle.close()
+        yield
+        return
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def release_inherited_locks() -> None:

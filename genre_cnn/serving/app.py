@@ -32,7 +32,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, Field
 
-from genre_cnn.errors import AudioDecodeError, ConfigError
+from genre_cnn.errors import AudioDecodeError, ConfigError, TooLongError
 from genre_cnn.inference.classifier import open_classifier
 from genre_cnn.models.store import ModelDir
 from genre_cnn.runtime.parallel import process_pool, stop_pool
@@ -451,7 +451,7 @@ def create_app(config: ServerConfig = ServerConfig()) -> FastAPI:
             metrics.rejected.labels("busy").inc()
             return _problem(503, f"the server is busy ({config.capacity} songs in progress); retry in "
                                  f"{busy.retry_after} s", headers={"Retry-After": str(busy.retry_after)})
-        except inference.TooLongError as exc:
+        except TooLongError as exc:
             metrics.rejected.labels("too_long").inc()
             return _problem(422, str(exc).replace(str(path), name))
         except AudioDecodeError as exc:

@@ -23,7 +23,9 @@ from genre_cnn.signal.audio import audio_info, decode_once
 __all__ = ["start", "analyse"]
 
 _classifier = None
-
+#: Longest upload, in seconds, decoded once into a copy for several readers (a mono float32 WAV at the
+#: upload's rate: 176 kB a second at 44.1 kHz, so at most ~106 MB); longer ones are decoded by each reader.
+COPY_MAX_SECONDS = 600
 
 
 def start(model_dir: str, backend: str) -> None:
@@ -86,10 +88,8 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
         raise TooLongError(f"{path}: the recording lasts {info.seconds:.0f} s, more than this server's limit of "
                            f"{max_seconds:g} s (--max-seconds); send an excerpt")
     readers = sum((timeline, explain, profile))
-    if not readers:
-        return {"prediction": _classified(path, upload=path), "info": _info(info)}
     with tempfile.TemporaryDirectory(prefix="genre-cnn-serve-") as scratch:
-        song = decode_once(path, Path(scratch) / "decoded.wav", sr=_classifier.sample_rate)  # once for all readers
+        song = _decoded_copy(path, info, Path(scratch)) if readers else path
         try:
             result = {"prediction": _classified(song, upload=path), "info": _info(info)}
             if timeline:
@@ -103,8 +103,22 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
             if profile:
                 result["profile"] = _profile(song, info)
         except AudioDecodeError as exc:  # say it of the upload, not of its decoded copy
-            raise type(exc)(str(exc).replace(str(song), path)) from None
+            if song == path:
+                raise
+            raise type(exc)(str(exc).replace(str(song), path), parameter=exc.parameter) from exc
     return result
+
+
+def _decoded_copy(path: str, info, scratch: Path) -> str:
+    """The upload decoded once (mono, at its own rate) for the several readers of one request; the upload
+    itself when the copy would be long (:data:`COPY_MAX_SECONDS`, or a length the header does not state)
+    or cannot be written (a full disk): each reader then decodes it."""
+    if info.seconds is None or info.seconds > COPY_MAX_SECONDS:
+        return path
+    try:
+        return str(decode_once(path, scratch / "decoded.wav", sr=info.sample_rate))
+    except (OSError, RuntimeError):  # soundfile's write errors are RuntimeErrors
+        return path
 
 
 def _classified(path, *, upload: str) -> dict:

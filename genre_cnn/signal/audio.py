@@ -158,15 +158,19 @@ def audio_blocks(path: str | os.PathLike, *, sr: int, block_seconds: float = BLO
 def decode_once(path: str | os.PathLike, out: str | os.PathLike, *, sr: int) -> Path:
     """Decode a song once into a mono float32 WAV at ``sr`` Hz, for several readers of the same song.
 
-    Reading the copy with :func:`audio_blocks` at ``sr`` gives exactly the samples that decoding
-    ``path`` gives (no resampling, no rounding), at a fraction of the cost of decoding an mp3 again.
+    Reading the copy with :func:`audio_blocks` gives exactly the samples that decoding ``path`` gives
+    when ``sr`` is the song's own rate (the channels are averaged the same way before resampling), at
+    a fraction of the cost of decoding an mp3 again.
 
     Parameters
     ----------
     path : path-like
+        The song.
     out : path-like
         The WAV to write.
     sr : int
+        Its sample rate in Hz; the song's own rate keeps every later reader's samples exact whatever
+        rate it reads at.
 
     Returns
     -------

@@ -131,7 +131,7 @@ def score_songs(labels: Sequence[int], probabilities: np.ndarray, *, classes: Se
     Parameters
     ----------
     labels : sequence of int [shape=(n_songs,)]
-        Each song's genre, an index into ``classes``.
+        Each song's genre, an index into ``classes`` (at least one song).
     probabilities : np.ndarray [shape=(n_songs, n_known)]
         The probabilities the model gives (calibrated, as ``classify`` reports them), one column per
         genre it knows: the first ``n_known`` of ``classes``. Genres after those (songs of a genre the
@@ -166,9 +166,9 @@ def score_songs(labels: Sequence[int], probabilities: np.ndarray, *, classes: Se
                 reliability[name.strip("_") or "calibrated"] = reliability_dict(values, truth)
     return SongScores(
         songs=len(labels),
-        accuracy=float(np.mean(predicted == labels)) if len(labels) else 0.0,
+        accuracy=float(np.mean(predicted == labels)),
         macro_f1=float(f1_score(labels, predicted, labels=list(range(known)), average="macro", zero_division=0)),
-        chance=float(np.bincount(labels).max() / len(labels)) if len(labels) else 0.0,
+        chance=float(np.bincount(labels).max() / len(labels)),
         per_class={name: {"precision": float(p), "recall": float(r), "f1": float(f), "songs": int(n)}
                    for name, p, r, f, n in zip(classes, precision, recall, f1, support)},
         confusion=confusion_matrix(labels, predicted, labels=everything).tolist(),
