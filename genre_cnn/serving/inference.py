@@ -7,6 +7,7 @@ files the event loop hands it (:func:`analyse`). Nothing here knows about HTTP.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import io
 import tempfile
@@ -87,9 +88,8 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
     if info.seconds is not None and info.seconds > max_seconds:
         raise TooLongError(f"{path}: the recording lasts {info.seconds:.0f} s, more than this server's limit of "
                            f"{max_seconds:g} s (--max-seconds); send an excerpt")
-    readers = sum((timeline, explain, profile))
-    with tempfile.TemporaryDirectory(prefix="genre-cnn-serve-") as scratch:
-        song = _decoded_copy(path, info, Path(scratch)) if readers else path
+    with contextlib.ExitStack() as cleanup:
+        song = _decoded_copy(path, info, cleanup) if timeline or explain or profile else path
         try:
             result = {"prediction": _classified(song, upload=path), "info": _info(info)}
             if timeline:
@@ -109,12 +109,13 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
     return result
 
 
-def _decoded_copy(path: str, info, scratch: Path) -> str:
-    """The upload decoded once (mono, at its own rate) for the several readers of one request; the upload
-    itself when the copy would be long (:data:`COPY_MAX_SECONDS`, or a length the header does not state)
-    or cannot be written (a full disk): each reader then decodes it."""
+def _decoded_copy(path: str, info, cleanup: contextlib.ExitStack) -> str:
+    """The upload decoded once (mono, at its own rate, in a folder ``cleanup`` removes) for the several
+    readers of one request; the upload itself when the copy would be long (:data:`COPY_MAX_SECONDS`, or a
+    length the header does not state) or cannot be written (a full disk): each reader then decodes it."""
     if info.seconds is None or info.seconds > COPY_MAX_SECONDS:
         return path
+    scratch = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="genre-cnn-serve-")))
     try:
         return str(decode_once(path, scratch / "decoded.wav", sr=info.sample_rate))
     except (OSError, RuntimeError):  # soundfile's write errors are RuntimeErrors

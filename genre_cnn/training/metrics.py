@@ -154,16 +154,17 @@ def score_songs(labels: Sequence[int], probabilities: np.ndarray, *, classes: Se
     precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=everything,
                                                                      zero_division=0)
     familiar = labels < known
-    calibrated = {"ece": None, "brier": None, "ece_uncalibrated": None, "brier_uncalibrated": None}
+    calibration = {"ece": None, "brier": None, "ece_uncalibrated": None, "brier_uncalibrated": None}
     reliability = {}
     if familiar.any():
         truth = labels[familiar]
-        for name, values in (("", probabilities), ("_uncalibrated", uncalibrated)):
+        views = (("calibrated", "", probabilities), ("uncalibrated", "_uncalibrated", uncalibrated))
+        for which, suffix, values in views:
             if values is not None:
                 values = np.asarray(values, dtype=np.float64)[familiar]
-                calibrated[f"ece{name}"] = calibration_error(values, truth)
-                calibrated[f"brier{name}"] = brier_score(values, truth)
-                reliability[name.strip("_") or "calibrated"] = reliability_dict(values, truth)
+                calibration[f"ece{suffix}"] = calibration_error(values, truth)
+                calibration[f"brier{suffix}"] = brier_score(values, truth)
+                reliability[which] = reliability_dict(values, truth)
     return SongScores(
         songs=len(labels),
         accuracy=float(np.mean(predicted == labels)),
@@ -172,7 +173,7 @@ def score_songs(labels: Sequence[int], probabilities: np.ndarray, *, classes: Se
         per_class={name: {"precision": float(p), "recall": float(r), "f1": float(f), "songs": int(n)}
                    for name, p, r, f, n in zip(classes, precision, recall, f1, support)},
         confusion=confusion_matrix(labels, predicted, labels=everything).tolist(),
-        reliability=reliability, calibration_songs=int(familiar.sum()), **calibrated,
+        reliability=reliability, calibration_songs=int(familiar.sum()), **calibration,
     )
 
 
