@@ -13,7 +13,7 @@ import numpy as np
 from genre_cnn.config import FeatureConfig
 from genre_cnn.errors import AudioDecodeError, ConfigError, GenreCnnWarning, ModelError
 from genre_cnn.inference.baseline import BaselineClassifier
-from genre_cnn.inference.occlusion import TimedViews, explain_song, mel_band_edges
+from genre_cnn.inference.occlusion import TimedViews, explain_song
 from genre_cnn.inference.prediction import Classifier, SongPrediction, SongVerdict, expand_paths
 from genre_cnn.inference.runners import open_runner
 from genre_cnn.models.calibration import UNCALIBRATED, Calibration
@@ -25,7 +25,7 @@ from genre_cnn.models.registry import DEFAULT_MODELS_DIR, names_a_folder, resolv
 from genre_cnn.models.store import ModelDir
 from genre_cnn.plots import plot_explanation
 from genre_cnn.runtime.parallel import process_pool
-from genre_cnn.signal.logmel import SongFeatureStream, chunks_per_batch
+from genre_cnn.signal.logmel import SongFeatureStream, chunks_per_batch, mel_band_edges
 
 __all__ = ["SongPrediction", "Classifier", "GenreClassifier", "CnnClassifier", "MusicnnClassifier", "load_classifier",
            "open_classifier", "with_min_confidence", "classify", "classify_files", "expand_paths"]
@@ -160,7 +160,8 @@ class CnnClassifier(GenreClassifier):
             starts.append(offsets / config.sr)
         return TimedViews(inputs=np.concatenate(inputs), starts=np.concatenate(starts),
                           seconds_per_frame=config.hop_length / config.sr,
-                          band_edges_hz=mel_band_edges(config.n_mels, fmax=config.sr / 2))
+                          band_edges_hz=mel_band_edges(config.n_mels, fmin=config.fmin,
+                                                      fmax=config.sr / 2 if config.fmax is None else config.fmax))
 
     def predict_views(self, views: np.ndarray) -> np.ndarray:
         """:meth:`predict_chunks` of views from :meth:`timed_views` (they are the chunks)."""

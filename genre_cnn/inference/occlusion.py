@@ -30,7 +30,7 @@ import numpy as np
 from genre_cnn.errors import ConfigError
 from genre_cnn.inference.prediction import SongVerdict
 
-__all__ = ["Explanation", "DescriptorExplanation", "TimedViews", "mel_band_edges", "explain_song",
+__all__ = ["Explanation", "DescriptorExplanation", "TimedViews", "explain_song",
            "explain_descriptors",
            "deletion_check", "BAND_GROUPS", "TIME_SLICES"]
 
@@ -218,13 +218,6 @@ class TimedViews:
     starts: np.ndarray
     seconds_per_frame: float
     band_edges_hz: np.ndarray
-
-
-def mel_band_edges(n_bands: int, *, fmax: float) -> np.ndarray:
-    """Approximate frequency edges (Hz) of ``n_bands`` mel bands from 0 to ``fmax``, for labels."""
-    import librosa  # lazy: only the explanation's frequency labels need it
-
-    return librosa.mel_frequencies(n_mels=n_bands + 1, fmin=0.0, fmax=fmax)
 
 
 def deletion_check(classifier, explanation: Explanation, *, fraction: float = 0.1,

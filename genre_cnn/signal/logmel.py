@@ -15,8 +15,8 @@ from genre_cnn.signal.audio import audio_blocks
 from genre_cnn.signal.cleaning import reduce_noise, trim_silence
 from genre_cnn.signal.segment import iter_chunks, silent_chunks
 
-__all__ = ["BATCH_BYTES", "chunks_per_batch", "mel_filterbank", "log_mel", "SongFeatureStream", "song_features",
-           "song_band_means"]
+__all__ = ["BATCH_BYTES", "chunks_per_batch", "mel_filterbank", "mel_band_edges", "log_mel", "SongFeatureStream",
+           "song_features", "song_band_means"]
 
 
 @functools.lru_cache(maxsize=8)
@@ -51,6 +51,12 @@ _MEL_HZ_STEP = 200.0 / 3
 _LOG_START_HZ = 1000.0
 _LOG_START_MEL = _LOG_START_HZ / _MEL_HZ_STEP
 _LOG_STEP = np.log(6.4) / 27.0
+
+
+def mel_band_edges(n_bands: int, *, fmax: float, fmin: float = 0.0) -> np.ndarray:
+    """Frequency edges (Hz) of ``n_bands`` mel bands from ``fmin`` to ``fmax`` (Slaney's mel scale, as
+    :func:`mel_filterbank`), ``n_bands + 1`` of them: where each band of a log-mel sits, for labels."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_bands + 1))
 
 
 def _hz_to_mel(hz):
