@@ -102,11 +102,9 @@ def _unsure_scores(scored: list, truth: dict, min_confidence: Optional[float]) -
     never right is noise), and the accuracy of the verdicts it let through. None without a threshold."""
     if min_confidence is None:
         return None
-    flagged = [p for p in scored if p.unsure]
-    sure = [p for p in scored if not p.unsure]
+    flagged, wrong, accuracy = _flag_scores(scored, truth, [p.unsure for p in scored])
     return {"min_confidence": float(min_confidence), "songs": len(flagged), "share": len(flagged) / len(scored),
-            "wrong": sum(p.genre != truth[p.path] for p in flagged),
-            "sure_accuracy": None if not sure else sum(p.genre == truth[p.path] for p in sure) / len(sure)}
+            "wrong": wrong, "sure_accuracy": accuracy}
 
 
 def _unfamiliar_scores(scored: list, truth: dict, novelty) -> Optional[dict]:
@@ -115,10 +113,15 @@ def _unfamiliar_scores(scored: list, truth: dict, novelty) -> Optional[dict]:
     if novelty is None:
         return None
     known = set(scored[0].probabilities)
-    flagged = [p for p in scored if p.unfamiliar]
-    familiar = [p for p in scored if not p.unfamiliar]
+    flagged, wrong, accuracy = _flag_scores(scored, truth, [bool(p.unfamiliar) for p in scored])
     return {"max_novelty": float(novelty.threshold), "songs": len(flagged), "share": len(flagged) / len(scored),
-            "wrong": sum(p.genre != truth[p.path] for p in flagged),
-            "unknown_genre": sum(truth[p.path] not in known for p in flagged),
-            "familiar_accuracy": None if not familiar
-            else sum(p.genre == truth[p.path] for p in familiar) / len(familiar)}
+            "wrong": wrong, "unknown_genre": sum(truth[p.path] not in known for p in flagged),
+            "familiar_accuracy": accuracy}
+
+
+def _flag_scores(scored: list, truth: dict, flags: list) -> tuple[list, int, Optional[float]]:
+    """The flagged verdicts, how many of them were wrong, and the accuracy of the others (None if none)."""
+    flagged = [p for p, flag in zip(scored, flags) if flag]
+    kept = [p for p, flag in zip(scored, flags) if not flag]
+    accuracy = sum(p.genre == truth[p.path] for p in kept) / len(kept) if kept else None
+    return flagged, sum(p.genre != truth[p.path] for p in flagged), accuracy
