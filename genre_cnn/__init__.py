@@ -44,7 +44,7 @@ _LAZY = {
     "cross_validate": "training.cv",
     "compare_recipes": "training.cv",
     "CvResult": "training.cv",
-    "fit_baseline": "training.baseline",
+    "fit_baseline": "kinds.baseline",
     "classify": "inference.classifier",
     "open_classifier": "inference.classifier",
     "load_classifier": "inference.classifier",

@@ -806,8 +806,8 @@ def baseline_command(table, out, test_fraction, folds, seed, tracks):
         genre-cnn baseline features.csv --tracks tracks/ --out models/baseline
         genre-cnn classify --model models/baseline song.mp3
     """
+    from genre_cnn.kinds.baseline import fit_baseline
     from genre_cnn.report import format_baseline
-    from genre_cnn.training.baseline import fit_baseline
 
     metrics = fit_baseline(table, out=out, test_fraction=test_fraction, folds=folds, seed=seed, tracks_dir=tracks,
                            log=click.echo).metrics

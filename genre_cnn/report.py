@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from genre_cnn.data.summary import SPLITS
+from genre_cnn.kinds import recipe_named
 
 __all__ = ["format_table", "format_build_summary", "format_metrics", "format_prediction", "format_cv", "format_recipes",
            "format_evaluation", "format_timeline", "format_baseline", "format_genre_tally", "format_tag_decision",
@@ -83,13 +84,9 @@ def format_comparison(name: str, other: dict, metrics) -> str:
     line = (f"  {name} on the same songs: {theirs} of {other['test_songs']} test songs right "
             f"({other['song_accuracy']:.1%}), this model {right} ({metrics.song_accuracy:.1%})")
     if theirs > right:
-        return (f"{line}.\nNote: {RECIPE_NAMES.get(name, name)} did better on your songs; fit it with: "
+        return (f"{line}.\nNote: {recipe_named(name).title} did better on your songs; fit it with: "
                 f"{other['command']}")
     return line + ": this model is as good or better"
-
-
-#: How ``fit``'s comparison names the recipes it compares with.
-RECIPE_NAMES = {"musicnn": "the pretrained musicnn backbone", "baseline": "the scikit-learn baseline"}
 
 
 def format_calibration(metrics) -> str:

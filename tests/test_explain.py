@@ -123,7 +123,7 @@ def test_classify_explain_draws_one_picture_per_song(trained, tmp_path):
 
 def test_a_baseline_is_explained_by_its_descriptors(trained, tmp_path):
     from genre_cnn.data.descriptor_table import write_descriptor_table
-    from genre_cnn.training.baseline import fit_baseline
+    from genre_cnn.kinds.baseline import fit_baseline
 
     table, _, _ = write_descriptor_table(trained["tracks"], out=tmp_path / "features.csv", workers=1)
     fit_baseline(table, out=tmp_path / "baseline", folds=2, log=lambda message: None)

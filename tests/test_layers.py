@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "genre_cnn"
 LAYERS = [
     ("genre_cnn.errors", "genre_cnn.version"),
     ("genre_cnn.config", "genre_cnn.plots"),
+    ("genre_cnn.kinds",),
     ("genre_cnn.runtime",),
     ("genre_cnn.signal",),
     ("genre_cnn.data",),
@@ -24,6 +25,7 @@ LAYERS = [
     ("genre_cnn.inference",),
     ("genre_cnn.monitoring",),
     ("genre_cnn.training",),
+    ("genre_cnn.kinds.cnn", "genre_cnn.kinds.musicnn", "genre_cnn.kinds.baseline"),
     ("genre_cnn.library",),
     ("genre_cnn.analysis",),
     ("genre_cnn.serving",),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -79,6 +80,56 @@ def test_fit_saves_a_small_reference_profile(fitted):
     # the default head's standardised spectral summary: 6 statistics a band, rhythm, co-movement
     assert profile.embeddings.shape == (len(profile.genres), 6 * CONFIG.n_mels + 8 * 12 + 16 * 15 // 2)
     assert (fitted["model"] / PROFILE_FILE).stat().st_size < 200_000
+
+
+def test_fit_profiles_the_dataset_without_decoding_any_song_and_as_if_it_had(tmp_path, monkeypatch):
+    """The reference profile comes from what the dataset holds: levels measured while it was built, the
+    stored log-mel chunks, the network run on them; and it equals the profile made from the files."""
+    from genre_cnn.data.cache import song_files
+    from genre_cnn.signal import audio
+
+    tracks = tmp_path / "tracks"
+    for genre in KNOWN:
+        (tracks / genre).mkdir(parents=True)
+        for song in sorted((ROOT / "tracks" / genre).glob("*.mp3"))[:5]:
+            shutil.copy(song, tracks / genre / song.name)
+    build_dataset(tracks, out=tmp_path / "dataset", config=CONFIG, workers=1, val_fraction=0.3, test_fraction=0.3)
+    opened, open_source = [], audio._open_source
+    monkeypatch.setattr(audio, "_open_source", lambda path: opened.append(path) or open_source(path))
+    result = fit(tmp_path / "dataset", config=TrainConfig(epochs=1, batch_size=16), model_dir=tmp_path / "model",
+                 verbose=0, log=lambda message: None)
+    assert opened == []  # fit read no audio file: not to train, not to profile
+
+    saved = load_profile(result.model_dir)
+    files = song_files(tmp_path / "dataset")
+    with open(tmp_path / "dataset" / "manifest.csv", newline="") as manifest:
+        splits = {row["song"]: row["split"] for row in csv.DictReader(manifest)}
+    decoded, skipped = Profile.from_files(list(files.values()), open_classifier(result.model_dir),
+                                          unseen=[splits[name] != "train" for name in files])
+    assert not skipped and len(opened) > 0
+    for field in ("seconds", "sample_rate", "channels", "loudness_db", "clipping", "silence", "genres"):
+        np.testing.assert_array_equal(getattr(saved, field), getattr(decoded, field), err_msg=field)
+    np.testing.assert_allclose(saved.band_means, decoded.band_means, atol=1e-3)
+    np.testing.assert_allclose(saved.top_probability, decoded.top_probability, atol=1e-5)
+    np.testing.assert_allclose(saved.embeddings, decoded.embeddings, atol=1e-4)
+
+
+def test_a_dataset_built_before_levels_were_recorded_is_profiled_from_its_files(fitted, tmp_path):
+    from genre_cnn.data.dataset import load_dataset
+
+    older = tmp_path / "dataset"
+    shutil.copytree(fitted["dataset"], older)
+    index = older / "songs.csv"
+    with open(index, newline="") as handle:
+        rows = [row[:9] for row in csv.reader(handle)]  # the columns of an older songs.csv
+    with open(index, "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    classifier = open_classifier(fitted["model"])
+    again, skipped = Profile.from_dataset(load_dataset(older), classifier)
+    stored, _ = Profile.from_dataset(load_dataset(fitted["dataset"]), classifier)
+    assert not skipped and again.n_songs == stored.n_songs == 22
+    np.testing.assert_allclose(again.loudness_db, stored.loudness_db, atol=1e-6)
+    np.testing.assert_allclose(again.top_probability, stored.top_probability, atol=1e-5)
 
 
 def test_a_profiled_song_has_the_genre_and_probability_classify_gives_it(fitted):

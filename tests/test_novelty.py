@@ -76,7 +76,7 @@ def test_a_saved_reference_keeps_its_number_of_neighbours(familiar_model, tmp_pa
 
 def test_kinds_whose_training_shapes_the_embedding_get_no_reference():
     from genre_cnn.config import TrainConfig
-    from genre_cnn.training.recipes import MusicnnHead
+    from genre_cnn.kinds.musicnn import MusicnnHead
 
     assert MusicnnHead().embedding_layer(None, TrainConfig(backbone="musicnn", fine_tune=True)) is None
     assert MusicnnHead().embedding_layer(None, TrainConfig(backbone="musicnn")) == "musicnn"

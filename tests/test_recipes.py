@@ -260,12 +260,14 @@ def test_cv_compares_recipes_on_the_same_folds(tmp_path):
 
 
 def test_one_training_recipe_per_network_kind_chosen_from_the_config():
-    from genre_cnn.inference.classifier import NETWORK_KINDS
-    from genre_cnn.training.recipes import MusicnnHead, ScratchCnn, recipe_for
+    from genre_cnn.kinds import kind_named, recipe_for
+    from genre_cnn.kinds.cnn import ScratchCnn
+    from genre_cnn.kinds.musicnn import MusicnnHead
 
     assert isinstance(recipe_for(TrainConfig()), ScratchCnn)
     assert isinstance(recipe_for(TrainConfig(backbone="musicnn")), MusicnnHead)
-    assert {ScratchCnn.kind, MusicnnHead.kind} == set(NETWORK_KINDS)  # classify opens what fit trains
+    for recipe in (ScratchCnn, MusicnnHead):  # classify opens what fit trains
+        assert kind_named(recipe.kind).classifier.kind == recipe.kind
     assert recipe_for(TrainConfig(augment=("mixup",))).describe(TrainConfig(augment=("mixup",))).startswith(
         ", augmented with mixup")
 
@@ -354,12 +356,12 @@ def test_fit_can_say_whether_the_musicnn_backbone_does_better_on_the_same_songs(
 
 def test_a_comparison_that_fails_does_not_lose_the_fitted_cnn(separable, tmp_path, monkeypatch):
     from genre_cnn.errors import DatasetError
-    from genre_cnn.training import recipes
+    from genre_cnn.kinds.musicnn import MusicnnHead
 
     def audio_gone(self, dataset, *, log=print):
         raise DatasetError(f"{dataset.path}: the songs' audio files are gone")
 
-    monkeypatch.setattr(recipes.MusicnnHead, "training_data", audio_gone)
+    monkeypatch.setattr(MusicnnHead, "training_data", audio_gone)
     result = fit(separable / "dataset", config=TrainConfig(epochs=1, batch_size=8), model_dir=tmp_path / "cnn",
                  compare=True, verbose=0, log=lambda message: None)
     assert result.metrics.compared["musicnn"] == {"error": f"{separable / 'dataset'}: the songs' audio files are gone"}

@@ -245,8 +245,9 @@ def test_bad_training_options():
 def test_every_model_kind_is_a_type_opened_by_one_factory(trained, tmp_path):
     import shutil
 
-    from genre_cnn.inference.classifier import CnnClassifier, open_classifier
+    from genre_cnn.inference.classifier import open_classifier
     from genre_cnn.inference.prediction import Classifier
+    from genre_cnn.kinds.cnn import CnnClassifier
 
     model_dir = trained["result"].model_dir
     assert json.loads((model_dir / "config.json").read_text())["kind"] == "cnn"
@@ -263,5 +264,5 @@ def test_every_model_kind_is_a_type_opened_by_one_factory(trained, tmp_path):
 
     saved["kind"] = "transformer"
     (older / "config.json").write_text(json.dumps(saved))
-    with pytest.raises(ModelError, match="kind 'transformer' is not a network this version runs"):
+    with pytest.raises(ModelError, match="kind 'transformer' is not one this version opens"):
         open_classifier(older)

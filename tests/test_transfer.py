@@ -74,8 +74,8 @@ def test_a_backbone_model_flags_unfamiliar_songs_in_the_backbones_embedding_spac
 
 
 def test_a_backbone_model_is_explained_through_its_own_front_end(frozen, trained, tmp_path):
-    from genre_cnn.inference.classifier import open_classifier
     from genre_cnn.analysis.explain import explain
+    from genre_cnn.inference.classifier import open_classifier
     from genre_cnn.inference.occlusion import deletion_check
 
     result, _ = frozen
@@ -89,8 +89,9 @@ def test_a_backbone_model_is_explained_through_its_own_front_end(frozen, trained
 
 
 def test_the_factory_opens_a_backbone_model_as_a_musicnn_classifier(frozen):
-    from genre_cnn.inference.classifier import MusicnnClassifier, open_classifier
+    from genre_cnn.inference.classifier import open_classifier
     from genre_cnn.inference.prediction import Classifier
+    from genre_cnn.kinds.musicnn import MusicnnClassifier
 
     result, _ = frozen
     assert json.loads((result.model_dir / "config.json").read_text())["kind"] == "musicnn"

@@ -88,7 +88,7 @@ def evaluate_model(
         "confusion": scores.confusion,
         "calibration_songs": scores.calibration_songs, "ece": scores.ece, "brier": scores.brier,
         "unsure": _unsure_scores(scored, truth, classifier.min_confidence),
-        "unfamiliar": _unfamiliar_scores(scored, truth, getattr(classifier, "novelty", None)),
+        "unfamiliar": _unfamiliar_scores(scored, truth, classifier.novelty),
     }
     if out is not None:
         out = ensure_folder(out, what="evaluation files")

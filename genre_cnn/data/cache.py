@@ -12,10 +12,14 @@ import numpy as np
 from genre_cnn.config import FeatureConfig
 from genre_cnn.data.store import DatasetDir
 from genre_cnn.runtime.csvfiles import read_csv, write_csv
+from genre_cnn.signal.audio import AUDIO_FIELDS
 
-__all__ = ["file_key", "SongCache", "write_song_index", "merge_song_indexes", "song_files"]
+__all__ = ["file_key", "SongCache", "write_song_index", "merge_song_indexes", "song_files", "song_levels"]
 
-_STATS = ("silent_chunks", "trimmed_seconds", "denoise_db")
+_CLEANING = ("silent_chunks", "trimmed_seconds", "denoise_db")
+#: Per song: what cleaning dropped, and the levels measured while it was decoded (blank in a
+#: ``songs.csv`` written before they were recorded).
+_STATS = (*_CLEANING, *AUDIO_FIELDS)
 _COLUMNS = ("song", "path", "size", "mtime_ns", "first_row", "n_chunks", *_STATS)
 
 
@@ -52,7 +56,7 @@ class SongCache:
                 (row["path"], int(row["size"]), int(row["mtime_ns"])):
                     (int(row["first_row"]), int(row["n_chunks"]),
                      {"silent_chunks": int(row["silent_chunks"]), "trimmed_seconds": float(row["trimmed_seconds"]),
-                      "denoise_db": float(row["denoise_db"])})
+                      "denoise_db": float(row["denoise_db"]), **_levels(row)})
                 for row in rows
             }
         except Exception:  # anything unreadable: no reuse, a full rebuild
@@ -80,7 +84,7 @@ def write_song_index(directory: Path, rows: list[tuple[str, Optional[tuple], int
     def cells():
         for relative, key, first_row, n_chunks, stats in rows:
             path, size, mtime = key if key is not None else ("", -1, -1)
-            yield [relative, path, size, mtime, first_row, n_chunks, *(stats[k] for k in _STATS)]
+            yield [relative, path, size, mtime, first_row, n_chunks, *(stats.get(k, "") for k in _STATS)]
 
     write_csv(index, _COLUMNS, cells())
 
@@ -108,10 +112,31 @@ def merge_song_indexes(sources: Sequence[tuple[DatasetDir, int]], target: Datase
         for source, n_chunks in sources:
             with open(source / source.SONG_INDEX, newline="", encoding="utf-8", errors="surrogateescape") as rows:
                 reader = csv.DictReader(rows)
-                if writer is None:
-                    writer = csv.DictWriter(handle, fieldnames=reader.fieldnames)
+                if writer is None:  # a source written before levels were recorded leaves them blank
+                    writer = csv.DictWriter(handle, fieldnames=_COLUMNS, restval="", extrasaction="ignore")
                     writer.writeheader()
                 for row in reader:
                     row["first_row"] = str(int(row["first_row"]) + offset)
                     writer.writerow(row)
             offset += n_chunks
+
+
+def song_levels(dataset_dir: str | os.PathLike) -> Optional[dict[str, dict]]:
+    """Each song of a dataset and the audio levels measured when it was built
+    (:data:`~genre_cnn.signal.audio.AUDIO_FIELDS`: duration, sample rate, channels, loudness, clipping, silence).
+
+    None when any song has none (a dataset built before they were recorded, or without a readable
+    ``songs.csv``): then whoever needs them decodes the songs again.
+    """
+    try:
+        levels = {row["song"]: _levels(row) for row in read_csv(DatasetDir(dataset_dir) / DatasetDir.SONG_INDEX)[1]}
+    except (OSError, KeyError, ValueError, csv.Error):
+        return None
+    return levels if levels and all(levels.values()) else None
+
+
+def _levels(row: dict) -> dict:
+    """The levels of one ``songs.csv`` row, or {} when it has none."""
+    if any(not row.get(name) for name in AUDIO_FIELDS):
+        return {}
+    return {name: int(row[name]) if name in ("sample_rate", "channels") else float(row[name]) for name in AUDIO_FIELDS}

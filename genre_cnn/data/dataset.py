@@ -416,7 +416,7 @@ def _featurise_one(path: Path, config: FeatureConfig, spooled: Path):
     Memory holds one batch of chunks however long the song: the features go to disk as they
     are computed, and only the file's name travels back to the parent process.
     """
-    stream = SongFeatureStream(path, config)
+    stream = SongFeatureStream(path, config, measure_levels=True)
     offsets = [np.zeros(0, np.int64)]
     try:
         with NpyAppender(spooled, row_shape=config.input_shape) as out:

@@ -12,30 +12,27 @@ import numpy as np
 
 from genre_cnn.config import FeatureConfig
 from genre_cnn.errors import AudioDecodeError, ConfigError, GenreCnnWarning, ModelError
-from genre_cnn.inference.baseline import BaselineClassifier
-from genre_cnn.inference.occlusion import TimedViews, explain_song
+from genre_cnn.inference.occlusion import explain_song
 from genre_cnn.inference.prediction import Classifier, SongPrediction, SongVerdict, expand_paths
 from genre_cnn.inference.runners import open_runner
+from genre_cnn.kinds import kind_named
 from genre_cnn.models.calibration import UNCALIBRATED, Calibration
-from genre_cnn.models.musicnn import HOP as MUSICNN_HOP
-from genre_cnn.models.musicnn import N_MELS, PATCH_FRAMES, song_patches
-from genre_cnn.models.musicnn import SR as MUSICNN_SR
 from genre_cnn.models.novelty import Novelty
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, names_a_folder, resolve_model_dir
 from genre_cnn.models.store import ModelDir
 from genre_cnn.plots import plot_explanation
 from genre_cnn.runtime.parallel import process_pool
-from genre_cnn.signal.logmel import SongFeatureStream, chunks_per_batch, mel_band_edges
+from genre_cnn.signal.logmel import chunks_per_batch
 
-__all__ = ["SongPrediction", "Classifier", "GenreClassifier", "CnnClassifier", "MusicnnClassifier", "load_classifier",
-           "open_classifier", "with_min_confidence", "classify", "classify_files", "expand_paths"]
+__all__ = ["SongPrediction", "Classifier", "GenreClassifier", "load_classifier", "open_classifier",
+           "with_min_confidence", "classify", "classify_files", "expand_paths"]
 
 
 class GenreClassifier:
     """A saved network together with the feature config, filterbank and classes it was trained with.
 
-    The common part of :class:`CnnClassifier` and :class:`MusicnnClassifier`, which differ in
-    their front end (:meth:`network_inputs`). Use :func:`load_classifier` to make one.
+    The common part of every network kind (:mod:`genre_cnn.kinds`), which differ in their front
+    end (:meth:`network_inputs`, :meth:`read_front_end`). Use :func:`open_classifier` to make one.
 
     Attributes
     ----------
@@ -62,6 +59,8 @@ class GenreClassifier:
     makes_timelines = False
     inputs_are_log_mel = False
     profiles_from_dataset = True
+    #: A song's verdict combines the verdicts of its chunks (or patches).
+    combines_chunks = True
 
     def __init__(self, model_dir: Path, runner, classes: Sequence[str], feature_config: FeatureConfig,
                  filterbank: Optional[np.ndarray] = None, calibration: Calibration = UNCALIBRATED,
@@ -79,10 +78,47 @@ class GenreClassifier:
     def backend(self) -> str:
         return self.runner.name
 
+    @classmethod
+    def open(cls, model_dir: str | os.PathLike, *, backend: str = "auto") -> "GenreClassifier":
+        """Open a model folder of this kind (see :func:`open_classifier`, which finds the kind).
+
+        The saved feature config must be one this version computes, and must agree with the
+        network's input and output shapes.
+
+        Raises
+        ------
+        ModelError
+            Missing or incomplete model folder, or a config this version cannot reproduce.
+        """
+        model_dir = Path(model_dir)
+        folder = ModelDir(model_dir)
+        saved = folder.read_config()
+        classes = folder.read_classes(saved)
+        feature_config = folder.read_feature_config(saved)
+        calibration = folder.read_calibration(saved)
+        novelty = folder.read_novelty(saved)
+        input_shape = cls.input_shape(feature_config)
+        runner = open_runner(model_dir, backend=backend, embedding_layer=None if novelty is None else novelty.layer)
+        outputs = len(classes) + (0 if novelty is None else novelty.dim)
+        if runner.input_shape != input_shape or runner.n_outputs != outputs:
+            raise ModelError(
+                f"{model_dir}: the network takes {runner.input_shape} and gives {runner.n_outputs} outputs "
+                f"but config.json describes {input_shape} -> {outputs} ({len(classes)} genres"
+                f"{'' if novelty is None else f' and a {novelty.dim}-wide embedding'}); "
+                "the folder mixes two models, refit it"
+            )
+        return cls(model_dir, runner, classes, feature_config, cls.read_front_end(folder, feature_config),
+                   calibration, novelty)
+
     @staticmethod
     def input_shape(feature_config: FeatureConfig) -> tuple:
         """The shape of one input of this kind's network."""
         raise NotImplementedError
+
+    @staticmethod
+    def read_front_end(folder: ModelDir, feature_config: FeatureConfig) -> Optional[np.ndarray]:
+        """What the kind's front end reads from its folder besides the network (the CNN's filterbank)."""
+        return None
 
     def network_inputs(self, path: str | os.PathLike) -> Iterator[np.ndarray]:
         """The network's input for one song, in batches.
@@ -133,125 +169,18 @@ class GenreClassifier:
                                  max_novelty=None if self.novelty is None else self.novelty.threshold)
 
 
-class CnnClassifier(GenreClassifier):
-    """The CNN trained from scratch: its input is the log-mel chunks of
-    :class:`~genre_cnn.signal.logmel.SongFeatureStream`."""
-
-    kind = "cnn"
-    #: The wide head's standardised spectral summary (what its linear path sees; with it, songs of a genre
-    #: the model never saw are told apart: tests/test_monitor.py), else the pooled convolutions.
-    embedding_layer = ("standardise_summary", "global_pool")
-    makes_timelines = True
-    inputs_are_log_mel = True
-
-    @staticmethod
-    def input_shape(feature_config: FeatureConfig) -> tuple:
-        return feature_config.input_shape
-
-    def network_inputs(self, path: str | os.PathLike) -> Iterator[np.ndarray]:
-        for features, _ in SongFeatureStream(path, self.feature_config, filterbank=self.filterbank):
-            yield features
-
-    def timed_views(self, path: str | os.PathLike):
-        """The song's log-mel chunks with their start times, for :func:`genre_cnn.inference.occlusion.explain_song`."""
-        config, inputs, starts = self.feature_config, [], []
-        for features, offsets in SongFeatureStream(path, config, filterbank=self.filterbank):
-            inputs.append(features)
-            starts.append(offsets / config.sr)
-        return TimedViews(inputs=np.concatenate(inputs), starts=np.concatenate(starts),
-                          seconds_per_frame=config.hop_length / config.sr,
-                          band_edges_hz=mel_band_edges(config.n_mels, fmin=config.fmin,
-                                                      fmax=config.sr / 2 if config.fmax is None else config.fmax))
-
-    def predict_views(self, views: np.ndarray) -> np.ndarray:
-        """:meth:`predict_chunks` of views from :meth:`timed_views` (they are the chunks)."""
-        return self.predict_chunks(views)
-
-
-class MusicnnClassifier(GenreClassifier):
-    """A genre head on the pretrained musicnn backbone: its input is musicnn's own 3 s patches."""
-
-    kind = "musicnn"
-    embedding_layer = "musicnn"
-
-    @staticmethod
-    def input_shape(feature_config: FeatureConfig) -> tuple:
-        return (PATCH_FRAMES, N_MELS)
-
-    def network_inputs(self, path: str | os.PathLike) -> Iterator[np.ndarray]:
-        yield song_patches(path)
-
-    def timed_views(self, path: str | os.PathLike):
-        """The song's musicnn patches, bands first, with their start times (for ``explain``)."""
-        patches = song_patches(path)
-        return TimedViews(inputs=np.ascontiguousarray(patches.transpose(0, 2, 1)),
-                          starts=np.arange(len(patches)) * PATCH_FRAMES * MUSICNN_HOP / MUSICNN_SR,
-                          seconds_per_frame=MUSICNN_HOP / MUSICNN_SR,
-                          band_edges_hz=mel_band_edges(N_MELS, fmax=MUSICNN_SR / 2))
-
-    def predict_views(self, views: np.ndarray) -> np.ndarray:
-        """:meth:`predict_chunks` of views from :meth:`timed_views` (patches with their bands first)."""
-        return self.predict_chunks(np.ascontiguousarray(views.transpose(0, 2, 1)))
-
-
-#: The network kinds by the name ``fit`` writes as ``"kind"`` in config.json.
-NETWORK_KINDS = {kind.kind: kind for kind in (CnnClassifier, MusicnnClassifier)}
-
-
 def load_classifier(
     model: Optional[str | os.PathLike] = None,
     *,
     models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
     backend: str = "auto",
     min_confidence: Optional[float] = None,
-) -> GenreClassifier:
-    """Load a model folder written by :func:`genre_cnn.fit` (default: the latest one).
+) -> Classifier:
+    """Open a model folder (default: the latest fit) as its kind's classifier: :func:`open_classifier`.
 
-    The saved feature config must be one this version computes, and must agree with the
-    network's input and output shapes.
-
-    Parameters
-    ----------
-    model : path-like, optional
-        Model folder; default: the one ``models_root/latest`` names.
-    models_root : path-like
-    backend : {"auto", "litert", "keras"}
-        What runs the network. ``"auto"`` uses the LiteRT export (``model.tflite``, starts in
-        milliseconds, no TensorFlow) when present and ``ai-edge-litert`` is installed, else the
-        Keras model (loaded in safe mode: no arbitrary code).
-    min_confidence : float, optional
-        Flag verdicts whose top probability is below this as unsure, instead of the threshold
-        chosen when the model was fitted.
-
-    Raises
-    ------
-    ModelError
-        Missing or incomplete model folder, or a config this version cannot reproduce.
+    Kept under this name, which earlier versions used for network kinds only.
     """
-    model_dir = resolve_model_dir(model, models_root=models_root)
-    folder = ModelDir(model_dir)
-    saved = folder.read_config()
-    classes = folder.read_classes(saved)
-    feature_config = folder.read_feature_config(saved)
-    kind = NETWORK_KINDS.get(folder.kind(saved))
-    if kind is None:
-        raise ModelError(f"{model_dir / folder.CONFIG}: kind {saved.get('kind')!r} is not a network this version "
-                         f"runs ({', '.join(NETWORK_KINDS)}); refit the model")
-    filterbank = folder.read_filterbank(feature_config) if kind is CnnClassifier else None
-    calibration = folder.read_calibration(saved)
-    novelty = folder.read_novelty(saved)
-    input_shape = kind.input_shape(feature_config)
-    runner = open_runner(model_dir, backend=backend, embedding_layer=None if novelty is None else novelty.layer)
-    outputs = len(classes) + (0 if novelty is None else novelty.dim)
-    if runner.input_shape != input_shape or runner.n_outputs != outputs:
-        raise ModelError(
-            f"{model_dir}: the network takes {runner.input_shape} and gives {runner.n_outputs} outputs "
-            f"but config.json describes {input_shape} -> {outputs} ({len(classes)} genres"
-            f"{'' if novelty is None else f' and a {novelty.dim}-wide embedding'}); "
-            "the folder mixes two models, refit it"
-        )
-    return with_min_confidence(kind(model_dir, runner, classes, feature_config, filterbank, calibration, novelty),
-                               min_confidence)
+    return open_classifier(model, models_root=models_root, backend=backend, min_confidence=min_confidence)
 
 
 def with_min_confidence(classifier, min_confidence: Optional[float]):
@@ -276,28 +205,39 @@ def open_classifier(
     models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
     backend: str = "auto",
     min_confidence: Optional[float] = None,
-):
+) -> Classifier:
     """Open any model folder as its kind of :class:`Classifier`: the one factory for every model.
 
-    ``backend`` and ``min_confidence`` as for :func:`load_classifier`.
+    The folder's ``config.json`` names its kind; the kind's classifier (:mod:`genre_cnn.kinds`)
+    opens it. A kind whose folder holds a pickle (the scikit-learn baseline) is opened only from a
+    folder named directly, never through ``models/latest`` or a link.
 
-    Returns
-    -------
-    Classifier
-        A :class:`CnnClassifier` or :class:`MusicnnClassifier` (:func:`load_classifier`), or a
-        :class:`genre_cnn.training.baseline.BaselineClassifier`.
+    Parameters
+    ----------
+    model : path-like, optional
+        Model folder; default: the one ``models_root/latest`` names.
+    models_root : path-like
+    backend : {"auto", "litert", "keras"}
+        What runs a network. ``"auto"`` uses the LiteRT export (``model.tflite``, starts in
+        milliseconds, no TensorFlow) when present and ``ai-edge-litert`` is installed, else the
+        Keras model (loaded in safe mode: no arbitrary code). Ignored by kinds without a network.
+    min_confidence : float, optional
+        Flag verdicts whose top probability is below this as unsure, instead of the threshold
+        chosen when the model was fitted.
+
+    Raises
+    ------
+    ModelError
+        Missing or incomplete model folder, a kind this version does not open, or a config it
+        cannot reproduce.
     """
-    if names_a_folder(model) and _kind_or_none(ModelDir(Path(model))) == "baseline":
-        # never a pickle reached through models/latest or a link
-        return with_min_confidence(BaselineClassifier(model), min_confidence)
-    return load_classifier(model, models_root=models_root, backend=backend, min_confidence=min_confidence)
-
-
-def _kind_or_none(folder: ModelDir) -> Optional[str]:
-    try:
-        return folder.kind()
-    except ModelError:
-        return None  # resolve_model_dir then says what is wrong with the folder
+    model_dir = resolve_model_dir(model, models_root=models_root)
+    folder = ModelDir(model_dir)
+    kind = kind_named(folder.kind(), where=str(folder / folder.CONFIG))
+    if kind.pickled and not names_a_folder(model):  # resolve_model_dir refuses these too: never unpickle via a link
+        raise ModelError(f"{model_dir}: a {kind.name} model is opened only from its folder named directly "
+                         f"(model={model_dir})")
+    return with_min_confidence(kind.classifier.open(model_dir, backend=backend), min_confidence)
 
 
 def classify(
@@ -316,11 +256,11 @@ def classify(
     paths : iterable of path-like
         Audio files and/or folders (searched recursively for audio files).
     model : path-like or loaded classifier, optional
-        CNN or baseline model folder, or an already loaded classifier; default: the latest CNN
-        model under ``models_root``.
+        Model folder of any kind, or an already opened classifier; default: the latest fit under
+        ``models_root``.
     models_root : path-like
     backend : {"auto", "litert", "keras"}
-        See :func:`load_classifier`.
+        See :func:`open_classifier`.
     workers : int, optional
         Processes classifying files in parallel (``None``: one per CPU core). Used with the LiteRT
         backend; the Keras backend runs in this process.
@@ -333,7 +273,7 @@ def classify(
     list of SongPrediction
         One per file, in order; unreadable files carry an ``error`` instead of probabilities.
     """
-    if hasattr(model, "classify_file"):  # a GenreClassifier or BaselineClassifier already loaded
+    if isinstance(model, Classifier):  # already opened
         classifier = model if min_confidence is None else with_min_confidence(copy.copy(model), min_confidence)
     else:
         classifier = open_classifier(model, models_root=models_root, backend=backend, min_confidence=min_confidence)
@@ -366,14 +306,14 @@ def classify_files(files: Sequence[Path], classifier, *, workers: Optional[int] 
         yield from pool.map(_classify_in_worker, files, chunksize=max(1, min(64, len(files) // (4 * workers))))
 
 
-_worker_classifier: Optional[GenreClassifier] = None
+_worker_classifier: Optional[Classifier] = None
 
 
 def _start_worker(model_dir: Path, min_confidence: Optional[float]) -> None:
     global _worker_classifier
     with warnings.catch_warnings():  # the parent process has said what there was to say about the model
         warnings.simplefilter("ignore", GenreCnnWarning)
-        _worker_classifier = load_classifier(model_dir, backend="litert")
+        _worker_classifier = open_classifier(model_dir, backend="litert")
     _worker_classifier.min_confidence = min_confidence
 
 

@@ -256,8 +256,8 @@ def explain_descriptors(classifier, path: str | os.PathLike, *, genre: Optional[
 
     Parameters
     ----------
-    classifier : genre_cnn.inference.baseline.BaselineClassifier
-        Its ``standardised_descriptors(path)`` and ``pipeline`` (whose steps after the standardisation decide).
+    classifier : genre_cnn.kinds.baseline.BaselineClassifier
+        Its ``standardised_descriptors(path)``, and ``decide``: the calibrated probabilities of standardised rows.
     path : path-like
     genre : str, optional
 
@@ -271,12 +271,11 @@ def explain_descriptors(classifier, path: str | os.PathLike, *, genre: Optional[
         raise ConfigError(f"genre={genre!r} is not one of the model's genres ({', '.join(classifier.classes)})",
                           parameter="genre")
     standardised = classifier.standardised_descriptors(path)
-    decide = classifier.pipeline[2:]  # what follows the standardisation: optional PCA, the classifier
-    original = classifier.calibration.apply(decide.predict_proba(standardised))[0]
+    original = classifier.decide(standardised)[0]
     target = classifier.classes.index(genre) if genre is not None else int(np.argmax(original))
     covered = np.repeat(standardised, len(classifier.columns), axis=0)
     np.fill_diagonal(covered, 0.0)  # each descriptor in turn at the training songs' mean
-    probabilities = classifier.calibration.apply(decide.predict_proba(covered))[:, target]
+    probabilities = classifier.decide(covered)[:, target]
     drops = {column: float(original[target] - p) for column, p in zip(classifier.columns, probabilities)}
     return DescriptorExplanation(path=str(path), genre=classifier.classes[target], probability=float(original[target]),
                                  drops=dict(sorted(drops.items(), key=lambda item: -item[1])))

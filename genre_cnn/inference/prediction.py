@@ -133,22 +133,31 @@ class SongPrediction:
 class Classifier(Protocol):
     """What every kind of model offers ``classify``, ``evaluate``, ``compare``, ``serve`` and ``monitor``.
 
-    Kinds: :class:`CnnClassifier` (the CNN from scratch), :class:`MusicnnClassifier` (a head on
-    the pretrained musicnn backbone), :class:`genre_cnn.inference.baseline.BaselineClassifier` (scikit-learn
-    on descriptors). :func:`open_classifier` opens any model folder as the right one.
+    Each kind (:mod:`genre_cnn.kinds`) has one: :class:`genre_cnn.kinds.cnn.CnnClassifier` (the CNN from
+    scratch), :class:`genre_cnn.kinds.musicnn.MusicnnClassifier` (a head on the pretrained musicnn backbone),
+    :class:`genre_cnn.kinds.baseline.BaselineClassifier` (scikit-learn on descriptors).
+    :func:`genre_cnn.inference.classifier.open_classifier` opens any model folder as the right one.
     """
 
     model_dir: Path
     classes: tuple
-    kind: str  #: "cnn", "musicnn" or "baseline", as written in the model's config.json
+    kind: str  #: its kind's name (:mod:`genre_cnn.kinds`), as written in the model's config.json
     backend: str  #: what runs the model: "litert", "keras" or "sklearn"
     makes_timelines: bool  #: whether :func:`genre_cnn.inference.timeline.classify_timeline` can use it
     inputs_are_log_mel: bool  #: whether its network's inputs are the log-mel chunks (their band means come free)
     profiles_from_dataset: bool  #: whether ``monitor --rebuild-profile DATASET`` can profile it (a baseline cannot)
+    combines_chunks: bool  #: whether a song's verdict combines its chunks' (or patches') verdicts
     calibration: object  #: its :class:`~genre_cnn.models.calibration.Calibration`
     min_confidence: Optional[float]  #: below this top probability a verdict is unsure (None: never)
+    novelty: object  #: its :class:`~genre_cnn.models.novelty.Novelty` reference, or None (never unfamiliar)
+    feature_config: object  #: the :class:`~genre_cnn.config.FeatureConfig` of its log-mel front end, or None
+    filterbank: object  #: the mel filterbank its front end uses, or None (computed from ``feature_config``)
+    embedding_layer: object  #: the network layer(s) ``monitor`` takes embeddings from, or None
 
     def classify_file(self, path: str | os.PathLike) -> SongPrediction: ...
+
+    def explain_file(self, path: str | os.PathLike, *, genre: Optional[str] = None):
+        """What moved the song's verdict, and the function that draws it (:mod:`genre_cnn.analysis.explain`)."""
 
 
 def expand_paths(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:

@@ -18,15 +18,13 @@ import numpy as np
 
 from genre_cnn.config import FeatureConfig, check_classes, read_json, write_json
 from genre_cnn.errors import ConfigError, GenreCnnWarning, ModelError
+from genre_cnn.kinds import kind_for_options, kind_names
 from genre_cnn.models.calibration import Calibration
 from genre_cnn.models.novelty import Novelty
 from genre_cnn.runtime.files import FolderKind
 from genre_cnn.signal.logmel import mel_filterbank
 
-__all__ = ["ModelDir", "Metrics", "MODEL_FOLDER", "MODEL_KINDS"]
-
-#: What ``config.json``'s ``"kind"`` may say.
-MODEL_KINDS = ("cnn", "musicnn", "baseline")
+__all__ = ["ModelDir", "Metrics", "MODEL_FOLDER"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,8 +160,8 @@ class ModelDir:
     # --- config.json ---------------------------------------------------------------------------
     def write_config(self, *, kind: str, classes, package_version: str, **details: Any) -> None:
         """``config.json``: the model's kind and classes first, then what that kind records."""
-        if kind not in MODEL_KINDS:
-            raise ModelError(f"kind={kind!r} must be one of {', '.join(MODEL_KINDS)}")
+        if kind not in kind_names():
+            raise ModelError(f"kind={kind!r} must be one of {', '.join(kind_names())}")
         write_json(self.path / self.CONFIG, {"kind": kind, "package_version": package_version,
                                              "classes": list(classes), **details})
 
@@ -173,13 +171,13 @@ class ModelDir:
                          expect=dict)
 
     def kind(self, config: Optional[dict] = None) -> str:
-        """The model's kind: ``config.json``'s ``"kind"``, or for models fitted before it was written,
-        ``"musicnn"`` when trained with a backbone, else ``"cnn"``."""
+        """The model's kind: ``config.json``'s ``"kind"``, or for models fitted before it was written, the
+        kind ``fit`` trains with the saved ``train_config`` (:func:`genre_cnn.kinds.kind_for_options`)."""
         saved = self.read_config() if config is None else config
         if isinstance(saved.get("kind"), str):
             return saved["kind"]
         train_config = saved.get("train_config")
-        return "musicnn" if isinstance(train_config, dict) and train_config.get("backbone") else "cnn"
+        return kind_for_options(train_config if isinstance(train_config, dict) else {}).name
 
     def fingerprint(self) -> str:
         """Eight hex digits of the SHA-256 of ``config.json``: a fit's identity (a refit changes it)."""

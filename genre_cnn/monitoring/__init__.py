@@ -12,25 +12,15 @@ import os
 from pathlib import Path
 from typing import Callable, Optional
 
-from genre_cnn.data.cache import song_files
 from genre_cnn.data.dataset import load_dataset
 from genre_cnn.errors import ModelError
 from genre_cnn.inference.classifier import open_classifier
 from genre_cnn.models.registry import resolve_model_dir
-from genre_cnn.monitoring.profile import (
-    PROFILE_FILE,
-    Profile,
-    SongProfiler,
-    audio_statistics,
-    load_profile,
-    profile_songs,
-    reference_profile,
-    save_profile,
-)
+from genre_cnn.monitoring.profile import PROFILE_FILE, Profile, SongProfiler, load_profile, profile_songs, save_profile
 from genre_cnn.runtime.files import exclusive_lock
 
 __all__ = ["DRIFT_EXIT_CODE", "Check", "DriftReport", "MonitorError", "PROFILE_FILE", "Profile", "SongProfiler",
-           "audio_statistics", "compare", "load_profile", "monitor", "profile_songs", "read_serve_log",
+           "compare", "load_profile", "monitor", "profile_songs", "read_serve_log",
            "write_reference_profile", "rebuild_profile"]
 
 #: Exported lazily: the drift checks import scipy.stats (~1 s), which writing or reading a profile
@@ -44,12 +34,15 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'genre_cnn.monitoring' has no attribute {name!r}")
 
 
-def write_reference_profile(model_dir: str | os.PathLike, dataset, *, keras_model=None,
+def write_reference_profile(model_dir: str | os.PathLike, dataset, *, inputs=None, keras_model=None,
                             log: Callable[[str], None] = print) -> Optional[Path]:
     """Profile a model's dataset songs and save ``profile.npz`` in ``model_dir`` (what ``fit`` does).
 
-    Songs whose audio can no longer be read are left out (and counted in the log line); when
-    none can be read, no profile is written and the log says how to add one later.
+    From what the dataset holds (:meth:`Profile.from_dataset`: no song is decoded again, unless the
+    dataset was built before songs' levels were recorded). ``inputs``: the network's inputs when
+    they are not the dataset's chunks (musicnn's patches); ``keras_model``: the network, when the
+    caller has it. Songs whose audio can no longer be read are left out (and counted in the log
+    line); when none can be read, no profile is written and the log says how to add one later.
 
     Returns
     -------
@@ -57,8 +50,7 @@ def write_reference_profile(model_dir: str | os.PathLike, dataset, *, keras_mode
         The profile written, or None.
     """
     model_dir = Path(model_dir)
-    profiler = SongProfiler(open_classifier(model_dir), keras_model=keras_model)
-    profile, skipped = reference_profile(dataset, profiler, song_files=song_files(dataset.path))
+    profile, skipped = Profile.from_dataset(dataset, open_classifier(model_dir), inputs=inputs, keras_model=keras_model)
     if profile is None:
         log(f"No reference profile for 'genre-cnn monitor': none of the {len(skipped)} song(s) of {dataset.path} "
             "could be read again")

@@ -11,81 +11,34 @@ incoming songs with :func:`profile_songs` and compares the two.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import zipfile
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from genre_cnn.config import FeatureConfig
+from genre_cnn.data.arrays import RowReader
+from genre_cnn.data.cache import song_files, song_levels
 from genre_cnn.errors import AudioDecodeError, ModelError
 from genre_cnn.inference.prediction import SongVerdict
 from genre_cnn.inference.runners import KerasRunner
+from genre_cnn.kinds import kind_named
 from genre_cnn.models.store import ModelDir
 from genre_cnn.runtime.backend import import_keras
 from genre_cnn.runtime.files import atomic_file
-from genre_cnn.signal.audio import audio_blocks, audio_info
+from genre_cnn.signal.audio import AUDIO_FIELDS, audio_levels
 from genre_cnn.signal.logmel import song_band_means
 
-__all__ = ["PROFILE_FILE", "Profile", "SongProfiler", "audio_statistics", "sound_profile", "profile_songs",
-           "reference_profile",
-           "songs_profile", "save_profile", "load_profile"]
+__all__ = ["PROFILE_FILE", "Profile", "SongProfiler", "sound_profile", "profile_songs", "save_profile", "load_profile"]
 
 PROFILE_FILE = ModelDir.PROFILE
 #: 2: songs' genres and top probabilities combine their chunks by the geometric mean, as ``classify`` does
 #: (version 1 averaged them: a reference of that kind would make the confidence check cry wolf).
 PROFILE_VERSION = 2
-#: A sample at or above this magnitude (of full scale) counts as clipped.
-CLIP_LEVEL = 0.99
-#: Frames of this length whose RMS is below SILENCE_DB count as silence.
-SILENCE_FRAME_SECONDS = 0.1
-SILENCE_DB = -50.0
-#: Loudness of digital silence (an RMS of 0) in dBFS.
-FLOOR_DB = -120.0
-AUDIO_FIELDS = ("seconds", "sample_rate", "channels", "loudness_db", "clipping", "silence")
-
-
-def audio_statistics(path: str | os.PathLike, *, sr: int) -> dict:
-    """Header facts and level statistics of one recording, in one streaming pass.
-
-    Returns
-    -------
-    dict
-        ``seconds`` (decoded duration), ``sample_rate`` and ``channels`` (the file's own),
-        ``loudness_db`` (RMS level in dBFS), ``clipping`` (share of samples at or above
-        :data:`CLIP_LEVEL` of full scale) and ``silence`` (share of 0.1 s frames quieter than
-        :data:`SILENCE_DB` dBFS), all measured on the mono signal at ``sr`` Hz.
-
-    Raises
-    ------
-    AudioDecodeError
-    """
-    info = audio_info(path)
-    frame = max(1, round(SILENCE_FRAME_SECONDS * sr))
-    squares, clipped, samples, frames, silent = 0.0, 0, 0, 0, 0
-    carry = np.zeros(0, np.float32)
-    for block in audio_blocks(path, sr=sr):
-        squares += float(np.dot(block, block))
-        clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
-        samples += len(block)
-        block = np.concatenate([carry, block])
-        whole = len(block) // frame * frame
-        power = np.mean(block[:whole].reshape(-1, frame).astype(np.float64) ** 2, axis=1)
-        frames += len(power)
-        silent += int(np.count_nonzero(power < 10 ** (SILENCE_DB / 10)))
-        carry = block[whole:]
-    rms = math.sqrt(squares / samples) if samples else 0.0
-    return {
-        "seconds": samples / sr, "sample_rate": info.sample_rate, "channels": info.channels,
-        "loudness_db": max(FLOOR_DB, 20 * math.log10(rms)) if rms > 0 else FLOOR_DB,
-        "clipping": clipped / samples if samples else 0.0, "silence": silent / frames if frames else 1.0,
-    }
-
-
 def sound_profile(path: str | os.PathLike, classifier) -> dict:
-    """How a song sounds, in the terms of a model's features: :func:`audio_statistics` and
+    """How a song sounds, in the terms of a model's features: :func:`~genre_cnn.signal.audio.audio_levels` and
     ``band_means`` (the mean log-mel level of each band of the model's feature config, in dB).
 
     What ``serve --log`` records per song, and the model-free half of :meth:`SongProfiler.profile`.
@@ -95,14 +48,14 @@ def sound_profile(path: str | os.PathLike, classifier) -> dict:
     AudioDecodeError
     """
     config = _feature_config(classifier)
-    song = audio_statistics(path, sr=config.sr)
-    song["band_means"] = song_band_means(path, config, filterbank=getattr(classifier, "filterbank", None))
+    song = audio_levels(path, sr=config.sr)
+    song["band_means"] = song_band_means(path, config, filterbank=classifier.filterbank)
     return song
 
 
 def _feature_config(classifier):
     """The classifier's feature config; a baseline has none, so the default one describes its songs."""
-    return getattr(classifier, "feature_config", None) or FeatureConfig()
+    return classifier.feature_config or FeatureConfig()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +117,88 @@ class Profile:
             embeddings=np.array(embedded, dtype=np.float32).reshape(len(embedded), -1 if embedded else embedding_dim),
         )
 
+    @classmethod
+    def from_files(cls, files: Sequence[Path], classifier, *, unseen: Optional[Sequence[bool]] = None,
+                   keras_model=None, progress: Callable = lambda items: items
+                   ) -> tuple[Optional["Profile"], list[tuple[str, str]]]:
+        """The profile of songs read from their files (:meth:`SongProfiler.profile` of each).
+
+        Parameters
+        ----------
+        files : sequence of Path
+        classifier : Classifier
+            The model whose view of the songs is kept.
+        unseen : sequence of bool, optional
+            Marks the songs the model never trained on: only theirs is the model's view kept (default:
+            all; also when none is marked).
+        keras_model : keras.Model, optional
+            The classifier's network, when the caller has it (``fit``).
+
+        Returns
+        -------
+        profile : Profile or None
+            None when no song could be read.
+        skipped : list of (path, reason)
+        """
+        profiler = SongProfiler(classifier, keras_model=keras_model)
+        songs, skipped = profile_songs(files, profiler, progress=progress)
+        if not songs:
+            return None, skipped
+        unseen_files = {str(path) for path, keep in zip(files, unseen if unseen is not None else [True] * len(files))
+                        if keep}
+        judged = [song["path"] in unseen_files for song in songs]
+        if not any(judged):  # no held-out songs: the training songs are all there is
+            judged = [True] * len(songs)
+        return cls.from_songs(classifier.classes, songs, judged=judged, embedding_dim=profiler.embedding_dim), skipped
+
+    @classmethod
+    def from_dataset(cls, dataset, classifier, *, inputs=None, keras_model=None,
+                     progress: Callable = lambda items: items) -> tuple[Optional["Profile"], list[tuple[str, str]]]:
+        """The profile of a dataset's songs, from what the dataset holds: no song is decoded again.
+
+        Each song's levels are those measured when the dataset was built (``songs.csv``), its band
+        means those of its stored log-mel chunks, and the model's view (kept for the validation and
+        test songs only, those it never trained on, so it shows how the model meets new songs) comes
+        from running the network on the song's stored inputs. A dataset built before levels were
+        recorded, or a model whose inputs are not stored (``inputs`` not given and not the chunks),
+        has its songs decoded again (:meth:`from_files`).
+
+        Parameters
+        ----------
+        dataset : genre_cnn.data.dataset.Dataset
+            The chunk dataset.
+        classifier : Classifier
+            The model whose view of the songs is kept (a network kind).
+        inputs : genre_cnn.data.dataset.Dataset, optional
+            The network's inputs for the same songs when they are not the chunks (musicnn's patches).
+        keras_model : keras.Model, optional
+
+        Returns
+        -------
+        profile : Profile or None
+            None when no song could be read.
+        skipped : list of (path, reason)
+        """
+        names, first = dataset.song_rows()
+        unseen = [dataset.splits[row] != "train" for row in first]
+        judged = unseen if any(unseen) else [True] * len(names)  # no held-out songs: the training songs are all
+        levels = song_levels(dataset.path)
+        profiler = SongProfiler(classifier, keras_model=keras_model)
+        inputs = inputs if inputs is not None else dataset if classifier.inputs_are_log_mel else None
+        if levels is None or profiler.embedder is None or inputs is None or any(name not in levels for name in names):
+            files = song_files(dataset.path)
+            present = [i for i, name in enumerate(names) if name in files]
+            profile, skipped = cls.from_files([files[names[i]] for i in present], classifier,
+                                              unseen=[unseen[i] for i in present], keras_model=keras_model,
+                                              progress=progress)
+            return profile, skipped + [(name, "not in the dataset's songs.csv") for name in names if name not in files]
+        band_means = _mean_per_song(dataset, names, lambda rows: rows.mean(axis=(0, 2), dtype=np.float64))
+        viewed = [name for name, keep in zip(names, judged) if keep]
+        views = dict(zip(viewed, progress(profiler.views_of_rows(inputs, viewed))))
+        songs = [{"path": name, **levels[name], "band_means": band_means[name], **views.get(name, {})}
+                 for name in names]
+        return cls.from_songs(classifier.classes, songs, judged=judged, embedding_dim=profiler.embedding_dim), []
+
     def subset(self, songs: np.ndarray, judged: np.ndarray) -> "Profile":
         """The profile of some songs (rows ``songs`` of the audio arrays, ``judged`` of the model's)."""
         audio = {name: getattr(self, name)[songs] for name in (*AUDIO_FIELDS, "band_means")}
@@ -177,7 +212,7 @@ class SongProfiler:
 
     Parameters
     ----------
-    classifier : GenreClassifier or BaselineClassifier
+    classifier : Classifier
         From :func:`genre_cnn.inference.classifier.open_classifier`.
     keras_model : keras.Model, optional
         The network (default: loaded from the model folder); its penultimate layer gives the
@@ -188,8 +223,8 @@ class SongProfiler:
         self.classifier = classifier
         self.feature_config = _feature_config(classifier)
         self.embedder = None
-        layer = getattr(classifier, "embedding_layer", None)
-        if layer is not None:
+        layer = classifier.embedding_layer
+        if layer:
             keras = import_keras()
             model = keras_model or KerasRunner(Path(classifier.model_dir) / ModelDir.KERAS).model
             candidates = (layer,) if isinstance(layer, str) else tuple(layer)
@@ -209,31 +244,67 @@ class SongProfiler:
         """
         # a CNN's inputs are the log-mel chunks themselves: their band means come free with the network pass
         bands_from_inputs = self.embedder is not None and self.classifier.inputs_are_log_mel
-        song = audio_statistics(path, sr=self.feature_config.sr) if bands_from_inputs else sound_profile(
+        song = audio_levels(path, sr=self.feature_config.sr) if bands_from_inputs else sound_profile(
             path, self.classifier)
         if self.embedder is None:
             prediction = self.classifier.classify_file(path)
             if not prediction.ok:
                 raise AudioDecodeError(prediction.error)
             probabilities = np.array([prediction.probabilities[c] for c in self.classifier.classes])
+            song["genre"] = self.classifier.classes[int(np.argmax(probabilities))]
+            song["probability"] = float(np.max(probabilities))
             song["embedding"] = None
-        else:
-            embedding_sum, band_sum, frames = np.zeros(self.embedding_dim), 0.0, 0
-            verdict = SongVerdict(len(self.classifier.classes))  # the genre and probability classify gives
+            return song
+        band_sum, frames = 0.0, 0
+
+        def batches():
+            nonlocal band_sum, frames
             for inputs in self.classifier.network_inputs(path):
-                embeddings, chunk_probabilities = self.embedder.predict_on_batch(inputs)
-                embedding_sum += np.asarray(embeddings).sum(axis=0)
-                verdict.add(self.classifier.calibration.apply(chunk_probabilities))
                 if bands_from_inputs:
                     band_sum = band_sum + inputs.sum(axis=(0, 2), dtype=np.float64)
                     frames += inputs.shape[0] * inputs.shape[2]
-            probabilities = verdict.probabilities
-            song["embedding"] = (embedding_sum / verdict.n_chunks).astype(np.float32)
-            if bands_from_inputs:
-                song["band_means"] = band_sum / frames
-        song["genre"] = self.classifier.classes[int(np.argmax(probabilities))]
-        song["probability"] = float(np.max(probabilities))
+                yield inputs
+
+        song.update(self._view(batches()))
+        if bands_from_inputs:
+            song["band_means"] = band_sum / frames
         return song
+
+    def views_of_rows(self, inputs, songs: Sequence[str], *, batch_size: int = 256) -> Iterator[dict]:
+        """The model's view of each of ``songs``, in order, from its stored rows of ``inputs`` (a dataset of
+        the network's inputs): the ``genre``, ``probability`` and ``embedding`` :meth:`profile` gives from
+        the song's file (a network kind only)."""
+        read = RowReader(inputs.features)
+        for rows in _rows_of_songs(inputs, songs):
+            yield self._view(read(rows[start : start + batch_size]) for start in range(0, len(rows), batch_size))
+
+    def _view(self, batches: Iterable[np.ndarray]) -> dict:
+        """Genre, probability (combined as ``classify`` combines a song's chunks) and mean embedding of one
+        song's input batches."""
+        embedding_sum = np.zeros(self.embedding_dim)
+        verdict = SongVerdict(len(self.classifier.classes))  # the genre and probability classify gives
+        for inputs in batches:
+            embeddings, chunk_probabilities = self.embedder.predict_on_batch(inputs)
+            embedding_sum += np.asarray(embeddings).sum(axis=0)
+            verdict.add(self.classifier.calibration.apply(chunk_probabilities))
+        probabilities = verdict.probabilities
+        return {"genre": self.classifier.classes[int(np.argmax(probabilities))],
+                "probability": float(np.max(probabilities)),
+                "embedding": (embedding_sum / verdict.n_chunks).astype(np.float32)}
+
+
+def _rows_of_songs(dataset, songs: Sequence[str]) -> Iterator[np.ndarray]:
+    """The rows of each of ``songs`` in ``dataset``, in order (each song's in increasing order)."""
+    order = np.argsort(dataset.songs, kind="stable")
+    ordered = dataset.songs[order]
+    for name in songs:
+        yield order[np.searchsorted(ordered, name, side="left"):np.searchsorted(ordered, name, side="right")]
+
+
+def _mean_per_song(dataset, songs: Sequence[str], reduce: Callable[[np.ndarray], np.ndarray]) -> dict:
+    """``reduce`` of each song's stored rows of ``dataset``, by song."""
+    read = RowReader(dataset.features)
+    return {name: reduce(read(rows)) for name, rows in zip(songs, _rows_of_songs(dataset, songs))}
 
 
 class _Embedder:
@@ -273,54 +344,6 @@ def profile_songs(paths: Iterable[str | os.PathLike], profiler: SongProfiler, *,
     return songs, skipped
 
 
-def reference_profile(dataset, profiler: SongProfiler, *, song_files: dict,
-                      progress: Callable = lambda items: items) -> tuple[Optional[Profile], list[tuple[str, str]]]:
-    """The profile of a dataset's songs: audio and bands of all, the model's view of the unseen ones.
-
-    The model's genres, probabilities and embeddings are kept only for the validation and test
-    songs (those it never trained on), so they show how it behaves on new songs.
-
-    Parameters
-    ----------
-    dataset : genre_cnn.data.dataset.Dataset
-    profiler : SongProfiler
-    song_files : dict
-        Song name (as in the manifest) -> its audio file.
-
-    Returns
-    -------
-    profile : Profile or None
-        None when no song could be read (e.g. the audio moved since the dataset was built).
-    skipped : list of (path, reason)
-    """
-    names, first = dataset.song_rows()
-    unseen = {name for name, row in zip(names, first) if dataset.splits[row] != "train"}
-    profile, skipped = songs_profile([song_files[name] for name in names if name in song_files],
-                                     [name in unseen for name in names if name in song_files], profiler,
-                                     classes=dataset.classes, progress=progress)
-    return profile, skipped + [(name, "not in the dataset's songs.csv") for name in names if name not in song_files]
-
-
-def songs_profile(files: Sequence[Path], unseen: Sequence[bool], profiler: SongProfiler, *, classes,
-                  progress: Callable = lambda items: items) -> tuple[Optional[Profile], list[tuple[str, str]]]:
-    """The reference profile of a model's songs; ``unseen`` marks those it never trained on.
-
-    Returns
-    -------
-    profile : Profile or None
-        None when no song could be read.
-    skipped : list of (path, reason)
-    """
-    songs, skipped = profile_songs(files, profiler, progress=progress)
-    if not songs:
-        return None, skipped
-    unseen_files = {str(path) for path, keep in zip(files, unseen) if keep}
-    judged = [song["path"] in unseen_files for song in songs]
-    if not any(judged):  # no held-out songs: the training songs are all there is
-        judged = [True] * len(songs)
-    return Profile.from_songs(classes, songs, judged=judged, embedding_dim=profiler.embedding_dim), skipped
-
-
 def save_profile(profile: Profile, path: Path) -> None:
     """Write ``profile.npz`` (plain arrays, no pickles), atomically."""
     arrays = {field.name: np.asarray(getattr(profile, field.name)) for field in dataclasses.fields(Profile)}
@@ -352,7 +375,8 @@ def load_profile(model_dir: str | os.PathLike) -> Profile:
         raise ModelError(f"{path}: is damaged; rebuild it with 'genre-cnn monitor --model {model_dir} "
                          "--rebuild-profile DATASET'") from None
     version = int(arrays.get("version", 1))
-    if version < PROFILE_VERSION and ModelDir(model_dir).kind() != "baseline":  # a baseline's verdicts never changed
+    # version 1 changed only how a song's chunks are combined: a kind with one verdict per song is unaffected
+    if version < PROFILE_VERSION and kind_named(ModelDir(model_dir).kind()).classifier.combines_chunks:
         raise ModelError(f"{path}: was made by an older genre-cnn (profile version {version}: it averaged each "
                          "song's chunk probabilities, classify now takes their geometric mean); rebuild it with "
                          f"'genre-cnn monitor --model {model_dir} --rebuild-profile DATASET'")

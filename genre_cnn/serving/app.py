@@ -525,10 +525,10 @@ def _model_info(classifier, model_dir: Path) -> dict:
     saved = folder.read_config()
     metrics = folder.read_metrics()
     test_metrics = metrics.to_dict() if metrics is not None else None
-    feature_config = getattr(classifier, "feature_config", None)
+    feature_config = classifier.feature_config
     return {
         "name": model_dir.name, "kind": classifier.kind, "makes_timelines": classifier.makes_timelines,
-        "explains": hasattr(classifier, "explain_file"),
+        "explains": True,  # every kind explains its verdicts (the Classifier protocol's explain_file)
         "classes": list(classifier.classes),
         "backend": classifier.backend, "feature_config": feature_config.to_dict() if feature_config else None,
         "test_metrics": test_metrics, "trained_with": saved.get("package_version"), "version": __version__,
@@ -553,7 +553,7 @@ def log_record(result: dict, *, model: str) -> dict:
 
     Keys: ``time`` (UTC, ISO 8601), ``model``, ``genre`` and ``probability`` (top genre),
     ``n_chunks``, and the song's profile as ``genre-cnn monitor`` computes it
-    (:func:`genre_cnn.monitoring.audio_statistics`): ``seconds``, ``sample_rate`` and ``channels``
+    (:func:`genre_cnn.signal.audio.audio_levels`): ``seconds``, ``sample_rate`` and ``channels``
     (the file's own), ``loudness_db``, ``clipping``, ``silence``, and ``band_means`` (mean log-mel
     level per band of the model's features, in dB). No audio and no file name are kept.
     """

@@ -82,8 +82,6 @@ def analyse(path: str, *, max_seconds: float, timeline: bool = False, window: Op
             raise ConfigError(f"timeline=true needs a CNN trained from scratch; this server's model is a "
                               f"{_classifier.kind} model")
         check_timeline_options(_classifier, window=window, hop=hop)  # before any decoding
-    if explain and not hasattr(_classifier, "explain_file"):
-        raise ConfigError(f"explain=true is not offered for this server's {_classifier.kind} model")
     info = audio_info(path)
     if info.seconds is not None and info.seconds > max_seconds:
         raise TooLongError(f"{path}: the recording lasts {info.seconds:.0f} s, more than this server's limit of "

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import shutil
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from genre_cnn.errors import AudioDecodeError
 from genre_cnn.runtime.native import native_stderr_silenced
 
 __all__ = ["AUDIO_EXTENSIONS", "AudioInfo", "is_audio_file", "check_audio_path", "audio_info", "audio_blocks",
+           "LevelMeter", "audio_levels", "AUDIO_FIELDS", "LEVEL_FIELDS",
            "load_audio", "load_excerpt", "decode_once"]
 
 #: Formats that only ffmpeg (through audioread) decodes here.
@@ -98,6 +100,89 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     path = check_audio_path(path)
     with _open_source(path) as source:
         return AudioInfo(sample_rate=source.samplerate, channels=source.channels, seconds=source.seconds)
+
+
+#: A sample at or above this magnitude (of full scale) counts as clipped.
+CLIP_LEVEL = 0.99
+#: Frames of this length whose RMS is below SILENCE_DB count as silence.
+SILENCE_FRAME_SECONDS = 0.1
+SILENCE_DB = -50.0
+#: Loudness of digital silence (an RMS of 0) in dBFS.
+FLOOR_DB = -120.0
+#: What :class:`LevelMeter` measures, and the header facts recorded beside it.
+LEVEL_FIELDS = ("seconds", "loudness_db", "clipping", "silence")
+AUDIO_FIELDS = ("seconds", "sample_rate", "channels", "loudness_db", "clipping", "silence")
+
+
+class LevelMeter:
+    """Duration, loudness, clipping and silence of a recording, measured on its blocks as they are decoded.
+
+    One pass, whatever reads the blocks: ``monitor`` measuring a song, or ``build-dataset``
+    recording every song's levels while it computes the features (so that ``fit`` need not decode
+    the songs again for the reference profile).
+
+    Parameters
+    ----------
+    sr : int
+        Sample rate of the blocks.
+    """
+
+    def __init__(self, sr: int) -> None:
+        self.sr = sr
+        self._frame = max(1, round(SILENCE_FRAME_SECONDS * sr))
+        self._squares, self._clipped, self._samples, self._frames, self._silent = 0.0, 0, 0, 0, 0
+        self._carry = np.zeros(0, np.float32)
+
+    def metered(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """``blocks`` unchanged, each measured on its way through."""
+        for block in blocks:
+            self.add(block)
+            yield block
+
+    def add(self, block: np.ndarray) -> None:
+        """Measure the next block (mono, at ``sr``)."""
+        self._squares += float(np.dot(block, block))
+        self._clipped += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
+        self._samples += len(block)
+        block = np.concatenate([self._carry, block])
+        whole = len(block) // self._frame * self._frame
+        power = np.mean(block[:whole].reshape(-1, self._frame).astype(np.float64) ** 2, axis=1)
+        self._frames += len(power)
+        self._silent += int(np.count_nonzero(power < 10 ** (SILENCE_DB / 10)))
+        self._carry = block[whole:]
+
+    @property
+    def levels(self) -> dict:
+        """:data:`LEVEL_FIELDS` of the blocks so far: ``seconds`` (decoded duration), ``loudness_db`` (RMS
+        level in dBFS), ``clipping`` (share of samples at or above :data:`CLIP_LEVEL` of full scale) and
+        ``silence`` (share of 0.1 s frames quieter than :data:`SILENCE_DB` dBFS)."""
+        rms = math.sqrt(self._squares / self._samples) if self._samples else 0.0
+        return {
+            "seconds": self._samples / self.sr,
+            "loudness_db": max(FLOOR_DB, 20 * math.log10(rms)) if rms > 0 else FLOOR_DB,
+            "clipping": self._clipped / self._samples if self._samples else 0.0,
+            "silence": self._silent / self._frames if self._frames else 1.0,
+        }
+
+
+def audio_levels(path: str | os.PathLike, *, sr: int) -> dict:
+    """Header facts and level statistics of one recording, in one streaming pass.
+
+    Returns
+    -------
+    dict
+        :data:`AUDIO_FIELDS`: ``sample_rate`` and ``channels`` (the file's own) and the
+        :class:`LevelMeter` levels of the mono signal at ``sr`` Hz.
+
+    Raises
+    ------
+    AudioDecodeError
+    """
+    info = audio_info(path)
+    meter = LevelMeter(sr)
+    for block in audio_blocks(path, sr=sr):
+        meter.add(block)
+    return {"sample_rate": info.sample_rate, "channels": info.channels, **meter.levels}
 
 
 def audio_blocks(path: str | os.PathLike, *, sr: int, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:

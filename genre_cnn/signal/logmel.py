@@ -11,7 +11,7 @@ import numpy as np
 
 from genre_cnn.config import FeatureConfig
 from genre_cnn.errors import AudioTooShortError, SilentAudioError
-from genre_cnn.signal.audio import audio_blocks
+from genre_cnn.signal.audio import LevelMeter, audio_blocks, audio_info
 from genre_cnn.signal.cleaning import reduce_noise, trim_silence
 from genre_cnn.signal.segment import iter_chunks, silent_chunks
 
@@ -191,6 +191,10 @@ class SongFeatureStream:
         Chunks per batch; default :func:`chunks_per_batch` (a byte budget).
     filterbank : np.ndarray, optional
         Saved mel filterbank (see :func:`log_mel`).
+    measure_levels : bool
+        Also measure the song's levels as it is decoded (:class:`~genre_cnn.signal.audio.LevelMeter`,
+        before any cleaning) and its header's rate and channels: :attr:`stats` then holds them
+        (``build-dataset`` records them; classifying does not pay for them).
 
     Yields
     ------
@@ -212,6 +216,7 @@ class SongFeatureStream:
         *,
         batch_size: Optional[int] = None,
         filterbank: Optional[np.ndarray] = None,
+        measure_levels: bool = False,
     ) -> None:
         self.path = Path(path)
         self.config = config
@@ -221,15 +226,25 @@ class SongFeatureStream:
         self.silent_chunks = 0
         self.trimmed_seconds = 0.0
         self.denoise_db = 0.0
+        self.meter = LevelMeter(config.sr) if measure_levels else None
+        self.header: Optional[dict] = None
 
     @property
     def stats(self) -> dict:
-        """What the stream dropped or cleaned, once iteration has ended."""
-        return {"silent_chunks": self.silent_chunks, "trimmed_seconds": round(self.trimmed_seconds, 3),
-                "denoise_db": round(self.denoise_db, 2)}
+        """What the stream dropped or cleaned, and with ``measure_levels`` the song's levels, once iteration
+        has ended."""
+        stats = {"silent_chunks": self.silent_chunks, "trimmed_seconds": round(self.trimmed_seconds, 3),
+                 "denoise_db": round(self.denoise_db, 2)}
+        if self.meter is not None:
+            stats.update(self.header or {}, **self.meter.levels)
+        return stats
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         blocks = audio_blocks(self.path, sr=self.config.sr)
+        if self.meter is not None:
+            info = audio_info(self.path)
+            self.header = {"sample_rate": info.sample_rate, "channels": info.channels}
+            blocks = self.meter.metered(blocks)
         if self.config.trim_db is not None or self.config.denoise:
             blocks = [self._cleaned(np.concatenate(list(blocks)))]  # cleaning needs the whole song
         try:

@@ -14,22 +14,18 @@ import numpy as np
 from genre_cnn.config import TrainConfig, write_json
 from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset, read_summary, split_songs
 from genre_cnn.errors import ConfigError, DatasetError
+from genre_cnn.kinds import recipe_for, recipe_named, recipe_names
 from genre_cnn.plots import plot_confusion, plot_recipe_comparison
 from genre_cnn.runtime.files import FolderKind, atomic_directory, check_output_folder, exclusive_lock
 from genre_cnn.runtime.parallel import run_dask_tasks
-from genre_cnn.signal.descriptors import describe_songs
-from genre_cnn.training.baseline import baseline_temperature, class_probabilities, tuned_baseline
 from genre_cnn.training.fit import test_metrics, train_model
-from genre_cnn.training.metrics import pooled_calibration_error, score_songs
-from genre_cnn.training.recipes import recipe_for
+from genre_cnn.training.metrics import pooled_calibration_error
 
-__all__ = ["RECIPES", "CvResult", "song_folds", "cross_validate", "compare_recipes", "recipe_of"]
+__all__ = ["CvResult", "song_folds", "cross_validate", "compare_recipes", "train_folds", "train_fold", "fold_rows",
+           "audio_root"]
 
 #: The folder ``cv`` writes.
 CV_FOLDER = FolderKind("cross-validation result", ("cv.json",))
-
-#: Recipes that ``compare_recipes`` (``genre-cnn cv --recipes``) can compare on the same folds.
-RECIPES = ("scratch", "teacher", "musicnn", "baseline")
 
 SUMMARY_METRICS = ("chunk_accuracy", "song_accuracy", "chunk_macro_f1", "song_macro_f1")
 #: How well each fold's test-song probabilities are calibrated (:mod:`genre_cnn.training.calibration`).
@@ -145,9 +141,8 @@ def cross_validate(
     dataset = load_dataset(data_dir)
     fold_of_song = _fold_lookup(dataset, folds=folds, seed=config.seed)
     _check_engine(engine, scheduler)
-    recipe = TrainedRecipe("fit", config)
-    results = recipe.run_folds(dataset, fold_of_song, val_fraction=val_fraction, verbose=verbose, log=log,
-                               engine=engine, scheduler=scheduler)
+    results = train_folds(dataset, fold_of_song, config=config, val_fraction=val_fraction, verbose=verbose, log=log,
+                          engine=engine, scheduler=scheduler)
     summary = {**_header(dataset, fold_of_song, folds=folds, config=config), **_summarise_folds(results)}
     with exclusive_lock(out, command="genre-cnn cv"), atomic_directory(out, kind=CV_FOLDER, inputs=[data_dir]) as tmp:
         write_json(tmp / "cv.json", {"summary": summary, "folds": results})
@@ -160,7 +155,7 @@ def cross_validate(
 def compare_recipes(
     data_dir: str | os.PathLike = DEFAULT_DATASET_DIR,
     *,
-    recipes: Sequence[str] = RECIPES,
+    recipes: Optional[Sequence[str]] = None,
     config: TrainConfig = TrainConfig(),
     folds: Optional[int] = 5,
     val_fraction: float = 0.15,
@@ -174,14 +169,15 @@ def compare_recipes(
 
     Every recipe is tested on every song once, with the same folds (and the same validation
     songs inside each fold) as the others. ``config`` holds the options shared by the CNN
-    recipes (epochs, batch size...); each recipe then sets its own (see :data:`RECIPES`).
+    recipes (epochs, batch size...); each recipe then sets its own (:func:`genre_cnn.kinds.recipe_named`).
 
     Parameters
     ----------
-    recipes : sequence of str
-        Any of :data:`RECIPES`: ``scratch`` (the CNN from scratch, ``config`` as given),
-        ``teacher`` (the CNN distilled from musicnn), ``musicnn`` (a head on the frozen musicnn
-        backbone), ``baseline`` (the scikit-learn baseline on handcrafted descriptors, per song).
+    recipes : sequence of str, optional
+        Any of the kinds' recipes (:func:`genre_cnn.kinds.recipe_names`; default: all of them):
+        ``scratch`` (the CNN from scratch, ``config`` as given), ``teacher`` (the CNN distilled
+        from musicnn), ``musicnn`` (a head on the frozen musicnn backbone), ``baseline`` (the
+        scikit-learn baseline on handcrafted descriptors, per song).
     engine, scheduler
         As for :func:`cross_validate`: the trained recipes' folds as Dask tasks.
 
@@ -191,9 +187,10 @@ def compare_recipes(
         ``summary["recipes"]`` maps each recipe to the mean and std of its fold metrics and its
         CPU time; ``folds`` holds the fold results of each recipe.
     """
-    unknown = [name for name in recipes if name not in RECIPES]
+    recipes = recipe_names() if recipes is None else tuple(recipes)
+    unknown = [name for name in recipes if name not in recipe_names()]
     if unknown or not recipes:
-        raise ConfigError(f"recipes={','.join(recipes)!r}: choose one or more of {','.join(RECIPES)}")
+        raise ConfigError(f"recipes={','.join(recipes)!r}: choose one or more of {','.join(recipe_names())}")
     _check_engine(engine, scheduler)
     out = _cv_out(out, data_dir)
     dataset = load_dataset(data_dir)
@@ -202,8 +199,8 @@ def compare_recipes(
     for name in recipes:
         log(f"Recipe {name}:")
         cpu = time.process_time()
-        results = recipe_of(name, config).run_folds(dataset, fold_of_song, val_fraction=val_fraction,
-                                                     verbose=verbose, log=log, engine=engine, scheduler=scheduler)
+        results = recipe_named(name).run_folds(dataset, fold_of_song, config=config, val_fraction=val_fraction,
+                                               verbose=verbose, log=log, engine=engine, scheduler=scheduler)
         fold_results[name] = results
         compared[name] = {**_summarise_folds(results), "cpu_seconds": round(time.process_time() - cpu, 1)}
     summary = {**_header(dataset, fold_of_song, folds=folds, config=config), "recipes": compared}
@@ -213,39 +210,31 @@ def compare_recipes(
     return CvResult(out=out, folds=fold_results, summary=summary)
 
 
-class TrainedRecipe:
-    """A network trained per fold with a :class:`TrainConfig` (CNN from scratch, distilled, or musicnn head)."""
+def train_folds(dataset: Dataset, fold_of_song: dict, *, config: TrainConfig, val_fraction: float, verbose: int = 0,
+                log: Callable[[str], None] = print, engine: str = "local",
+                scheduler: Optional[str] = None) -> list[dict]:
+    """Train and test one network per fold with ``config``; returns one result dict per fold.
 
-    def __init__(self, name: str, config: TrainConfig) -> None:
-        self.name = name
-        self.config = config
-
-    def run_folds(self, dataset: Dataset, fold_of_song: dict, *, val_fraction: float, verbose: int = 0,
-                  log: Callable[[str], None] = print, engine: str = "local",
-                  scheduler: Optional[str] = None) -> list[dict]:
-        """Train and test one model per fold; returns one result dict per fold.
-
-        With ``engine="dask"`` the folds are Dask tasks (one model each) on ``scheduler``; a task
-        trains exactly what the local loop would (same rows, same seed), so the results are equal.
-        """
-        data = recipe_for(self.config).training_data(dataset, log=log)  # the recipe's: chunks or patches
-        n_folds = len(set(fold_of_song.values()))
-        tasks = [dict(data_dir=str(dataset.path), config=self.config, fold=fold, train_rows=train_rows,
-                      val_rows=val_rows, test_rows=test_rows, verbose=verbose)
-                 for fold, train_rows, val_rows, test_rows in _fold_rows(data, fold_of_song, val_fraction=val_fraction,
-                                                                         seed=self.config.seed)]
-        if engine == "dask":
-            log(f"{n_folds} folds sent to Dask ({scheduler or 'local processes'})")
-            results = run_dask_tasks(train_fold, tasks, scheduler=scheduler)
-        else:
-            results = []
-            for task in tasks:
-                log(f"Fold {task['fold'] + 1}/{n_folds}: {len(set(data.songs[task['test_rows']]))} test songs, "
-                    f"{len(set(data.songs[task['train_rows']]))} training songs")
-                results.append(train_fold(**task, data=data))
-                log("  " + ", ".join(f"{key.replace('_', ' ')} {results[-1][key]:.3f}"
-                                     for key in (*SUMMARY_METRICS, "ece", "ece_uncalibrated")))
-        return results
+    With ``engine="dask"`` the folds are Dask tasks (one model each) on ``scheduler``; a task
+    trains exactly what the local loop would (same rows, same seed), so the results are equal.
+    """
+    data = recipe_for(config).training_data(dataset, log=log)  # the recipe's: chunks or patches
+    n_folds = len(set(fold_of_song.values()))
+    tasks = [dict(data_dir=str(dataset.path), config=config, fold=fold, train_rows=train_rows,
+                  val_rows=val_rows, test_rows=test_rows, verbose=verbose)
+             for fold, train_rows, val_rows, test_rows in fold_rows(data, fold_of_song, val_fraction=val_fraction,
+                                                                    seed=config.seed)]
+    if engine == "dask":
+        log(f"{n_folds} folds sent to Dask ({scheduler or 'local processes'})")
+        return run_dask_tasks(train_fold, tasks, scheduler=scheduler)
+    results = []
+    for task in tasks:
+        log(f"Fold {task['fold'] + 1}/{n_folds}: {len(set(data.songs[task['test_rows']]))} test songs, "
+            f"{len(set(data.songs[task['train_rows']]))} training songs")
+        results.append(train_fold(**task, data=data))
+        log("  " + ", ".join(f"{key.replace('_', ' ')} {results[-1][key]:.3f}"
+                             for key in (*SUMMARY_METRICS, "ece", "ece_uncalibrated")))
+    return results
 
 
 def train_fold(*, data_dir: str, config: TrainConfig, fold: int, train_rows: np.ndarray, val_rows: np.ndarray,
@@ -268,65 +257,6 @@ def train_fold(*, data_dir: str, config: TrainConfig, fold: int, train_rows: np.
         **{key: metrics[key] for key in (*SUMMARY_METRICS, *CALIBRATION_METRICS, "test_chunks", "confusion_chunks",
                                          "confusion_songs", "reliability")},
     }
-
-
-class BaselineRecipe:
-    """The scikit-learn baseline per fold: descriptors of every song computed once, the grid searched on
-    each fold's training songs."""
-
-    name = "baseline"
-
-    def __init__(self, config: TrainConfig) -> None:
-        self.seed = config.seed
-
-    def run_folds(self, dataset: Dataset, fold_of_song: dict, *, val_fraction: float, verbose: int = 0,
-                  log: Callable[[str], None] = print, engine: str = "local",
-                  scheduler: Optional[str] = None) -> list[dict]:
-        """Fit and test the baseline per fold, here whatever the engine (a fold takes a fraction of a second)."""
-
-        root = _audio_root(dataset)
-        songs, first = dataset.song_rows()
-        log(f"Describing {len(songs)} songs (once)")
-        described = describe_songs([root / song for song in songs])
-        usable = [i for i, row in enumerate(described) if not isinstance(row, str)]
-        if not usable:
-            raise DatasetError(
-                f"{dataset.path}: none of the songs could be described for the baseline ({described[0]})")
-        columns = list(described[usable[0]])
-        values = np.array([[described[i][c] for c in columns] for i in usable])
-        labels = dataset.labels[first[usable]]
-        names = songs[usable]
-        fold = np.array([fold_of_song[song] for song in names])
-        results = []
-        for number in range(int(fold.max()) + 1):
-            started = time.perf_counter()
-            train, test = fold != number, fold == number
-            pipeline = tuned_baseline(values[train], labels[train], groups=names[train], seed=self.seed)
-            calibration = baseline_temperature(pipeline, values[train], labels[train], groups=names[train],
-                                               seed=self.seed)
-            raw = class_probabilities(pipeline, values[test], len(dataset.classes))
-            scores = score_songs(labels[test], calibration.apply(raw), classes=dataset.classes, uncalibrated=raw)
-            accuracy, f1 = scores.accuracy, scores.macro_f1
-            results.append({
-                "fold": number + 1, "test_songs": sorted(names[test].tolist()),
-                "train_songs": sorted(names[train].tolist()), "val_songs": [],
-                "seconds": round(time.perf_counter() - started, 2),
-                "song_accuracy": accuracy, "song_macro_f1": f1, "chunk_accuracy": None, "chunk_macro_f1": None,
-                "temperature": calibration.temperature, "ece": scores.ece, "brier": scores.brier,
-                "ece_uncalibrated": scores.ece_uncalibrated, "brier_uncalibrated": scores.brier_uncalibrated,
-                "reliability": scores.reliability, "confusion_songs": scores.confusion,
-            })
-            log(f"Fold {number + 1}: song accuracy {accuracy:.3f}, song macro f1 {f1:.3f}")
-        return results
-
-
-def recipe_of(name: str, config: TrainConfig):
-    """The recipe called ``name`` (see :data:`RECIPES`), with the shared options of ``config``."""
-    if name == "baseline":
-        return BaselineRecipe(config)
-    overrides = {"scratch": {}, "teacher": {"teacher": "musicnn"},
-                 "musicnn": {"backbone": "musicnn", "random_crop": False, "augment": ()}}[name]
-    return TrainedRecipe(name, dataclasses.replace(config, **{"teacher": None, "backbone": None, **overrides}))
 
 
 def _check_engine(engine: str, scheduler: Optional[str]) -> None:
@@ -360,7 +290,7 @@ def _header(dataset: Dataset, fold_of_song: dict, *, folds, config: TrainConfig)
     }
 
 
-def _fold_rows(dataset: Dataset, fold_of_song: dict, *, val_fraction: float, seed: int):
+def fold_rows(dataset: Dataset, fold_of_song: dict, *, val_fraction: float, seed: int):
     """Per fold ``(fold, train_rows, val_rows, test_rows)`` of ``dataset`` (chunks or patches).
 
     The validation songs of a fold depend only on the songs and the seed, so every recipe, on
@@ -413,7 +343,7 @@ def _summarise_folds(results: list[dict]) -> dict:
     return summary
 
 
-def _audio_root(dataset: Dataset) -> Path:
+def audio_root(dataset: Dataset) -> Path:
     return Path(read_summary(dataset.path).tracks_dir)
 
 

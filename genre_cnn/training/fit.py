@@ -11,9 +11,10 @@ from typing import Callable, Optional
 import numpy as np
 
 from genre_cnn.config import TrainConfig, write_json
-from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset, read_summary
-from genre_cnn.errors import ConfigError, DatasetError, GenreCnnError
+from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset
+from genre_cnn.errors import ConfigError, DatasetError
 from genre_cnn.inference.runners import export_litert, with_embedding
+from genre_cnn.kinds import recipe_for, recipe_named
 from genre_cnn.models.calibration import UNCALIBRATED, Calibration
 from genre_cnn.models.novelty import Novelty
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, set_latest
@@ -22,19 +23,16 @@ from genre_cnn.monitoring import write_reference_profile
 from genre_cnn.plots import plot_confusion, plot_history, plot_reliability
 from genre_cnn.runtime.backend import describe_device, import_keras, replica_devices
 from genre_cnn.runtime.files import atomic_directory, check_output_folder, exclusive_lock
-from genre_cnn.signal.descriptors import describe_songs, descriptor_columns
-from genre_cnn.training.baseline import class_probabilities, tuned_baseline
 from genre_cnn.training.calibration import MIN_CALIBRATION_SONGS, fit_temperature
-from genre_cnn.training.metrics import evaluate_chunks, score_songs
+from genre_cnn.training.metrics import evaluate_chunks
 from genre_cnn.training.novelty import fit_novelty, song_embeddings
-from genre_cnn.training.recipes import recipe_for
 from genre_cnn.training.scratch import evaluation_batches
 from genre_cnn.training.weights import class_weights
 from genre_cnn.version import __version__
 
 __all__ = [
-    "FitResult", "TrainedModel", "fit", "train_model", "test_metrics", "chunk_probabilities", "compare_with_musicnn",
-    "compare_with_baseline",
+    "FitResult", "TrainedModel", "fit", "train_model", "test_metrics", "chunk_probabilities",
+    "compare_with_challengers",
 ]
 
 
@@ -87,9 +85,9 @@ def fit(
         ``keep_epoch="last"``, every improving one with ``"best"``), for long runs that might be
         interrupted.
     compare : bool
-        After fitting a CNN, also fit the pretrained musicnn backbone's head and the scikit-learn
-        baseline on the same songs and measure them on the same test songs (:func:`compare_with_musicnn`,
-        :func:`compare_with_baseline`): ``metrics.compared`` says whether another recipe would have
+        After fitting, also train the kind's challengers (for a CNN: the pretrained musicnn backbone's
+        head and the scikit-learn baseline) on the same songs and measure them on the same test songs
+        (:func:`compare_with_challengers`): ``metrics.compared`` says whether another recipe would have
         done better, and ``genre-cnn fit`` prints it.
     verbose : int
         Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).
@@ -118,9 +116,10 @@ def fit(
         "selected_by": kept.selected_by,
         **test_metrics(model, dataset, test_rows, batch_size=config.batch_size, calibration=trained.calibration),
     })
-    if compare and recipe.kind == "cnn" and len(test_rows):
-        metrics = dataclasses.replace(metrics, compared={**compare_with_musicnn(chunks, config=config, log=log),
-                                                         **compare_with_baseline(chunks, seed=config.seed, log=log)})
+    challengers = recipe.challengers if compare else ()
+    if challengers and len(test_rows):
+        metrics = dataclasses.replace(metrics, compared=compare_with_challengers(chunks, challengers=challengers,
+                                                                                 config=config, log=log))
     device = trained.device
 
 
@@ -153,74 +152,29 @@ def fit(
                            song_accuracy=metrics.song_accuracy, chunks=metrics.confusion_chunks,
                            chunk_accuracy=metrics.chunk_accuracy)
             plot_reliability(metrics, saved / saved.RELIABILITY_PLOT)
-        write_reference_profile(tmp, dataset, keras_model=model, log=log)  # for genre-cnn monitor
+        write_reference_profile(tmp, chunks, inputs=dataset, keras_model=model, log=log)  # for genre-cnn monitor
     if model_dir.resolve().parent == Path(models_root).resolve():
         set_latest(model_dir, models_root=models_root)
     return FitResult(model_dir=model_dir, metrics=metrics, device=device)
 
 
-def compare_with_musicnn(dataset: Dataset, *, config: TrainConfig, log: Callable[[str], None] = print) -> dict:
-    """Fit the musicnn backbone's head on the dataset's training songs and measure it on its test songs.
+def compare_with_challengers(dataset: Dataset, *, challengers, config: TrainConfig,
+                              log: Callable[[str], None] = print) -> dict:
+    """Train each recipe named in ``challengers`` on the dataset's training songs and measure it on its test songs.
 
-    The challenger gets the same songs, splits, epochs, seed and refit as the CNN it is compared
-    with; only the recipe differs (``fit --backbone musicnn``, frozen).
-
-    Returns
-    -------
-    dict
-        ``{"musicnn": {"song_accuracy", "test_songs", "command"}}``, or ``{"musicnn": {"error": why}}``
-        when it could not be fitted (e.g. the songs' audio moved since the dataset was built).
-    """
-    challenger = dataclasses.replace(config, backbone="musicnn", fine_tune=False, random_crop=False, augment=(),
-                                     teacher=None, mixed_precision=False)
-    recipe = recipe_for(challenger)
-    log("Comparing with the pretrained musicnn backbone on the same songs")
-    try:
-        data = recipe.training_data(dataset, log=log)
-        train_rows, val_rows, test_rows = (data.indices(s) for s in ("train", "val", "test"))
-        trained = train_model(data, train_rows=train_rows, val_rows=val_rows, config=challenger, verbose=0,
-                              log=lambda message: None)
-        measured = test_metrics(trained.model, data, test_rows, batch_size=challenger.batch_size,
-                                calibration=trained.calibration)
-    except (GenreCnnError, OSError) as exc:  # the CNN is fitted: a failed comparison must not lose it
-        return {"musicnn": {"error": str(exc)}}
-    options = f" --epochs {config.epochs}" + (f" --seed {config.seed}" if config.seed else "") \
-        + ("" if config.refit else " --no-refit")
-    return {"musicnn": {"song_accuracy": measured["song_accuracy"], "test_songs": measured["test_songs"],
-                        "command": f"genre-cnn fit --backbone musicnn --data {dataset.path}{options}"}}
-
-
-def compare_with_baseline(dataset: Dataset, *, seed: int = 0, log: Callable[[str], None] = print) -> dict:
-    """Tune the scikit-learn baseline on the dataset's training and validation songs, test it on its test songs.
-
-    The baseline learns from every song the refit CNN learns from (it has no epochs to validate);
-    descriptors are computed from the songs' audio (about half a second of CPU per 30 s song).
+    Each challenger gets the same songs and splits, and the shared options of ``config`` (epochs,
+    seed, refit); only the recipe differs (:func:`genre_cnn.kinds.recipe_named`, its ``challenge``).
 
     Returns
     -------
     dict
-        ``{"baseline": {"song_accuracy", "test_songs", "command"}}``, or ``{"baseline": {"error": why}}``.
+        ``{name: {"song_accuracy", "test_songs", "command"}}`` per challenger, or ``{name: {"error": why}}``
+        for one that could not be trained (e.g. the songs' audio moved since the dataset was built).
     """
-    log("Comparing with the scikit-learn baseline on the same songs")
-    try:
-        root = Path(read_summary(dataset.path).tracks_dir)
-        songs, first = dataset.song_rows()
-        described = describe_songs([root / song for song in songs])
-        usable = np.array([not isinstance(row, str) for row in described])
-        if not usable.any():
-            raise DatasetError(f"{dataset.path}: none of its songs could be described ({described[0]})")
-        columns = descriptor_columns()
-        values = np.array([[row[c] for c in columns] for row, ok in zip(described, usable) if ok])
-        labels, splits = dataset.labels[first[usable]], dataset.splits[first[usable]]
-        learn, test = splits != "test", splits == "test"
-        pipeline = tuned_baseline(values[learn], labels[learn], groups=songs[usable][learn], seed=seed)
-        probabilities = class_probabilities(pipeline, values[test], len(dataset.classes))
-    except (GenreCnnError, OSError) as exc:  # the CNN is fitted: a failed comparison must not lose it
-        return {"baseline": {"error": str(exc)}}
-    scores = score_songs(labels[test], probabilities, classes=dataset.classes)
-    return {"baseline": {"song_accuracy": scores.accuracy, "test_songs": scores.songs,
-                         "command": f"genre-cnn features {root} --out features.csv && "
-                                    "genre-cnn baseline features.csv --out models/baseline"}}
+    compared = {}
+    for name in challengers:
+        compared.update(recipe_named(name).challenge(dataset, config=config, log=log))
+    return compared
 
 
 @dataclasses.dataclass(frozen=True)

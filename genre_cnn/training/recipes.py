@@ -1,24 +1,26 @@
-"""One training recipe per kind of network: what it trains on, how it trains, what it saves.
+"""What a kind's training recipe offers ``fit`` and ``cv``; the cross-validation and challenge of any network.
 
-:func:`recipe_for` is the one place that chooses the recipe from a :class:`TrainConfig`;
-``fit`` and ``cv`` then only call it (the scikit-learn baseline has its own command and module,
-:mod:`genre_cnn.training.baseline`).
+Each kind (:mod:`genre_cnn.kinds`) brings a :class:`Recipe` (how ``fit`` trains it) and, by name,
+the recipes ``cv --recipes`` compares: for a network, a :class:`TrainedRecipe` (its options on top
+of the shared ones).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Protocol
+import dataclasses
+from typing import Callable, Mapping, Optional, Protocol
 
 import numpy as np
 
 from genre_cnn.config import TrainConfig
 from genre_cnn.data.dataset import Dataset
-from genre_cnn.models.cnn import SUMMARY_LAYER
+from genre_cnn.errors import GenreCnnError
+from genre_cnn.kinds import recipe_for
 from genre_cnn.models.store import ModelDir
-from genre_cnn.training.scratch import train_scratch
-from genre_cnn.training.transfer import patch_dataset, train_transfer
+from genre_cnn.training.cv import train_folds
+from genre_cnn.training.fit import test_metrics, train_model
 
-__all__ = ["Recipe", "ScratchCnn", "MusicnnHead", "recipe_for"]
+__all__ = ["Recipe", "TrainedRecipe"]
 
 
 class Recipe(Protocol):
@@ -33,11 +35,15 @@ class Recipe(Protocol):
     replicated : bool
         Whether it trains a copy of the network on each of several GPUs
         (:func:`genre_cnn.runtime.backend.training_strategy`).
+    challengers : tuple of str
+        The recipes (:func:`genre_cnn.kinds.recipe_named`) that ``fit --compare`` trains on the same
+        songs, to tell the user when one of them would do better.
     """
 
     kind: str
     unit: str
     replicated: bool
+    challengers: tuple[str, ...]
 
     def training_data(self, dataset: Dataset, *, log: Callable[[str], None]) -> Dataset:
         """The dataset this kind trains on, made from a loaded chunk dataset."""
@@ -57,72 +63,66 @@ class Recipe(Protocol):
         (:class:`~genre_cnn.models.novelty.Novelty`), or None when this kind has none yet."""
 
 
-class ScratchCnn:
-    """The small CNN from scratch on log-mel chunks (:func:`genre_cnn.training.scratch.train_scratch`)."""
+class TrainedRecipe:
+    """A network trained per fold (or for ``fit``'s comparison) with the shared options and its own.
 
-    kind = "cnn"
-    unit = "chunks"
-    replicated = True
+    Parameters
+    ----------
+    name : str
+        As ``cv --recipes`` knows it.
+    options : mapping
+        :class:`TrainConfig` fields this recipe sets over the shared ones (``{"teacher": "musicnn"}``).
+    challenge_options : mapping
+        Set on top of ``options`` when ``fit`` trains this recipe to compare with its model.
+    title : str
+        How ``fit``'s comparison names it.
+    command : str
+        The ``genre-cnn fit`` options that train it (for "fit it with: ...").
+    """
 
-    def training_data(self, dataset, *, log=print) -> Dataset:
-        return dataset
+    def __init__(self, name: str, *, options: Mapping = {}, challenge_options: Mapping = {}, title: str = "",
+                 command: str = "") -> None:
+        self.name = name
+        self.options = dict(options)
+        self.challenge_options = dict(challenge_options)
+        self.title = title or name
+        self.command = command
 
-    def describe(self, config: TrainConfig) -> str:
-        text = f", augmented with {'+'.join(config.augment)}" if config.augment else ""
-        text += ", random crops" if config.random_crop else ""
-        text += f", distilled from {config.teacher} (T={config.temperature:g})" if config.teacher else ""
-        return text
+    def configure(self, config: TrainConfig) -> TrainConfig:
+        """The shared options ``config`` with this recipe's own set over them."""
+        return dataclasses.replace(config, **self.options)
 
-    def train(self, dataset, *, train_rows, val_rows, config, kept, callbacks, checkpoint=None, verbose=2,
-              log=print):
-        return train_scratch(dataset, train_rows=train_rows, val_rows=val_rows, config=config, kept=kept,
-                             callbacks=callbacks, checkpoint=checkpoint, verbose=verbose, log=log)
+    def run_folds(self, dataset: Dataset, fold_of_song: dict, *, config: TrainConfig, val_fraction: float,
+                  verbose: int = 0, log: Callable[[str], None] = print, engine: str = "local",
+                  scheduler: Optional[str] = None) -> list[dict]:
+        """Train and test one model per fold (:func:`genre_cnn.training.cv.train_folds`)."""
+        return train_folds(dataset, fold_of_song, config=self.configure(config), val_fraction=val_fraction,
+                           verbose=verbose, log=log, engine=engine, scheduler=scheduler)
 
-    def save_front_end(self, folder: ModelDir, dataset: Dataset) -> None:
-        folder.write_filterbank(dataset.feature_config)  # so classify needs no librosa
+    def challenge(self, dataset: Dataset, *, config: TrainConfig, log: Callable[[str], None] = print) -> dict:
+        """Train this recipe on the dataset's training songs and measure it on its test songs (``fit``'s comparison).
 
-    def embedding_layer(self, model, config: TrainConfig) -> Optional[str]:
-        """The wide head's standardised spectral summary; None for the summary head.
+        The challenger gets the same songs, splits, epochs, seed and refit as the model it is
+        compared with; only the recipe differs.
 
-        Measured on real-genres (one split by artist, 92 test songs against 24 recordings of speech, noise,
-        sweeps and tones): the summary separates them perfectly (AUROC 1.000), the top probability not at
-        all (0.52); benchmarks/RESULTS.md. The novelty threshold is chosen on the training songs, each
-        against the others, which is fair only for an embedding training does not shape: the summary is
-        (its standardisation aside), the summary head's pooled convolutions are not, so that head gets none.
+        Returns
+        -------
+        dict
+            ``{name: {"song_accuracy", "test_songs", "command"}}``, or ``{name: {"error": why}}`` when it
+            could not be trained (e.g. the songs' audio moved since the dataset was built).
         """
-        present = {layer.name for layer in model.layers}
-        return SUMMARY_LAYER if SUMMARY_LAYER in present else None
-
-
-class MusicnnHead:
-    """A genre head on the pretrained musicnn backbone, frozen or fine-tuned, on musicnn's own patches."""
-
-    kind = "musicnn"
-    unit = "patches"
-    replicated = False  # a small head on precomputed embeddings: one device is plenty
-
-    def training_data(self, dataset, *, log=print) -> Dataset:
-        return patch_dataset(dataset, log=log)
-
-    def describe(self, config: TrainConfig) -> str:
-        return f", musicnn backbone {'fine-tuned' if config.fine_tune else 'frozen'}"
-
-    def train(self, dataset, *, train_rows, val_rows, config, kept, callbacks, checkpoint=None, verbose=2,
-              log=print):
-        model, trainee, history = train_transfer(dataset, train_rows=train_rows, val_rows=val_rows, config=config,
-                                                 callbacks=callbacks, checkpoint=checkpoint, verbose=verbose)
-        kept.restore(trainee)  # the head alone when frozen: it is part of model
-        return model, history
-
-    def save_front_end(self, folder: ModelDir, dataset: Dataset) -> None:
-        """Nothing: the backbone computes its own input from the audio."""
-
-    def embedding_layer(self, model, config: TrainConfig) -> Optional[str]:
-        """The frozen backbone's embedding (its penultimate layer, what the head learns from); None when it is
-        fine-tuned (training shapes it: see :meth:`ScratchCnn.embedding_layer`)."""
-        return None if config.fine_tune else "musicnn"
-
-
-def recipe_for(config: TrainConfig) -> Recipe:
-    """The recipe that trains what ``config`` asks for: the musicnn head with a backbone, else the CNN."""
-    return MusicnnHead() if config.backbone else ScratchCnn()
+        challenger = dataclasses.replace(self.configure(config), **self.challenge_options)
+        log(f"Comparing with {self.title} on the same songs")
+        try:
+            data = recipe_for(challenger).training_data(dataset, log=log)
+            train_rows, val_rows, test_rows = (data.indices(s) for s in ("train", "val", "test"))
+            trained = train_model(data, train_rows=train_rows, val_rows=val_rows, config=challenger, verbose=0,
+                                  log=lambda message: None)
+            measured = test_metrics(trained.model, data, test_rows, batch_size=challenger.batch_size,
+                                    calibration=trained.calibration)
+        except (GenreCnnError, OSError) as exc:  # the model is fitted: a failed comparison must not lose it
+            return {self.name: {"error": str(exc)}}
+        options = f" --epochs {config.epochs}" + (f" --seed {config.seed}" if config.seed else "") \
+            + ("" if config.refit else " --no-refit")
+        return {self.name: {"song_accuracy": measured["song_accuracy"], "test_songs": measured["test_songs"],
+                            "command": f"genre-cnn fit {self.command} --data {dataset.path}{options}"}}

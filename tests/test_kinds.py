@@ -1,0 +1,153 @@
+"""Model kinds are plug-ins: one module each under genre_cnn/kinds/, found by name in one registry.
+
+``open_classifier``, ``fit``, ``cv``, ``monitor`` and ``serve`` ask the registry
+(:mod:`genre_cnn.kinds`) and never name a kind, so adding one is a module and a registry line
+(or an entry point of another package), as the last test shows.
+"""
+
+import ast
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import genre_cnn.kinds as kinds
+from genre_cnn.config import TrainConfig
+from genre_cnn.errors import ConfigError, ModelError
+from genre_cnn.kinds import Kind, kind_for_options, kind_named, kind_names, recipe_for, recipe_named, recipe_names
+
+PACKAGE = Path(kinds.__file__).resolve().parent.parent
+KINDS_FOLDER = PACKAGE / "kinds"
+#: Modules outside the kinds' folder that may import one kind's module, and why.
+ALLOWED_IMPORTS = {
+    "cli.py": "genre_cnn.kinds.baseline",  # the `genre-cnn baseline` command is that kind's own fit
+}
+
+
+def kind_vocabulary():
+    """The names that identify a kind: kind and recipe names, and the classes its module defines."""
+    names = set(kind_names()) | set(recipe_names())
+    classes = {node.name for path in KINDS_FOLDER.glob("*.py") if path.name != "__init__.py"
+               for node in ast.parse(path.read_text()).body if isinstance(node, ast.ClassDef)}
+    return names, classes
+
+
+def where_a_kind_is_named(path: Path, relative: str = ""):
+    """Lines of ``path`` (the package's ``relative``) that compare something with a kind's name, name a
+    kind's class or import its module."""
+    names, classes = kind_vocabulary()
+    tree = ast.parse(path.read_text())
+    relative = relative or path.relative_to(PACKAGE).as_posix()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            for operand in (node.left, *node.comparators):
+                strings = [operand] if isinstance(operand, ast.Constant) else \
+                    list(operand.elts) if isinstance(operand, (ast.Tuple, ast.List, ast.Set)) else []
+                if any(isinstance(s, ast.Constant) and s.value in names for s in strings):
+                    yield f"{relative}:{node.lineno}: compares with a kind's name"
+        elif isinstance(node, ast.Name) and node.id in classes:
+            yield f"{relative}:{node.lineno}: names the class {node.id}"
+        elif isinstance(node, ast.Attribute) and node.attr in classes:
+            yield f"{relative}:{node.lineno}: names the class {node.attr}"
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            for module in modules:
+                if module in kinds.BUILT_IN.values() and ALLOWED_IMPORTS.get(relative) != module:
+                    yield f"{relative}:{node.lineno}: imports {module}"
+
+
+def test_no_module_outside_the_kinds_folder_names_a_kind():
+    outside = [path for path in PACKAGE.rglob("*.py") if KINDS_FOLDER not in path.parents]
+    assert len(outside) > 50
+    found = [line for path in outside for line in where_a_kind_is_named(path)]
+    assert found == []
+
+
+def test_the_guard_sees_a_kind_named_in_a_comparison_a_class_or_an_import(tmp_path):
+    sneaky = tmp_path / "sneaky.py"
+    sneaky.write_text('from genre_cnn.kinds.cnn import ScratchCnn\n\n\ndef f(folder):\n'
+                      '    return folder.kind() in ("baseline", "x") or isinstance(folder, ScratchCnn)\n')
+    found = [line.split(": ", 1)[1] for line in where_a_kind_is_named(sneaky, "training/sneaky.py")]
+    assert sorted(found) == ["compares with a kind's name", "imports genre_cnn.kinds.cnn",
+                             "names the class ScratchCnn"]
+
+
+def test_each_built_in_kind_is_registered_once_under_its_name():
+    assert kind_names() == ("cnn", "musicnn", "baseline")
+    for name in kind_names():
+        kind = kind_named(name)
+        assert kind.name == name == kind.classifier.kind
+        assert kind.trainer is None or kind.trainer.kind == name  # classify opens what fit trains
+    assert recipe_names() == ("scratch", "teacher", "musicnn", "baseline")
+    assert {recipe_named(name).name for name in recipe_names()} == set(recipe_names())
+
+
+def test_fit_options_choose_the_kind_and_its_trainer():
+    assert kind_for_options(TrainConfig().to_dict()).name == "cnn"
+    assert kind_for_options(TrainConfig(backbone="musicnn").to_dict()).name == "musicnn"
+    assert kind_for_options({}).name == "cnn"  # a model saved before train_config recorded a backbone
+    assert recipe_for(TrainConfig(teacher="musicnn")).kind == "cnn"
+    assert recipe_named("teacher").configure(TrainConfig()).teacher == "musicnn"
+    assert recipe_named("scratch").configure(TrainConfig(teacher="musicnn")).teacher is None
+
+
+def test_unknown_kinds_and_recipes_are_refused_by_name():
+    with pytest.raises(ModelError, match=r"models/x/config.json: kind 'transformer' is not one this version opens "
+                                         r"\(cnn, musicnn, baseline\)"):
+        kind_named("transformer", where="models/x/config.json")
+    with pytest.raises(ConfigError, match="recipes='magic': choose one or more of scratch,teacher,musicnn,baseline"):
+        recipe_named("magic")
+
+
+class EchoClassifier:
+    """A kind from another package: says every song is its first genre."""
+
+    kind = "echo"
+    backend = "python"
+    makes_timelines = False
+    inputs_are_log_mel = False
+    profiles_from_dataset = False
+    combines_chunks = False
+
+    @classmethod
+    def open(cls, model_dir, *, backend="auto"):
+        from genre_cnn.models.store import ModelDir
+
+        classifier = cls()
+        classifier.model_dir = Path(model_dir)
+        classifier.classes = ModelDir(model_dir).read_classes()
+        classifier.min_confidence = None
+        return classifier
+
+    def classify_file(self, path):
+        from genre_cnn.inference.prediction import SongPrediction
+
+        return SongPrediction.of(path, self.classes, np.eye(len(self.classes))[0], n_chunks=1, min_confidence=None)
+
+
+class FakeEntryPoint:
+    name = "echo"
+
+    def load(self):
+        return Kind(name="echo", classifier=EchoClassifier, recipes={}, title="the echo")
+
+
+def test_a_kind_from_another_package_is_opened_by_the_same_factory(trained, tmp_path, monkeypatch):
+    """What a plug-in needs: a Kind under an entry point; nothing in genre_cnn changes."""
+    from genre_cnn.inference.classifier import classify
+
+    monkeypatch.setattr(kinds, "entry_points", lambda group: [FakeEntryPoint()] if group == kinds.ENTRY_POINTS else [])
+    monkeypatch.setattr(kinds, "_kinds", None)
+    assert kind_names() == ("cnn", "musicnn", "baseline", "echo")
+
+    folder = tmp_path / "echo-model"
+    shutil.copytree(trained["result"].model_dir, folder)
+    saved = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**saved, "kind": "echo"}))
+    song = next(Path(trained["tracks"]).rglob("*.mp3"))
+    [prediction] = classify([song], model=folder)
+    assert prediction.genre == saved["classes"][0] and prediction.probabilities[saved["classes"][0]] == 1.0
+    monkeypatch.setattr(kinds, "_kinds", None)  # the next test sees the built-in kinds again
