@@ -45,8 +45,9 @@ def build(name: str, work: Path, *, group_column: str | None = None, songs_per_g
 
     import numpy as np
 
-    from genre_cnn.data.dataset import build_dataset, scan_tracks
+    from genre_cnn.data.build import build_dataset
     from genre_cnn.data.metadata import scan_metadata
+    from genre_cnn.data.tracks import scan_tracks
 
     if name == "demo":
         songs = scan_tracks(ROOT / "tracks")

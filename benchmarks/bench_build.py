@@ -82,7 +82,8 @@ def main():
     args = parser.parse_args()
 
     from genre_cnn.config import FeatureConfig
-    from genre_cnn.data.dataset import build_dataset, scan_tracks
+    from genre_cnn.data.build import build_dataset
+    from genre_cnn.data.tracks import scan_tracks
     from genre_cnn.runtime.native import reuse_freed_memory
     from genre_cnn.signal.logmel import log_mel
 

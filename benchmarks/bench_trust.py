@@ -100,7 +100,8 @@ def explanation_share(model: Path, songs: list[str]) -> tuple[float, float, floa
 def run_split(name: str, seed: int, work: Path, foreign: dict, *, leave_out: str | None = None,
               explain: int = 0) -> dict:
     from genre_cnn.config import TrainConfig
-    from genre_cnn.data.dataset import build_dataset, load_dataset, read_summary
+    from genre_cnn.data.build import build_dataset
+    from genre_cnn.data.dataset import load_dataset, read_summary
     from genre_cnn.data.metadata import scan_metadata
     from genre_cnn.inference.classifier import classify
     from genre_cnn.training.fit import fit

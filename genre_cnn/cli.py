@@ -225,7 +225,7 @@ def build_dataset_command(tracks_dir, metadata, audio_root, path_column, label_c
             --label-column genre --group-column artist --fold-column fold
         genre-cnn build-dataset --from-tags library/ --genre-map my-genres.csv --min-songs 3 --out data/tagged
     """
-    from genre_cnn.data.dataset import build_dataset
+    from genre_cnn.data.build import build_dataset
     from genre_cnn.data.metadata import scan_metadata
     from genre_cnn.data.shards import build_with_dask, parse_shard
     from genre_cnn.report import format_build_summary
@@ -1058,7 +1058,7 @@ def demo_command(tracks_dir, out, name, workers, quiet, **train):
         genre-cnn demo            # uses ./tracks, writes data/demo and models/demo
     """
     from genre_cnn.config import FeatureConfig
-    from genre_cnn.data.dataset import build_dataset
+    from genre_cnn.data.build import build_dataset
     from genre_cnn.inference.classifier import classify
     from genre_cnn.report import format_build_summary, format_metrics, format_prediction
     from genre_cnn.training.fit import fit

@@ -73,7 +73,7 @@ def tracks_dir(tmp_path) -> Path:
 def trained(tmp_path_factory):
     """A dataset and a model trained for 2 epochs on it, shared by the slower tests."""
     from genre_cnn.config import TrainConfig
-    from genre_cnn.data.dataset import build_dataset
+    from genre_cnn.data.build import build_dataset
     from genre_cnn.training.fit import fit
 
     root = tmp_path_factory.mktemp("trained")
@@ -97,7 +97,7 @@ def familiar_model(tmp_path_factory):
     """A tiny model with a novelty reference: 8 songs a genre, so that its threshold is chosen on its
     training songs, each against the others (the shared ``trained`` model has too few songs for one)."""
     from genre_cnn.config import TrainConfig
-    from genre_cnn.data.dataset import build_dataset
+    from genre_cnn.data.build import build_dataset
     from genre_cnn.training.fit import fit
 
     root = tmp_path_factory.mktemp("familiar")

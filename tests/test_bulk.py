@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import write_tracks
+
 from genre_cnn.cli import main
 from genre_cnn.library.bulk import classify_library
 

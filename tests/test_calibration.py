@@ -16,8 +16,12 @@ from genre_cnn.inference.classifier import classify, load_classifier
 from genre_cnn.inference.prediction import song_probabilities
 from genre_cnn.models.calibration import UNCALIBRATED, Calibration
 from genre_cnn.models.store import ModelDir
-from genre_cnn.training.calibration import (MIN_CALIBRATION_SONGS, confidence_threshold, fit_song_temperature,
-                                             fit_temperature)
+from genre_cnn.training.calibration import (
+    MIN_CALIBRATION_SONGS,
+    confidence_threshold,
+    fit_song_temperature,
+    fit_temperature,
+)
 from genre_cnn.training.metrics import brier_score, calibration_error, reliability_bins
 
 

@@ -67,7 +67,7 @@ def test_classify_cleans_like_the_model_was_trained(tmp_path, tiny_config):
     import dataclasses
 
     from genre_cnn.config import TrainConfig
-    from genre_cnn.data.dataset import build_dataset
+    from genre_cnn.data.build import build_dataset
     from genre_cnn.inference.classifier import classify
     from genre_cnn.training.fit import fit
 

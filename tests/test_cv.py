@@ -9,7 +9,8 @@ from conftest import TINY_CLI_OPTIONS, write_tracks
 
 from genre_cnn.cli import main
 from genre_cnn.config import TrainConfig
-from genre_cnn.data.dataset import build_dataset, load_dataset
+from genre_cnn.data.build import build_dataset
+from genre_cnn.data.dataset import load_dataset
 from genre_cnn.data.metadata import scan_metadata
 from genre_cnn.errors import DatasetError
 from genre_cnn.training.cv import cross_validate, song_folds

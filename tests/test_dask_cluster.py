@@ -13,7 +13,7 @@ from conftest import TINY_CLI_OPTIONS, write_tracks
 from test_shards import assert_same_dataset
 
 from genre_cnn.cli import main
-from genre_cnn.data.dataset import build_dataset
+from genre_cnn.data.build import build_dataset
 
 distributed = pytest.importorskip("distributed", reason="pip install 'genre-cnn[dask]' for the Dask cluster tests")
 pytestmark = pytest.mark.slow

@@ -8,8 +8,11 @@ import pytest
 import soundfile
 from conftest import synth_song, write_tracks
 
-from genre_cnn.data.dataset import build_dataset, load_dataset, read_summary, scan_tracks, split_songs
+from genre_cnn.data.build import build_dataset
+from genre_cnn.data.dataset import load_dataset, read_summary
+from genre_cnn.data.split import split_songs
 from genre_cnn.data.summary import BuildSummary
+from genre_cnn.data.tracks import scan_tracks
 from genre_cnn.errors import ConfigError, DatasetError
 
 

@@ -11,19 +11,17 @@ import numpy as np
 import pytest
 import soundfile
 from click.testing import CliRunner
-
 from conftest import write_tracks
 
 from genre_cnn.analysis.explore import explore
 from genre_cnn.cli import main
 from genre_cnn.data.descriptor_table import descriptor_table_version, read_descriptor_table
 from genre_cnn.errors import AudioTooShortError, ConfigError, GenreCnnWarning, SilentAudioError
-from genre_cnn.kinds.baseline import BaselineClassifier
 from genre_cnn.inference.classifier import classify, open_classifier
 from genre_cnn.inference.prediction import Classifier
+from genre_cnn.kinds.baseline import BaselineClassifier, fit_baseline
 from genre_cnn.plots import plot_class_balance, plot_pca
 from genre_cnn.signal.descriptors import DESCRIPTOR_VERSION, descriptor_columns, song_descriptors
-from genre_cnn.kinds.baseline import fit_baseline
 
 SR = 22050
 

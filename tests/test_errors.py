@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from genre_cnn.cli import command_line_message, main
 from genre_cnn.config import TrainConfig
-from genre_cnn.data.dataset import split_songs
+from genre_cnn.data.split import split_songs
 from genre_cnn.errors import ConfigError
 
 

@@ -18,7 +18,8 @@ from conftest import SR, synth_song, write_tracks
 
 from genre_cnn.cli import main
 from genre_cnn.config import FeatureConfig
-from genre_cnn.data.dataset import build_dataset, load_dataset
+from genre_cnn.data.build import build_dataset
+from genre_cnn.data.dataset import load_dataset
 from genre_cnn.errors import AudioDecodeError, DatasetError, ModelError
 from genre_cnn.inference.classifier import load_classifier
 from genre_cnn.signal.logmel import SongFeatureStream

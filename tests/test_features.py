@@ -95,7 +95,7 @@ def test_building_a_dataset_imports_neither_librosa_nor_scipy_signal(tracks_dir,
     import subprocess
     import sys
 
-    code = ("import sys; from genre_cnn.data.dataset import build_dataset; "
+    code = ("import sys; from genre_cnn.data.build import build_dataset; "
             f"build_dataset({str(tracks_dir)!r}, out={str(tmp_path / 'd')!r}, workers=1, "
             "val_fraction=0, test_fraction=0); "
             "print(sorted(m for m in ('librosa', 'scipy.signal', 'numba') if m in sys.modules))")

@@ -6,12 +6,13 @@ import dataclasses
 
 import numpy as np
 from click.testing import CliRunner
-
 from conftest import TINY_CLI_OPTIONS
+
 from genre_cnn.cli import main
 from genre_cnn.config import FeatureConfig, TrainConfig
 from genre_cnn.data.arrays import RowReader
-from genre_cnn.data.dataset import build_dataset, load_dataset
+from genre_cnn.data.build import build_dataset
+from genre_cnn.data.dataset import load_dataset
 from genre_cnn.training.fit import fit
 
 

@@ -132,7 +132,7 @@ class FakeEntryPoint:
     name = "echo"
 
     def load(self):
-        return Kind(name="echo", classifier=EchoClassifier, recipes={}, title="the echo")
+        return Kind(name="echo", classifier=EchoClassifier, recipes={})
 
 
 def test_a_kind_from_another_package_is_opened_by_the_same_factory(trained, tmp_path, monkeypatch):
@@ -151,3 +151,33 @@ def test_a_kind_from_another_package_is_opened_by_the_same_factory(trained, tmp_
     [prediction] = classify([song], model=folder)
     assert prediction.genre == saved["classes"][0] and prediction.probabilities[saved["classes"][0]] == 1.0
     monkeypatch.setattr(kinds, "_kinds", None)  # the next test sees the built-in kinds again
+
+
+def test_the_baseline_describes_a_datasets_songs_once_until_one_of_their_files_changes(tracks_dir, tiny_config,
+                                                                                       tmp_path, monkeypatch):
+    """cv and fit --compare on the same songs: the descriptors (seconds of CPU a song) are computed once."""
+    import os
+
+    from genre_cnn.data.build import build_dataset
+    from genre_cnn.data.dataset import load_dataset
+    from genre_cnn.kinds import baseline
+    from genre_cnn.training.cv import song_folds
+
+    build_dataset(tracks_dir, out=tmp_path / "dataset", config=tiny_config, workers=1, val_fraction=0,
+                  test_fraction=0.2)
+    described, describe = [], baseline.describe_songs
+    monkeypatch.setattr(baseline, "describe_songs", lambda paths, **options: described.append(len(paths)) or
+                        describe(paths, **options))
+    dataset = load_dataset(tmp_path / "dataset")
+    songs, folds = song_folds(dataset, folds=2)
+    recipe, fold_of_song = recipe_named("baseline"), dict(zip(songs, folds.tolist()))
+
+    def accuracies():
+        results = recipe.run_folds(dataset, fold_of_song, config=TrainConfig(), val_fraction=0, log=lambda m: None)
+        return [fold["song_accuracy"] for fold in results]
+
+    assert accuracies() == accuracies() and described == [15]
+    changed = tracks_dir / songs[0]
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 1_000_000_000))
+    accuracies()
+    assert described == [15, 15]

@@ -7,8 +7,10 @@ from click.testing import CliRunner
 from conftest import TINY_CLI_OPTIONS, write_tracks
 
 from genre_cnn.cli import main
-from genre_cnn.data.dataset import build_dataset, load_dataset, split_songs
+from genre_cnn.data.build import build_dataset
+from genre_cnn.data.dataset import load_dataset
 from genre_cnn.data.metadata import scan_labelled, scan_metadata
+from genre_cnn.data.split import split_songs
 from genre_cnn.errors import DatasetError
 
 

@@ -16,7 +16,7 @@ from scipy import signal
 
 from genre_cnn.cli import main
 from genre_cnn.config import FeatureConfig, TrainConfig
-from genre_cnn.data.dataset import build_dataset
+from genre_cnn.data.build import build_dataset
 from genre_cnn.errors import ModelError
 from genre_cnn.inference.classifier import open_classifier
 from genre_cnn.monitoring import (

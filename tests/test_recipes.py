@@ -12,7 +12,8 @@ from conftest import TINY_CLI_OPTIONS, write_tracks
 
 from genre_cnn.cli import main
 from genre_cnn.config import TrainConfig
-from genre_cnn.data.dataset import build_dataset, load_dataset
+from genre_cnn.data.build import build_dataset
+from genre_cnn.data.dataset import load_dataset
 from genre_cnn.errors import ConfigError
 from genre_cnn.training.distill import chunk_teacher_probabilities, cross_fitted_probabilities, tempered
 from genre_cnn.training.fit import fit

@@ -13,7 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genre_cnn.config import FeatureConfig
-from genre_cnn.data.dataset import build_dataset, load_dataset, split_songs
+from genre_cnn.data.build import build_dataset
+from genre_cnn.data.dataset import load_dataset
+from genre_cnn.data.split import split_songs
 from genre_cnn.errors import LockedError
 from genre_cnn.inference.classifier import load_classifier
 from genre_cnn.runtime.files import exclusive_lock

@@ -51,7 +51,7 @@ print(json.dumps({"log": lines, "loss": history["loss"], "metrics": result.metri
 def test_fit_trains_one_model_on_two_replicas(tmp_path, tiny_config):
     from conftest import write_tracks
 
-    from genre_cnn.data.dataset import build_dataset
+    from genre_cnn.data.build import build_dataset
 
     write_tracks(tmp_path / "tracks")
     build_dataset(tmp_path / "tracks", out=tmp_path / "dataset", config=tiny_config, workers=1,

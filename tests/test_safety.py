@@ -25,7 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from genre_cnn.cli import main
-from genre_cnn.data.dataset import build_dataset, load_dataset
+from genre_cnn.data.build import build_dataset
+from genre_cnn.data.dataset import load_dataset
 from genre_cnn.data.store import DATASET_FOLDER
 from genre_cnn.errors import AudioDecodeError, DatasetError, ModelError
 from genre_cnn.inference.classifier import classify, load_classifier

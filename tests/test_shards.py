@@ -8,8 +8,10 @@ from click.testing import CliRunner
 from conftest import TINY_CLI_OPTIONS
 
 from genre_cnn.cli import main
-from genre_cnn.data.dataset import build_dataset, load_dataset, read_summary, shard_of
+from genre_cnn.data.build import build_dataset
+from genre_cnn.data.dataset import load_dataset, read_summary
 from genre_cnn.data.shards import build_with_dask, merge_datasets, parse_shard
+from genre_cnn.data.split import shard_of
 from genre_cnn.errors import ConfigError, DatasetError
 
 

@@ -8,14 +8,21 @@ from pathlib import Path
 
 import mutagen
 import pytest
+from conftest import synth_song, write_audio
 from mutagen.id3 import ID3, TCON, TPE1
 from mutagen.mp4 import MP4
 from mutagen.wave import WAVE
 
-from conftest import synth_song, write_audio
 from genre_cnn.errors import TagError
-from genre_cnn.library.tags import (SOURCE_FIELD, TagJournal, audio_digest, read_tags, supports_tags, undo_journal,
-                                    write_genre)
+from genre_cnn.library.tags import (
+    SOURCE_FIELD,
+    TagJournal,
+    audio_digest,
+    read_tags,
+    supports_tags,
+    undo_journal,
+    write_genre,
+)
 
 SR = 16000  # a rate every format here encodes (Opus needs 8, 12, 16, 24 or 48 kHz)
 

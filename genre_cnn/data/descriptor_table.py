@@ -8,7 +8,7 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
-from genre_cnn.data.dataset import scan_tracks
+from genre_cnn.data.tracks import scan_tracks
 from genre_cnn.errors import AudioDecodeError, ConfigError
 from genre_cnn.runtime.csvfiles import read_csv, write_csv
 from genre_cnn.runtime.files import atomic_file

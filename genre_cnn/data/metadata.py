@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from genre_cnn.data.dataset import Song, TrackList, scan_tracks
+from genre_cnn.data.tracks import Song, TrackList, scan_tracks
 from genre_cnn.errors import DatasetError
 
 __all__ = ["scan_metadata", "scan_labelled"]

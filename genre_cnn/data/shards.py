@@ -9,8 +9,10 @@ from typing import Optional, Sequence
 import numpy as np
 
 from genre_cnn.data.arrays import NpyAppender
+from genre_cnn.data.build import BuildReport, build_dataset
 from genre_cnn.data.cache import merge_song_indexes
-from genre_cnn.data.dataset import BuildReport, build_dataset, check_shard, load_dataset, read_summary
+from genre_cnn.data.dataset import load_dataset, read_summary
+from genre_cnn.data.split import check_shard
 from genre_cnn.data.store import DATASET_FOLDER, DatasetDir
 from genre_cnn.data.summary import BuildSummary
 from genre_cnn.errors import ConfigError, DatasetError

@@ -23,7 +23,7 @@ def count_songs_and_chunks(classes: Sequence[str], songs: Iterable[tuple[str, st
 
 @dataclasses.dataclass(frozen=True)
 class BuildSummary:
-    """What :func:`~genre_cnn.data.dataset.build_dataset` (or a merge of shards) wrote.
+    """What :func:`~genre_cnn.data.build.build_dataset` (or a merge of shards) wrote.
 
     Read by attribute (``summary.songs``); saved as ``summary.json``.
 

@@ -65,8 +65,6 @@ class Kind:
     pickled : bool
         Opening a folder unpickles a file: only ever from a folder the user names directly, never
         through ``models/latest`` or a link.
-    title : str
-        How messages name it ("the scikit-learn baseline").
     """
 
     name: str
@@ -75,7 +73,6 @@ class Kind:
     trainer: Any = None
     trains: Optional[Callable[[Mapping], bool]] = None
     pickled: bool = False
-    title: str = ""
 
 
 _kinds: Optional[dict[str, Kind]] = None

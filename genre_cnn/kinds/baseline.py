@@ -23,8 +23,10 @@ from typing import Callable, Optional
 import numpy as np
 
 from genre_cnn.config import TrainConfig
-from genre_cnn.data.dataset import Dataset, split_songs
+from genre_cnn.data.cache import file_key
+from genre_cnn.data.dataset import Dataset
 from genre_cnn.data.descriptor_table import descriptor_table_version, read_descriptor_table
+from genre_cnn.data.split import split_songs
 from genre_cnn.errors import AudioDecodeError, ConfigError, DatasetError, GenreCnnError, GenreCnnWarning, ModelError
 from genre_cnn.inference.occlusion import explain_descriptors
 from genre_cnn.inference.prediction import SongPrediction
@@ -319,11 +321,27 @@ class DescribedSongs:
 def _described_songs(dataset: Dataset) -> DescribedSongs:
     """Describe every song of a chunk dataset from its audio (:func:`genre_cnn.signal.descriptors.describe_songs`).
 
+    The last dataset's descriptors are kept (by its folder, fingerprint and its songs' files' sizes and
+    modification times): several comparisons on the same songs describe them once.
+
     Raises
     ------
     DatasetError
         None of the songs could be described.
     """
+    root = audio_root(dataset)
+    key = (str(dataset.path), dataset.fingerprint,
+           tuple(file_key(root / song) for song in dataset.song_rows()[0]))
+    if key not in _last_described:
+        _last_described.clear()
+        _last_described[key] = _describe_dataset(dataset)
+    return _last_described[key]
+
+
+_last_described: dict[tuple, DescribedSongs] = {}
+
+
+def _describe_dataset(dataset: Dataset) -> DescribedSongs:
     root = audio_root(dataset)
     songs, first = dataset.song_rows()
     described = describe_songs([root / song for song in songs])
@@ -336,5 +354,4 @@ def _described_songs(dataset: Dataset) -> DescribedSongs:
                           splits=dataset.splits[first[usable]])
 
 
-KIND = Kind(name=KIND_NAME, classifier=BaselineClassifier, recipes={"baseline": BaselineRecipe()}, pickled=True,
-            title=BaselineRecipe.title)
+KIND = Kind(name=KIND_NAME, classifier=BaselineClassifier, recipes={"baseline": BaselineRecipe()}, pickled=True)

@@ -116,5 +116,4 @@ KIND = Kind(
         "teacher": TrainedRecipe("teacher", options={"teacher": "musicnn", "backbone": None},
                                  title="the CNN distilled from musicnn", command="--teacher musicnn"),
     },
-    title="the CNN",
 )

@@ -92,5 +92,4 @@ KIND = Kind(
                                  challenge_options={"fine_tune": False, "mixed_precision": False},
                                  title="the pretrained musicnn backbone", command="--backbone musicnn"),
     },
-    title="the pretrained musicnn backbone",
 )

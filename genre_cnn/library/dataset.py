@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from genre_cnn.config import FeatureConfig
-from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, BuildReport, Song, TrackList, build_dataset
+from genre_cnn.data.build import BuildReport, build_dataset
+from genre_cnn.data.dataset import DEFAULT_DATASET_DIR
+from genre_cnn.data.tracks import Song, TrackList
 from genre_cnn.errors import DatasetError, TagError
 from genre_cnn.inference.prediction import expand_paths
 from genre_cnn.library.genres import GenreMap, GenreTally, tally_genres
@@ -143,9 +145,9 @@ def dataset_from_tags(
     """Build a dataset from a library labelled by its own genre tags (:func:`scan_tagged`).
 
     The songs are then decoded, chunked, featurised and split exactly as
-    :func:`genre_cnn.data.dataset.build_dataset` does, with one artist's songs (by default) never
+    :func:`genre_cnn.data.build.build_dataset` does, with one artist's songs (by default) never
     in two splits. Parameters not listed here are those of :func:`scan_tagged` and
-    :func:`genre_cnn.data.dataset.build_dataset`.
+    :func:`genre_cnn.data.build.build_dataset`.
 
     Returns
     -------

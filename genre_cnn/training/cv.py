@@ -12,7 +12,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from genre_cnn.config import TrainConfig, write_json
-from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset, read_summary, split_songs
+from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset, read_summary
+from genre_cnn.data.split import split_songs
 from genre_cnn.errors import ConfigError, DatasetError
 from genre_cnn.kinds import recipe_for, recipe_named, recipe_names
 from genre_cnn.plots import plot_confusion, plot_recipe_comparison

@@ -125,4 +125,5 @@ class TrainedRecipe:
         options = f" --epochs {config.epochs}" + (f" --seed {config.seed}" if config.seed else "") \
             + ("" if config.refit else " --no-refit")
         return {self.name: {"song_accuracy": measured["song_accuracy"], "test_songs": measured["test_songs"],
-                            "command": f"genre-cnn fit {self.command} --data {dataset.path}{options}"}}
+                            "command": " ".join(filter(None, ("genre-cnn fit", self.command,
+                                                              f"--data {dataset.path}{options}")))}}
