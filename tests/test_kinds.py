@@ -181,3 +181,20 @@ def test_the_baseline_describes_a_datasets_songs_once_until_one_of_their_files_c
     os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 1_000_000_000))
     accuracies()
     assert described == [15, 15]
+
+
+def test_a_broken_plug_in_is_skipped_with_a_warning_and_the_other_kinds_still_open(monkeypatch):
+    from genre_cnn.errors import GenreCnnWarning
+
+    class Broken:
+        name, value = "broken", "nowhere.genre_kind:KIND"
+
+        def load(self):
+            raise ImportError("No module named 'nowhere'")
+
+    monkeypatch.setattr(kinds, "entry_points", lambda group: [Broken()])
+    monkeypatch.setattr(kinds, "_kinds", None)
+    with pytest.warns(GenreCnnWarning, match=r"the model kind 'broken' \(nowhere.genre_kind:KIND\) could not be "
+                                             r"loaded \(No module named 'nowhere'\)"):
+        assert kind_names() == ("cnn", "musicnn", "baseline")
+    monkeypatch.setattr(kinds, "_kinds", None)

@@ -115,6 +115,7 @@ def test_fit_profiles_the_dataset_without_decoding_any_song_and_as_if_it_had(tmp
 
 
 def test_a_dataset_built_before_levels_were_recorded_is_profiled_from_its_files(fitted, tmp_path):
+    from genre_cnn.data.cache import song_levels
     from genre_cnn.data.dataset import load_dataset
 
     older = tmp_path / "dataset"
@@ -130,6 +131,26 @@ def test_a_dataset_built_before_levels_were_recorded_is_profiled_from_its_files(
     assert not skipped and again.n_songs == stored.n_songs == 22
     np.testing.assert_allclose(again.loudness_db, stored.loudness_db, atol=1e-6)
     np.testing.assert_allclose(again.top_probability, stored.top_probability, atol=1e-5)
+
+    # rebuilding it decodes its songs once more (the old rows have no levels to reuse), and then they are recorded
+    report = build_dataset(fitted["root"] / "tracks", out=older, config=CONFIG, workers=1, val_fraction=0.25,
+                           test_fraction=0.35)
+    assert report.summary.decoded_songs == 22 and song_levels(older) is not None
+
+
+def test_a_dataset_of_other_features_is_profiled_from_its_files(fitted, tmp_path):
+    """The stored chunks are the network's inputs only when they were made with the model's own features."""
+    import dataclasses
+
+    from genre_cnn.data.dataset import load_dataset
+
+    build_dataset(fitted["root"] / "tracks", out=tmp_path / "other", config=dataclasses.replace(CONFIG, n_mels=32),
+                  workers=1, val_fraction=0.25, test_fraction=0.35)
+    classifier = open_classifier(fitted["model"])
+    other, skipped = Profile.from_dataset(load_dataset(tmp_path / "other"), classifier)
+    stored, _ = Profile.from_dataset(load_dataset(fitted["dataset"]), classifier)
+    assert not skipped and other.band_means.shape == stored.band_means.shape == (22, CONFIG.n_mels)
+    np.testing.assert_allclose(other.top_probability, stored.top_probability, atol=1e-5)
 
 
 def test_a_profiled_song_has_the_genre_and_probability_classify_gives_it(fitted):

@@ -8,7 +8,6 @@ from typing import Optional
 
 from genre_cnn.errors import AudioDecodeError, ConfigError
 from genre_cnn.inference.classifier import open_classifier
-from genre_cnn.inference.prediction import Classifier
 from genre_cnn.runtime.files import atomic_file
 
 __all__ = ["explain"]
@@ -47,7 +46,8 @@ def explain(song: str | os.PathLike, *, model=None, out: str | os.PathLike = "wh
         raise AudioDecodeError(f"{song}: is a folder; name one song (classify FOLDER --explain DIR does a folder)")
     if not song.is_file():
         raise AudioDecodeError(f"{song}: no such file; check the path")
-    classifier = model if isinstance(model, Classifier) else open_classifier(model, backend=backend)
+    opened = model is not None and not isinstance(model, (str, os.PathLike))
+    classifier = model if opened else open_classifier(model, backend=backend)
     explanation, draw = classifier.explain_file(song, genre=genre)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -69,9 +69,10 @@ class SongCache:
         return len(self._entries)
 
     def get(self, key) -> Optional[tuple[np.ndarray, np.ndarray, dict]]:
-        """``(features, offsets, stats)`` of an unchanged song, or None."""
+        """``(features, offsets, stats)`` of an unchanged song, or None (also for a song of a dataset built
+        before levels were recorded: decoded once more, so that the new dataset has them)."""
         hit = self._entries.get(key) if key is not None else None
-        if hit is None:
+        if hit is None or not all(name in hit[2] for name in AUDIO_FIELDS):
             return None
         first, count, stats = hit
         return self._features[first : first + count], self._offsets[first : first + count], dict(stats)

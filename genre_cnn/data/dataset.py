@@ -20,7 +20,7 @@ DEFAULT_DATASET_DIR = Path("data/dataset")
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """A dataset written by :func:`build_dataset`, with features memory-mapped, not loaded.
+    """A dataset written by :func:`~genre_cnn.data.build.build_dataset`, with features memory-mapped, not loaded.
 
     Attributes
     ----------
@@ -94,7 +94,7 @@ def read_summary(dataset_dir: str | os.PathLike) -> BuildSummary:
 
 
 def load_dataset(path: str | os.PathLike = DEFAULT_DATASET_DIR) -> Dataset:
-    """Open a dataset folder written by :func:`build_dataset`.
+    """Open a dataset folder written by :func:`~genre_cnn.data.build.build_dataset`.
 
     Raises
     ------

@@ -273,7 +273,7 @@ def classify(
     list of SongPrediction
         One per file, in order; unreadable files carry an ``error`` instead of probabilities.
     """
-    if isinstance(model, Classifier):  # already opened
+    if model is not None and not isinstance(model, (str, os.PathLike)):  # a classifier already opened
         classifier = model if min_confidence is None else with_min_confidence(copy.copy(model), min_confidence)
     else:
         classifier = open_classifier(model, models_root=models_root, backend=backend, min_confidence=min_confidence)

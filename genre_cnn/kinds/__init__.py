@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import warnings
 from importlib.metadata import entry_points
 from typing import Any, Callable, Mapping, Optional
 
-from genre_cnn.errors import ConfigError, ModelError
+from genre_cnn.errors import ConfigError, GenreCnnWarning, ModelError
 
 __all__ = ["Kind", "BUILT_IN", "ENTRY_POINTS", "kind_names", "kind_named", "kind_for_options", "recipe_names",
            "recipe_named", "recipe_for"]
@@ -83,8 +84,13 @@ def _registry() -> dict[str, Kind]:
     if _kinds is None:
         kinds = {name: importlib.import_module(module).KIND for name, module in BUILT_IN.items()}
         for point in entry_points(group=ENTRY_POINTS):
-            if point.name not in kinds:
+            if point.name in kinds:
+                continue
+            try:
                 kinds[point.name] = point.load()
+            except Exception as exc:  # a broken plug-in must not stop the kinds that work
+                warnings.warn(f"the model kind {point.name!r} ({point.value}) could not be loaded ({exc}); "
+                              "models of that kind will not open", GenreCnnWarning, stacklevel=2)
         for name, kind in kinds.items():
             if kind.name != name:
                 raise ModelError(f"the kind registered as {name!r} calls itself {kind.name!r}")

@@ -77,7 +77,7 @@ class MusicnnHead:
 
     def embedding_layer(self, model, config: TrainConfig) -> Optional[str]:
         """The frozen backbone's embedding (its penultimate layer, what the head learns from); None when it is
-        fine-tuned (training shapes it: see :meth:`ScratchCnn.embedding_layer`)."""
+        fine-tuned (training shapes it: see :meth:`genre_cnn.kinds.cnn.ScratchCnn.embedding_layer`)."""
         return None if config.fine_tune else "musicnn"
 
 

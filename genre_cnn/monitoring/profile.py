@@ -160,8 +160,9 @@ class Profile:
         means those of its stored log-mel chunks, and the model's view (kept for the validation and
         test songs only, those it never trained on, so it shows how the model meets new songs) comes
         from running the network on the song's stored inputs. A dataset built before levels were
-        recorded, or a model whose inputs are not stored (``inputs`` not given and not the chunks),
-        has its songs decoded again (:meth:`from_files`).
+        recorded, or a model whose inputs are not stored (``inputs`` not given, and not the chunks of its
+        own feature config), has its songs decoded again (:meth:`from_files`). A song without stored
+        inputs (one musicnn's front end could not read) is skipped.
 
         Parameters
         ----------
@@ -184,7 +185,8 @@ class Profile:
         judged = unseen if any(unseen) else [True] * len(names)  # no held-out songs: the training songs are all
         levels = song_levels(dataset.path)
         profiler = SongProfiler(classifier, keras_model=keras_model)
-        inputs = inputs if inputs is not None else dataset if classifier.inputs_are_log_mel else None
+        if inputs is None and classifier.inputs_are_log_mel and classifier.feature_config == dataset.feature_config:
+            inputs = dataset  # the network's inputs are the stored chunks
         if levels is None or profiler.embedder is None or inputs is None or any(name not in levels for name in names):
             files = song_files(dataset.path)
             present = [i for i, name in enumerate(names) if name in files]
@@ -192,12 +194,19 @@ class Profile:
                                               unseen=[unseen[i] for i in present], keras_model=keras_model,
                                               progress=progress)
             return profile, skipped + [(name, "not in the dataset's songs.csv") for name in names if name not in files]
+        stored = set(inputs.songs.tolist())  # a song the network's front end could not read has no inputs
+        skipped = [(name, "no network inputs stored for it") for name in names if name not in stored]
+        judged = [keep for name, keep in zip(names, judged) if name in stored]
+        names = [name for name in names if name in stored]
+        if not names:
+            return None, skipped
         band_means = _mean_per_song(dataset, names, lambda rows: rows.mean(axis=(0, 2), dtype=np.float64))
         viewed = [name for name, keep in zip(names, judged) if keep]
         views = dict(zip(viewed, progress(profiler.views_of_rows(inputs, viewed))))
         songs = [{"path": name, **levels[name], "band_means": band_means[name], **views.get(name, {})}
                  for name in names]
-        return cls.from_songs(classifier.classes, songs, judged=judged, embedding_dim=profiler.embedding_dim), []
+        return (cls.from_songs(classifier.classes, songs, judged=judged, embedding_dim=profiler.embedding_dim),
+                skipped)
 
     def subset(self, songs: np.ndarray, judged: np.ndarray) -> "Profile":
         """The profile of some songs (rows ``songs`` of the audio arrays, ``judged`` of the model's)."""
