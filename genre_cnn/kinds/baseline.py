@@ -255,10 +255,12 @@ class BaselineRecipe:
                   scheduler: Optional[str] = None) -> list[dict]:
         """Fit and test the baseline per fold, here whatever the engine (a fold takes a fraction of a second).
 
-        ``config`` gives the seed; the baseline has no epochs and no validation songs."""
+        ``config`` gives the seed; the baseline has no epochs and no validation songs. Songs without a
+        fold take no part, as in the networks' folds."""
         log(f"Describing {len(fold_of_song)} songs (once)")
         described = _described_songs(dataset)
-        names, values, labels = described.songs, described.values, described.labels
+        known = np.array([song in fold_of_song for song in described.songs], dtype=bool)
+        names, values, labels = described.songs[known], described.values[known], described.labels[known]
         fold = np.array([fold_of_song[song] for song in names])
         results = []
         for number in range(int(fold.max()) + 1):
