@@ -336,15 +336,14 @@ def _described_songs(dataset: Dataset) -> DescribedSongs:
            tuple(file_key(root / song) for song in dataset.song_rows()[0]))
     if key not in _last_described:
         _last_described.clear()
-        _last_described[key] = _describe_dataset(dataset)
+        _last_described[key] = _describe_dataset(dataset, root)
     return _last_described[key]
 
 
 _last_described: dict[tuple, DescribedSongs] = {}
 
 
-def _describe_dataset(dataset: Dataset) -> DescribedSongs:
-    root = audio_root(dataset)
+def _describe_dataset(dataset: Dataset, root: Path) -> DescribedSongs:
     songs, first = dataset.song_rows()
     described = describe_songs([root / song for song in songs])
     usable = np.array([not isinstance(row, str) for row in described])

@@ -184,10 +184,9 @@ class Profile:
         unseen = [dataset.splits[row] != "train" for row in first]
         judged = unseen if any(unseen) else [True] * len(names)  # no held-out songs: the training songs are all
         levels = song_levels(dataset.path)
-        profiler = SongProfiler(classifier, keras_model=keras_model)
         if inputs is None and classifier.inputs_are_log_mel and classifier.feature_config == dataset.feature_config:
             inputs = dataset  # the network's inputs are the stored chunks
-        if levels is None or profiler.embedder is None or inputs is None or any(name not in levels for name in names):
+        if levels is None or not classifier.embedding_layer or inputs is None or any(n not in levels for n in names):
             files = song_files(dataset.path)
             present = [i for i, name in enumerate(names) if name in files]
             profile, skipped = cls.from_files([files[names[i]] for i in present], classifier,
@@ -200,6 +199,7 @@ class Profile:
         names = [name for name in names if name in stored]
         if not names:
             return None, skipped
+        profiler = SongProfiler(classifier, keras_model=keras_model)  # after the fall-back: it loads the network
         band_means = _mean_per_song(dataset, names, lambda rows: rows.mean(axis=(0, 2), dtype=np.float64))
         viewed = [name for name, keep in zip(names, judged) if keep]
         views = dict(zip(viewed, progress(profiler.views_of_rows(inputs, viewed))))
