@@ -55,7 +55,7 @@ def main() -> None:
 
     from genre_cnn.config import TrainConfig
     from genre_cnn.data.dataset import load_dataset
-    from genre_cnn.kinds import recipe_for, recipe_named
+    from genre_cnn.kinds import recipe_named, trainer_for
     from genre_cnn.training.cv import fold_rows, train_fold
     from genre_cnn.training.recipes import TrainedRecipe
 
@@ -78,7 +78,7 @@ def main() -> None:
                     recipe = recipe_named(recipe_name)
                     if isinstance(recipe, TrainedRecipe):  # a network: only the fold that trains on the draw
                         trained = recipe.configure(config)
-                        data = recipe_for(trained).training_data(dataset, log=lambda message: None)  # or patches
+                        data = trainer_for(trained).training_data(dataset, log=lambda message: None)  # or patches
                         _, train_rows, val_rows, test_rows = next(fold_rows(
                             data, fold_of_song, val_fraction=args.val_fraction, seed=draw))
                         result = train_fold(data_dir=str(dataset.path), config=trained, fold=0, train_rows=train_rows,

@@ -16,7 +16,7 @@ import pytest
 import genre_cnn.kinds as kinds
 from genre_cnn.config import TrainConfig
 from genre_cnn.errors import ConfigError, ModelError
-from genre_cnn.kinds import Kind, kind_for_options, kind_named, kind_names, recipe_for, recipe_named, recipe_names
+from genre_cnn.kinds import Kind, kind_for_options, kind_named, kind_names, recipe_named, recipe_names, trainer_for
 
 PACKAGE = Path(kinds.__file__).resolve().parent.parent
 KINDS_FOLDER = PACKAGE / "kinds"
@@ -89,7 +89,7 @@ def test_fit_options_choose_the_kind_and_its_trainer():
     assert kind_for_options(TrainConfig().to_dict()).name == "cnn"
     assert kind_for_options(TrainConfig(backbone="musicnn").to_dict()).name == "musicnn"
     assert kind_for_options({}).name == "cnn"  # a model saved before train_config recorded a backbone
-    assert recipe_for(TrainConfig(teacher="musicnn")).kind == "cnn"
+    assert trainer_for(TrainConfig(teacher="musicnn")).kind == "cnn"
     assert recipe_named("teacher").configure(TrainConfig()).teacher == "musicnn"
     assert recipe_named("scratch").configure(TrainConfig(teacher="musicnn")).teacher is None
 

@@ -261,15 +261,15 @@ def test_cv_compares_recipes_on_the_same_folds(tmp_path):
 
 
 def test_one_training_recipe_per_network_kind_chosen_from_the_config():
-    from genre_cnn.kinds import kind_named, recipe_for
+    from genre_cnn.kinds import kind_named, trainer_for
     from genre_cnn.kinds.cnn import ScratchCnn
     from genre_cnn.kinds.musicnn import MusicnnHead
 
-    assert isinstance(recipe_for(TrainConfig()), ScratchCnn)
-    assert isinstance(recipe_for(TrainConfig(backbone="musicnn")), MusicnnHead)
+    assert isinstance(trainer_for(TrainConfig()), ScratchCnn)
+    assert isinstance(trainer_for(TrainConfig(backbone="musicnn")), MusicnnHead)
     for recipe in (ScratchCnn, MusicnnHead):  # classify opens what fit trains
         assert kind_named(recipe.kind).classifier.kind == recipe.kind
-    assert recipe_for(TrainConfig(augment=("mixup",))).describe(TrainConfig(augment=("mixup",))).startswith(
+    assert trainer_for(TrainConfig(augment=("mixup",))).describe(TrainConfig(augment=("mixup",))).startswith(
         ", augmented with mixup")
 
 

@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping, Optional
 from genre_cnn.errors import ConfigError, GenreCnnWarning, ModelError
 
 __all__ = ["Kind", "BUILT_IN", "ENTRY_POINTS", "kind_names", "kind_named", "kind_for_options", "recipe_names",
-           "recipe_named", "recipe_for"]
+           "recipe_named", "trainer_for"]
 
 #: The kinds this package ships: name -> the module whose ``KIND`` registers it.
 BUILT_IN = {
@@ -58,7 +58,7 @@ class Kind:
         What ``cv --recipes`` compares, by name: each recipe has ``run_folds`` (cross-validation on
         given folds) and ``challenge`` (trained on a dataset's training songs, scored on its test
         songs, for ``fit``'s comparison).
-    trainer : genre_cnn.training.recipes.Recipe, optional
+    trainer : genre_cnn.training.recipes.Trainer, optional
         How ``fit`` trains this kind; None when ``fit`` never does (the baseline has its own command).
     trains : callable, optional
         ``trains(options) -> bool`` for a fit's :meth:`TrainConfig.to_dict` (or an old model's saved
@@ -150,7 +150,7 @@ def recipe_named(name: str):
     raise ConfigError(f"recipes={name!r}: choose one or more of {','.join(recipe_names())}")
 
 
-def recipe_for(config) -> Any:
+def trainer_for(config) -> Any:
     """How ``fit`` trains ``config`` (a :class:`~genre_cnn.config.TrainConfig`): the trainer of
-    :func:`kind_for_options` (a :class:`genre_cnn.training.recipes.Recipe`)."""
+    :func:`kind_for_options` (a :class:`genre_cnn.training.recipes.Trainer`)."""
     return kind_for_options(config.to_dict()).trainer

@@ -15,7 +15,7 @@ from genre_cnn.config import TrainConfig, write_json
 from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset, read_summary
 from genre_cnn.data.split import split_songs
 from genre_cnn.errors import ConfigError, DatasetError
-from genre_cnn.kinds import recipe_for, recipe_named, recipe_names
+from genre_cnn.kinds import recipe_named, recipe_names, trainer_for
 from genre_cnn.plots import plot_confusion, plot_recipe_comparison
 from genre_cnn.runtime.files import FolderKind, atomic_directory, check_output_folder, exclusive_lock
 from genre_cnn.runtime.parallel import run_dask_tasks
@@ -219,7 +219,7 @@ def train_folds(dataset: Dataset, fold_of_song: dict, *, config: TrainConfig, va
     With ``engine="dask"`` the folds are Dask tasks (one model each) on ``scheduler``; a task
     trains exactly what the local loop would (same rows, same seed), so the results are equal.
     """
-    data = recipe_for(config).training_data(dataset, log=log)  # the recipe's: chunks or patches
+    data = trainer_for(config).training_data(dataset, log=log)  # the recipe's: chunks or patches
     n_folds = len(set(fold_of_song.values()))
     tasks = [dict(data_dir=str(dataset.path), config=config, fold=fold, train_rows=train_rows,
                   val_rows=val_rows, test_rows=test_rows, verbose=verbose)
@@ -242,7 +242,7 @@ def train_fold(*, data_dir: str, config: TrainConfig, fold: int, train_rows: np.
                test_rows: np.ndarray, verbose: int = 0, data: Optional[Dataset] = None) -> dict:
     """Train one fold's model and measure it on the fold's test rows (a Dask task, or a loop step)."""
     if data is None:
-        data = recipe_for(config).training_data(load_dataset(data_dir), log=lambda message: None)
+        data = trainer_for(config).training_data(load_dataset(data_dir), log=lambda message: None)
     started = time.perf_counter()
     trained = train_model(data, train_rows=train_rows, val_rows=val_rows, config=config, verbose=verbose,
                           log=lambda message: None)

@@ -14,7 +14,7 @@ from genre_cnn.config import TrainConfig, write_json
 from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset
 from genre_cnn.errors import ConfigError, DatasetError
 from genre_cnn.inference.runners import export_litert, with_embedding
-from genre_cnn.kinds import recipe_for, recipe_named
+from genre_cnn.kinds import recipe_named, trainer_for
 from genre_cnn.models.calibration import UNCALIBRATED, Calibration
 from genre_cnn.models.novelty import Novelty
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, set_latest
@@ -102,9 +102,9 @@ def fit(
         name = name or datetime.datetime.now().strftime("fit-%Y%m%d-%H%M%S")
         model_dir = Path(models_root) / name
     model_dir = check_output_folder(model_dir, kind=MODEL_FOLDER, inputs=[data_dir])
-    recipe = recipe_for(config)
+    trainer = trainer_for(config)
     chunks = load_dataset(data_dir)
-    dataset = recipe.training_data(chunks, log=log)
+    dataset = trainer.training_data(chunks, log=log)
     train_rows, val_rows, test_rows = (dataset.indices(s) for s in ("train", "val", "test"))
     trained = train_model(dataset, train_rows=train_rows, val_rows=val_rows, config=config,
                           tensorboard=tensorboard, checkpoint=checkpoint, verbose=verbose, log=log, novelty=True)
@@ -116,7 +116,7 @@ def fit(
         "selected_by": kept.selected_by,
         **test_metrics(model, dataset, test_rows, batch_size=config.batch_size, calibration=trained.calibration),
     })
-    challengers = recipe.challengers if compare else ()
+    challengers = trainer.challengers if compare else ()
     if challengers and len(test_rows):
         metrics = dataclasses.replace(metrics, compared=compare_with_challengers(chunks, challengers=challengers,
                                                                                  config=config, log=log))
@@ -127,11 +127,11 @@ def fit(
             atomic_directory(model_dir, kind=MODEL_FOLDER, inputs=[data_dir]) as tmp:
         saved = ModelDir(tmp)
         model.save(saved / saved.KERAS)
-        recipe.save_front_end(saved, dataset)
+        trainer.save_front_end(saved, dataset)
         export_litert(with_embedding(model, trained.novelty), saved / saved.LITERT)
         saved.write_novelty(trained.novelty)
         saved.write_config(
-            kind=recipe.kind,
+            kind=trainer.kind,
             classes=dataset.classes,
             package_version=__version__,
             feature_config=dataset.feature_config.to_dict(),
@@ -218,18 +218,18 @@ def train_model(
         The model carries no augmentation layer (it is the plain inference model).
     """
     _check_trainable(dataset, train_rows)
-    recipe = recipe_for(config)
+    trainer = trainer_for(config)
     keras = import_keras()
     keras.utils.set_random_seed(config.seed)
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
     device = describe_device()
-    copies = len(replica_devices()) if recipe.replicated else 0
+    copies = len(replica_devices()) if trainer.replicated else 0
     replicas = f", {copies} replicas" if copies > 1 else ""
     precision = ", mixed precision" if config.mixed_precision else ""
-    unit = recipe.unit
-    log(f"Training on {device}{replicas}{precision}{recipe.describe(config)}: {len(train_rows)} train {unit}, "
+    unit = trainer.unit
+    log(f"Training on {device}{replicas}{precision}{trainer.describe(config)}: {len(train_rows)} train {unit}, "
         f"{len(val_rows)} validation {unit}, {len(dataset.classes)} genres")
 
     # lazy: Keras callbacks: importing it imports TensorFlow
@@ -247,7 +247,7 @@ def train_model(
     if checkpoint is not None and Path(checkpoint).suffix != ".keras":
         raise ConfigError(f"checkpoint={checkpoint}: the file name must end in .keras", parameter="checkpoint")
     refitting = config.refit and len(val_rows) > 0
-    model, history = recipe.train(dataset, train_rows=train_rows, val_rows=val_rows, config=config, kept=kept,
+    model, history = trainer.train(dataset, train_rows=train_rows, val_rows=val_rows, config=config, kept=kept,
                                   callbacks=callbacks, checkpoint=checkpoint, verbose=verbose, log=log)
     calibration = fit_temperature(chunk_probabilities(model, dataset, val_rows, batch_size=config.batch_size),
                                   labels=dataset.labels[val_rows], songs=dataset.songs[val_rows])
@@ -260,9 +260,9 @@ def train_model(
     learned_rows = train_rows
     if refitting:
         learned_rows = np.sort(np.concatenate([train_rows, val_rows]))
-        model = _refit(recipe, dataset, learned_rows, config=config,
+        model = _refit(trainer, dataset, learned_rows, config=config,
                        epochs=kept.kept_epoch + 1, checkpoint=checkpoint, verbose=verbose, log=log)
-    layer = recipe.embedding_layer(model, config) if novelty else None
+    layer = trainer.embedding_layer(model, config) if novelty else None
     reference = None if layer is None else fit_novelty(
         song_embeddings(model, dataset, learned_rows, layer=layer, batch_size=config.batch_size), layer=layer)
     if reference is not None:
@@ -272,7 +272,7 @@ def train_model(
                         refit=refitting, novelty=reference)
 
 
-def _refit(recipe, dataset: Dataset, rows: np.ndarray, *, config: TrainConfig, epochs: int,
+def _refit(trainer, dataset: Dataset, rows: np.ndarray, *, config: TrainConfig, epochs: int,
            checkpoint: Optional[str | os.PathLike], verbose: int, log: Callable[[str], None]):
     """Train again, from the same start (seed), on ``rows`` (training + validation chunks) for ``epochs`` epochs.
 
@@ -287,9 +287,9 @@ def _refit(recipe, dataset: Dataset, rows: np.ndarray, *, config: TrainConfig, e
         f"for {epochs} epoch(s); this is the model saved")
     keras.utils.set_random_seed(config.seed)
     last, timer = KeptEpoch(monitor="loss", keep="last"), EpochTimes()
-    model, _ = recipe.train(dataset, train_rows=rows, val_rows=rows[:0],
-                            config=dataclasses.replace(config, epochs=epochs, patience=None, reduce_lr=False),
-                            kept=last, callbacks=[last, timer], checkpoint=checkpoint, verbose=verbose, log=log)
+    model, _ = trainer.train(dataset, train_rows=rows, val_rows=rows[:0],
+                             config=dataclasses.replace(config, epochs=epochs, patience=None, reduce_lr=False),
+                             kept=last, callbacks=[last, timer], checkpoint=checkpoint, verbose=verbose, log=log)
     log(f"Refit: {sum(timer.seconds):.0f} s")
     return model
 

@@ -1,8 +1,10 @@
-"""What a kind's training recipe offers ``fit`` and ``cv``; the cross-validation and challenge of any network.
+"""How a kind is trained (its :class:`Trainer`) and compared (its recipes); the cross-validation of any network.
 
-Each kind (:mod:`genre_cnn.kinds`) brings a :class:`Recipe` (how ``fit`` trains it) and, by name,
-the recipes ``cv --recipes`` compares: for a network, a :class:`TrainedRecipe` (its options on top
-of the shared ones).
+Two words, one meaning each. Each kind (:mod:`genre_cnn.kinds`) brings one :class:`Trainer`, how ``fit``
+trains a network of that kind (:func:`genre_cnn.kinds.trainer_for`), and, by name, its *recipes*: what
+``cv --recipes`` compares and ``fit --compare`` challenges with (:func:`genre_cnn.kinds.recipe_named`).
+A network's recipe is a :class:`TrainedRecipe`: its options on top of the shared ones, trained by its
+kind's trainer.
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ import numpy as np
 from genre_cnn.config import TrainConfig
 from genre_cnn.data.dataset import Dataset
 from genre_cnn.errors import GenreCnnError
-from genre_cnn.kinds import recipe_for
+from genre_cnn.kinds import trainer_for
 from genre_cnn.models.store import ModelDir
 from genre_cnn.training.cv import train_folds
 from genre_cnn.training.fit import test_metrics, train_model
 
-__all__ = ["Recipe", "TrainedRecipe"]
+__all__ = ["Trainer", "TrainedRecipe"]
 
 
-class Recipe(Protocol):
+class Trainer(Protocol):
     """How one kind of network is trained.
 
     Attributes
@@ -114,7 +116,7 @@ class TrainedRecipe:
         challenger = dataclasses.replace(self.configure(config), **self.challenge_options)
         log(f"Comparing with {self.title} on the same songs")
         try:
-            data = recipe_for(challenger).training_data(dataset, log=log)
+            data = trainer_for(challenger).training_data(dataset, log=log)
             train_rows, val_rows, test_rows = (data.indices(s) for s in ("train", "val", "test"))
             trained = train_model(data, train_rows=train_rows, val_rows=val_rows, config=challenger, verbose=0,
                                   log=lambda message: None)
