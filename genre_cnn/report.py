@@ -93,11 +93,20 @@ def format_calibration(metrics) -> str:
     """``  calibration (temperature T): ECE a -> b, Brier c -> d`` for a model's test songs (``none`` for a
     model with too few validation songs to calibrate)."""
     if metrics.temperature == 1.0:
-        return (f"  calibration: none (too few validation songs); expected calibration error "
+        line = (f"  calibration: none (too few validation songs); expected calibration error "
                 f"{metrics.ece:.3f}, Brier score {metrics.brier:.3f}")
-    return (f"  calibration (temperature {metrics.temperature:.2f}): expected calibration error "
-            f"{metrics.ece_uncalibrated:.3f} -> {metrics.ece:.3f}, Brier score "
-            f"{metrics.brier_uncalibrated:.3f} -> {metrics.brier:.3f}")
+    else:
+        line = (f"  calibration (temperature {metrics.temperature:.2f}): expected calibration error "
+                f"{metrics.ece_uncalibrated:.3f} -> {metrics.ece:.3f}, Brier score "
+                f"{metrics.brier_uncalibrated:.3f} -> {metrics.brier:.3f}")
+    return line + format_chance(metrics.ece_chance, metrics.test_songs)
+
+
+def format_chance(ece_chance, songs: int) -> str:
+    """`` (a perfectly calibrated model would show ~x on n songs)``, or nothing for older results without it."""
+    if ece_chance is None:
+        return ""
+    return f" (a perfectly calibrated model would show ~{ece_chance:.3f} on {songs} songs, by chance)"
 
 
 def format_prediction(prediction, *, top_k: int) -> str:
@@ -176,7 +185,7 @@ def format_cv(summary: dict) -> str:
     if summary.get("ece_pooled") is not None:
         text += (f"\nexpected calibration error of every fold's test songs together: "
                  f"{summary['ece_uncalibrated_pooled']:.3f} (the networks' own) -> {summary['ece_pooled']:.3f} "
-                 "(calibrated)")
+                 "(calibrated)" + format_chance(summary.get("ece_pooled_chance"), summary["songs"]))
     return text
 
 
@@ -204,7 +213,8 @@ def format_evaluation(evaluation: dict) -> str:
              f"accuracy {evaluation['accuracy']:.1%}, macro-F1 {evaluation['macro_f1']:.2f}"]
     if evaluation.get("ece") is not None:
         lines.append(f"probabilities: expected calibration error {evaluation['ece']:.3f}, Brier score "
-                     f"{evaluation['brier']:.3f} ({evaluation['calibration_songs']} songs of genres the model knows)")
+                     f"{evaluation['brier']:.3f} ({evaluation['calibration_songs']} songs of genres the model knows)"
+                     + format_chance(evaluation.get("ece_chance"), evaluation["calibration_songs"]))
     unsure = evaluation.get("unsure")
     if unsure is not None:
         sure = "-" if unsure["sure_accuracy"] is None else f"{unsure['sure_accuracy']:.1%}"

@@ -22,7 +22,14 @@ from genre_cnn.training.calibration import (
     fit_song_temperature,
     fit_temperature,
 )
-from genre_cnn.training.metrics import brier_score, calibration_error, reliability_bins
+from genre_cnn.training.metrics import (
+    brier_score,
+    calibration_error,
+    chance_calibration_error,
+    pooled_reliability,
+    reliability_bins,
+    reliability_dict,
+)
 
 
 def softmax(logits):
@@ -119,6 +126,37 @@ def test_calibrated_probabilities_have_a_small_error():
     assert calibration_error(truth, labels) < 0.03
 
 
+def test_the_error_chance_alone_gives_shrinks_with_more_songs_and_matches_what_perfect_probabilities_show():
+    """A perfectly calibrated model's 40 songs show an error of ~0.1: the chance level says so, and it
+    shrinks as the songs grow; an over-confident model's error stands clear of it."""
+    chances = {}
+    for n in (40, 400, 4000):
+        truth, over_confident, labels = songs_with_known_confidence(np.random.default_rng(n), n=n)
+        chances[n] = chance_calibration_error(reliability_dict(truth, labels))
+        if n == 400:
+            assert calibration_error(over_confident, labels) > 3 * chance_calibration_error(
+                reliability_dict(over_confident, labels))
+    assert chances[40] > chances[400] > chances[4000] > 0
+    assert chances[40] > 0.05  # the issue's 0.05 is out of reach of 40 songs, however good the probabilities
+    # perfect probabilities: what they show is what chance alone predicts, within the draws' own spread
+    repeats = [calibration_error(*songs_with_known_confidence(np.random.default_rng(100 + seed), n=40)[::2])
+               for seed in range(60)]
+    assert np.mean(repeats) == pytest.approx(chances[40], rel=0.35)
+    assert chance_calibration_error({"confidence": [None] * 10, "accuracy": [None] * 10, "songs": [0] * 10}) is None
+
+
+def test_pooled_bins_are_the_bins_of_one_set():
+    truth, over_confident, labels = songs_with_known_confidence(np.random.default_rng(6), n=90)
+    folds = [slice(0, 30), slice(30, 60), slice(60, 90)]
+    pooled = pooled_reliability([reliability_dict(over_confident[f], labels[f]) for f in folds])
+    whole = reliability_dict(over_confident, labels)
+    assert pooled["songs"] == whole["songs"]
+    for key in ("confidence", "accuracy"):
+        assert [v is None for v in pooled[key]] == [v is None for v in whole[key]]
+        assert [v for v in pooled[key] if v is not None] == pytest.approx([v for v in whole[key] if v is not None],
+                                                                          abs=1e-5)
+
+
 # --- a fitted model ----------------------------------------------------------------------------------
 
 def test_fit_saves_the_temperature_and_reports_the_error_before_and_after(trained):
@@ -127,9 +165,15 @@ def test_fit_saves_the_temperature_and_reports_the_error_before_and_after(traine
     assert calibration.calibrated and calibration.fitted_on == "validation songs" and calibration.songs == 3
     metrics = json.loads((folder / folder.METRICS).read_text())
     assert metrics["temperature"] == pytest.approx(calibration.temperature)
-    for key in ("ece", "brier", "ece_uncalibrated", "brier_uncalibrated"):
+    for key in ("ece", "brier", "ece_uncalibrated", "brier_uncalibrated", "ece_chance"):
         assert 0 <= metrics[key] <= 2
     assert sum(metrics["reliability"]["calibrated"]["songs"]) == metrics["test_songs"]
+    # 3 test songs: even perfect probabilities would show a large error, and the model says so
+    assert metrics["ece_chance"] == pytest.approx(chance_calibration_error(metrics["reliability"]["calibrated"]))
+    from genre_cnn.report import format_metrics
+
+    assert f"a perfectly calibrated model would show ~{metrics['ece_chance']:.3f} on 3 songs" in format_metrics(
+        folder.read_metrics())
     assert (folder / folder.RELIABILITY_PLOT).stat().st_size > 5000
 
 

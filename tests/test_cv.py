@@ -87,6 +87,7 @@ def test_every_song_is_tested_once_by_a_model_that_never_saw_it(grouped, tmp_pat
         assert fold["temperature"] > 0 and 0 <= fold["ece"] <= 1 and 0 <= fold["ece_uncalibrated"] <= 1
     assert summary["ece"]["mean"] == pytest.approx(np.mean([f["ece"] for f in result.folds]))
     assert 0 <= summary["ece_pooled"] <= 1 and 0 <= summary["ece_uncalibrated_pooled"] <= 1
+    assert 0 < summary["ece_pooled_chance"] < 1  # what 18 songs would show if their probabilities were perfect
 
 
 def test_cv_command_uses_the_fit_options(tmp_path, monkeypatch):

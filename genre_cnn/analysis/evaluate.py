@@ -87,6 +87,7 @@ def evaluate_model(
         "per_class": scores.per_class,
         "confusion": scores.confusion,
         "calibration_songs": scores.calibration_songs, "ece": scores.ece, "brier": scores.brier,
+        "ece_chance": scores.ece_chance,
         "unsure": _unsure_scores(scored, truth, classifier.min_confidence),
         "unfamiliar": _unfamiliar_scores(scored, truth, classifier.novelty),
     }

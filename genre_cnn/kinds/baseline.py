@@ -199,7 +199,7 @@ def fit_baseline(
         measured.update(song_accuracy=scores.accuracy, confusion_songs=scores.confusion,
                         temperature=calibration.temperature, ece=scores.ece, brier=scores.brier,
                         ece_uncalibrated=scores.ece_uncalibrated, brier_uncalibrated=scores.brier_uncalibrated,
-                        reliability=scores.reliability)
+                        ece_chance=scores.ece_chance, reliability=scores.reliability)
     novelty = fit_novelty(descriptor_space(best, values[train]), layer=DESCRIPTOR_SPACE)
     metrics = Metrics.from_dict(measured)
     import joblib
@@ -279,7 +279,8 @@ class BaselineRecipe:
                 "song_accuracy": accuracy, "song_macro_f1": f1, "chunk_accuracy": None, "chunk_macro_f1": None,
                 "temperature": calibration.temperature, "ece": scores.ece, "brier": scores.brier,
                 "ece_uncalibrated": scores.ece_uncalibrated, "brier_uncalibrated": scores.brier_uncalibrated,
-                "reliability": scores.reliability, "confusion_songs": scores.confusion,
+                "ece_chance": scores.ece_chance, "reliability": scores.reliability,
+                "confusion_songs": scores.confusion,
             })
             log(f"Fold {number + 1}: song accuracy {accuracy:.3f}, song macro f1 {f1:.3f}")
         return results

@@ -55,6 +55,9 @@ class Metrics:
         them (calibrated).
     ece_uncalibrated, brier_uncalibrated : float or None
         The same without the temperature.
+    ece_chance : float or None
+        The error chance alone would give a perfectly calibrated model on as many test songs
+        (:func:`genre_cnn.training.metrics.chance_calibration_error`); absent from older models.
     reliability : dict or None
         ``{"calibrated": bins, "uncalibrated": bins}``, each ten bins of the top probability with
         their mean ``confidence``, ``accuracy`` and number of ``songs``.
@@ -87,6 +90,7 @@ class Metrics:
     brier: Optional[float] = None
     ece_uncalibrated: Optional[float] = None
     brier_uncalibrated: Optional[float] = None
+    ece_chance: Optional[float] = None
     reliability: Optional[dict] = None
     compared: Optional[dict] = None
     note: Optional[str] = None

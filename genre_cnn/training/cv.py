@@ -20,7 +20,7 @@ from genre_cnn.plots import plot_confusion, plot_recipe_comparison
 from genre_cnn.runtime.files import FolderKind, atomic_directory, check_output_folder, exclusive_lock
 from genre_cnn.runtime.parallel import run_dask_tasks
 from genre_cnn.training.fit import test_metrics, train_model
-from genre_cnn.training.metrics import pooled_calibration_error
+from genre_cnn.training.metrics import chance_calibration_error, pooled_calibration_error, pooled_reliability
 
 __all__ = ["CvResult", "song_folds", "cross_validate", "compare_recipes", "train_folds", "train_fold", "fold_rows",
            "audio_root"]
@@ -30,7 +30,7 @@ CV_FOLDER = FolderKind("cross-validation result", ("cv.json",))
 
 SUMMARY_METRICS = ("chunk_accuracy", "song_accuracy", "chunk_macro_f1", "song_macro_f1")
 #: How well each fold's test-song probabilities are calibrated (:mod:`genre_cnn.training.calibration`).
-CALIBRATION_METRICS = ("temperature", "ece", "brier", "ece_uncalibrated", "brier_uncalibrated")
+CALIBRATION_METRICS = ("temperature", "ece", "brier", "ece_uncalibrated", "brier_uncalibrated", "ece_chance")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -341,6 +341,8 @@ def _summarise_folds(results: list[dict]) -> dict:
         bins = [r["reliability"][key] for r in results if r.get("reliability")]
         name = "ece_pooled" if key == "calibrated" else "ece_uncalibrated_pooled"
         summary[name] = pooled_calibration_error(bins) if bins else None
+        if key == "calibrated":  # what a perfectly calibrated model would show on as many songs
+            summary["ece_pooled_chance"] = chance_calibration_error(pooled_reliability(bins)) if bins else None
     return summary
 
 

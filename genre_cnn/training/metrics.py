@@ -11,10 +11,13 @@ from genre_cnn.inference.prediction import song_probabilities
 from genre_cnn.models.calibration import UNCALIBRATED, Calibration
 
 __all__ = ["SongScores", "score_songs", "probabilities_by_song", "evaluate_chunks", "calibration_error",
-           "brier_score", "reliability_bins", "reliability_dict", "pooled_calibration_error"]
+           "brier_score", "reliability_bins", "reliability_dict", "pooled_reliability", "pooled_calibration_error",
+           "chance_calibration_error"]
 
 #: Equal-width confidence bins of the expected calibration error.
 ECE_BINS = 10
+#: Simulated test sets behind :func:`chance_calibration_error`.
+CHANCE_DRAWS = 2000
 
 
 def probabilities_by_song(probabilities: np.ndarray, songs: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -103,6 +106,9 @@ class SongScores:
         Expected calibration error (10 bins) and Brier score of the songs of genres the model knows.
     ece_uncalibrated, brier_uncalibrated : float or None
         The same from the model's own probabilities, when they were given.
+    ece_chance : float or None
+        The expected calibration error a perfectly calibrated model would show on as many songs with the
+        same confidences (:func:`chance_calibration_error`): ``ece`` near it is all chance can tell.
     reliability : dict
         ``{"calibrated": bins}`` and, with the model's own probabilities, ``"uncalibrated"``
         (:func:`reliability_dict`); empty when no song is of a known genre.
@@ -122,6 +128,7 @@ class SongScores:
     brier_uncalibrated: Optional[float]
     reliability: dict
     calibration_songs: int
+    ece_chance: Optional[float] = None
 
 
 def score_songs(labels: Sequence[int], probabilities: np.ndarray, *, classes: Sequence[str],
@@ -174,6 +181,7 @@ def score_songs(labels: Sequence[int], probabilities: np.ndarray, *, classes: Se
                    for name, p, r, f, n in zip(classes, precision, recall, f1, support)},
         confusion=confusion_matrix(labels, predicted, labels=everything).tolist(),
         reliability=reliability, calibration_songs=int(familiar.sum()), **calibration,
+        ece_chance=chance_calibration_error(reliability["calibrated"]) if reliability else None,
     )
 
 
@@ -202,7 +210,8 @@ def evaluate_chunks(
         ``song_macro_f1``, ``per_class`` song-level precision/recall/F1, both confusion matrices
         (rows true, columns predicted, in ``classes`` order), the songs' expected calibration error
         and Brier score with and without the temperature (``ece``, ``brier``, ``ece_uncalibrated``,
-        ``brier_uncalibrated``), their ``reliability`` bins (:func:`reliability_bins`: ``confidence``,
+        ``brier_uncalibrated``), what chance alone would give a perfectly calibrated model (``ece_chance``:
+        :func:`chance_calibration_error`), their ``reliability`` bins (:func:`reliability_bins`: ``confidence``,
         ``accuracy``, ``songs``, None for an empty bin) and one entry per song.
     """
     from sklearn.metrics import confusion_matrix, f1_score
@@ -228,6 +237,7 @@ def evaluate_chunks(
         "brier": scores.brier,
         "ece_uncalibrated": scores.ece_uncalibrated,
         "brier_uncalibrated": scores.brier_uncalibrated,
+        "ece_chance": scores.ece_chance,
         "reliability": scores.reliability,
         "confusion_chunks": confusion_matrix(labels, chunk_pred, labels=everything).tolist(),
         "confusion_songs": scores.confusion,
@@ -251,11 +261,57 @@ def reliability_dict(probabilities: np.ndarray, labels: np.ndarray) -> dict:
             "songs": count.tolist()}
 
 
-def pooled_calibration_error(bins: Sequence[dict]) -> float:
-    """The expected calibration error of several sets of songs together (e.g. every fold's test songs), from
-    their :func:`reliability_dict` bins: per-fold errors of a few dozen songs are dominated by chance."""
+def pooled_reliability(bins: Sequence[dict]) -> dict:
+    """Several sets of songs' :func:`reliability_dict` bins (e.g. every fold's test songs) as one."""
     count = np.sum([b["songs"] for b in bins], axis=0).astype(float)
     confidence = np.sum([[0.0 if c is None else c * n for c, n in zip(b["confidence"], b["songs"])] for b in bins],
                         axis=0)
     right = np.sum([[0.0 if a is None else a * n for a, n in zip(b["accuracy"], b["songs"])] for b in bins], axis=0)
-    return float(np.sum(np.abs(confidence - right)) / max(count.sum(), 1.0))
+    with np.errstate(invalid="ignore"):
+        mean_confidence, accuracy = confidence / count, right / count
+    return {"confidence": [None if n == 0 else float(c) for c, n in zip(mean_confidence, count)],
+            "accuracy": [None if n == 0 else float(a) for a, n in zip(accuracy, count)],
+            "songs": count.astype(int).tolist()}
+
+
+def pooled_calibration_error(bins: Sequence[dict]) -> float:
+    """The expected calibration error of several sets of songs together (e.g. every fold's test songs), from
+    their :func:`reliability_dict` bins: per-fold errors of a few dozen songs are dominated by chance."""
+    return _binned_error(pooled_reliability(bins))
+
+
+def _binned_error(bins: dict) -> float:
+    count = np.asarray(bins["songs"], dtype=float)
+    used = count > 0
+    confidence = np.array([c for c, n in zip(bins["confidence"], count) if n > 0], dtype=float)
+    accuracy = np.array([a for a, n in zip(bins["accuracy"], count) if n > 0], dtype=float)
+    return float(np.sum(count[used] * np.abs(confidence - accuracy)) / max(count.sum(), 1.0))
+
+
+def chance_calibration_error(bins: dict, *, draws: int = CHANCE_DRAWS, seed: int = 0) -> Optional[float]:
+    """The expected calibration error that chance alone gives a *perfectly* calibrated model on as many songs.
+
+    Even when of the songs given a top probability p exactly a share p are right, a few dozen songs show
+    a gap: how many of a bin's songs are right is a binomial draw. This draws it ``draws`` times for each
+    bin (its number of songs, each right with the bin's mean confidence) and returns the mean error of the
+    draws ("consistency resampling", Bröcker and Smith 2007). A measured error near it cannot be told
+    from perfect calibration; the error of 30 songs is rarely below 0.1 however good the probabilities.
+
+    Parameters
+    ----------
+    bins : dict
+        :func:`reliability_dict` of the songs (or :func:`pooled_reliability` of several sets).
+
+    Returns
+    -------
+    float or None
+        None without songs.
+    """
+    count = np.asarray(bins["songs"], dtype=int)
+    if count.sum() == 0:
+        return None
+    used = count > 0
+    confidence = np.array([c for c, n in zip(bins["confidence"], count) if n > 0], dtype=float)
+    right = np.random.default_rng(seed).binomial(count[used], confidence, size=(draws, int(used.sum())))
+    gaps = np.abs(right - count[used] * confidence).sum(axis=1) / count.sum()
+    return float(gaps.mean())
