@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from conftest import SR, synth_song, write_audio
 
 from genre_cnn.cli import main
-from genre_cnn.errors import ModelError
-from genre_cnn.inference.classifier import classify, load_classifier
+from genre_cnn.errors import AudioDecodeError, ModelError
+from genre_cnn.inference.classifier import classify, load_classifier, open_classifier
 from genre_cnn.models.novelty import NOVELTY_QUANTILE, Novelty, nearest_distances
 from genre_cnn.models.store import ModelDir
 from genre_cnn.training.novelty import MIN_NOVELTY_SONGS, fit_novelty
@@ -191,3 +191,33 @@ def test_a_reference_without_spacing_is_refused_as_damaged():
     with pytest.raises(ModelError, match="refit the model"):
         Novelty(layer="x", center=np.zeros(2), scale=np.ones(2), reference=np.zeros((3, 2)), spacing=0.0,
                 threshold=1.0)
+
+
+# --- embed_file: a song's verdict and embedding, what monitor profiles songs by ------------------------
+
+def test_every_kind_embeds_a_song_with_the_verdict_classify_gives_it(familiar_model, trained, tmp_path):
+    """A network with a novelty reference (its own runner gives the embedding in the same pass), one without
+    (its Keras network, with the embedding layer as a second output) and a baseline (its standardised
+    descriptors) each give the song the probabilities classify gives it, and a finite embedding."""
+    from genre_cnn.data.descriptor_table import write_descriptor_table
+    from genre_cnn.kinds.baseline import fit_baseline
+
+    table, _, _ = write_descriptor_table(trained["tracks"], out=tmp_path / "features.csv", workers=1)
+    fit_baseline(table, out=tmp_path / "baseline", folds=2, log=lambda message: None)
+    song = trained["tracks"] / "chirps" / "chirps_0.mp3"
+    dims = {}
+    for name, model in (("novelty", familiar_model), ("keras", trained["result"].model_dir),
+                        ("baseline", tmp_path / "baseline")):
+        classifier = open_classifier(model)
+        seen, prediction = classifier.embed_file(song), classifier.classify_file(song)
+        np.testing.assert_allclose(seen.probabilities, [prediction.probabilities[c] for c in classifier.classes],
+                                   atol=1e-5)
+        assert seen.n_chunks == prediction.n_chunks and np.isfinite(seen.embedding).all()
+        dims[name] = seen.embedding.shape
+        if classifier.novelty is not None:  # the point the unfamiliar flag measures
+            assert classifier.novelty.score(seen.embedding)[0] == pytest.approx(prediction.novelty, rel=1e-4)
+    assert open_classifier(familiar_model).novelty is not None
+    assert open_classifier(trained["result"].model_dir).novelty is None
+    assert dims["novelty"] == dims["keras"]  # both the wide head's spectral summary
+    with pytest.raises(AudioDecodeError):
+        open_classifier(familiar_model).embed_file(tmp_path / "features.csv")

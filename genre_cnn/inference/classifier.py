@@ -13,8 +13,8 @@ import numpy as np
 from genre_cnn.config import FeatureConfig
 from genre_cnn.errors import AudioDecodeError, ConfigError, GenreCnnWarning, ModelError
 from genre_cnn.inference.occlusion import explain_song
-from genre_cnn.inference.prediction import Classifier, SongPrediction, SongVerdict, expand_paths
-from genre_cnn.inference.runners import open_runner
+from genre_cnn.inference.prediction import Classifier, SongEmbedding, SongPrediction, SongVerdict, expand_paths
+from genre_cnn.inference.runners import KerasRunner, open_runner, with_embedding
 from genre_cnn.kinds import kind_named
 from genre_cnn.models.calibration import UNCALIBRATED, Calibration
 from genre_cnn.models.novelty import Novelty
@@ -53,8 +53,8 @@ class GenreClassifier:
     """
 
     kind = ""
-    #: The layer whose output is the network's embedding of an input (for ``monitor``); a tuple names
-    #: candidates in order of preference, the first the network has is used.
+    #: The layer whose output is the network's embedding of an input (:meth:`embed_file`, for ``monitor``): the
+    #: novelty reference's layer when the model has one, else the first of these candidates the network has.
     embedding_layer = ""
     makes_timelines = False
     inputs_are_log_mel = False
@@ -73,6 +73,7 @@ class GenreClassifier:
         self.filterbank = filterbank
         self.calibration = calibration
         self.min_confidence = calibration.min_confidence
+        self._embedder = None  # a Keras network with an embedding output, when needed
 
     @property
     def backend(self) -> str:
@@ -146,6 +147,48 @@ class GenreClassifier:
         n_classes = len(self.classes)
         embeddings = raw[:, n_classes:] if self.novelty is not None else None
         return self.calibration.apply(raw[:, :n_classes]), embeddings
+
+    def embed_file(self, path: str | os.PathLike) -> SongEmbedding:
+        """The song's verdict and mean embedding in one pass over its inputs.
+
+        Raises
+        ------
+        AudioDecodeError
+        """
+        return self.embed_inputs(self.network_inputs(path))
+
+    def embed_inputs(self, batches: Iterable[np.ndarray]) -> SongEmbedding:
+        """:meth:`embed_file` of one song's network inputs, given in batches (e.g. its chunks stored in a dataset).
+
+        With a novelty reference the classifier's own runner gives the embedding beside the
+        probabilities (the folder's ``model.tflite`` was exported so); otherwise the Keras network is
+        opened once, with the first of :attr:`embedding_layer` it has as a second output.
+        """
+        verdict, total = SongVerdict(len(self.classes)), 0.0
+        for inputs in batches:
+            probabilities, embeddings = self._predict_with_embedding(inputs)
+            verdict.add(probabilities)
+            total = total + embeddings.sum(axis=0, dtype=np.float64)
+        if not verdict.n_chunks:
+            raise AudioDecodeError(f"{self.model_dir}: no input to embed (a song without chunks)")
+        embedding = (total / verdict.n_chunks).astype(np.float32)
+        return SongEmbedding(probabilities=verdict.probabilities, embedding=embedding, n_chunks=verdict.n_chunks)
+
+    def _predict_with_embedding(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.novelty is not None:
+            return self.predict_and_embed(inputs)
+        if self._embedder is None:
+            model = KerasRunner(Path(self.model_dir) / ModelDir.KERAS).model
+            candidates = (self.embedding_layer,) if isinstance(self.embedding_layer, str) else self.embedding_layer
+            present = {layer.name for layer in model.layers}
+            layer = next((name for name in candidates if name in present), None)
+            if layer is None:
+                raise ModelError(f"{self.model_dir}: the network has none of the layers {', '.join(candidates)} "
+                                 "to embed songs with; refit the model")
+            self._embedder = with_embedding(model, layer)
+        raw = np.concatenate([np.asarray(self._embedder.predict_on_batch(batch))
+                              for batch in np.array_split(inputs, max(1, -(-len(inputs) // 256)))])
+        return self.calibration.apply(raw[:, :len(self.classes)]), raw[:, len(self.classes):]
 
     def explain_file(self, path: str | os.PathLike, *, genre: Optional[str] = None):
         """The song's occlusion map and the function that draws it (:mod:`genre_cnn.inference.occlusion`)."""

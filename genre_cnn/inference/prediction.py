@@ -11,7 +11,7 @@ import numpy as np
 
 from genre_cnn.signal.audio import is_audio_file
 
-__all__ = ["SongPrediction", "Classifier", "SongVerdict", "song_probabilities", "expand_paths"]
+__all__ = ["SongPrediction", "SongEmbedding", "Classifier", "SongVerdict", "song_probabilities", "expand_paths"]
 
 #: Floor of a chunk's probabilities before their logarithm: one chunk's 0 cannot veto a genre.
 PROBABILITY_FLOOR = 1e-7
@@ -129,6 +129,29 @@ class SongPrediction:
         return dataclasses.asdict(self)
 
 
+@dataclasses.dataclass(frozen=True)
+class SongEmbedding:
+    """One song as a model sees it: its verdict, and where it lies in the model's embedding space.
+
+    What ``monitor`` profiles songs by (:class:`genre_cnn.monitoring.profile.Profile`), made in one pass over
+    the song's inputs by :meth:`Classifier.embed_file`.
+
+    Attributes
+    ----------
+    probabilities : np.ndarray [shape=(n_classes,)]
+        Calibrated, the song's chunks combined as ``classify`` combines them.
+    embedding : np.ndarray [shape=(dim,)]
+        The mean of the song's chunks' embeddings (a network: its embedding layer's output; a baseline:
+        its standardised descriptors).
+    n_chunks : int
+        How many inputs (chunks, patches, one row of descriptors) the song gave.
+    """
+
+    probabilities: np.ndarray
+    embedding: np.ndarray
+    n_chunks: int
+
+
 @runtime_checkable
 class Classifier(Protocol):
     """What every kind of model offers ``classify``, ``evaluate``, ``compare``, ``serve`` and ``monitor``.
@@ -152,9 +175,12 @@ class Classifier(Protocol):
     novelty: object  #: its :class:`~genre_cnn.models.novelty.Novelty` reference, or None (never unfamiliar)
     feature_config: object  #: the :class:`~genre_cnn.config.FeatureConfig` of its log-mel front end, or None
     filterbank: object  #: the mel filterbank its front end uses, or None (computed from ``feature_config``)
-    embedding_layer: object  #: the network layer(s) ``monitor`` takes embeddings from, or None
+    embedding_layer: object  #: the network layer(s) :meth:`embed_file` takes embeddings from; None: monitor keeps none
 
     def classify_file(self, path: str | os.PathLike) -> SongPrediction: ...
+
+    def embed_file(self, path: str | os.PathLike) -> SongEmbedding:
+        """The song's verdict and embedding in one pass (raises AudioDecodeError for a song it cannot read)."""
 
     def explain_file(self, path: str | os.PathLike, *, genre: Optional[str] = None):
         """What moved the song's verdict, and the function that draws it (:mod:`genre_cnn.analysis.explain`)."""

@@ -29,7 +29,7 @@ from genre_cnn.data.descriptor_table import descriptor_table_version, read_descr
 from genre_cnn.data.split import split_songs
 from genre_cnn.errors import AudioDecodeError, ConfigError, DatasetError, GenreCnnError, GenreCnnWarning, ModelError
 from genre_cnn.inference.occlusion import explain_descriptors
-from genre_cnn.inference.prediction import SongPrediction
+from genre_cnn.inference.prediction import SongEmbedding, SongPrediction
 from genre_cnn.kinds import Kind
 from genre_cnn.models.store import MODEL_FOLDER, Metrics, ModelDir
 from genre_cnn.monitoring.profile import Profile, save_profile
@@ -132,6 +132,17 @@ class BaselineClassifier:
         novelty = None if self.novelty is None else float(self.novelty.score(descriptor_space(self.pipeline, row))[0])
         return SongPrediction.of(path, self.classes, probabilities, n_chunks=1, min_confidence=self.min_confidence,
                                  novelty=novelty, max_novelty=None if self.novelty is None else self.novelty.threshold)
+
+    def embed_file(self, path: str | os.PathLike) -> SongEmbedding:
+        """The song's verdict and its standardised descriptors (the space its novelty is measured in).
+
+        Raises
+        ------
+        AudioDecodeError
+        """
+        standardised = self.standardised_descriptors(path)
+        return SongEmbedding(probabilities=self.decide(standardised)[0], embedding=standardised[0].astype(np.float32),
+                             n_chunks=1)
 
     def explain_file(self, path: str | os.PathLike, *, genre: Optional[str] = None):
         """The descriptors that moved the song's verdict most, and the function that draws them."""

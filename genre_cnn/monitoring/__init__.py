@@ -34,15 +34,15 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'genre_cnn.monitoring' has no attribute {name!r}")
 
 
-def write_reference_profile(model_dir: str | os.PathLike, dataset, *, inputs=None, keras_model=None,
+def write_reference_profile(model_dir: str | os.PathLike, dataset, *, inputs=None,
                             log: Callable[[str], None] = print) -> Optional[Path]:
     """Profile a model's dataset songs and save ``profile.npz`` in ``model_dir`` (what ``fit`` does).
 
     From what the dataset holds (:meth:`Profile.from_dataset`: no song is decoded again, unless the
     dataset was built before songs' levels were recorded). ``inputs``: the network's inputs when
-    they are not the dataset's chunks (musicnn's patches); ``keras_model``: the network, when the
-    caller has it. Songs whose audio can no longer be read are left out (and counted in the log
-    line); when none can be read, no profile is written and the log says how to add one later.
+    they are not the dataset's chunks (musicnn's patches). Songs whose audio can no longer be read
+    are left out (and counted in the log line); when none can be read, no profile is written and the
+    log says how to add one later.
 
     Returns
     -------
@@ -50,7 +50,7 @@ def write_reference_profile(model_dir: str | os.PathLike, dataset, *, inputs=Non
         The profile written, or None.
     """
     model_dir = Path(model_dir)
-    profile, skipped = Profile.from_dataset(dataset, open_classifier(model_dir), inputs=inputs, keras_model=keras_model)
+    profile, skipped = Profile.from_dataset(dataset, open_classifier(model_dir), inputs=inputs)
     if profile is None:
         log(f"No reference profile for 'genre-cnn monitor': none of the {len(skipped)} song(s) of {dataset.path} "
             "could be read again")

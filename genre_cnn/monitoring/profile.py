@@ -22,11 +22,8 @@ from genre_cnn.config import FeatureConfig
 from genre_cnn.data.arrays import RowReader
 from genre_cnn.data.cache import song_files, song_levels
 from genre_cnn.errors import AudioDecodeError, ModelError
-from genre_cnn.inference.prediction import SongVerdict
-from genre_cnn.inference.runners import KerasRunner
 from genre_cnn.kinds import kind_named
 from genre_cnn.models.store import ModelDir
-from genre_cnn.runtime.backend import import_keras
 from genre_cnn.runtime.files import atomic_file
 from genre_cnn.signal.audio import AUDIO_FIELDS, audio_levels
 from genre_cnn.signal.logmel import song_band_means
@@ -119,7 +116,7 @@ class Profile:
 
     @classmethod
     def from_files(cls, files: Sequence[Path], classifier, *, unseen: Optional[Sequence[bool]] = None,
-                   keras_model=None, progress: Callable = lambda items: items
+                   progress: Callable = lambda items: items
                    ) -> tuple[Optional["Profile"], list[tuple[str, str]]]:
         """The profile of songs read from their files (:meth:`SongProfiler.profile` of each).
 
@@ -131,8 +128,6 @@ class Profile:
         unseen : sequence of bool, optional
             Marks the songs the model never trained on: only theirs is the model's view kept (default:
             all; also when none is marked).
-        keras_model : keras.Model, optional
-            The classifier's network, when the caller has it (``fit``).
 
         Returns
         -------
@@ -140,7 +135,7 @@ class Profile:
             None when no song could be read.
         skipped : list of (path, reason)
         """
-        profiler = SongProfiler(classifier, keras_model=keras_model)
+        profiler = SongProfiler(classifier)
         songs, skipped = profile_songs(files, profiler, progress=progress)
         if not songs:
             return None, skipped
@@ -149,10 +144,10 @@ class Profile:
         judged = [song["path"] in unseen_files for song in songs]
         if not any(judged):  # no held-out songs: the training songs are all there is
             judged = [True] * len(songs)
-        return cls.from_songs(classifier.classes, songs, judged=judged, embedding_dim=profiler.embedding_dim), skipped
+        return cls.from_songs(classifier.classes, songs, judged=judged), skipped
 
     @classmethod
-    def from_dataset(cls, dataset, classifier, *, inputs=None, keras_model=None,
+    def from_dataset(cls, dataset, classifier, *, inputs=None,
                      progress: Callable = lambda items: items) -> tuple[Optional["Profile"], list[tuple[str, str]]]:
         """The profile of a dataset's songs, from what the dataset holds: no song is decoded again.
 
@@ -172,7 +167,6 @@ class Profile:
             The model whose view of the songs is kept (a network kind).
         inputs : genre_cnn.data.dataset.Dataset, optional
             The network's inputs for the same songs when they are not the chunks (musicnn's patches).
-        keras_model : keras.Model, optional
 
         Returns
         -------
@@ -190,7 +184,7 @@ class Profile:
             files = song_files(dataset.path)
             present = [i for i, name in enumerate(names) if name in files]
             profile, skipped = cls.from_files([files[names[i]] for i in present], classifier,
-                                              unseen=[unseen[i] for i in present], keras_model=keras_model,
+                                              unseen=[unseen[i] for i in present],
                                               progress=progress)
             return profile, skipped + [(name, "not in the dataset's songs.csv") for name in names if name not in files]
         stored = set(inputs.songs.tolist())  # a song the network's front end could not read has no inputs
@@ -199,14 +193,13 @@ class Profile:
         names = [name for name in names if name in stored]
         if not names:
             return None, skipped
-        profiler = SongProfiler(classifier, keras_model=keras_model)  # after the fall-back: it loads the network
+        profiler = SongProfiler(classifier)
         band_means = _mean_per_song(dataset, names, lambda rows: rows.mean(axis=(0, 2), dtype=np.float64))
         viewed = [name for name, keep in zip(names, judged) if keep]
         views = dict(zip(viewed, progress(profiler.views_of_rows(inputs, viewed))))
         songs = [{"path": name, **levels[name], "band_means": band_means[name], **views.get(name, {})}
                  for name in names]
-        return (cls.from_songs(classifier.classes, songs, judged=judged, embedding_dim=profiler.embedding_dim),
-                skipped)
+        return cls.from_songs(classifier.classes, songs, judged=judged), skipped
 
     def subset(self, songs: np.ndarray, judged: np.ndarray) -> "Profile":
         """The profile of some songs (rows ``songs`` of the audio arrays, ``judged`` of the model's)."""
@@ -219,30 +212,20 @@ class Profile:
 class SongProfiler:
     """One song's profile as a model sees it: the same code for the reference (``fit``) and incoming songs.
 
+    The model's view of a song (top genre and probability, mean embedding) is the classifier's own
+    :meth:`~genre_cnn.inference.prediction.Classifier.embed_file`; a kind whose ``embedding_layer`` is None
+    (the baseline) keeps no embedding in a profile.
+
     Parameters
     ----------
     classifier : Classifier
         From :func:`genre_cnn.inference.classifier.open_classifier`.
-    keras_model : keras.Model, optional
-        The network (default: loaded from the model folder); its penultimate layer gives the
-        embeddings. Not used for a baseline.
     """
 
-    def __init__(self, classifier, *, keras_model=None) -> None:
+    def __init__(self, classifier) -> None:
         self.classifier = classifier
         self.feature_config = _feature_config(classifier)
-        self.embedder = None
-        layer = classifier.embedding_layer
-        if layer:
-            keras = import_keras()
-            model = keras_model or KerasRunner(Path(classifier.model_dir) / ModelDir.KERAS).model
-            candidates = (layer,) if isinstance(layer, str) else tuple(layer)
-            present = {each.name for each in model.layers}
-            chosen = next((name for name in candidates if name in present), candidates[-1])
-            self.embedder = _Embedder(keras, model, model.get_layer(chosen))
-            self.embedding_dim = self.embedder.dim
-        else:
-            self.embedding_dim = 0
+        self.keeps_embeddings = bool(classifier.embedding_layer)
 
     def profile(self, path: str | os.PathLike) -> dict:
         """The song's audio statistics, band means, top genre and probability, and mean embedding.
@@ -251,32 +234,23 @@ class SongProfiler:
         ------
         AudioDecodeError
         """
-        # a CNN's inputs are the log-mel chunks themselves: their band means come free with the network pass
-        bands_from_inputs = self.embedder is not None and self.classifier.inputs_are_log_mel
-        song = audio_levels(path, sr=self.feature_config.sr) if bands_from_inputs else sound_profile(
-            path, self.classifier)
-        if self.embedder is None:
-            prediction = self.classifier.classify_file(path)
-            if not prediction.ok:
-                raise AudioDecodeError(prediction.error)
-            probabilities = np.array([prediction.probabilities[c] for c in self.classifier.classes])
-            song["genre"] = self.classifier.classes[int(np.argmax(probabilities))]
-            song["probability"] = float(np.max(probabilities))
-            song["embedding"] = None
+        if not self.classifier.inputs_are_log_mel:
+            song = sound_profile(path, self.classifier)
+            song.update(self._view(self.classifier.embed_file(path)))
             return song
+        # a CNN's inputs are the log-mel chunks themselves: their band means come free with the network pass
+        song = audio_levels(path, sr=self.feature_config.sr)
         band_sum, frames = 0.0, 0
 
         def batches():
             nonlocal band_sum, frames
             for inputs in self.classifier.network_inputs(path):
-                if bands_from_inputs:
-                    band_sum = band_sum + inputs.sum(axis=(0, 2), dtype=np.float64)
-                    frames += inputs.shape[0] * inputs.shape[2]
+                band_sum = band_sum + inputs.sum(axis=(0, 2), dtype=np.float64)
+                frames += inputs.shape[0] * inputs.shape[2]
                 yield inputs
 
-        song.update(self._view(batches()))
-        if bands_from_inputs:
-            song["band_means"] = band_sum / frames
+        song.update(self._view(self.classifier.embed_inputs(batches())))
+        song["band_means"] = band_sum / frames
         return song
 
     def views_of_rows(self, inputs, songs: Sequence[str], *, batch_size: int = 256) -> Iterator[dict]:
@@ -285,21 +259,14 @@ class SongProfiler:
         the song's file (a network kind only)."""
         read = RowReader(inputs.features)
         for rows in _rows_of_songs(inputs, songs):
-            yield self._view(read(rows[start : start + batch_size]) for start in range(0, len(rows), batch_size))
+            yield self._view(self.classifier.embed_inputs(
+                read(rows[start : start + batch_size]) for start in range(0, len(rows), batch_size)))
 
-    def _view(self, batches: Iterable[np.ndarray]) -> dict:
-        """Genre, probability (combined as ``classify`` combines a song's chunks) and mean embedding of one
-        song's input batches."""
-        embedding_sum = np.zeros(self.embedding_dim)
-        verdict = SongVerdict(len(self.classifier.classes))  # the genre and probability classify gives
-        for inputs in batches:
-            embeddings, chunk_probabilities = self.embedder.predict_on_batch(inputs)
-            embedding_sum += np.asarray(embeddings).sum(axis=0)
-            verdict.add(self.classifier.calibration.apply(chunk_probabilities))
-        probabilities = verdict.probabilities
-        return {"genre": self.classifier.classes[int(np.argmax(probabilities))],
-                "probability": float(np.max(probabilities)),
-                "embedding": (embedding_sum / verdict.n_chunks).astype(np.float32)}
+    def _view(self, seen) -> dict:
+        """Genre, probability and (when kept) embedding of a :class:`~genre_cnn.inference.prediction.SongEmbedding`."""
+        return {"genre": self.classifier.classes[int(np.argmax(seen.probabilities))],
+                "probability": float(np.max(seen.probabilities)),
+                "embedding": seen.embedding if self.keeps_embeddings else None}
 
 
 def _rows_of_songs(dataset, songs: Sequence[str]) -> Iterator[np.ndarray]:
@@ -314,24 +281,6 @@ def _mean_per_song(dataset, songs: Sequence[str], reduce: Callable[[np.ndarray],
     """``reduce`` of each song's stored rows of ``dataset``, by song."""
     read = RowReader(dataset.features)
     return {name: reduce(read(rows)) for name, rows in zip(songs, _rows_of_songs(dataset, songs))}
-
-
-class _Embedder:
-    """A network's (embedding, probabilities) for a batch of inputs, in one pass when the layer is
-    part of the network's graph, in two when it is a nested network (musicnn's trunk)."""
-
-    def __init__(self, keras, model, layer) -> None:
-        if isinstance(layer, keras.Model):
-            self.trunk, self.model = layer, model
-            self.dim = int(layer.output_shape[-1])
-        else:
-            self.trunk, self.model = None, keras.Model(model.input, [layer.output, model.output])
-            self.dim = int(self.model.output_shape[0][-1])
-
-    def predict_on_batch(self, inputs: np.ndarray):
-        if self.trunk is None:
-            return self.model.predict_on_batch(inputs)
-        return self.trunk.predict_on_batch(inputs), self.model.predict_on_batch(inputs)
 
 
 def profile_songs(paths: Iterable[str | os.PathLike], profiler: SongProfiler, *,

@@ -152,7 +152,7 @@ def fit(
                            song_accuracy=metrics.song_accuracy, chunks=metrics.confusion_chunks,
                            chunk_accuracy=metrics.chunk_accuracy)
             plot_reliability(metrics, saved / saved.RELIABILITY_PLOT)
-        write_reference_profile(tmp, chunks, inputs=dataset, keras_model=model, log=log)  # for genre-cnn monitor
+        write_reference_profile(tmp, chunks, inputs=dataset, log=log)  # for genre-cnn monitor
     if model_dir.resolve().parent == Path(models_root).resolve():
         set_latest(model_dir, models_root=models_root)
     return FitResult(model_dir=model_dir, metrics=metrics, device=device)
