@@ -7,7 +7,6 @@
 
 import ast
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -143,13 +142,16 @@ def test_a_kind_from_another_package_is_opened_by_the_same_factory(trained, tmp_
     monkeypatch.setattr(kinds, "_kinds", None)
     assert kind_names() == ("cnn", "musicnn", "baseline", "echo")
 
-    folder = tmp_path / "echo-model"
-    shutil.copytree(trained["result"].model_dir, folder)
-    saved = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**saved, "kind": "echo"}))
+    folder = tmp_path / "echo-model"  # its own files only: no network, no pickle
+    folder.mkdir()
+    saved = json.loads((Path(trained["result"].model_dir) / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({"kind": "echo", "classes": saved["classes"]}))
     song = next(Path(trained["tracks"]).rglob("*.mp3"))
     [prediction] = classify([song], model=folder)
     assert prediction.genre == saved["classes"][0] and prediction.probabilities[saved["classes"][0]] == 1.0
+    (tmp_path / "latest").write_text("echo-model\n")  # it is not a pickle: models/latest may name it
+    [prediction] = classify([song], models_root=tmp_path)
+    assert prediction.genre == saved["classes"][0]
     monkeypatch.setattr(kinds, "_kinds", None)  # the next test sees the built-in kinds again
 
 

@@ -132,8 +132,23 @@ def test_a_latest_pointer_can_be_named_as_the_model_but_never_leads_to_a_pickle(
     (baseline / "model.joblib").write_bytes(b"a pickle")
     assert resolve_model_dir(baseline) == baseline  # named directly: the user chose to load it
     (models / "latest").write_text("baseline\n")
-    with pytest.raises(ModelError, match="model.keras is missing"):
+    with pytest.raises(ModelError, match="a baseline model is opened only from its folder named directly"):
         resolve_model_dir(models / "latest")
+    with pytest.raises(ModelError, match="a baseline model is opened only from its folder named directly"):
+        resolve_model_dir(models_root=models)
+
+
+def test_a_model_without_a_network_is_not_exported_and_the_message_names_its_kind(tmp_path):
+    from genre_cnn.errors import ModelError
+    from genre_cnn.inference.export import export_model
+
+    folder = tmp_path / "baseline"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"kind": "baseline"}')
+    (folder / "model.joblib").write_bytes(b"a pickle")
+    with pytest.raises(ModelError, match=r"baseline: a baseline model has no network \(model.keras\) to export; it "
+                                         r"runs where genre-cnn is installed"):
+        export_model(folder, fmt="onnx")
 
 
 @settings(max_examples=200, deadline=None)

@@ -18,7 +18,7 @@ from genre_cnn.inference.runners import KerasRunner, open_runner, with_embedding
 from genre_cnn.kinds import kind_named
 from genre_cnn.models.calibration import UNCALIBRATED, Calibration
 from genre_cnn.models.novelty import Novelty
-from genre_cnn.models.registry import DEFAULT_MODELS_DIR, names_a_folder, resolve_model_dir
+from genre_cnn.models.registry import DEFAULT_MODELS_DIR, resolve_model_dir
 from genre_cnn.models.store import ModelDir
 from genre_cnn.plots import plot_explanation
 from genre_cnn.runtime.parallel import process_pool
@@ -93,6 +93,8 @@ class GenreClassifier:
         """
         model_dir = Path(model_dir)
         folder = ModelDir(model_dir)
+        if not (folder / folder.KERAS).is_file():
+            raise ModelError(f"{model_dir}: {ModelDir.KERAS} is missing; refit with 'genre-cnn fit'")
         saved = folder.read_config()
         classes = folder.read_classes(saved)
         feature_config = folder.read_feature_config(saved)
@@ -276,10 +278,8 @@ def open_classifier(
     """
     model_dir = resolve_model_dir(model, models_root=models_root)
     folder = ModelDir(model_dir)
+    # (resolve_model_dir refused a kind holding a pickle reached through models/latest or a link)
     kind = kind_named(folder.kind(), where=str(folder / folder.CONFIG))
-    if kind.pickled and not names_a_folder(model):  # resolve_model_dir refuses these too: never unpickle via a link
-        raise ModelError(f"{model_dir}: a {kind.name} model is opened only from its folder named directly "
-                         f"(model={model_dir})")
     return with_min_confidence(kind.classifier.open(model_dir, backend=backend), min_confidence)
 
 

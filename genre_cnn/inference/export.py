@@ -58,8 +58,8 @@ def export_model(
         raise ModelError(f"format={fmt!r} must be one of {', '.join(EXPORT_FORMATS)}")
     model_dir = resolve_model_dir(model, models_root=models_root)
     if not (model_dir / ModelDir.KERAS).is_file():
-        raise ModelError(f"{model_dir}: is a scikit-learn baseline, which has no network to export; it runs where "
-                         "genre-cnn is installed ('genre-cnn classify --model ...')")
+        raise ModelError(f"{model_dir}: a {ModelDir(model_dir).kind()} model has no network ({ModelDir.KERAS}) to "
+                         "export; it runs where genre-cnn is installed ('genre-cnn classify --model ...')")
     target = Path(out) if out is not None else model_dir / EXPORT_FORMATS[fmt]
     target.parent.mkdir(parents=True, exist_ok=True)
     suffix = {"litert": ".tflite", "onnx": ".onnx"}.get(fmt, "")  # Keras checks the ending

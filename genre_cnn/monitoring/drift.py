@@ -367,8 +367,9 @@ def monitor(model_dir: str | os.PathLike, incoming: Iterable[str | os.PathLike],
         raise ConfigError(f"min_songs={min_songs!r} must be an integer of at least 2")
     classifier = open_classifier(model_dir)
     if not classifier.profiles_from_dataset and not (Path(classifier.model_dir) / PROFILE_FILE).is_file():
-        raise ModelError(f"{model_dir}: this baseline has no reference profile; refit it with the songs' folder: "
-                         f"'genre-cnn baseline TABLE --tracks TRACKS_DIR --out {model_dir}'")
+        raise ModelError(f"{model_dir}: this {classifier.kind} model has no reference profile, and its profile is made "
+                         "only when it is fitted with its songs' folder at hand: refit it so (a baseline: "
+                         f"'genre-cnn baseline TABLE --tracks TRACKS_DIR --out {model_dir}')")
     reference = load_profile(classifier.model_dir)
     incoming = [Path(p) for p in incoming]
     missing = [p for p in incoming if not p.exists()]
