@@ -107,7 +107,8 @@ def test_keras_and_litert_give_the_same_novelty(familiar_model, trained):
     song = trained["tracks"] / "chirps" / "chirps_1.mp3"
     keras = load_classifier(familiar_model, backend="keras").classify_file(song)
     litert = load_classifier(familiar_model, backend="litert").classify_file(song)
-    assert keras.novelty == pytest.approx(litert.novelty, rel=1e-3)
+    # the folder's model.tflite has int8 weights (the CNN's): within 2 %, the flag the same
+    assert keras.novelty == pytest.approx(litert.novelty, rel=0.02)
     assert keras.unfamiliar == litert.unfamiliar
 
 

@@ -9,6 +9,7 @@ from typing import Optional
 
 from genre_cnn.errors import ModelError
 from genre_cnn.inference.runners import KerasRunner, export_litert, with_embedding
+from genre_cnn.kinds import kind_named
 from genre_cnn.models.calibration import Calibration
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, resolve_model_dir
 from genre_cnn.models.store import ModelDir
@@ -27,6 +28,7 @@ def export_model(
     fmt: str = "litert",
     out: Optional[str | os.PathLike] = None,
     models_root: str | os.PathLike = DEFAULT_MODELS_DIR,
+    weights: Optional[str] = None,
 ) -> Path:
     """Export the Keras model of a model folder, with its calibration (the export's probabilities are
     the calibrated ones ``classify`` gives per chunk).
@@ -43,6 +45,9 @@ def export_model(
     out : path-like, optional
         Target file (litert, onnx) or folder (saved_model); default: inside the model folder.
     models_root : path-like
+    weights : {"float32", "int8"}, optional
+        LiteRT only: how the export stores the weights (:data:`~genre_cnn.inference.runners.LITERT_WEIGHTS`);
+        default: as ``fit`` writes the model kind's own ``model.tflite`` (the CNN: int8).
 
     Returns
     -------
@@ -56,6 +61,8 @@ def export_model(
     """
     if fmt not in EXPORT_FORMATS:
         raise ModelError(f"format={fmt!r} must be one of {', '.join(EXPORT_FORMATS)}")
+    if weights is not None and fmt != "litert":
+        raise ModelError(f"weights={weights!r} applies to the litert format only (format={fmt!r} keeps float32)")
     model_dir = resolve_model_dir(model, models_root=models_root)
     if not (model_dir / ModelDir.KERAS).is_file():
         raise ModelError(f"{model_dir}: a {ModelDir(model_dir).kind()} model has no network ({ModelDir.KERAS}) to "
@@ -76,7 +83,7 @@ def export_model(
     keras_model(np.zeros((1, *keras_model.input_shape[1:]), np.float32))  # ONNX export wants a built call
     try:
         if fmt == "litert":
-            export_litert(keras_model, temporary)
+            export_litert(keras_model, temporary, weights=weights or _fitted_weights(model_dir))
         elif fmt == "saved_model":
             _quiet_export(keras_model, temporary, "tf_saved_model")
         else:
@@ -93,6 +100,12 @@ def export_model(
         else:
             temporary.unlink(missing_ok=True)
     return target
+
+
+def _fitted_weights(model_dir: Path) -> str:
+    """How ``fit`` writes the LiteRT file of the folder's kind (float32 for a kind ``fit`` does not train)."""
+    trainer = kind_named(ModelDir(model_dir).kind()).trainer
+    return "float32" if trainer is None else trainer.litert_weights
 
 
 def with_calibration(keras_model, calibration: Calibration):

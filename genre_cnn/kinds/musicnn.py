@@ -58,6 +58,7 @@ class MusicnnHead:
     unit = "patches"
     replicated = False  # a small head on precomputed embeddings: one device is plenty
     challengers = ()
+    litert_weights = "float32"  # int8 not measured on the pretrained backbone
 
     def training_data(self, dataset, *, log=print) -> Dataset:
         return patch_dataset(dataset, log=log)

@@ -128,7 +128,7 @@ def fit(
         saved = ModelDir(tmp)
         model.save(saved / saved.KERAS)
         trainer.save_front_end(saved, dataset)
-        export_litert(with_embedding(model, trained.novelty), saved / saved.LITERT)
+        export_litert(with_embedding(model, trained.novelty), saved / saved.LITERT, weights=trainer.litert_weights)
         saved.write_novelty(trained.novelty)
         saved.write_config(
             kind=trainer.kind,

@@ -40,12 +40,16 @@ class Trainer(Protocol):
     challengers : tuple of str
         The recipes (:func:`genre_cnn.kinds.recipe_named`) that ``fit --compare`` trains on the same
         songs, to tell the user when one of them would do better.
+    litert_weights : {"float32", "int8"}
+        How the model folder's ``model.tflite`` (what ``classify`` runs) stores the weights
+        (:data:`genre_cnn.inference.runners.LITERT_WEIGHTS`): int8 only where its parity was measured.
     """
 
     kind: str
     unit: str
     replicated: bool
     challengers: tuple[str, ...]
+    litert_weights: str
 
     def training_data(self, dataset: Dataset, *, log: Callable[[str], None]) -> Dataset:
         """The dataset this kind trains on, made from a loaded chunk dataset."""
