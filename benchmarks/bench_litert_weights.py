@@ -3,8 +3,9 @@
 For each ``--pair MODEL_DIR SONGS`` (a fitted CNN folder and a folder of songs, searched recursively), the
 model's Keras network (with its novelty embedding, as ``fit`` exports it) is exported three ways
 (float32, float16 weights, dynamic-range int8 weights), every song's chunks are computed once and run
-through each file on one thread, and the verdicts are compared with float32's as a user sees them: the
-top genre, the largest probability difference, the unfamiliar flag and the unsure flag.
+through each file on one thread (wall time of the network alone), and the verdicts are compared with
+float32's as a user sees them: the top genre, the largest probability difference, the unfamiliar flag
+and the unsure flag.
 
     python benchmarks/bench_litert_weights.py --pair models/demo tracks \\
         --pair models/dev ../shared/dev-music --pair models/real ../shared/real-genres
@@ -42,6 +43,7 @@ def export(model, path: Path, weights: str) -> Path:
 
 
 def measure(model_dir: Path, songs: list[Path], work: Path) -> None:
+    from genre_cnn.errors import AudioDecodeError
     from genre_cnn.inference.classifier import open_classifier
     from genre_cnn.inference.prediction import expand_paths, song_probabilities
     from genre_cnn.inference.runners import KerasRunner, LiteRTRunner, with_embedding
@@ -56,7 +58,7 @@ def measure(model_dir: Path, songs: list[Path], work: Path) -> None:
     for song in expand_paths(songs):
         try:
             chunks = np.concatenate(list(classifier.network_inputs(song)))
-        except Exception:  # unreadable: not a parity question
+        except AudioDecodeError:  # unreadable: not a parity question
             continue
         for w, runner in runners.items():
             runner.predict(chunks, batch_size=len(chunks))  # the interpreter sized for this song before timing
@@ -68,7 +70,7 @@ def measure(model_dir: Path, songs: list[Path], work: Path) -> None:
                 novelty[w].append(float(classifier.novelty.score(raw[:, n:].mean(axis=0))[0]))
     exact = np.array(probabilities["float32"])
     print(f"\n{model_dir} on {len(exact)} songs ({n} genres)")
-    print("| weights | file | network per song (1 thread) | same top genre | max abs. difference | "
+    print("| weights | file | network per song (wall, 1 thread) | same top genre | max abs. difference (p99) | "
           "unfamiliar flag same | unsure flag same |")
     print("|---|---|---|---|---|---|---|")
     for w in WEIGHTS:
@@ -81,8 +83,9 @@ def measure(model_dir: Path, songs: list[Path], work: Path) -> None:
         if classifier.min_confidence is not None:
             u = classifier.min_confidence
             unsure = f"{np.mean((p.max(axis=1) < u) == (exact.max(axis=1) < u)):.1%}"
+        largest = np.abs(p - exact).max(axis=1)
         print(f"| {w} | {sizes[w] / 1e3:.0f} kB | {1000 * seconds[w] / len(exact):.1f} ms | {same_top:.1%} | "
-              f"{np.abs(p - exact).max():.4f} | {unfamiliar} | {unsure} |")
+              f"{largest.max():.4f} ({np.quantile(largest, 0.99):.4f}) | {unfamiliar} | {unsure} |")
 
 
 def main() -> None:

@@ -49,6 +49,7 @@ _LAZY = {
     "open_classifier": "inference.classifier",
     "load_classifier": "inference.classifier",
     "SongPrediction": "inference.prediction",
+    "SongEmbedding": "inference.prediction",
     "Classifier": "inference.prediction",
     "classify_timeline": "inference.timeline",
     "explain": "analysis.explain",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from genre_cnn.data.summary import SPLITS
 from genre_cnn.kinds import recipe_named
 
 __all__ = ["format_table", "format_build_summary", "format_metrics", "format_prediction", "format_cv", "format_recipes",
            "format_evaluation", "format_timeline", "format_baseline", "format_genre_tally", "format_tag_decision",
-           "format_tag_counts", "format_undo", "format_bulk_summary"]
+           "format_tag_counts", "format_undo", "format_bulk_summary", "format_calibration", "format_chance"]
 
 
 def format_table(headers: list[str], rows: list[list], *, left: tuple[int, ...] = (0,)) -> str:
@@ -102,7 +104,7 @@ def format_calibration(metrics) -> str:
     return line + format_chance(metrics.ece_chance, metrics.test_songs)
 
 
-def format_chance(ece_chance, songs: int) -> str:
+def format_chance(ece_chance: Optional[float], songs: int) -> str:
     """`` (a perfectly calibrated model would show ~x on n songs)``, or nothing for older results without it."""
     if ece_chance is None:
         return ""

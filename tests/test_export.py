@@ -57,6 +57,31 @@ def test_int8_weights_take_a_third_of_the_file_and_keep_the_verdicts(tmp_path):
 def test_weights_are_a_litert_option(trained, tmp_path):
     with pytest.raises(ModelError, match=r"weights='int8' applies to the litert format only"):
         export_model(trained["result"].model_dir, fmt="onnx", weights="int8", out=tmp_path / "m.onnx")
+    with pytest.raises(ModelError, match=r"weights='' must be one of float32, int8"):
+        export_model(trained["result"].model_dir, weights="", out=tmp_path / "m.tflite")
+    result = CliRunner().invoke(main, ["export", "--model", str(trained["result"].model_dir), "--format", "onnx",
+                                       "--weights", "int8", "--out", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 1 and "applies to the litert format only" in result.output
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def quantised_tensors(path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    return sum(detail["dtype"] == np.int8 for detail in Interpreter(model_path=str(path)).get_tensor_details())
+
+
+def test_fit_writes_the_cnns_litert_file_with_int8_weights_and_export_keeps_them(trained, tmp_path):
+    """The folder's own model.tflite (what classify runs) has 8-bit weights; re-exported in place by default it
+    keeps them, and --weights float32 writes the exact network."""
+    import shutil
+
+    model_dir = shutil.copytree(trained["result"].model_dir, tmp_path / "model")
+    assert quantised_tensors(model_dir / "model.tflite") > 0
+    export_model(model_dir)
+    assert quantised_tensors(model_dir / "model.tflite") > 0
+    export_model(model_dir, weights="float32")
+    assert quantised_tensors(model_dir / "model.tflite") == 0
 
 
 def test_saved_model(trained, tmp_path, chunks, expected):

@@ -222,3 +222,20 @@ def test_every_kind_embeds_a_song_with_the_verdict_classify_gives_it(familiar_mo
     assert dims["novelty"] == dims["keras"]  # both the wide head's spectral summary
     with pytest.raises(AudioDecodeError):
         open_classifier(familiar_model).embed_file(tmp_path / "features.csv")
+    with pytest.raises(AudioDecodeError, match="no chunk to embed"):
+        open_classifier(familiar_model).embed_inputs([])
+
+
+def test_a_network_without_the_embedding_layer_is_refused_with_the_fix(trained, monkeypatch):
+    from genre_cnn.kinds.cnn import CnnClassifier
+
+    classifier = open_classifier(trained["result"].model_dir)  # no novelty reference: embeds through Keras
+    monkeypatch.setattr(CnnClassifier, "embedding_layer", ("no_such_layer",))
+    song = trained["tracks"] / "chirps" / "chirps_0.mp3"
+    with pytest.raises(ModelError, match=r"the network has none of the layers no_such_layer to embed songs with; "
+                                         r"refit the model"):
+        classifier.embed_file(song)
+    monkeypatch.setattr(CnnClassifier, "embedding_layer", "")  # a kind without one: the verdict, no embedding
+    seen = classifier.embed_file(song)
+    assert seen.embedding.shape == (0,) and seen.probabilities.argmax() == classifier.classes.index(
+        classifier.classify_file(song).genre)

@@ -260,15 +260,15 @@ def test_cv_compares_recipes_on_the_same_folds(tmp_path):
         in bad.output
 
 
-def test_one_training_recipe_per_network_kind_chosen_from_the_config():
+def test_one_trainer_per_network_kind_chosen_from_the_config():
     from genre_cnn.kinds import kind_named, trainer_for
     from genre_cnn.kinds.cnn import ScratchCnn
     from genre_cnn.kinds.musicnn import MusicnnHead
 
     assert isinstance(trainer_for(TrainConfig()), ScratchCnn)
     assert isinstance(trainer_for(TrainConfig(backbone="musicnn")), MusicnnHead)
-    for recipe in (ScratchCnn, MusicnnHead):  # classify opens what fit trains
-        assert kind_named(recipe.kind).classifier.kind == recipe.kind
+    for trainer in (ScratchCnn, MusicnnHead):  # classify opens what fit trains
+        assert kind_named(trainer.kind).classifier.kind == trainer.kind
     assert trainer_for(TrainConfig(augment=("mixup",))).describe(TrainConfig(augment=("mixup",))).startswith(
         ", augmented with mixup")
 

@@ -162,9 +162,27 @@ class GenreClassifier:
     def embed_inputs(self, batches: Iterable[np.ndarray]) -> SongEmbedding:
         """:meth:`embed_file` of one song's network inputs, given in batches (e.g. its chunks stored in a dataset).
 
-        With a novelty reference the classifier's own runner gives the embedding beside the
-        probabilities (the folder's ``model.tflite`` was exported so); otherwise the Keras network is
-        opened once, with the first of :attr:`embedding_layer` it has as a second output.
+        The probabilities are always those of the classifier's own runner (what ``classify`` gives).
+        With a novelty reference the runner gives the embedding in the same pass (the folder's
+        ``model.tflite`` was exported so); otherwise the Keras network is opened once, with the first
+        of :attr:`embedding_layer` it has as its output; a kind without an embedding layer embeds
+        nothing (an empty embedding).
+
+        Parameters
+        ----------
+        batches : iterable of np.ndarray
+            The song's network inputs, ``(n, *input_shape)`` each.
+
+        Returns
+        -------
+        SongEmbedding
+
+        Raises
+        ------
+        AudioDecodeError
+            No input at all (a song shorter than one chunk).
+        ModelError
+            The network has none of the :attr:`embedding_layer` candidates.
         """
         verdict, total = SongVerdict(len(self.classes)), 0.0
         for inputs in batches:
@@ -172,25 +190,27 @@ class GenreClassifier:
             verdict.add(probabilities)
             total = total + embeddings.sum(axis=0, dtype=np.float64)
         if not verdict.n_chunks:
-            raise AudioDecodeError(f"{self.model_dir}: no input to embed (a song without chunks)")
-        embedding = (total / verdict.n_chunks).astype(np.float32)
+            raise AudioDecodeError("no chunk to embed (a song shorter than one chunk)")
+        embedding = np.asarray(total / verdict.n_chunks, dtype=np.float32).reshape(-1)
         return SongEmbedding(probabilities=verdict.probabilities, embedding=embedding, n_chunks=verdict.n_chunks)
 
     def _predict_with_embedding(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.novelty is not None:
             return self.predict_and_embed(inputs)
+        probabilities = self.predict_chunks(inputs)
+        if not self.embedding_layer:
+            return probabilities, np.zeros((len(inputs), 0), np.float32)
         if self._embedder is None:
-            model = KerasRunner(Path(self.model_dir) / ModelDir.KERAS).model
+            network = KerasRunner(Path(self.model_dir) / ModelDir.KERAS).model
             candidates = (self.embedding_layer,) if isinstance(self.embedding_layer, str) else self.embedding_layer
-            present = {layer.name for layer in model.layers}
+            present = {layer.name for layer in network.layers}
             layer = next((name for name in candidates if name in present), None)
             if layer is None:
                 raise ModelError(f"{self.model_dir}: the network has none of the layers {', '.join(candidates)} "
                                  "to embed songs with; refit the model")
-            self._embedder = with_embedding(model, layer)
-        raw = np.concatenate([np.asarray(self._embedder.predict_on_batch(batch))
-                              for batch in np.array_split(inputs, max(1, -(-len(inputs) // 256)))])
-        return self.calibration.apply(raw[:, :len(self.classes)]), raw[:, len(self.classes):]
+            self._embedder = with_embedding(network, layer)  # rows: probabilities, then the embedding
+        raw = np.asarray(self._embedder.predict(inputs, batch_size=chunks_per_batch(self.feature_config), verbose=0))
+        return probabilities, raw[:, len(self.classes):]
 
     def explain_file(self, path: str | os.PathLike, *, genre: Optional[str] = None):
         """The song's occlusion map and the function that draws it (:mod:`genre_cnn.inference.occlusion`)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from genre_cnn.errors import ModelError
-from genre_cnn.inference.runners import KerasRunner, export_litert, with_embedding
+from genre_cnn.inference.runners import LITERT_WEIGHTS, KerasRunner, export_litert, with_embedding
 from genre_cnn.kinds import kind_named
 from genre_cnn.models.calibration import Calibration
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, resolve_model_dir
@@ -57,12 +57,15 @@ def export_model(
     Raises
     ------
     ModelError
-        Unknown format, missing model, or a missing optional package (ONNX).
+        Unknown format or weights, weights for another format than litert, a missing model or one without a
+        network, or a missing optional package (ONNX).
     """
     if fmt not in EXPORT_FORMATS:
         raise ModelError(f"format={fmt!r} must be one of {', '.join(EXPORT_FORMATS)}")
     if weights is not None and fmt != "litert":
         raise ModelError(f"weights={weights!r} applies to the litert format only (format={fmt!r} keeps float32)")
+    if weights is not None and weights not in LITERT_WEIGHTS:
+        raise ModelError(f"weights={weights!r} must be one of {', '.join(LITERT_WEIGHTS)}")
     model_dir = resolve_model_dir(model, models_root=models_root)
     if not (model_dir / ModelDir.KERAS).is_file():
         raise ModelError(f"{model_dir}: a {ModelDir(model_dir).kind()} model has no network ({ModelDir.KERAS}) to "
@@ -83,7 +86,7 @@ def export_model(
     keras_model(np.zeros((1, *keras_model.input_shape[1:]), np.float32))  # ONNX export wants a built call
     try:
         if fmt == "litert":
-            export_litert(keras_model, temporary, weights=weights or _fitted_weights(model_dir))
+            export_litert(keras_model, temporary, weights=_fitted_weights(model_dir) if weights is None else weights)
         elif fmt == "saved_model":
             _quiet_export(keras_model, temporary, "tf_saved_model")
         else:

@@ -167,7 +167,9 @@ class Classifier(Protocol):
     kind: str  #: its kind's name (:mod:`genre_cnn.kinds`), as written in the model's config.json
     backend: str  #: what runs the model: "litert", "keras" or "sklearn"
     makes_timelines: bool  #: whether :func:`genre_cnn.inference.timeline.classify_timeline` can use it
-    inputs_are_log_mel: bool  #: whether its network's inputs are the log-mel chunks (their band means come free)
+    #: whether its network's inputs are the log-mel chunks (their band means come free); such a kind also has
+    #: ``network_inputs(path)`` and ``embed_inputs(batches)`` (:class:`~genre_cnn.inference.classifier.GenreClassifier`)
+    inputs_are_log_mel: bool
     profiles_from_dataset: bool  #: whether ``monitor --rebuild-profile DATASET`` can profile it (a baseline cannot)
     combines_chunks: bool  #: whether a song's verdict combines its chunks' (or patches') verdicts
     calibration: object  #: its :class:`~genre_cnn.models.calibration.Calibration`

@@ -4,7 +4,8 @@ A *kind* is what a model folder's ``config.json`` records as ``"kind"`` and what
 opens it as: ``cnn`` (the CNN trained from scratch, with or without a teacher), ``musicnn`` (a head
 on the pretrained musicnn backbone) and ``baseline`` (scikit-learn on handcrafted descriptors).
 Each lives in one module of this package (:mod:`genre_cnn.kinds.cnn`, ...) that holds its
-:class:`~genre_cnn.inference.prediction.Classifier`, its training recipes and its registration,
+:class:`~genre_cnn.inference.prediction.Classifier`, its trainer (how ``fit`` trains it), its recipes (what
+``cv`` compares) and its registration,
 a :class:`Kind` named ``KIND``. ``open_classifier``, ``fit``, ``cv``, ``monitor`` and ``serve``
 ask this registry and never name a kind (``tests/test_kinds.py`` fails if one does).
 

@@ -76,7 +76,7 @@ def resolve_model_dir(
     if not (folder / folder.CONFIG).is_file():
         if not (folder / folder.KERAS).is_file():
             raise ModelError(f"{model_dir}: {ModelDir.KERAS} is missing; refit with 'genre-cnn fit'")
-        return model_dir  # a network fitted before config.json: opening it says what else is missing
+        return model_dir  # a network without its config.json: opening it says that it is missing
     kind = kind_named(folder.kind(), where=str(folder / folder.CONFIG))
     if kind.pickled and not named_directly:
         raise ModelError(f"{model_dir}: a {kind.name} model is opened only from its folder named directly "

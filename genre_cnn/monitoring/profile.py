@@ -22,6 +22,7 @@ from genre_cnn.config import FeatureConfig
 from genre_cnn.data.arrays import RowReader
 from genre_cnn.data.cache import song_files, song_levels
 from genre_cnn.errors import AudioDecodeError, ModelError
+from genre_cnn.inference.prediction import SongEmbedding
 from genre_cnn.kinds import kind_named
 from genre_cnn.models.store import ModelDir
 from genre_cnn.runtime.files import atomic_file
@@ -262,11 +263,11 @@ class SongProfiler:
             yield self._view(self.classifier.embed_inputs(
                 read(rows[start : start + batch_size]) for start in range(0, len(rows), batch_size)))
 
-    def _view(self, seen) -> dict:
-        """Genre, probability and (when kept) embedding of a :class:`~genre_cnn.inference.prediction.SongEmbedding`."""
-        return {"genre": self.classifier.classes[int(np.argmax(seen.probabilities))],
-                "probability": float(np.max(seen.probabilities)),
-                "embedding": seen.embedding if self.keeps_embeddings else None}
+    def _view(self, song: SongEmbedding) -> dict:
+        """Genre, probability and (when kept) embedding of a song as the model sees it."""
+        return {"genre": self.classifier.classes[int(np.argmax(song.probabilities))],
+                "probability": float(np.max(song.probabilities)),
+                "embedding": song.embedding if self.keeps_embeddings else None}
 
 
 def _rows_of_songs(dataset, songs: Sequence[str]) -> Iterator[np.ndarray]:

@@ -219,7 +219,7 @@ def train_folds(dataset: Dataset, fold_of_song: dict, *, config: TrainConfig, va
     With ``engine="dask"`` the folds are Dask tasks (one model each) on ``scheduler``; a task
     trains exactly what the local loop would (same rows, same seed), so the results are equal.
     """
-    data = trainer_for(config).training_data(dataset, log=log)  # the recipe's: chunks or patches
+    data = trainer_for(config).training_data(dataset, log=log)  # the trainer's: chunks or patches
     n_folds = len(set(fold_of_song.values()))
     tasks = [dict(data_dir=str(dataset.path), config=config, fold=fold, train_rows=train_rows,
                   val_rows=val_rows, test_rows=test_rows, verbose=verbose)

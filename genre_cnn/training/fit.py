@@ -103,6 +103,7 @@ def fit(
         model_dir = Path(models_root) / name
     model_dir = check_output_folder(model_dir, kind=MODEL_FOLDER, inputs=[data_dir])
     trainer = trainer_for(config)
+    litert_weights = trainer.litert_weights  # asked before training: a trainer without it fails now, not at the end
     chunks = load_dataset(data_dir)
     dataset = trainer.training_data(chunks, log=log)
     train_rows, val_rows, test_rows = (dataset.indices(s) for s in ("train", "val", "test"))
@@ -128,7 +129,7 @@ def fit(
         saved = ModelDir(tmp)
         model.save(saved / saved.KERAS)
         trainer.save_front_end(saved, dataset)
-        export_litert(with_embedding(model, trained.novelty), saved / saved.LITERT, weights=trainer.litert_weights)
+        export_litert(with_embedding(model, trained.novelty), saved / saved.LITERT, weights=litert_weights)
         saved.write_novelty(trained.novelty)
         saved.write_config(
             kind=trainer.kind,

@@ -262,7 +262,18 @@ def reliability_dict(probabilities: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def pooled_reliability(bins: Sequence[dict]) -> dict:
-    """Several sets of songs' :func:`reliability_dict` bins (e.g. every fold's test songs) as one."""
+    """Several sets of songs' :func:`reliability_dict` bins (e.g. every fold's test songs) as one.
+
+    Parameters
+    ----------
+    bins : sequence of dict
+        :func:`reliability_dict` of each set, all with the same number of bins.
+
+    Returns
+    -------
+    dict
+        The bins of all the songs together, as :func:`reliability_dict` gives them.
+    """
     count = np.sum([b["songs"] for b in bins], axis=0).astype(float)
     confidence = np.sum([[0.0 if c is None else c * n for c, n in zip(b["confidence"], b["songs"])] for b in bins],
                         axis=0)
@@ -293,9 +304,11 @@ def chance_calibration_error(bins: dict, *, draws: int = CHANCE_DRAWS, seed: int
 
     Even when of the songs given a top probability p exactly a share p are right, a few dozen songs show
     a gap: how many of a bin's songs are right is a binomial draw. This draws it ``draws`` times for each
-    bin (its number of songs, each right with the bin's mean confidence) and returns the mean error of the
-    draws ("consistency resampling", Bröcker and Smith 2007). A measured error near it cannot be told
-    from perfect calibration; the error of 30 songs is rarely below 0.1 however good the probabilities.
+    bin (its number of songs, each right with the bin's mean confidence: a binomial approximation of
+    "consistency resampling", Bröcker and Smith 2007, which needs only the bins) and returns the mean
+    error of the draws. A measured error near it cannot be told from perfect calibration. It depends on
+    the number of songs and on their confidences: 30 songs at middling confidences show ~0.1, songs at
+    0.99 far less.
 
     Parameters
     ----------

@@ -55,7 +55,7 @@ class Trainer(Protocol):
         """The dataset this kind trains on, made from a loaded chunk dataset."""
 
     def describe(self, config: TrainConfig) -> str:
-        """What the training log says about this recipe (``", random crops"``...)."""
+        """What the training log says about this training (``", random crops"``...)."""
 
     def train(self, dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndarray, config: TrainConfig,
               kept, callbacks: list, checkpoint, verbose: int, log: Callable[[str], None]) -> tuple[object, dict]:
