@@ -20,6 +20,9 @@ from pathlib import Path
 
 from _common import front_end, genre_cnn_command, machine
 
+#: Songs per second of ``classify FOLDER`` that the scale issue (#31) asks for on 2 cores (40 before it).
+TARGET = 60
+
 
 def wall(command) -> float:
     start = time.perf_counter()
@@ -96,8 +99,9 @@ def main():
     ceiling = os.cpu_count() * 1000 / total
     print(f"ceiling with {os.cpu_count()} processes and no overhead: {ceiling:.1f} songs/s")
     measured = rates[os.cpu_count()]
-    print(f"target: classify FOLDER >= 40 songs/s: {measured:.1f} songs/s, {'met' if measured >= 40 else 'NOT met'} "
-          f"({measured / ceiling:.0%} of this run's ceiling; 40 songs/s needs <= {os.cpu_count() * 1000 / 40:.0f} ms "
+    print(f"target: classify FOLDER >= {TARGET} songs/s: {measured:.1f} songs/s, "
+          f"{'met' if measured >= TARGET else 'NOT met'} ({measured / ceiling:.0%} of this run's ceiling; "
+          f"{TARGET} songs/s needs <= {os.cpu_count() * 1000 / TARGET:.0f} ms "
           f"of CPU per song, this run spent {total:.0f})")
     print(f"machine: {machine()}")
 
