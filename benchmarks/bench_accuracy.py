@@ -156,6 +156,8 @@ def main() -> None:
                     for column, pooled in ((3, "ece_uncalibrated_pooled"), (4, "ece_pooled")):  # every fold's songs
                         if summary.get(pooled) is not None:
                             text[column] += f" (pooled {summary[pooled]:.3f})"
+                    if summary.get("ece_pooled_chance") is not None:  # perfect probabilities on as many songs
+                        text[4] = text[4][:-1] + f"; chance {summary['ece_pooled_chance']:.3f})"
                     print(f"| {recipe} | {' | '.join(text)} | {summary['cpu_seconds']:.0f} s |", flush=True)
                 (ROOT / "benchmarks" / f".accuracy-{name}-{seed}.json").write_text(json.dumps(rows, indent=1))
             print(f"\n{name}, all seeds ({args.seeds}): song accuracy, mean ± std over every fold of every seed")
