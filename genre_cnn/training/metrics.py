@@ -72,7 +72,11 @@ def calibration_error(probabilities: np.ndarray, labels: np.ndarray, *, bins: in
 
     0 means that of the songs said to be genre X with probability p, a share p really are.
     """
-    confidence, accuracy, count = reliability_bins(probabilities, labels, bins=bins)
+    return _weighted_gap(*reliability_bins(probabilities, labels, bins=bins))
+
+
+def _weighted_gap(confidence: np.ndarray, accuracy: np.ndarray, count: np.ndarray) -> float:
+    """The mean gap between confidence and accuracy, each bin weighted by its songs (empty bins: none)."""
     used = count > 0
     return float(np.sum(count[used] * np.abs(confidence[used] - accuracy[used])) / max(count.sum(), 1))
 
@@ -288,15 +292,14 @@ def pooled_reliability(bins: Sequence[dict]) -> dict:
 def pooled_calibration_error(bins: Sequence[dict]) -> float:
     """The expected calibration error of several sets of songs together (e.g. every fold's test songs), from
     their :func:`reliability_dict` bins: per-fold errors of a few dozen songs are dominated by chance."""
-    return _binned_error(pooled_reliability(bins))
+    return _weighted_gap(*_bin_arrays(pooled_reliability(bins)))
 
 
-def _binned_error(bins: dict) -> float:
-    count = np.asarray(bins["songs"], dtype=float)
-    used = count > 0
-    confidence = np.array([c for c, n in zip(bins["confidence"], count) if n > 0], dtype=float)
-    accuracy = np.array([a for a, n in zip(bins["accuracy"], count) if n > 0], dtype=float)
-    return float(np.sum(count[used] * np.abs(confidence - accuracy)) / max(count.sum(), 1.0))
+def _bin_arrays(bins: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`reliability_dict` bins as :func:`reliability_bins` gives them (NaN for an empty bin)."""
+    confidence = np.array([np.nan if c is None else c for c in bins["confidence"]], dtype=float)
+    accuracy = np.array([np.nan if a is None else a for a in bins["accuracy"]], dtype=float)
+    return confidence, accuracy, np.asarray(bins["songs"], dtype=int)
 
 
 def chance_calibration_error(bins: dict, *, draws: int = CHANCE_DRAWS, seed: int = 0) -> Optional[float]:
@@ -320,11 +323,10 @@ def chance_calibration_error(bins: dict, *, draws: int = CHANCE_DRAWS, seed: int
     float or None
         None without songs.
     """
-    count = np.asarray(bins["songs"], dtype=int)
+    confidence, _, count = _bin_arrays(bins)
     if count.sum() == 0:
         return None
     used = count > 0
-    confidence = np.array([c for c, n in zip(bins["confidence"], count) if n > 0], dtype=float)
-    right = np.random.default_rng(seed).binomial(count[used], confidence, size=(draws, int(used.sum())))
-    gaps = np.abs(right - count[used] * confidence).sum(axis=1) / count.sum()
+    right = np.random.default_rng(seed).binomial(count[used], confidence[used], size=(draws, int(used.sum())))
+    gaps = np.abs(right - count[used] * confidence[used]).sum(axis=1) / count.sum()
     return float(gaps.mean())
