@@ -184,15 +184,22 @@ class GenreClassifier:
         ModelError
             The network has none of the :attr:`embedding_layer` candidates.
         """
-        verdict, total = SongVerdict(len(self.classes)), 0.0
-        for inputs in batches:
-            probabilities, embeddings = self._predict_with_embedding(inputs)
-            verdict.add(probabilities)
-            total = total + embeddings.sum(axis=0, dtype=np.float64)
+        verdict, total = self._combine(batches, self._predict_with_embedding)
         if not verdict.n_chunks:
             raise AudioDecodeError("no chunk to embed (a song shorter than one chunk)")
         embedding = np.asarray(total / verdict.n_chunks, dtype=np.float32).reshape(-1)
         return SongEmbedding(probabilities=verdict.probabilities, embedding=embedding, n_chunks=verdict.n_chunks)
+
+    def _combine(self, batches: Iterable[np.ndarray], predict) -> tuple[SongVerdict, object]:
+        """A song's verdict from its batches of inputs, and the sum of their embeddings (0.0 when ``predict``,
+        one of :meth:`predict_and_embed` and :meth:`_predict_with_embedding`, gives none)."""
+        verdict, total = SongVerdict(len(self.classes)), 0.0
+        for inputs in batches:
+            probabilities, embeddings = predict(inputs)
+            verdict.add(probabilities)
+            if embeddings is not None:
+                total = total + embeddings.sum(axis=0, dtype=np.float64)
+        return verdict, total
 
     def _predict_with_embedding(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.novelty is not None:
@@ -218,14 +225,8 @@ class GenreClassifier:
 
     def classify_file(self, path: str | os.PathLike) -> SongPrediction:
         """Classify one song; decoding problems become a :class:`SongPrediction` with ``error``."""
-        verdict = SongVerdict(len(self.classes))
-        embedding_sum = 0.0
         try:
-            for features in self.network_inputs(path):
-                probabilities, embeddings = self.predict_and_embed(features)
-                verdict.add(probabilities)
-                if embeddings is not None:
-                    embedding_sum = embedding_sum + embeddings.sum(axis=0, dtype=np.float64)
+            verdict, embedding_sum = self._combine(self.network_inputs(path), self.predict_and_embed)
         except AudioDecodeError as exc:
             return SongPrediction(path=str(path), error=str(exc))
         novelty = None if self.novelty is None else float(self.novelty.score(embedding_sum / verdict.n_chunks)[0])
