@@ -21,8 +21,9 @@ DESCRIPTOR_SR = 22050
 N_MFCC = 20
 PITCH_SR = 11025  # pYIN runs on a downsampled copy: 5x faster, and 65-2093 Hz fits below 5.5 kHz
 F0_MIN, F0_MAX = 65.0, 2093.0  # C2 to C7
-#: pYIN's pitch grid in semitones (librosa's default). pYIN is ~90 % of a song's descriptors: 2.80 s of CPU
-#: per 30 s song. Half a semitone costs 0.46 s (6.2x less, ``benchmarks/bench_descriptors.py``) but moved the
+#: pYIN's pitch grid in semitones (librosa's default). librosa's pYIN was ~90 % of a song's descriptors (2.80 s of
+#: CPU per 30 s song; :func:`genre_cnn.signal.pitch.pitch_track` gives the same path 4x faster). Half a semitone
+#: costs 6.2x less (``benchmarks/bench_descriptors.py``) but moved the
 #: voiced fraction by ~30 % and the baseline's cv accuracy on dev-music by -3 points over three comparisons
 #: (+2.2, -6.8, -4.8; benchmarks/RESULTS.md, 2026-12-06), so it is not used.
 PITCH_RESOLUTION = 0.1
@@ -110,9 +111,12 @@ def _descriptors_of(y: np.ndarray, *, sr: int, n_mfcc: int) -> dict:
     values.update(tempo=float(np.atleast_1d(tempo)[0]), onset_count=len(onsets),
                   onsets_per_second=len(onsets) / values["duration"])
 
+    # lazy: numba, compiled under compile_descriptor_code's lock
+    from genre_cnn.signal.pitch import pitch_track
+
     low = librosa.resample(y, orig_sr=sr, target_sr=PITCH_SR)
-    f0, voiced, _ = librosa.pyin(low, fmin=F0_MIN, fmax=F0_MAX, sr=PITCH_SR, frame_length=1024, hop_length=512,
-                                 resolution=PITCH_RESOLUTION)
+    f0, voiced = pitch_track(low, fmin=F0_MIN, fmax=F0_MAX, sr=PITCH_SR, frame_length=1024, hop_length=512,
+                             resolution=PITCH_RESOLUTION)
     pitched = f0[voiced & np.isfinite(f0)]
     values["voiced_fraction"] = float(voiced.mean()) if len(voiced) else 0.0
     if len(pitched):
