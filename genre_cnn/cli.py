@@ -510,7 +510,7 @@ def classify_command(paths, model, top_k, as_json, workers, backend, timeline, w
                      min_confidence, explain_dir):
     """Genre probabilities of songs (files or folders): mean over each song's chunks.
 
-    Probabilities are calibrated on the model's validation songs (when it had at least 10), so that of
+    Probabilities are calibrated on the model's validation songs (when it had at least 30), so that of
     the songs given 0.8, about 80 % should be right. A verdict less sure than the model's threshold
     says "unsure" and names its two likeliest genres. A song unlike every song the model learned from
     (speech, noise, a genre it was never taught) is flagged "unfamiliar", with its novelty: its

@@ -83,7 +83,7 @@ def trained(tmp_path_factory):
     from genre_cnn.training import calibration
 
     shipped, calibration.MIN_CALIBRATION_SONGS = calibration.MIN_CALIBRATION_SONGS, 1
-    try:  # the tiny model is calibrated on its 3 validation songs (a real fit needs 10), so tests see a temperature
+    try:  # the tiny model is calibrated on its 3 validation songs (a real fit needs 30), so tests see a temperature
         result = fit(root / "dataset", config=TrainConfig(epochs=2, batch_size=8), name="tiny",
                      models_root=root / "models", verbose=0, log=lambda message: None)
     finally:  # (too few songs for a novelty threshold: the unfamiliar flag is tested on its own model, test_novelty)

@@ -79,9 +79,9 @@ def test_fitting_recovers_the_temperature_of_an_over_confident_model():
     assert brier_score(calibration.apply(over_confident), labels) < brier_score(over_confident, labels)
 
 
-def test_a_dozen_songs_all_right_do_not_make_the_model_certain():
-    probabilities = np.array([[0.8, 0.1, 0.1], [0.1, 0.85, 0.05], [0.1, 0.1, 0.8]] * 4)
-    calibration = fit_song_temperature(probabilities, np.array([0, 1, 2] * 4), fitted_on="validation songs")
+def test_thirty_songs_all_right_do_not_make_the_model_certain():
+    probabilities = np.array([[0.8, 0.1, 0.1], [0.1, 0.85, 0.05], [0.1, 0.1, 0.8]] * 10)
+    calibration = fit_song_temperature(probabilities, np.array([0, 1, 2] * 10), fitted_on="validation songs")
     assert 0.2 < calibration.temperature < 1.0
     assert calibration.apply(probabilities).max() < 0.9999
 
@@ -220,15 +220,15 @@ def test_an_old_model_without_a_temperature_classifies_and_says_so_once(trained,
 
 def test_the_unsure_threshold_is_where_the_sure_songs_stop_being_right_often_enough():
     tops = (0.95, 0.93, 0.9, 0.88, 0.85, 0.8, 0.75, 0.7, 0.6, 0.55)
-    probabilities = np.array([[p, 1 - p] for p in tops])
-    labels = np.array([0] * 8 + [1] * 2)  # the two least sure are wrong
-    assert confidence_threshold(probabilities, labels, precision=0.9) == 0.7  # 8 of 8 at >= 0.7; 8 of 9 at 0.6
-    assert confidence_threshold(probabilities, labels, precision=0.8) == 0.55  # 8 of 10 right at >= 0.55
+    probabilities = np.repeat([[p, 1 - p] for p in tops], 3, axis=0)  # 30 songs: enough to choose on
+    labels = np.repeat([0] * 8 + [1] * 2, 3)  # the six least sure are wrong
+    assert confidence_threshold(probabilities, labels, precision=0.9) == 0.7  # 24 of 24 at >= 0.7; 24 of 27 at 0.6
+    assert confidence_threshold(probabilities, labels, precision=0.8) == 0.55  # 24 of 30 right at >= 0.55
 
 
 def test_songs_equally_sure_count_together():
-    probabilities = np.array([[0.95, 0.05]] * 7 + [[0.8, 0.2]] * 4)
-    labels = np.array([0] * 7 + [0, 0, 1, 1])  # at 0.8: 9 of 11 right, below 90 %
+    probabilities = np.array([[0.95, 0.05]] * 21 + [[0.8, 0.2]] * 12)
+    labels = np.array([0] * 21 + [0, 0, 1, 1] * 3)  # at 0.8: 27 of 33 right, below 90 %
     threshold = confidence_threshold(probabilities, labels, precision=0.9)
     assert threshold == 0.95
     sure = probabilities.max(axis=1) >= threshold
@@ -236,8 +236,8 @@ def test_songs_equally_sure_count_together():
 
 
 def test_when_no_threshold_is_right_often_enough_every_verdict_is_unsure():
-    probabilities = np.array([[0.9, 0.1]] * 12)
-    assert confidence_threshold(probabilities, np.ones(12, int)) == 1.0
+    probabilities = np.array([[0.9, 0.1]] * MIN_CALIBRATION_SONGS)
+    assert confidence_threshold(probabilities, np.ones(MIN_CALIBRATION_SONGS, int)) == 1.0
 
 
 def test_too_few_validation_songs_calibrate_nothing():
@@ -246,12 +246,14 @@ def test_too_few_validation_songs_calibrate_nothing():
     calibration = fit_song_temperature(probabilities, np.zeros(MIN_CALIBRATION_SONGS - 1, int),
                                        fitted_on="validation songs")
     assert not calibration.calibrated and calibration.temperature == 1.0 and calibration.min_confidence is None
-    assert calibration.fitted_on == "not calibrated: 9 validation songs, fewer than 10"
+    assert calibration.fitted_on == (f"not calibrated: {MIN_CALIBRATION_SONGS - 1} validation songs, "
+                                     f"fewer than {MIN_CALIBRATION_SONGS}")
 
 
 def test_a_diverged_network_is_refused_with_the_fix():
     with pytest.raises(ModelError, match=r"training diverged; fit again with a lower learning_rate"):
-        fit_song_temperature(np.full((12, 3), np.nan), np.zeros(12, int), fitted_on="validation songs")
+        fit_song_temperature(np.full((MIN_CALIBRATION_SONGS, 3), np.nan), np.zeros(MIN_CALIBRATION_SONGS, int),
+                             fitted_on="validation songs")
 
 
 def test_fit_chooses_the_threshold_on_the_same_songs_as_the_temperature():
