@@ -13,7 +13,7 @@ from genre_cnn.data.build import build_dataset
 from genre_cnn.data.dataset import load_dataset
 from genre_cnn.data.metadata import scan_metadata
 from genre_cnn.errors import DatasetError
-from genre_cnn.training.cv import cross_validate, song_folds
+from genre_cnn.training.cv import compare_recipes, cross_validate, song_folds
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +130,31 @@ def test_folds_that_leave_a_genre_one_group_say_to_drop_validation(grouped, tmp_
     result = cross_validate(data, config=TrainConfig(epochs=1, batch_size=8), folds=2, val_fraction=0.0,
                             out=tmp_path / "cv", log=lambda m: None)
     assert result.summary["folds"] == 2
+
+
+def test_the_baselines_temperature_is_fitted_on_folds_that_keep_an_artist_together(grouped, tmp_path, monkeypatch):
+    from genre_cnn.kinds import baseline
+
+    seen = []
+    fitted = baseline.baseline_temperature
+    monkeypatch.setattr(baseline, "baseline_temperature",
+                        lambda *args, groups, **kwargs: seen.append(groups) or fitted(*args, groups=groups, **kwargs))
+    compare_recipes(grouped, recipes=["baseline"], folds=None, out=tmp_path / "cv", log=lambda message: None)
+    dataset = load_dataset(grouped)
+    artist_of = dict(zip(dataset.songs, dataset.groups))
+    assert len(seen) == 3  # one temperature a fold
+    assert all(set(groups) <= set(artist_of.values()) and len(set(groups)) < len(groups) for groups in seen)
+
+
+def test_a_temperature_from_songs_whose_artist_was_heard_leaves_new_artists_over_confident():
+    from genre_cnn.training.baseline import baseline_temperature, tuned_baseline
+
+    rng = np.random.default_rng(0)  # 3 genres x 6 artists x 4 songs: an artist's songs are alike, genres barely differ
+    labels = np.repeat(np.arange(3), 24)
+    artists = np.repeat(np.arange(18), 4)
+    values = (0.3 * labels[:, None] + 3.0 * rng.normal(size=(18, 8))[artists] + 0.1 * rng.normal(size=(72, 8)))
+    songs = np.arange(72)
+    pipeline = tuned_baseline(values, labels, groups=songs, folds=3)
+    by_song = baseline_temperature(pipeline, values, labels, groups=songs, folds=3)
+    by_artist = baseline_temperature(pipeline, values, labels, groups=artists, folds=3)
+    assert by_artist.temperature > 1.5 * by_song.temperature  # new artists: softer probabilities

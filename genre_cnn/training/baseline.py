@@ -102,21 +102,24 @@ def baseline_temperature(pipeline, values: np.ndarray, labels: np.ndarray, *, gr
     """The temperature of a tuned baseline, fitted on its cross-validated probabilities of its own training songs.
 
     The baseline has no validation songs: each training song is predicted by a copy of ``pipeline``
-    fitted on the other folds' songs (grouped by ``groups``, as the grid search was), and the
-    temperature is the one that calibrates those predictions.
+    fitted on the other folds' songs, and the temperature is the one that calibrates those predictions.
+    Give the songs' artists as ``groups`` where they are known: the songs it will classify are by new
+    artists, and predictions of songs whose artist was heard are too sure of themselves.
 
     Returns
     -------
     Calibration
-        :data:`~genre_cnn.models.calibration.UNCALIBRATED` when a genre has fewer than 2 songs.
+        :data:`~genre_cnn.models.calibration.UNCALIBRATED` when a genre has fewer than 2 songs, or there are
+        fewer than 2 groups.
     """
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 
     smallest = int(np.bincount(labels).min()) if len(labels) else 0
-    if min(folds, smallest) < 2:
+    n_splits = min(folds, smallest, len(set(groups)))
+    if n_splits < 2:
         return UNCALIBRATED
-    splitter = StratifiedGroupKFold(n_splits=min(folds, smallest), shuffle=True, random_state=seed)
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     probabilities = cross_val_predict(clone(pipeline), values, labels, groups=groups, cv=splitter,
                                       method="predict_proba")
     return fit_song_temperature(probabilities, labels, fitted_on="cross-validated training songs")
