@@ -37,7 +37,7 @@ def describe(paths: list[Path], *, resolution: float, librosa_decoding: bool) ->
         return (time.process_time() - started) / len(values), values
 
 
-def compare(name: str, seconds: float, values: list[dict], *, reference: list[dict], reference_seconds: float) -> None:
+def compare(name: str, seconds: float, values: list[dict], *, reference: list[dict], reference_seconds: float) -> int:
     differing = sum(a[c] != b[c] and not (np.isnan(a[c]) and np.isnan(b[c]))
                     for a, b in zip(values, reference) for c in a)
     print(f"| {name} | {seconds:.2f} | {reference_seconds / seconds:.1f}x | {differing} of "

@@ -83,7 +83,7 @@ def test_every_song_is_tested_once_by_a_model_that_never_saw_it(grouped, tmp_pat
     saved = json.loads((tmp_path / "cv" / "cv.json").read_text())
     assert saved["summary"]["song_macro_f1"] == summary["song_macro_f1"]
     assert (tmp_path / "cv" / "confusion.png").stat().st_size > 5000
-    for fold in result.folds:  # each fold's model is calibrated on its validation songs, measured on its test songs
+    for fold in result.folds:  # each fold: a temperature (1 with fewer than 30 validation songs), its test songs
         assert fold["temperature"] > 0 and 0 <= fold["ece"] <= 1 and 0 <= fold["ece_uncalibrated"] <= 1
     assert summary["ece"]["mean"] == pytest.approx(np.mean([f["ece"] for f in result.folds]))
     assert 0 <= summary["ece_pooled"] <= 1 and 0 <= summary["ece_uncalibrated_pooled"] <= 1
@@ -134,16 +134,23 @@ def test_folds_that_leave_a_genre_one_group_say_to_drop_validation(grouped, tmp_
 
 def test_the_baselines_temperature_is_fitted_on_folds_that_keep_an_artist_together(grouped, tmp_path, monkeypatch):
     from genre_cnn.kinds import baseline
+    from genre_cnn.training import calibration
 
-    seen = []
-    fitted = baseline.baseline_temperature
-    monkeypatch.setattr(baseline, "baseline_temperature",
-                        lambda *args, groups, **kwargs: seen.append(groups) or fitted(*args, groups=groups, **kwargs))
-    compare_recipes(grouped, recipes=["baseline"], folds=None, out=tmp_path / "cv", log=lambda message: None)
+    monkeypatch.setattr(calibration, "MIN_CALIBRATION_SONGS", 12)  # each fold's 12 training songs (a real one: 30)
+    searched, calibrated = [], []
+    tune, fit_temperature = baseline.tuned_baseline, baseline.baseline_temperature
+    monkeypatch.setattr(baseline, "tuned_baseline",
+                        lambda *args, groups, **kwargs: searched.append(groups) or tune(*args, groups=groups, **kwargs))
+    monkeypatch.setattr(baseline, "baseline_temperature", lambda *args, groups, **kwargs:
+                        calibrated.append(groups) or fit_temperature(*args, groups=groups, **kwargs))
+    result = compare_recipes(grouped, recipes=["baseline"], folds=None, out=tmp_path / "cv", log=lambda message: None)
     dataset = load_dataset(grouped)
-    artist_of = dict(zip(dataset.songs, dataset.groups))
-    assert len(seen) == 3  # one temperature a fold
-    assert all(set(groups) <= set(artist_of.values()) and len(set(groups)) < len(groups) for groups in seen)
+    artists = set(dataset.groups)
+    assert len(searched) == len(calibrated) == 3  # one model and one temperature a fold
+    for songs, groups in zip(searched, calibrated):
+        assert len(set(songs)) == len(songs)  # the grid is searched on folds of songs
+        assert set(groups) <= artists and len(set(groups)) == len(groups) // 2  # the temperature's keep artists
+    assert all(fold["temperature"] != 1.0 for fold in result.folds["baseline"])
 
 
 def test_a_temperature_from_songs_whose_artist_was_heard_leaves_new_artists_over_confident():

@@ -70,6 +70,34 @@ def test_the_sparse_viterbi_is_librosas_viterbi_ties_and_impossible_moves_includ
         np.testing.assert_array_equal(viterbi_sparse(prob, transition, p_init=p_init), expected, err_msg=f"{trial}")
 
 
+def test_a_move_of_probability_0_is_taken_from_the_first_of_equally_good_sources():
+    # 0.45 and 0.45 * (1 - 1e-15) differ, but not once log(tiny) is added: librosa then takes state 0,
+    # although state 1 is (a hair) better before the addition
+    transition = np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    prob = np.array([[1 - 1e-15, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    p_init = np.array([0.45, 0.45, 0.1])
+    expected = librosa.sequence.viterbi(prob, transition, p_init=p_init)
+    np.testing.assert_array_equal(expected, [0, 2])
+    np.testing.assert_array_equal(viterbi_sparse(prob, transition, p_init=p_init), expected)
+
+
+def test_another_librosa_version_gives_its_own_pyin(monkeypatch):
+    y = glide_with_gaps(seconds=2.0)
+    expected = librosa_pyin(y)
+    calls = []
+    monkeypatch.setattr(librosa, "__version__", "0.10.2")  # whose internals take other arguments
+    monkeypatch.setattr(librosa, "pyin", lambda *args, **kwargs: calls.append(1) or (*expected, None))
+    assert_same_track(pitch.pitch_track(y, **OPTIONS), expected)
+    assert calls == [1]
+
+
+def test_audio_that_is_not_finite_is_refused_as_librosa_refuses_it():
+    y = glide_with_gaps(seconds=1.0)
+    y[100] = np.nan
+    with pytest.raises(librosa.util.exceptions.ParameterError, match="not finite"):
+        pitch_track(y, **OPTIONS)
+
+
 def test_a_librosa_with_other_internals_gives_its_own_pyin(monkeypatch):
     y = glide_with_gaps(seconds=2.0)
     expected = librosa_pyin(y)

@@ -21,11 +21,11 @@ DESCRIPTOR_SR = 22050
 N_MFCC = 20
 PITCH_SR = 11025  # pYIN runs on a downsampled copy: 5x faster, and 65-2093 Hz fits below 5.5 kHz
 F0_MIN, F0_MAX = 65.0, 2093.0  # C2 to C7
-#: pYIN's pitch grid in semitones (librosa's default). librosa's pYIN was ~90 % of a song's descriptors (2.80 s of
-#: CPU per 30 s song; :func:`genre_cnn.signal.pitch.pitch_track` gives the same path 4x faster). Half a semitone
-#: costs 6.2x less (``benchmarks/bench_descriptors.py``) but moved the
-#: voiced fraction by ~30 % and the baseline's cv accuracy on dev-music by -3 points over three comparisons
-#: (+2.2, -6.8, -4.8; benchmarks/RESULTS.md, 2026-12-06), so it is not used.
+#: pYIN's pitch grid in semitones (librosa's default). pYIN is most of a song's descriptors: librosa's took 3.0 s
+#: of CPU per 30 s song, :func:`genre_cnn.signal.pitch.pitch_track` (the same path) 0.84 s with everything else
+#: (``benchmarks/bench_descriptors.py``). A half-semitone grid was 6.2x cheaper than librosa's (before the
+#: faster decoding) but moved the voiced fraction by ~30 % and the baseline's cv accuracy on dev-music by
+#: -3 points over three comparisons (+2.2, -6.8, -4.8; benchmarks/RESULTS.md, 2026-12-06), so it is not used.
 PITCH_RESOLUTION = 0.1
 #: Which computation of the descriptors this is; the table and every baseline record it.
 DESCRIPTOR_VERSION = 1

@@ -109,14 +109,16 @@ def baseline_temperature(pipeline, values: np.ndarray, labels: np.ndarray, *, gr
     Returns
     -------
     Calibration
-        :data:`~genre_cnn.models.calibration.UNCALIBRATED` when a genre has fewer than 2 songs, or there are
-        fewer than 2 groups.
+        :data:`~genre_cnn.models.calibration.UNCALIBRATED` when a genre's songs are in fewer than 2 groups;
+        not calibrated (saying why) with fewer than
+        :data:`~genre_cnn.training.calibration.MIN_CALIBRATION_SONGS` songs.
     """
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 
-    smallest = int(np.bincount(labels).min()) if len(labels) else 0
-    n_splits = min(folds, smallest, len(set(groups)))
+    groups, labels = np.asarray(groups), np.asarray(labels)
+    fewest = min((len(set(groups[labels == genre])) for genre in np.unique(labels)), default=0)
+    n_splits = min(folds, fewest)  # so every genre can be in every training fold (a missing one gets p = 0)
     if n_splits < 2:
         return UNCALIBRATED
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
