@@ -93,9 +93,9 @@ def format_comparison(name: str, other: dict, metrics) -> str:
 
 def format_calibration(metrics) -> str:
     """``  calibration (temperature T): ECE a -> b, Brier c -> d`` for a model's test songs (``none`` for a
-    model with too few validation songs to calibrate)."""
+    model with too few validation songs, or a baseline with too few training songs, to calibrate)."""
     if metrics.temperature == 1.0:
-        line = (f"  calibration: none (too few validation songs); expected calibration error "
+        line = (f"  calibration: none (too few songs to fit a temperature on); expected calibration error "
                 f"{metrics.ece:.3f}, Brier score {metrics.brier:.3f}")
     else:
         line = (f"  calibration (temperature {metrics.temperature:.2f}): expected calibration error "

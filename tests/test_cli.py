@@ -127,8 +127,8 @@ def test_end_to_end_build_fit_classify(run, tmp_path):
     assert (tmp_path / "models" / "small" / "confusion.png").stat().st_size > 1000
     assert (tmp_path / "models" / "small" / "reliability.png").stat().st_size > 1000
     # 3 validation songs: too few to calibrate (tests/test_calibration.py covers calibrated models)
-    assert re.search(r"^  calibration: none \(too few validation songs\); expected calibration error", result.output,
-                     re.M)
+    assert re.search(r"^  calibration: none \(too few songs to fit a temperature on\); expected calibration error",
+                     result.output, re.M)
     assert re.search(r"^  musicnn on the same songs: \d+ of \d+ test songs right", result.output, re.M)
     assert re.search(r"^  baseline on the same songs: \d+ of \d+ test songs right", result.output, re.M)
 
