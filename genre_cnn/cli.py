@@ -749,24 +749,36 @@ def show_command(song, out, offset, duration, chunk, n_mfcc, model):
 
 
 @main.command("features")
-@click.argument("tracks_dir", type=click.Path(path_type=Path))
+@click.argument("tracks_dir", type=click.Path(path_type=Path), metavar="TRACKS_DIR_OR_CSV")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("features.csv"), show_default=True,
               help="CSV to write: one row per song.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes describing songs in parallel [default: all cores].")
+@click.option("--audio-root", type=click.Path(path_type=Path), default=None,
+              help="Folder a CSV's paths are relative to [default: the CSV's folder].")
+@click.option("--path-column", default=None, help="CSV column with the file path [default: path].")
+@click.option("--label-column", default=None, help="CSV column with the genre [default: label].")
+@click.option("--group-column", default=None,
+              help="CSV column with the artist (or album): kept in the table, so that baseline holds out whole "
+                   "artists and calibrates on new ones.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @library_errors
-def features_command(tracks_dir, out, workers, quiet):
-    """Handcrafted descriptors of every song (tempo, onsets, pitch, spectral statistics, MFCCs).
+def features_command(tracks_dir, out, workers, audio_root, path_column, label_column, group_column, quiet):
+    """Handcrafted descriptors of every song (tempo, onsets, pitch, spectral statistics, MFCCs):
+    of genre folders, or of a metadata CSV.
 
     \b
-    Example:
+    Examples:
         genre-cnn features tracks/ --out features.csv
+        genre-cnn features meta.csv --audio-root audio/ --path-column file --label-column genre \\
+            --group-column artist --out features-by-artist.csv
     """
     from genre_cnn.data.descriptor_table import write_descriptor_table
 
     path, rows, skipped = write_descriptor_table(tracks_dir, out=out, workers=workers,
-                                                 progress=_progress(quiet, "describing"))
+                                                 progress=_progress(quiet, "describing"), audio_root=audio_root,
+                                                 path_column=path_column, label_column=label_column,
+                                                 group_column=group_column)
     for song, reason in skipped:
         click.echo(f"Skipped: {reason}", err=True)
     click.echo(f"{rows} song(s) described in {path}")

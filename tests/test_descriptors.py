@@ -253,3 +253,41 @@ def test_a_baseline_fitted_with_its_tracks_can_be_monitored(table, tmp_path):
     verdicts = {check.name: check for check in report.checks}
     assert verdicts["loudness"].drifted
     assert verdicts["embeddings"].p_value is None
+
+
+def test_a_metadata_csv_with_artists_gives_a_table_whose_baseline_holds_out_whole_artists(table, tmp_path, monkeypatch):
+    from genre_cnn.kinds import baseline
+
+    songs = sorted(p for p in table["tracks"].rglob("*.wav") if p.name != "broken.wav")
+    lines = ["file,genre,artist"] + [f"{p.relative_to(table['tracks']).as_posix()},{p.parent.name},"
+                                     f"{p.parent.name}-{int(p.stem.split('_')[1]) // 2}" for p in songs]
+    (tmp_path / "meta.csv").write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(main, ["features", str(tmp_path / "meta.csv"), "--audio-root", str(table["tracks"]),
+                                       "--path-column", "file", "--label-column", "genre", "--group-column", "artist",
+                                       "--out", str(tmp_path / "by-artist.csv"), "-q"])
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "by-artist.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:3] == ["song", "genre", "group"] and len({row["group"] for row in rows}) == 9
+    names, _, values, columns = read_descriptor_table(tmp_path / "by-artist.csv")
+    assert columns == descriptor_columns()  # the group is not a descriptor
+
+    splits, calibrated = [], []
+    split, fit_temperature = baseline.split_songs, baseline.baseline_temperature
+    monkeypatch.setattr(baseline, "split_songs", lambda *a, **k: splits.append(split(*a, **k)) or splits[-1])
+    monkeypatch.setattr(baseline, "baseline_temperature", lambda *a, groups, **k:
+                        calibrated.append(groups) or fit_temperature(*a, groups=groups, **k))
+    fit_baseline(tmp_path / "by-artist.csv", out=tmp_path / "baseline", test_fraction=0.34, folds=2)
+    artist_of = {row["song"]: row["group"] for row in rows}
+    test = {artist_of[name] for name, where in zip(names, splits[0]) if where == "test"}
+    train = {artist_of[name] for name, where in zip(names, splits[0]) if where == "train"}
+    assert test and train and not test & train  # whole artists held out
+    assert set(calibrated[0]) == train  # the temperature's folds keep an artist together
+
+
+def test_csv_options_on_a_genre_folder_are_refused_by_name(table, tmp_path):
+    result = CliRunner().invoke(main, ["features", str(table["tracks"]), "--group-column", "artist",
+                                       "--out", str(tmp_path / "f.csv"), "-q"])
+    assert result.exit_code == 1
+    assert "--group-column artist only applies to a metadata CSV" in result.output
+    assert not (tmp_path / "f.csv").exists()

@@ -25,7 +25,7 @@ import numpy as np
 from genre_cnn.config import TrainConfig
 from genre_cnn.data.cache import file_key
 from genre_cnn.data.dataset import Dataset
-from genre_cnn.data.descriptor_table import descriptor_table_version, read_descriptor_table
+from genre_cnn.data.descriptor_table import descriptor_table_groups, descriptor_table_version, read_descriptor_table
 from genre_cnn.data.split import split_songs
 from genre_cnn.errors import AudioDecodeError, ConfigError, DatasetError, GenreCnnError, GenreCnnWarning, ModelError
 from genre_cnn.inference.occlusion import explain_descriptors
@@ -170,9 +170,11 @@ def fit_baseline(
 ) -> BaselineResult:
     """Tune and fit the baseline on a descriptor table, test it on held-out songs, save it.
 
-    The songs are split (stratified by genre, seeded) into train and test first; the grid is
-    searched with stratified K-fold cross-validation grouped by song on the train songs only; the
-    best pipeline is refit on all train songs and scored once on the test songs.
+    The songs are split (stratified by genre, seeded) into train and test first, whole groups (artists) when the
+    table has a ``group`` column (``genre-cnn features CSV --group-column artist``); the grid is searched with
+    stratified K-fold cross-validation grouped by song on the train songs only; the best pipeline is refit on
+    all train songs and scored once on the test songs. Its temperature is fitted on cross-validated predictions
+    of the train songs, grouped by artist where the table has them (see :meth:`BaselineRecipe.run_folds`).
 
     With ``tracks_dir`` (the folder the table was made from), the songs are profiled for
     ``genre-cnn monitor`` (``profile.npz``; the model's view from the test songs).
@@ -185,10 +187,11 @@ def fit_baseline(
 
     check_output_folder(out, kind=MODEL_FOLDER, inputs=[table])
     songs, genres, values, columns = read_descriptor_table(table)
+    groups = descriptor_table_groups(table)  # artists, when the table has them
     classes = sorted(set(genres.tolist()))
     if len(classes) < 2:
         raise ConfigError(f"{table}: only the genre {classes[0]!r}; a classifier needs at least two")
-    splits = split_songs(genres, val_fraction=0, test_fraction=test_fraction, seed=seed)
+    splits = split_songs(genres, groups=groups, val_fraction=0, test_fraction=test_fraction, seed=seed)
     train, test = splits == "train", splits == "test"
     smallest = min(int((genres[train] == c).sum()) for c in classes)
     n_folds = min(folds, smallest)
@@ -202,8 +205,9 @@ def fit_baseline(
     measured = {"cv_folds": n_folds, "cv_accuracy": float(search.best_score_),
                 "best_params": {k: repr(v) for k, v in search.best_params_.items()},
                 "train_songs": int(train.sum()), "test_songs": int(test.sum())}
-    calibration = baseline_temperature(best, values[train], labels[train], groups=np.array(songs)[train],
-                                       folds=n_folds, seed=seed)
+    calibration = baseline_temperature(best, values[train], labels[train],
+                                       groups=(np.array(songs) if groups is None else groups)[train], folds=n_folds,
+                                       seed=seed)
     if test.any():
         raw = class_probabilities(best, values[test], len(classes))
         scores = score_songs(labels[test], calibration.apply(raw), classes=classes, uncalibrated=raw)
