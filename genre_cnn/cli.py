@@ -807,12 +807,14 @@ def explore_command(table, out):
 @click.option("--out", type=click.Path(path_type=Path), default=Path("models/baseline"), show_default=True,
               help="Folder for the fitted baseline.")
 @click.option("--test-fraction", type=FRACTION, default=0.2, show_default=True,
-              help="Share of each genre's songs held out for the test.")
+              help="Share of each genre's songs held out for the test (whole artists, when the table has a "
+                   "group column: features --group-column).")
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
               help="Cross-validation folds (fewer if a genre has fewer training songs).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of split and search.")
 @click.option("--tracks", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="The folder the table was made from: also save a reference profile for 'genre-cnn monitor'.")
+              help="The folder the table was made from (a CSV's audio root): also save a reference profile for "
+                   "'genre-cnn monitor'.")
 @library_errors
 def baseline_command(table, out, test_fraction, folds, seed, tracks):
     """Grid-search a scikit-learn baseline (logistic regression, random forest) on descriptors.
