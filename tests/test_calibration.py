@@ -180,19 +180,20 @@ def test_fit_saves_the_temperature_and_reports_the_error_before_and_after(traine
 def test_every_consumer_gives_the_same_calibrated_numbers(trained):
     model_dir = trained["result"].model_dir
     song = trained["tracks"] / "tones" / "tones_0.mp3"
-    keras = load_classifier(model_dir, backend="keras")
-    raw = keras.runner.predict(np.concatenate(list(keras.network_inputs(song))), batch_size=8)[:, :len(keras.classes)]
-    expected = keras.calibration.apply(song_probabilities(raw))
-    assert keras.calibration.temperature != 1.0
+    classifier = load_classifier(model_dir)  # what classify runs: the LiteRT file (int8 weights, not Keras' float32)
+    chunks = np.concatenate(list(classifier.network_inputs(song)))
+    raw = classifier.runner.predict(chunks, batch_size=8)[:, :len(classifier.classes)]
+    expected = classifier.calibration.apply(song_probabilities(raw))
+    assert classifier.backend == "litert" and classifier.calibration.temperature != 1.0
 
     api = classify([song], model=model_dir)[0]
-    np.testing.assert_allclose([api.probabilities[c] for c in keras.classes], expected, atol=1e-5)
+    np.testing.assert_allclose([api.probabilities[c] for c in classifier.classes], expected, atol=1e-5)
     cli = json.loads(CliRunner().invoke(main, ["classify", str(song), "--model", str(model_dir), "--json"]).stdout)
-    np.testing.assert_allclose([cli[0]["probabilities"][c] for c in keras.classes], expected, atol=1e-5)
+    np.testing.assert_allclose([cli[0]["probabilities"][c] for c in classifier.classes], expected, atol=1e-5)
 
     verdicts = classify([trained["tracks"]], model=model_dir)
-    probabilities = np.array([[v.probabilities[c] for c in keras.classes] for v in verdicts])
-    labels = np.array([keras.classes.index(v.path.split("/")[-2]) for v in verdicts])
+    probabilities = np.array([[v.probabilities[c] for c in classifier.classes] for v in verdicts])
+    labels = np.array([classifier.classes.index(v.path.split("/")[-2]) for v in verdicts])
     evaluation = evaluate_model(model_dir, trained["tracks"])
     assert evaluation["calibration_songs"] == 15
     assert evaluation["ece"] == pytest.approx(calibration_error(probabilities, labels), abs=1e-6)
