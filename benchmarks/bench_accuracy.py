@@ -93,9 +93,10 @@ def main() -> None:
                         help="small-data mode: keep N songs a genre, one from each of N artists on real-genres "
                              "(the sets of two N are not nested; a genre with fewer artists keeps fewer songs)")
     parser.add_argument("--recipes", default="scratch,teacher,musicnn,baseline")
-    parser.add_argument("--heads", default="summary",
-                        help="comma-separated CNN heads (TrainConfig.head) for the scratch and teacher recipes; "
-                             "each head after the first adds rows 'RECIPE (head HEAD)' on the same folds")
+    parser.add_argument("--heads", default="wide",
+                        help="comma-separated CNN heads (the CNN's head option) for the scratch and teacher recipes: "
+                             "the first for the main rows; each one after it adds rows 'RECIPE (head HEAD)' on the "
+                             "same folds")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--before", type=Path, default=None, help="another checkout of genre-cnn to compare")
@@ -124,7 +125,8 @@ def main() -> None:
                     rows["previous default (before)"] = before(args.before, data, work / f"{name}-before-{seed}",
                                                                folds=args.folds, epochs=args.epochs, seed=seed)
                 result = compare_recipes(data, recipes=args.recipes.split(","), folds=args.folds,
-                                         config=TrainConfig(epochs=args.epochs, seed=seed, refit=args.refit),
+                                         config=TrainConfig(epochs=args.epochs, seed=seed, refit=args.refit,
+                                                            options={"head": args.heads.split(",")[0]}),
                                          val_fraction=args.val_fraction, out=work / f"{name}-cv-{seed}",
                                          log=lambda message: None)
                 rows.update(result.summary["recipes"])
@@ -133,8 +135,8 @@ def main() -> None:
                 networks = [recipe for recipe in args.recipes.split(",") if recipe in ("scratch", "teacher")]
                 for head in args.heads.split(",")[1:]:
                     other = compare_recipes(data, recipes=networks, folds=args.folds,
-                                            config=TrainConfig(epochs=args.epochs, seed=seed, head=head,
-                                                               refit=args.refit),
+                                            config=TrainConfig(epochs=args.epochs, seed=seed, refit=args.refit,
+                                                               options={"head": head}),
                                             val_fraction=args.val_fraction, out=work / f"{name}-cv-{seed}-{head}",
                                             log=lambda message: None)
                     for recipe, summary in other.summary["recipes"].items():

@@ -48,7 +48,9 @@ def main() -> None:
     parser.add_argument("--songs-per-genre", type=int, default=8)
     parser.add_argument("--draws", type=int, default=6)
     parser.add_argument("--recipes", default="scratch,baseline")
-    parser.add_argument("--options", default="{}", help="JSON TrainConfig options for the trained recipes")
+    parser.add_argument("--options", default="{}",
+                        help='JSON TrainConfig fields for the trained recipes, e.g. {"learning_rate": 3e-4} or '
+                             '{"options": {"crops_per_chunk": 3}}')
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--val-fraction", type=float, default=0.15)
     args = parser.parse_args()
@@ -72,7 +74,7 @@ def main() -> None:
             for draw in range(args.draws):
                 train, test = draw_songs(songs, labels, groups, per_genre=args.songs_per_genre, draw=draw)
                 fold_of_song = {**{songs[i]: 1 for i in train}, **{songs[i]: 0 for i in test}}
-                config = TrainConfig(epochs=args.epochs, seed=draw, **options)
+                config = TrainConfig(**{"epochs": args.epochs, "seed": draw, **options})  # --options wins
                 for recipe_name in args.recipes.split(","):
                     started = time.perf_counter()
                     recipe = recipe_named(recipe_name)

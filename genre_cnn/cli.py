@@ -326,7 +326,8 @@ def train_options(command):
                      help="Beta(alpha, alpha) weights of --augment mixup."),
         click.option("--backbone", type=click.Choice(["musicnn"]), default=None,
                      help="Train on top of a pretrained network (musicnn, Million Song Dataset) instead of "
-                          "the CNN from scratch."),
+                          "the CNN from scratch; the CNN's own options (--augment, --crop, --teacher, --head...) "
+                          "then do not apply."),
         click.option("--freeze/--fine-tune", "freeze", default=True, show_default=True,
                      help="With --backbone: train a small head on cached embeddings (seconds), or also "
                           "update the backbone's top layers at a tenth of --lr."),
@@ -358,10 +359,33 @@ def train_options(command):
     return command
 
 
-def _train_config(epochs, batch_size, lr, freeze=True, **options):
-    from genre_cnn.config import TrainConfig
+def _train_config(epochs, batch_size, lr, backbone=None, freeze=True, **options):
+    """The command's training options as a checked TrainConfig: the shared ones, the kind (``--backbone``'s, else
+    the CNN) and the options of a kind given on the command line; one of another kind is refused by its flag."""
+    from click.core import ParameterSource
 
-    return TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, fine_tune=not freeze, **options)
+    from genre_cnn.config import SHARED_TRAIN_OPTIONS, TrainConfig
+    from genre_cnn.errors import ConfigError
+    from genre_cnn.kinds import configured, kind_taking
+
+    context = click.get_current_context()
+    shared = {name: options.pop(name) for name in SHARED_TRAIN_OPTIONS if name in options}
+    given = {name: value for name, value in options.items()
+             if context.get_parameter_source(name) is not ParameterSource.DEFAULT}
+    if not freeze:  # --fine-tune; --freeze is what every kind does without it
+        given["fine_tune"] = True
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, **shared, options=given,
+                         **({"kind": backbone} if backbone else {}))
+    try:
+        return configured(config)
+    except ConfigError as exc:
+        owner = kind_taking(exc.parameter) if exc.parameter in given else None
+        if owner is None or owner.name == config.kind:
+            raise
+        flag = next("/".join((*param.opts, *param.secondary_opts)) for param in context.command.params
+                    if param.name == ("freeze" if exc.parameter == "fine_tune" else exc.parameter))
+        where = "without --backbone" if owner.name == TrainConfig().kind else f"with --backbone {owner.name}"
+        raise click.UsageError(f"{flag} only applies {where}") from None
 
 
 @main.command("merge-datasets")

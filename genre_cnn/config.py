@@ -6,7 +6,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from genre_cnn.errors import ConfigError
 
@@ -16,7 +16,12 @@ __all__ = [
     "DEFAULT_CHUNK_SAMPLES",
     "FeatureConfig",
     "TrainConfig",
+    "SHARED_TRAIN_OPTIONS",
     "AUGMENTATIONS",
+    "augmentations",
+    "check_choice",
+    "check_positive_int",
+    "check_number",
     "read_json",
     "write_json",
     "check_classes",
@@ -37,12 +42,14 @@ SILENCE_POLICIES = ("drop", "keep")
 AUGMENTATIONS = ("shift", "stretch", "pitch", "gain", "noise", "specaugment", "mixup")
 
 
-def _positive_int(name: str, value: Any) -> None:
+def check_positive_int(name: str, value: Any) -> None:
+    """Raise :class:`ConfigError` naming ``name`` unless ``value`` is an integer above 0 (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(f"{name}={value!r} must be a positive integer", parameter=name)
 
 
-def _choice(name: str, value: Any, choices: tuple) -> None:
+def check_choice(name: str, value: Any, choices: tuple) -> None:
+    """Raise :class:`ConfigError` naming ``name`` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ConfigError(f"{name}={value!r} must be one of {', '.join(map(repr, choices))}", parameter=name)
 
@@ -113,12 +120,12 @@ class FeatureConfig:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        _choice("dtype", self.dtype, FEATURE_DTYPES)
+        check_choice("dtype", self.dtype, FEATURE_DTYPES)
         for name in ("sr", "chunk_samples", "hop_samples", "n_fft", "hop_length", "n_mels"):
-            _positive_int(name, getattr(self, name))
-        _choice("tail", self.tail, TAIL_POLICIES)
-        _choice("short", self.short, SHORT_POLICIES)
-        _choice("silence", self.silence, SILENCE_POLICIES)
+            check_positive_int(name, getattr(self, name))
+        check_choice("tail", self.tail, TAIL_POLICIES)
+        check_choice("short", self.short, SHORT_POLICIES)
+        check_choice("silence", self.silence, SILENCE_POLICIES)
         if self.trim_db is not None and not (self.trim_db > 0 and math.isfinite(self.trim_db)):
             raise ConfigError(f"trim_db={self.trim_db!r} must be a positive number of dB (e.g. 60)",
                               parameter="trim_db")
@@ -193,71 +200,35 @@ FEATURE_DTYPES = ("float32", "float16")
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Options of one training run, saved in the model's ``config.json``.
+    """Options of one training run, saved in the model's ``config.json``: those every kind of model
+    shares, the kind to train, and that kind's own options.
+
+    Each kind keeps its options in its own module (:mod:`genre_cnn.kinds`): the CNN's
+    augmentations, crops, head and teacher in :class:`genre_cnn.kinds.cnn.CnnOptions`, the musicnn
+    head's ``fine_tune`` in :class:`genre_cnn.kinds.musicnn.MusicnnOptions`. Here ``options`` may be
+    that object or a mapping of its fields by name; the kind checks them when ``fit`` or ``cv``
+    starts (:func:`genre_cnn.kinds.configured`), refusing, by name, options it does not take.
 
     Parameters
     ----------
     epochs : int
-        Passes over the training chunks.
+        Passes over the training examples.
     batch_size : int
-        Chunks per gradient step.
+        Examples per gradient step.
     learning_rate : float
         Learning rate of the optimiser.
     seed : int
         Seed for weight initialisation and shuffling; the same seed gives the same model.
-    mixed_precision : bool
-        Train with Keras' ``mixed_float16`` policy (float16 maths, float32 weights): faster on
-        GPUs with tensor cores, slower on CPUs.
     optimizer : {"rmsprop", "adam"}
         The optimiser (RMSprop as in the original article).
     class_weight : {"none", "balanced"}
-        ``"balanced"`` weighs each training chunk by ``n_chunks / (n_genres * n_chunks_of_its_genre)``.
+        ``"balanced"`` weighs each training example by ``n / (n_genres * n_of_its_genre)``.
     patience : int, optional
         Stop when the validation loss has not improved for this many epochs (the best weights are
         kept either way); None trains all epochs.
     reduce_lr : bool
         Halve the learning rate when the validation loss stalls for ``max(1, patience // 2)`` epochs
         (2 without ``patience``).
-    augment : tuple of str
-        Augmentations of the training chunks, any of :data:`AUGMENTATIONS` (see
-        :mod:`genre_cnn.training.augment`); validation and test chunks are never augmented.
-    noise_snr_db : float
-        Signal-to-noise ratio of the ``noise`` augmentation, in dB.
-    gain_db : float
-        The ``gain`` augmentation changes the level by up to this many dB either way.
-    stretch : float
-        The ``stretch`` augmentation plays chunks up to ``1 + stretch`` times faster or slower.
-    pitch_semitones : float
-        The ``pitch`` augmentation shifts by up to this many semitones either way.
-    mixup_alpha : float
-        Beta(alpha, alpha) distribution of the ``mixup`` weights; small alpha mixes little.
-    backbone : {None, "musicnn"}
-        Train a head on a pretrained network instead of the CNN from scratch.
-    fine_tune : bool
-        With a backbone: also update its top layers (learning rate / 10), instead of training the
-        head alone on cached embeddings.
-    random_crop : bool
-        Cut every training chunk at a new random offset each epoch (from its own frames and the
-        next chunk's of the same song), so an epoch shows new excerpts of the training songs;
-        validation and test chunks are served as stored.
-    crops_per_chunk : int
-        With ``random_crop``: random crops of every training chunk per epoch (each epoch then takes
-        this many times the steps). More distinct excerpts, more optimiser steps, same songs.
-    teacher : {None, "musicnn"}
-        Knowledge distillation (:mod:`genre_cnn.training.distill`): the CNN also learns the soft genre
-        probabilities that a musicnn head, trained on the training songs only, gives each
-        training chunk. The saved model is the plain CNN.
-    temperature : float
-        Softening of the teacher's and the student's probabilities in the distillation loss.
-    distill_weight : float
-        Share of the true-label cross-entropy in the distillation loss (the rest is the
-        temperature-scaled divergence from the teacher), in [0, 1].
-    head : {"wide", "summary"}
-        The CNN's head (:data:`genre_cnn.models.cnn.HEADS`): ``"wide"`` (the default) adds to the
-        convolutions' logits a linear path from the chunk's spectral summary, set by a logistic
-        regression before training and left as it is by training; ``"summary"`` (the previous
-        default, and what a config saved without ``head`` had) feeds the pooled features and each
-        band's mean and spread through one dense layer.
     keep_epoch : {"last", "best"}
         Whose weights the saved model gets: the last epoch's, or those of the epoch with the
         lowest validation loss (training loss without validation songs). With a few validation
@@ -268,98 +239,86 @@ class TrainConfig:
         validation songs for as many epochs as were kept; that second network is the one saved. The
         validation songs are otherwise never learned from. Twice the training time; without
         validation songs there is nothing to add, and no second run.
+    kind : str
+        The kind of model to train (``"cnn"``, the CNN from scratch; ``"musicnn"``, a head on the
+        pretrained backbone; or a plug-in's), as :func:`genre_cnn.kinds.kind_names` lists them.
+    options : mapping or the kind's options object
+        The kind's own options; missing ones keep the kind's defaults. Given by name they are kept as a
+        plain dict until checked, so ``TrainConfig()`` and its checked copy (whose options are the kind's
+        object with every default) are equal in what they train, not under ``==``.
     """
 
     epochs: int = 10
     batch_size: int = 32
     learning_rate: float = 1e-3
     seed: int = 0
-    mixed_precision: bool = False
     optimizer: str = "rmsprop"
     class_weight: str = "none"
     patience: Optional[int] = None
     reduce_lr: bool = False
-    augment: tuple = ()
-    noise_snr_db: float = 20.0
-    gain_db: float = 6.0
-    stretch: float = 0.1
-    pitch_semitones: float = 2.0
-    mixup_alpha: float = 0.2
-    backbone: Optional[str] = None
-    fine_tune: bool = False
-    random_crop: bool = True
-    crops_per_chunk: int = 1
-    teacher: Optional[str] = None
-    temperature: float = 2.0
-    distill_weight: float = 0.5
     keep_epoch: str = "last"
-    head: str = "wide"
     refit: bool = True
+    kind: str = "cnn"
+    options: Any = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _choice("keep_epoch", self.keep_epoch, ("last", "best"))
-        _choice("head", self.head, ("wide", "summary"))
-        if self.teacher is not None:
-            _choice("teacher", self.teacher, ("musicnn",))
-            if self.backbone is not None:
-                raise ConfigError("teacher='musicnn' distils into the CNN from scratch; with backbone='musicnn' "
-                                  "the network already is musicnn: leave one of them out")
-        if not self.temperature >= 1:
-            raise ConfigError(f"temperature={self.temperature!r} must be >= 1 (1 keeps the teacher's probabilities)",
-                              parameter="temperature")
-        if not 0 <= self.distill_weight <= 1:
-            raise ConfigError(f"distill_weight={self.distill_weight!r} must be in [0, 1]", parameter="distill_weight")
-        object.__setattr__(self, "augment", _augmentations(self.augment))
-        if self.backbone is not None:
-            _choice("backbone", self.backbone, ("musicnn",))
-            if self.augment:
-                raise ConfigError(f"augment={','.join(self.augment)} does not apply with backbone='musicnn' "
-                                  "(its input is computed from the audio once); leave one of them out",
-                                  parameter="augment")
-            if self.mixed_precision:
-                raise ConfigError("mixed_precision=True does not apply with backbone='musicnn'",
-                                  parameter="mixed_precision")
-        elif self.fine_tune:
-            raise ConfigError("fine_tune=True needs backbone='musicnn'", parameter="fine_tune")
-        for name in ("noise_snr_db", "gain_db", "stretch", "pitch_semitones", "mixup_alpha", "temperature",
-                     "distill_weight"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"{name}={value!r} must be a number", parameter=name)
-        for name in ("gain_db", "stretch", "pitch_semitones", "mixup_alpha"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name}={getattr(self, name)!r} must be above 0", parameter=name)
-        if self.stretch >= 1:
-            raise ConfigError(f"stretch={self.stretch!r} must be below 1 (0.1 means ±10 % speed)", parameter="stretch")
-        _positive_int("epochs", self.epochs)
-        _positive_int("batch_size", self.batch_size)
-        _positive_int("crops_per_chunk", self.crops_per_chunk)
+        check_positive_int("epochs", self.epochs)
+        check_positive_int("batch_size", self.batch_size)
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ConfigError(f"learning_rate={self.learning_rate!r} must be a positive number",
                               parameter="learning_rate")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed={self.seed!r} must be an integer >= 0", parameter="seed")
-        _choice("optimizer", self.optimizer, ("rmsprop", "adam"))
-        _choice("class_weight", self.class_weight, ("none", "balanced"))
+        check_choice("optimizer", self.optimizer, ("rmsprop", "adam"))
+        check_choice("class_weight", self.class_weight, ("none", "balanced"))
         if self.patience is not None:
-            _positive_int("patience", self.patience)
-        if not isinstance(self.refit, bool):
-            raise ConfigError(f"refit={self.refit!r} must be True or False", parameter="refit")
+            check_positive_int("patience", self.patience)
+        check_choice("keep_epoch", self.keep_epoch, ("last", "best"))
+        for name in ("reduce_lr", "refit"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}={getattr(self, name)!r} must be True or False", parameter=name)
+        if not isinstance(self.kind, str) or not self.kind:
+            raise ConfigError(f"kind={self.kind!r} must be the name of a model kind", parameter="kind")
+        if isinstance(self.options, Mapping):
+            object.__setattr__(self, "options", dict(self.options))
+        elif not dataclasses.is_dataclass(self.options):
+            raise ConfigError(f"options={self.options!r} must be a mapping of the {self.kind} kind's options "
+                              "by name, or its options object", parameter="options")
+
+    def option_values(self) -> dict:
+        """The kind's options as a dict (what was given, or every field of the options object)."""
+        return dict(self.options) if isinstance(self.options, dict) else dataclasses.asdict(self.options)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**{field.name: getattr(self, field.name) for field in dataclasses.fields(self)},
+                "options": self.option_values()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        if isinstance(data, dict) and "head" not in data:  # saved before the wide head existed
-            data = {**data, "head": "summary"}
-        if isinstance(data, dict) and "refit" not in data:  # saved before refitting existed
-            data = {**data, "refit": False}
+        """Rebuild a config saved by :meth:`to_dict` (a model's saved from before kinds had their own options
+        is read by :func:`genre_cnn.kinds.train_config_from_dict`)."""
         return _from_dict(cls, data, "training config")
 
 
-def _augmentations(value: Any) -> tuple[str, ...]:
-    """``value`` (names, or one comma-separated string) as a tuple in :data:`AUGMENTATIONS` order."""
+#: The options every kind shares (:class:`TrainConfig`'s fields other than ``kind`` and ``options``).
+SHARED_TRAIN_OPTIONS = tuple(field.name for field in dataclasses.fields(TrainConfig)
+                             if field.name not in ("kind", "options"))
+
+
+def check_number(name: str, value: Any) -> None:
+    """Raise :class:`ConfigError` naming ``name`` unless ``value`` is a finite number (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name}={value!r} must be a number", parameter=name)
+
+
+def augmentations(value: Any) -> tuple[str, ...]:
+    """``value`` (names, or one comma-separated string) as a tuple in :data:`AUGMENTATIONS` order.
+
+    Raises
+    ------
+    ConfigError
+        Names that are not augmentations, or not a list of names.
+    """
     if isinstance(value, str):
         value = [part for part in value.replace(" ", "").split(",") if part]
     if not isinstance(value, (list, tuple)) or not all(isinstance(name, str) for name in value):

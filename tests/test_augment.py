@@ -7,6 +7,8 @@ import pytest
 
 from genre_cnn.config import FeatureConfig, TrainConfig
 from genre_cnn.errors import ConfigError
+from genre_cnn.kinds import train_config_from_dict
+from genre_cnn.kinds.cnn import CnnOptions
 from genre_cnn.signal.logmel import log_mel, mel_filterbank
 from genre_cnn.training.augment import ChunkAugmenter, mixup
 
@@ -14,7 +16,7 @@ CONFIG = FeatureConfig(sr=8000, chunk_samples=8000, hop_samples=8000, n_fft=256,
 
 
 def augmenter(*names, **options):
-    return ChunkAugmenter(CONFIG, TrainConfig(augment=names, **options), filterbank=mel_filterbank(CONFIG))
+    return ChunkAugmenter(CONFIG, CnnOptions(augment=names, **options), filterbank=mel_filterbank(CONFIG))
 
 
 def music(rng, n=64):
@@ -30,12 +32,13 @@ def changed(a, b):
 
 
 def test_augment_names_are_checked_and_kept_in_a_fixed_order():
-    assert TrainConfig(augment="mixup, noise").augment == ("noise", "mixup")
-    assert TrainConfig.from_dict(TrainConfig(augment=["gain"]).to_dict()).augment == ("gain",)
+    assert CnnOptions(augment="mixup, noise").augment == ("noise", "mixup")
+    saved = TrainConfig(options={"augment": ["gain"]}).to_dict()
+    assert train_config_from_dict(saved).options.augment == ("gain",)
     with pytest.raises(ConfigError, match="unknown augmentation.*reverb.*choose from shift,stretch"):
-        TrainConfig(augment="noise,reverb")
+        CnnOptions(augment="noise,reverb")
     with pytest.raises(ConfigError, match="stretch=1.5 must be below 1"):
-        TrainConfig(stretch=1.5)
+        CnnOptions(stretch=1.5)
 
 
 def test_gain_adds_the_same_decibels_to_every_bin_of_a_chunk(rng):
@@ -121,7 +124,7 @@ def test_only_training_batches_are_augmented(trained):
     from genre_cnn.training.scratch import evaluation_batches, training_batches
 
     dataset = load_dataset(trained["dataset"])
-    config = TrainConfig(batch_size=64, augment="shift,stretch,pitch,gain,noise,specaugment,mixup")
+    config = TrainConfig(batch_size=64, options=CnnOptions(augment="shift,stretch,pitch,gain,noise,specaugment,mixup"))
     rows = dataset.indices("train")
     x, y = training_batches(dataset, rows, config)[0]
     stored = np.asarray(dataset.features)
@@ -132,7 +135,7 @@ def test_only_training_batches_are_augmented(trained):
     np.testing.assert_array_equal(x, again)  # seeded: the same augmentation every run
     for split in ("val", "test"):
         split_rows = dataset.indices(split)
-        served, labels = evaluation_batches(dataset, split_rows, config)[0]
+        served, labels = evaluation_batches(dataset, split_rows, batch_size=64, one_hot=True)[0]
         np.testing.assert_array_equal(served, stored[split_rows])
         np.testing.assert_array_equal(labels.argmax(axis=1), dataset.labels[split_rows])
 
@@ -142,11 +145,11 @@ def test_fit_with_augmentation_records_it_and_saves_a_plain_model(trained, tmp_p
     from genre_cnn.inference.classifier import classify
     from genre_cnn.training.fit import fit
 
-    config = TrainConfig(epochs=2, batch_size=8, augment="shift,gain,noise,specaugment,mixup")
+    config = TrainConfig(epochs=2, batch_size=8, options={"augment": "shift,gain,noise,specaugment,mixup"})
     result = fit(trained["dataset"], config=config, model_dir=tmp_path / "m", models_root=tmp_path / "models",
                  verbose=0, log=lambda m: None)
     saved = json.loads((result.model_dir / "config.json").read_text())["train_config"]
-    assert saved["augment"] == ["shift", "gain", "noise", "specaugment", "mixup"]
+    assert saved["kind"] == "cnn" and saved["options"]["augment"] == ["shift", "gain", "noise", "specaugment", "mixup"]
     import keras
 
     model = keras.saving.load_model(result.model_dir / "model.keras")

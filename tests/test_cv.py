@@ -104,7 +104,7 @@ def test_cv_command_uses_the_fit_options(tmp_path, monkeypatch):
     assert any(line.startswith("ece  ") and "±" in line for line in lines)  # each fold's calibration error
     assert any(line.startswith("expected calibration error of every fold's test songs together: ") for line in lines)
     saved = json.loads((tmp_path / "cvrun" / "cv.json").read_text())["summary"]["train_config"]
-    assert saved["augment"] == ["gain"] and saved["class_weight"] == "balanced"
+    assert saved["options"]["augment"] == ["gain"] and saved["class_weight"] == "balanced"
     bad = runner.invoke(main, ["cv", "--folds", "9"])
     assert bad.exit_code == 1 and "too few for --folds 9" in bad.output
 
@@ -165,3 +165,13 @@ def test_a_temperature_from_songs_whose_artist_was_heard_leaves_new_artists_over
     by_song = baseline_temperature(pipeline, values, labels, groups=songs, folds=3)
     by_artist = baseline_temperature(pipeline, values, labels, groups=artists, folds=3)
     assert by_artist.temperature > 1.5 * by_song.temperature  # new artists: softer probabilities
+
+
+def test_a_recipe_of_another_kind_says_which_of_the_runs_options_do_not_apply(grouped, tmp_path):
+    messages = []
+    compare_recipes(grouped, recipes=["baseline"], folds=None, out=tmp_path / "cv", log=messages.append,
+                    config=TrainConfig(options={"augment": "gain", "head": "summary"}))
+    assert "Recipe baseline: (trains the baseline kind: augment, head do not apply)" in messages
+    messages.clear()
+    compare_recipes(grouped, recipes=["baseline"], folds=None, out=tmp_path / "cv2", log=messages.append)
+    assert "Recipe baseline:" in messages  # nothing set, nothing to say

@@ -7,14 +7,16 @@ from genre_cnn.cli import command_line_message, main
 from genre_cnn.config import TrainConfig
 from genre_cnn.data.split import split_songs
 from genre_cnn.errors import ConfigError
+from genre_cnn.kinds import configured
 
 
 def test_a_library_error_names_the_python_parameter_and_carries_it():
     with pytest.raises(ConfigError, match=r"^val_fraction=1.2 must be in \[0, 1\)$") as caught:
         split_songs(["a", "b"], val_fraction=1.2)
     assert caught.value.parameter == "val_fraction"
-    with pytest.raises(ConfigError, match=r"^fine_tune=True needs backbone='musicnn'$") as caught:
-        TrainConfig(fine_tune=True)
+    with pytest.raises(ConfigError, match=r"^fine_tune=True is an option of the musicnn kind, not of the cnn kind "
+                                          r"this trains; leave it out$") as caught:
+        configured(TrainConfig(options={"fine_tune": True}))
     assert caught.value.parameter == "fine_tune"
 
 

@@ -234,7 +234,7 @@ def test_the_readme_python_example_runs(tmp_path, monkeypatch):
     """The README's Python API example, run as written (one epoch instead of twenty) on generated songs."""
     from conftest import write_tracks
 
-    [example] = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    example = re.findall(r"```python\n(.*?)```", README, flags=re.S)[0]
     assert "epochs=20" in example
     write_tracks(tmp_path / "tracks", songs=4, seconds=10.0)
     write_tracks(tmp_path / "new_music", songs=1, seconds=10.0)
@@ -243,3 +243,20 @@ def test_the_readme_python_example_runs(tmp_path, monkeypatch):
     exec(example.replace("epochs=20", "epochs=1"), {"print": lambda *values: printed.append(values)})
     assert 0 <= printed[0][0] <= 1  # the song accuracy
     assert len(printed) == 1 + 3 and all(genre in ("tones", "chirps", "noise") for _, genre, _ in printed[1:])
+
+
+def test_the_readme_training_options_example_fails_as_it_says():
+    """The README's example of a kind's options: the configs it builds are valid, and the one it refuses is refused
+    with the message it shows."""
+    from genre_cnn.errors import ConfigError
+    from genre_cnn.kinds import configured
+
+    [example] = [block for block in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "ConfigError" in block]
+    code, shown = example.split("# ConfigError: ")
+    names = {}
+    with pytest.raises(ConfigError) as caught:
+        exec(code, names)
+    assert str(caught.value) == shown.strip()
+    assert [configured(names[name]).kind for name in ("augmented", "distilled", "fine_tuned")] == \
+        ["cnn", "cnn", "musicnn"]
+    assert names["augmented"].options.augment == ("gain", "mixup")

@@ -15,7 +15,19 @@ import pytest
 import genre_cnn.kinds as kinds
 from genre_cnn.config import TrainConfig
 from genre_cnn.errors import ConfigError, ModelError
-from genre_cnn.kinds import Kind, kind_for_options, kind_named, kind_names, recipe_named, recipe_names, trainer_for
+from genre_cnn.kinds import (
+    Kind,
+    configured,
+    kind_named,
+    kind_names,
+    kind_of_flat_train_config,
+    recipe_named,
+    recipe_names,
+    train_config_from_dict,
+    trainer_for,
+)
+from genre_cnn.kinds.cnn import CnnOptions
+from genre_cnn.kinds.musicnn import MusicnnOptions
 
 PACKAGE = Path(kinds.__file__).resolve().parent.parent
 KINDS_FOLDER = PACKAGE / "kinds"
@@ -84,13 +96,62 @@ def test_each_built_in_kind_is_registered_once_under_its_name():
     assert {recipe_named(name).name for name in recipe_names()} == set(recipe_names())
 
 
-def test_fit_options_choose_the_kind_and_its_trainer():
-    assert kind_for_options(TrainConfig().to_dict()).name == "cnn"
-    assert kind_for_options(TrainConfig(backbone="musicnn").to_dict()).name == "musicnn"
-    assert kind_for_options({}).name == "cnn"  # a model saved before train_config recorded a backbone
-    assert trainer_for(TrainConfig(teacher="musicnn")).kind == "cnn"
-    assert recipe_named("teacher").configure(TrainConfig()).teacher == "musicnn"
-    assert recipe_named("scratch").configure(TrainConfig(teacher="musicnn")).teacher is None
+def test_each_kind_has_its_own_options_and_refuses_another_kinds_by_name():
+    cnn = configured(TrainConfig(options={"teacher": "musicnn"}))  # the default kind: the CNN from scratch
+    assert cnn.options == CnnOptions(teacher="musicnn") and cnn.options.head == "wide"
+    assert trainer_for(cnn).kind == "cnn"
+    musicnn = configured(TrainConfig(kind="musicnn", options={"fine_tune": True}))
+    assert musicnn.options == MusicnnOptions(fine_tune=True) and trainer_for(musicnn).kind == "musicnn"
+    assert configured(musicnn) is musicnn  # checking twice changes nothing
+    with pytest.raises(ConfigError, match=r"^augment='gain' is an option of the cnn kind, not of the musicnn kind "
+                                          r"this trains; leave it out$") as caught:
+        configured(TrainConfig(kind="musicnn", options={"augment": "gain"}))
+    assert caught.value.parameter == "augment"
+    with pytest.raises(ConfigError, match=r"^dropout=0.5 is not an option of the cnn kind \(its options: augment, "):
+        configured(TrainConfig(options={"dropout": 0.5}))
+    with pytest.raises(ConfigError, match=r"options=CnnOptions\(...\) are not the musicnn kind's: give a "
+                                          "MusicnnOptions, or the options by name"):
+        configured(TrainConfig(kind="musicnn", options=CnnOptions()))
+    for kind in ("transformer", "baseline"):  # the baseline has its own command
+        with pytest.raises(ConfigError, match=f"kind='{kind}' is not a model kind fit trains; choose one of "
+                                              "cnn, musicnn$"):
+            trainer_for(TrainConfig(kind=kind))
+
+
+def test_a_recipe_sets_its_kind_and_options_over_the_runs_own():
+    run = TrainConfig(epochs=3, options={"augment": "gain", "teacher": "musicnn"})
+    scratch = recipe_named("scratch").configure(run)
+    assert (scratch.epochs, scratch.kind, scratch.options.augment) == (3, "cnn", ("gain",))
+    assert scratch.options.teacher is None
+    assert recipe_named("teacher").configure(TrainConfig()).options.teacher == "musicnn"
+    musicnn = recipe_named("musicnn").configure(run)  # the CNN's options do not apply to another kind
+    assert (musicnn.epochs, musicnn.kind, musicnn.options) == (3, "musicnn", MusicnnOptions())
+
+
+#: A model's ``train_config`` as the release before kinds had their own options saved it: every kind's in one.
+FLAT_TRAIN_CONFIG = {
+    "epochs": 3, "batch_size": 8, "learning_rate": 0.001, "seed": 0, "mixed_precision": False, "optimizer": "rmsprop",
+    "class_weight": "none", "patience": None, "reduce_lr": False, "augment": ["gain"], "noise_snr_db": 20.0,
+    "gain_db": 6.0, "stretch": 0.1, "pitch_semitones": 2.0, "mixup_alpha": 0.2, "backbone": None, "fine_tune": False,
+    "random_crop": True, "crops_per_chunk": 1, "teacher": None, "temperature": 2.0, "distill_weight": 0.5,
+    "keep_epoch": "last", "head": "wide", "refit": True,
+}
+
+
+def test_a_training_config_saved_before_kinds_had_their_own_options_still_reads():
+    old = train_config_from_dict(FLAT_TRAIN_CONFIG)
+    assert (old.epochs, old.refit, old.kind, old.options) == (3, True, "cnn", CnnOptions(augment=("gain",)))
+    backbone = train_config_from_dict({**FLAT_TRAIN_CONFIG, "backbone": "musicnn", "fine_tune": True})
+    assert (backbone.kind, backbone.options) == ("musicnn", MusicnnOptions(fine_tune=True))
+    older = {key: value for key, value in FLAT_TRAIN_CONFIG.items() if key not in ("head", "refit")}
+    assert train_config_from_dict(older).options.head == "summary"  # saved before the wide head existed
+    assert train_config_from_dict(older).refit is False  # ... and before refitting
+    assert kind_of_flat_train_config({}).name == "cnn"  # saved before train_config recorded a backbone
+    new = configured(TrainConfig(epochs=2, options={"head": "summary", "augment": "mixup"}))
+    assert train_config_from_dict(json.loads(json.dumps(new.to_dict()))) == new
+    with pytest.raises(ModelError, match="the training config: kind 'echo' is not one this version opens .* install "
+                                         "the package that provides that kind"):
+        train_config_from_dict({**new.to_dict(), "kind": "echo", "options": {}})
 
 
 def test_unknown_kinds_and_recipes_are_refused_by_name():
@@ -204,3 +265,30 @@ def test_a_broken_plug_in_is_skipped_with_a_warning_and_the_other_kinds_still_op
                                              r"loaded \(No module named 'nowhere'\)"):
         assert kind_names() == ("cnn", "musicnn", "baseline")
     monkeypatch.setattr(kinds, "_kinds", None)
+
+
+def test_the_command_line_offers_every_kinds_options_with_the_kinds_defaults():
+    import dataclasses
+
+    from genre_cnn.cli import main
+
+    defaults = main.commands["fit"].make_context("fit", []).params  # what fit gets with no option given
+    cnn = {field.name for field in dataclasses.fields(CnnOptions)}
+    assert cnn <= set(defaults)
+    assert CnnOptions(**{name: defaults[name] for name in cnn}) == CnnOptions()  # --help shows what fit does
+    assert MusicnnOptions(fine_tune=not defaults["freeze"]) == MusicnnOptions()  # --freeze/--fine-tune
+
+
+def test_a_model_folder_whose_training_config_is_the_previous_releases_still_opens(trained, tmp_path):
+    import shutil
+
+    from genre_cnn.inference.classifier import open_classifier
+
+    old = shutil.copytree(trained["result"].model_dir, tmp_path / "old")
+    config = json.loads((old / "config.json").read_text())
+    config["train_config"] = FLAT_TRAIN_CONFIG
+    (old / "config.json").write_text(json.dumps(config))
+    song = trained["tracks"] / "tones" / "tones_0.mp3"
+    then, now = (open_classifier(folder).classify_file(song) for folder in (old, trained["result"].model_dir))
+    assert then.probabilities == now.probabilities
+    assert train_config_from_dict(config["train_config"]).kind == config["kind"] == "cnn"

@@ -76,10 +76,11 @@ def test_a_saved_reference_keeps_its_number_of_neighbours(familiar_model, tmp_pa
 
 def test_kinds_whose_training_shapes_the_embedding_get_no_reference():
     from genre_cnn.config import TrainConfig
-    from genre_cnn.kinds.musicnn import MusicnnHead
+    from genre_cnn.kinds.musicnn import MusicnnHead, MusicnnOptions
 
-    assert MusicnnHead().embedding_layer(None, TrainConfig(backbone="musicnn", fine_tune=True)) is None
-    assert MusicnnHead().embedding_layer(None, TrainConfig(backbone="musicnn")) == "musicnn"
+    fine_tuned = TrainConfig(kind="musicnn", options=MusicnnOptions(fine_tune=True))
+    assert MusicnnHead().embedding_layer(None, fine_tuned) is None
+    assert MusicnnHead().embedding_layer(None, TrainConfig(kind="musicnn", options=MusicnnOptions())) == "musicnn"
 
 
 def test_nearest_distances_leave_each_point_out_of_its_own_neighbours():

@@ -15,6 +15,8 @@ from genre_cnn.config import TrainConfig
 from genre_cnn.data.build import build_dataset
 from genre_cnn.data.dataset import load_dataset
 from genre_cnn.errors import ConfigError
+from genre_cnn.kinds import configured
+from genre_cnn.kinds.cnn import CnnOptions
 from genre_cnn.training.distill import chunk_teacher_probabilities, cross_fitted_probabilities, tempered
 from genre_cnn.training.fit import fit
 from genre_cnn.training.scratch import evaluation_batches, training_batches
@@ -60,9 +62,7 @@ def test_refit_trains_the_saved_model_on_the_training_and_validation_songs(separ
     assert "val_loss" in refit.history and refit.calibration == once.calibration
 
 
-def test_a_model_saved_before_refit_existed_reads_as_not_refit():
-    saved = {key: value for key, value in TrainConfig().to_dict().items() if key != "refit"}
-    assert TrainConfig.from_dict(saved).refit is False
+def test_refit_is_true_or_false():  # a model saved before refit existed reads as not refit: tests/test_kinds.py
     with pytest.raises(ConfigError, match="refit='yes' must be True or False"):
         TrainConfig(refit="yes")
 
@@ -130,26 +130,28 @@ def test_random_crops_are_windows_of_the_song_and_held_out_chunks_are_served_as_
         assert starts, "every crop is a window of its own chunk and the next one of the same song"
         moved += starts[0] > 0
     assert moved > len(picked) // 2, "most crops start somewhere else than the stored chunk"
-    plain, _ = training_batches(dataset, rows, TrainConfig(batch_size=len(rows), seed=3, random_crop=False))[0]
+    plain, _ = training_batches(dataset, rows, TrainConfig(batch_size=len(rows), seed=3,
+                                                                     options={"random_crop": False}))[0]
     assert np.array_equal(np.sort(plain.ravel()), np.sort(dataset.features[np.sort(rows)].ravel()))
     val_rows = dataset.indices("val")
-    served, labels = evaluation_batches(dataset, val_rows, TrainConfig(batch_size=len(val_rows)))[0]
+    served, labels = evaluation_batches(dataset, val_rows, batch_size=len(val_rows))[0]
     assert np.array_equal(served, dataset.features[val_rows]) and np.array_equal(labels, dataset.labels[val_rows])
 
 
 def test_several_crops_per_chunk_serve_every_training_chunk_that_many_times_each_epoch(separable):
     dataset = load_dataset(separable / "dataset")
     rows = dataset.indices("train")
-    batches = training_batches(dataset, rows, TrainConfig(batch_size=4, crops_per_chunk=3))
+    batches = training_batches(dataset, rows, TrainConfig(batch_size=4, options={"crops_per_chunk": 3}))
     assert len(batches) == int(np.ceil(3 * len(rows) / 4))
     assert sorted(batches._order.tolist()) == sorted(np.repeat(rows, 3).tolist())
     crops = np.concatenate([batches[i][0] for i in range(len(batches))])
     first = [i for i, row in enumerate(batches._order) if row == rows[0]]
     assert len({crops[i].tobytes() for i in first}) > 1, "the copies of a chunk are cropped differently"
-    plain = training_batches(dataset, rows, TrainConfig(batch_size=4, crops_per_chunk=3, random_crop=False))
+    plain = training_batches(dataset, rows, TrainConfig(batch_size=4, options=CnnOptions(crops_per_chunk=3,
+                                                                                            random_crop=False)))
     assert len(plain._order) == len(rows), "without crops, repeats would only repeat"
     with pytest.raises(ConfigError, match="crops_per_chunk=0 must be a positive integer"):
-        TrainConfig(crops_per_chunk=0)
+        CnnOptions(crops_per_chunk=0)
 
 
 def test_the_teacher_never_learns_from_the_song_it_labels():
@@ -183,7 +185,7 @@ def test_distillation_trains_the_teacher_on_training_songs_only(trained, monkeyp
         return real(embeddings, labels, songs, **options)
 
     monkeypatch.setattr(distill, "cross_fitted_probabilities", spy)
-    targets = distill.teacher_targets(dataset, train_rows, TrainConfig(teacher="musicnn", epochs=1), log=lambda m: None)
+    targets = distill.teacher_targets(dataset, train_rows, temperature=2.0, seed=0, log=lambda m: None)
     assert set(taught) == set(dataset.songs[train_rows].tolist())
     held_out = np.flatnonzero(dataset.splits != "train")
     assert np.array_equal(targets[held_out], np.eye(len(dataset.classes))[dataset.labels[held_out]])
@@ -195,10 +197,10 @@ def test_a_distilled_model_is_the_small_cnn_and_classifies_through_litert(traine
     from genre_cnn.inference.classifier import classify, load_classifier
 
     dataset = shutil.copytree(trained["dataset"], tmp_path / "dataset")  # the teacher caches patches there
-    result = fit(dataset, config=TrainConfig(epochs=2, batch_size=8, teacher="musicnn"),
+    result = fit(dataset, config=TrainConfig(epochs=2, batch_size=8, options={"teacher": "musicnn"}),
                  model_dir=tmp_path / "distilled", verbose=0, log=lambda message: None)
     saved = json.loads((result.model_dir / "config.json").read_text())
-    assert saved["train_config"]["teacher"] == "musicnn"
+    assert saved["train_config"]["options"]["teacher"] == "musicnn"
     classifier = load_classifier(result.model_dir)
     assert classifier.backend == "litert"
     assert classifier.runner.input_shape == tuple(load_dataset(trained["dataset"]).feature_config.input_shape)
@@ -214,11 +216,11 @@ def test_a_distilled_model_is_the_small_cnn_and_classifies_through_litert(traine
 
 def test_teacher_options_are_checked():
     with pytest.raises(ConfigError, match="teacher='bert' must be one of 'musicnn'"):
-        TrainConfig(teacher="bert")
-    with pytest.raises(ConfigError, match="with backbone='musicnn' the network already is musicnn"):
-        TrainConfig(teacher="musicnn", backbone="musicnn")
+        CnnOptions(teacher="bert")
+    with pytest.raises(ConfigError, match="teacher='musicnn' is an option of the cnn kind, not of the musicnn"):
+        configured(TrainConfig(kind="musicnn", options={"teacher": "musicnn"}))  # the network already is musicnn
     with pytest.raises(ConfigError, match="temperature=0.5 must be >= 1"):
-        TrainConfig(temperature=0.5)
+        CnnOptions(temperature=0.5)
 
 
 def test_tempering_flattens_and_keeps_the_order():
@@ -266,11 +268,11 @@ def test_one_trainer_per_network_kind_chosen_from_the_config():
     from genre_cnn.kinds.musicnn import MusicnnHead
 
     assert isinstance(trainer_for(TrainConfig()), ScratchCnn)
-    assert isinstance(trainer_for(TrainConfig(backbone="musicnn")), MusicnnHead)
+    assert isinstance(trainer_for(TrainConfig(kind="musicnn")), MusicnnHead)
     for trainer in (ScratchCnn, MusicnnHead):  # classify opens what fit trains
         assert kind_named(trainer.kind).classifier.kind == trainer.kind
-    assert trainer_for(TrainConfig(augment=("mixup",))).describe(TrainConfig(augment=("mixup",))).startswith(
-        ", augmented with mixup")
+    mixup = configured(TrainConfig(options={"augment": ("mixup",)}))
+    assert trainer_for(mixup).describe(mixup).startswith(", augmented with mixup")
 
 
 @pytest.mark.parametrize("genres", [2, 3])
@@ -304,8 +306,8 @@ def test_the_wide_head_trains_under_mixed_precision_on_chunks_that_fade_in(separ
     features = np.load(copy / DatasetDir.FEATURES)
     features[:, :, : features.shape[2] // 2] = -100.0  # silence, then sound: large slow modulations
     np.save(copy / DatasetDir.FEATURES, features)
-    result = fit(copy, config=TrainConfig(epochs=2, batch_size=8, mixed_precision=True, head="wide"), model_dir=tmp_path / "m",
-                 verbose=0, log=lambda message: None)
+    result = fit(copy, config=TrainConfig(epochs=2, batch_size=8, options={"mixed_precision": True, "head": "wide"}),
+                 model_dir=tmp_path / "m", verbose=0, log=lambda message: None)
     history = json.loads((result.model_dir / "history.json").read_text())
     assert np.isfinite(history["loss"]).all()
 
@@ -315,7 +317,7 @@ def test_training_leaves_the_wide_path_where_the_regression_set_it(separable, tm
     from genre_cnn.models.cnn import WIDE_LAYER, build_model
     from genre_cnn.training.scratch import band_statistics, fit_wide_path
 
-    result = fit(separable / "dataset", config=TrainConfig(epochs=2, batch_size=8, head="wide"),
+    result = fit(separable / "dataset", config=TrainConfig(epochs=2, batch_size=8, options={"head": "wide"}),
                  model_dir=tmp_path / "m", verbose=0, log=lambda message: None)
     trained = KerasRunner(result.model_dir / "model.keras").model
     dataset = load_dataset(separable / "dataset")
@@ -328,13 +330,10 @@ def test_training_leaves_the_wide_path_where_the_regression_set_it(separable, tm
     assert trained.get_layer("deep_logits").get_weights()[0].any(), "the convolutions' path learnt"
 
 
-def test_a_model_config_saved_before_the_head_option_says_summary():
-    saved = {**TrainConfig().to_dict()}
-    del saved["head"]
-    assert TrainConfig.from_dict(saved).head == "summary"
-    assert TrainConfig().head == "wide"  # the default since it held on real-genres, dev-music and the demo
+def test_the_default_head_is_the_wide_one():
+    assert CnnOptions().head == "wide"  # the default since it held on real-genres, dev-music and the demo
     with pytest.raises(ConfigError, match="head='deep'"):
-        TrainConfig(head="deep")
+        CnnOptions(head="deep")  # a config saved before the option existed: tests/test_kinds.py
 
 
 def test_fit_can_say_whether_the_musicnn_backbone_does_better_on_the_same_songs(separable, tmp_path):
@@ -342,8 +341,7 @@ def test_fit_can_say_whether_the_musicnn_backbone_does_better_on_the_same_songs(
     result = fit(separable / "dataset", config=config, model_dir=tmp_path / "cnn", compare=True, verbose=0,
                  log=lambda message: None)
     compared = result.metrics.compared["musicnn"]
-    backbone = fit(separable / "dataset", config=TrainConfig(epochs=2, batch_size=8, backbone="musicnn",
-                                                             random_crop=False),
+    backbone = fit(separable / "dataset", config=TrainConfig(epochs=2, batch_size=8, kind="musicnn"),
                    model_dir=tmp_path / "musicnn", verbose=0, log=lambda message: None)
     assert compared["song_accuracy"] == backbone.metrics.song_accuracy  # the same recipe as fit --backbone musicnn
     assert compared["test_songs"] == result.metrics.test_songs

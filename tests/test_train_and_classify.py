@@ -23,14 +23,13 @@ def test_fit_saves_every_artefact(trained):
         "history.csv", "confusion.png", "reliability.png", "metrics.json", "profile.npz"}
     config = json.loads((model_dir / "config.json").read_text())
     assert config["classes"] == ["chirps", "noise", "tones"]
-    assert config["train_config"] == {"epochs": 2, "batch_size": 8, "learning_rate": 0.001, "seed": 0,
-                                      "mixed_precision": False, "optimizer": "rmsprop", "class_weight": "none",
-                                      "patience": None, "reduce_lr": False, "augment": [], "noise_snr_db": 20.0,
-                                      "gain_db": 6.0, "stretch": 0.1, "pitch_semitones": 2.0, "mixup_alpha": 0.2,
-                                      "backbone": None, "fine_tune": False, "random_crop": True, "crops_per_chunk": 1,
-                                      "teacher": None,
-                                      "temperature": 2.0, "distill_weight": 0.5, "keep_epoch": "last",
-                                      "head": "wide", "refit": True}
+    assert config["train_config"] == {  # the options every kind shares, the kind, and all of its own options
+        "epochs": 2, "batch_size": 8, "learning_rate": 0.001, "seed": 0, "optimizer": "rmsprop", "class_weight": "none",
+        "patience": None, "reduce_lr": False, "keep_epoch": "last", "refit": True, "kind": "cnn",
+        "options": {"augment": [], "noise_snr_db": 20.0, "gain_db": 6.0, "stretch": 0.1, "pitch_semitones": 2.0,
+                    "mixup_alpha": 0.2, "random_crop": True, "crops_per_chunk": 1, "teacher": None, "temperature": 2.0,
+                    "distill_weight": 0.5, "head": "wide", "mixed_precision": False}}
+    assert config["kind"] == "cnn"
     assert config["calibration"]["fitted_on"] == "validation songs" and config["calibration"]["songs"] == 3
     assert config["feature_config"]["n_mels"] == 16
     assert config["dataset"]["fingerprint"] == load_dataset(trained["dataset"]).fingerprint
@@ -185,10 +184,10 @@ def test_unknown_backend(trained):
 
 
 def test_mixed_precision_trains_and_exports(trained, tmp_path):
-    result = fit(trained["dataset"], config=TrainConfig(epochs=1, batch_size=8, mixed_precision=True),
+    result = fit(trained["dataset"], config=TrainConfig(epochs=1, batch_size=8, options={"mixed_precision": True}),
                  model_dir=tmp_path / "mixed", models_root=tmp_path / "models", verbose=0, log=lambda m: None)
     saved = json.loads((result.model_dir / "config.json").read_text())
-    assert saved["train_config"]["mixed_precision"] is True
+    assert saved["train_config"]["options"]["mixed_precision"] is True
     fast = load_classifier(result.model_dir, backend="litert")
     reference = load_classifier(result.model_dir, backend="keras")
     song = trained["tracks"] / "tones" / "tones_2.mp3"

@@ -14,6 +14,7 @@ from genre_cnn.config import TrainConfig  # noqa: E402
 from genre_cnn.data.dataset import load_dataset  # noqa: E402
 from genre_cnn.errors import ConfigError, DatasetError  # noqa: E402
 from genre_cnn.inference.classifier import classify  # noqa: E402
+from genre_cnn.kinds import configured  # noqa: E402
 from genre_cnn.training.fit import fit  # noqa: E402
 
 QUIET = dict(verbose=0, log=lambda message: None)
@@ -35,7 +36,7 @@ def frozen(dataset, tmp_path_factory):
     messages = []
     shipped, novelty.MIN_NOVELTY_SONGS = novelty.MIN_NOVELTY_SONGS, 1
     try:  # a novelty reference of the tiny set's 12 songs (a real fit needs 20)
-        result = fit(dataset, config=TrainConfig(epochs=3, batch_size=4, backbone="musicnn"), model_dir=out / "m",
+        result = fit(dataset, config=TrainConfig(epochs=3, batch_size=4, kind="musicnn"), model_dir=out / "m",
                      models_root=out / "models", verbose=0, log=messages.append)
     finally:
         novelty.MIN_NOVELTY_SONGS = shipped
@@ -46,7 +47,7 @@ def test_frozen_backbone_trains_a_head_and_records_it(frozen, dataset, trained):
     result, messages = frozen
     assert any("Computing the musicnn input of 15 songs" in m for m in messages)
     config = json.loads((result.model_dir / "config.json").read_text())["train_config"]
-    assert (config["backbone"], config["fine_tune"]) == ("musicnn", False)
+    assert (config["kind"], config["options"]) == ("musicnn", {"fine_tune": False})
     original = load_dataset(dataset)
     assert {s["song"] for s in result.metrics.songs} == set(original.songs[original.indices("test")])
     assert (result.model_dir / "history.png").is_file() and (result.model_dir / "confusion.png").is_file()
@@ -105,7 +106,7 @@ def test_patches_and_embeddings_are_computed_once(frozen, dataset, tmp_path):
     source = dataset / "musicnn" / "source.json"
     before = source.stat().st_mtime_ns
     messages = []
-    fit(dataset, config=TrainConfig(epochs=1, batch_size=4, backbone="musicnn"), model_dir=tmp_path / "m",
+    fit(dataset, config=TrainConfig(epochs=1, batch_size=4, kind="musicnn"), model_dir=tmp_path / "m",
         models_root=tmp_path / "models", verbose=0, log=messages.append)
     assert source.stat().st_mtime_ns == before and not any("Computing" in m for m in messages)
     assert json.loads(source.read_text())["patches"] == 15
@@ -116,7 +117,7 @@ def test_fine_tuning_changes_only_the_top_layers(frozen, dataset, tmp_path):
 
     from genre_cnn.models.musicnn import load_musicnn
 
-    result = fit(dataset, config=TrainConfig(epochs=1, batch_size=4, backbone="musicnn", fine_tune=True),
+    result = fit(dataset, config=TrainConfig(epochs=1, batch_size=4, kind="musicnn", options={"fine_tune": True}),
                  model_dir=tmp_path / "m", models_root=tmp_path / "models", **QUIET)
     tuned = keras.saving.load_model(result.model_dir / "model.keras").get_layer("musicnn")
     original = load_musicnn()
@@ -130,11 +131,11 @@ def test_fine_tuning_changes_only_the_top_layers(frozen, dataset, tmp_path):
 def test_cross_validation_with_the_backbone(frozen, dataset, tmp_path):
     from genre_cnn.training.cv import cross_validate
 
-    result = cross_validate(dataset, config=TrainConfig(epochs=2, batch_size=4, backbone="musicnn"), folds=3,
+    result = cross_validate(dataset, config=TrainConfig(epochs=2, batch_size=4, kind="musicnn"), folds=3,
                             val_fraction=0.2, out=tmp_path / "cv", log=lambda m: None)
     tested = sorted(song for fold in result.folds for song in fold["test_songs"])
     assert tested == sorted(set(load_dataset(dataset).songs))
-    assert json.loads((tmp_path / "cv" / "cv.json").read_text())["summary"]["train_config"]["backbone"] == "musicnn"
+    assert json.loads((tmp_path / "cv" / "cv.json").read_text())["summary"]["train_config"]["kind"] == "musicnn"
 
 
 def test_embed_writes_song_and_patch_embeddings(trained, tmp_path):
@@ -151,13 +152,25 @@ def test_embed_writes_song_and_patch_embeddings(trained, tmp_path):
     np.testing.assert_allclose(saved["embeddings"][0], saved["patch_embeddings"][first].mean(axis=0), rtol=1e-5)
 
 
-def test_backbone_option_mistakes():
-    with pytest.raises(ConfigError, match="fine_tune=True needs backbone='musicnn'"):
-        TrainConfig(fine_tune=True)
-    with pytest.raises(ConfigError, match="augment=mixup does not apply with backbone='musicnn'"):
-        TrainConfig(backbone="musicnn", augment="mixup")
-    with pytest.raises(ConfigError, match="backbone='vggish' must be one of 'musicnn'"):
-        TrainConfig(backbone="vggish")
+def test_backbone_option_mistakes(tmp_path):
+    with pytest.raises(ConfigError, match="fine_tune=True is an option of the musicnn kind, not of the cnn kind"):
+        configured(TrainConfig(options={"fine_tune": True}))
+    with pytest.raises(ConfigError, match="augment='mixup' is an option of the cnn kind, not of the musicnn kind"):
+        configured(TrainConfig(kind="musicnn", options={"augment": "mixup"}))
+    with pytest.raises(ConfigError, match="kind='vggish' is not a model kind fit trains; choose one of cnn, musicnn"):
+        configured(TrainConfig(kind="vggish"))
+    runner = CliRunner()  # the command line refuses them before reading the dataset, in its own words
+    cnn_only = "only applies without --backbone"
+    for options, message in ((["--fine-tune"], "--freeze/--fine-tune only applies with --backbone musicnn"),
+                             (["--backbone", "musicnn", "--augment", "mixup"], f"--augment {cnn_only}"),
+                             (["--backbone", "musicnn", "--no-crop"], f"--crop/--no-crop {cnn_only}"),
+                             (["--backbone", "musicnn", "--mixed-precision"], f"--mixed-precision {cnn_only}")):
+        result = runner.invoke(main, ["fit", "--data", str(tmp_path / "nothing"), *options])
+        assert result.exit_code == 2 and message in result.output, result.output
+    for options in (["--freeze"], ["--backbone", "musicnn", "--freeze"], ["--backbone", "musicnn", "--fine-tune"]):
+        result = runner.invoke(main, ["fit", "--data", str(tmp_path / "nothing"), *options])
+        assert result.exit_code == 1 and "nothing" in result.output, result.output  # accepted: the dataset is missing
+    assert not (tmp_path / "nothing").exists()
 
 
 def test_backbone_needs_the_songs_audio(trained, tmp_path):
@@ -166,7 +179,7 @@ def test_backbone_needs_the_songs_audio(trained, tmp_path):
     summary["tracks_dir"] = str(tmp_path / "gone")
     (tmp_path / "ds" / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(DatasetError, match="computes its own input from the songs' audio, but 15 of them are gone"):
-        fit(tmp_path / "ds", config=TrainConfig(epochs=1, backbone="musicnn"), model_dir=tmp_path / "m", **QUIET)
+        fit(tmp_path / "ds", config=TrainConfig(epochs=1, kind="musicnn"), model_dir=tmp_path / "m", **QUIET)
 
 
 def test_timeline_refuses_a_backbone_model(frozen, tmp_path, trained):

@@ -263,6 +263,7 @@ class BaselineRecipe:
     each fold's training songs."""
 
     name = "baseline"
+    kind = "baseline"
     title = "the scikit-learn baseline"
 
     def run_folds(self, dataset: Dataset, fold_of_song: dict, *, config: TrainConfig, val_fraction: float,

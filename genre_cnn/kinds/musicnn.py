@@ -6,23 +6,48 @@ Its network and front end are :mod:`genre_cnn.models.musicnn`, its training
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import Iterator, Optional
+from typing import Iterator, Mapping, Optional
 
 import numpy as np
 
 from genre_cnn.config import FeatureConfig, TrainConfig
 from genre_cnn.data.dataset import Dataset
+from genre_cnn.errors import ConfigError
 from genre_cnn.inference.classifier import GenreClassifier
 from genre_cnn.inference.occlusion import TimedViews
-from genre_cnn.kinds import Kind
+from genre_cnn.kinds import Kind, options_of
 from genre_cnn.models.musicnn import HOP, N_MELS, PATCH_FRAMES, SR, song_patches
 from genre_cnn.models.store import ModelDir
 from genre_cnn.signal.logmel import mel_band_edges
 from genre_cnn.training.recipes import TrainedRecipe
 from genre_cnn.training.transfer import patch_dataset, train_transfer
 
-__all__ = ["MusicnnClassifier", "MusicnnHead", "KIND"]
+__all__ = ["MusicnnOptions", "MusicnnClassifier", "MusicnnHead", "KIND"]
+
+
+@dataclasses.dataclass(frozen=True)
+class MusicnnOptions:
+    """The options of a genre head on the musicnn backbone (``TrainConfig(kind="musicnn", options=...)``).
+
+    Parameters
+    ----------
+    fine_tune : bool
+        Also update the backbone's top layers (at a tenth of the learning rate), instead of training
+        the head alone on cached embeddings.
+    """
+
+    fine_tune: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.fine_tune, bool):
+            raise ConfigError(f"fine_tune={self.fine_tune!r} must be True or False", parameter="fine_tune")
+
+    @classmethod
+    def from_flat_train_config(cls, saved: Mapping) -> "MusicnnOptions":
+        """The options in a flat ``train_config`` saved before kinds had their own."""
+        return cls(fine_tune=saved.get("fine_tune", False))
 
 
 class MusicnnClassifier(GenreClassifier):
@@ -64,7 +89,7 @@ class MusicnnHead:
         return patch_dataset(dataset, log=log)
 
     def describe(self, config: TrainConfig) -> str:
-        return f", musicnn backbone {'fine-tuned' if config.fine_tune else 'frozen'}"
+        return f", musicnn backbone {'fine-tuned' if options_of(config).fine_tune else 'frozen'}"
 
     def train(self, dataset, *, train_rows, val_rows, config, kept, callbacks, checkpoint=None, verbose=2,
               log=print):
@@ -79,18 +104,17 @@ class MusicnnHead:
     def embedding_layer(self, model, config: TrainConfig) -> Optional[str]:
         """The frozen backbone's embedding (its penultimate layer, what the head learns from); None when it is
         fine-tuned (training shapes it: see :meth:`genre_cnn.kinds.cnn.ScratchCnn.embedding_layer`)."""
-        return None if config.fine_tune else "musicnn"
+        return None if options_of(config).fine_tune else "musicnn"
 
 
 KIND = Kind(
     name="musicnn",
     classifier=MusicnnClassifier,
+    options=MusicnnOptions,
     trainer=MusicnnHead(),
-    trains=lambda options: options.get("backbone") == "musicnn",
+    claims_flat_train_config=lambda saved: saved.get("backbone") == "musicnn",
     recipes={
-        "musicnn": TrainedRecipe("musicnn", options={"backbone": "musicnn", "teacher": None, "random_crop": False,
-                                                     "augment": ()},
-                                 challenge_options={"fine_tune": False, "mixed_precision": False},
-                                 title="the pretrained musicnn backbone", command="--backbone musicnn"),
+        "musicnn": TrainedRecipe("musicnn", kind="musicnn", title="the pretrained musicnn backbone",
+                                 command="--backbone musicnn"),
     },
 )

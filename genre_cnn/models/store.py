@@ -18,7 +18,7 @@ import numpy as np
 
 from genre_cnn.config import FeatureConfig, check_classes, read_json, write_json
 from genre_cnn.errors import ConfigError, GenreCnnWarning, ModelError
-from genre_cnn.kinds import kind_for_options, kind_names
+from genre_cnn.kinds import kind_names, kind_of_flat_train_config
 from genre_cnn.models.calibration import Calibration
 from genre_cnn.models.novelty import Novelty
 from genre_cnn.runtime.files import FolderKind
@@ -176,12 +176,12 @@ class ModelDir:
 
     def kind(self, config: Optional[dict] = None) -> str:
         """The model's kind: ``config.json``'s ``"kind"``, or for models fitted before it was written, the
-        kind ``fit`` trains with the saved ``train_config`` (:func:`genre_cnn.kinds.kind_for_options`)."""
+        kind ``fit`` trains with the saved ``train_config`` (:func:`genre_cnn.kinds.kind_of_flat_train_config`)."""
         saved = self.read_config() if config is None else config
         if isinstance(saved.get("kind"), str):
             return saved["kind"]
         train_config = saved.get("train_config")
-        return kind_for_options(train_config if isinstance(train_config, dict) else {}).name
+        return kind_of_flat_train_config(train_config if isinstance(train_config, dict) else {}).name
 
     def fingerprint(self) -> str:
         """Eight hex digits of the SHA-256 of ``config.json``: a fit's identity (a refit changes it)."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genre_cnn.config import AUGMENTATIONS, FeatureConfig, TrainConfig
+from genre_cnn.config import AUGMENTATIONS, FeatureConfig
 
 __all__ = ["AUGMENTATIONS", "SIGNAL_AUGMENTATIONS", "PROBABILITY", "ChunkAugmenter", "mixup"]
 
@@ -40,21 +40,21 @@ PROBABILITY = 0.5
 
 
 class ChunkAugmenter:
-    """Apply the signal augmentations of a :class:`TrainConfig` to batches of log-mel chunks.
+    """Apply the CNN's signal augmentations (:class:`genre_cnn.kinds.cnn.CnnOptions`) to batches of log-mel chunks.
 
     Parameters
     ----------
     feature_config : FeatureConfig
         How the chunks were made (frames per chunk, hop between chunks, mel bands, dB floor).
-    train_config : TrainConfig
-        Which augmentations (``train_config.augment``) and their strengths.
+    options : genre_cnn.kinds.cnn.CnnOptions
+        Which augmentations (``options.augment``) and their strengths (``gain_db``, ``stretch``...).
     filterbank : np.ndarray [shape=(n_mels, 1 + n_fft // 2)]
         The dataset's mel filterbank (gives the noise's mel spectrum and the band frequencies).
     """
 
-    def __init__(self, feature_config: FeatureConfig, train_config: TrainConfig, *, filterbank: np.ndarray):
-        self.names = tuple(name for name in train_config.augment if name in SIGNAL_AUGMENTATIONS)
-        self.config = train_config
+    def __init__(self, feature_config: FeatureConfig, options, *, filterbank: np.ndarray):
+        self.names = tuple(name for name in options.augment if name in SIGNAL_AUGMENTATIONS)
+        self.options = options
         self.floor_db = 10.0 * np.log10(feature_config.amin)
         self.n_frames = feature_config.n_frames
         #: frames between the starts of two consecutive chunks
@@ -100,11 +100,11 @@ class ChunkAugmenter:
                 raise ValueError("shift and stretch need next_chunks and has_next")
             x = self._shift_and_stretch(x, next_chunks, np.asarray(has_next, bool), rng)
         if "pitch" in self.names:
-            semitones = rng.uniform(-1, 1, batch) * self.config.pitch_semitones
+            semitones = rng.uniform(-1, 1, batch) * self.options.pitch_semitones
             semitones[rng.random(batch) >= PROBABILITY] = 0.0
             x = self.shift_pitch(x, semitones)
         if "gain" in self.names:
-            gain = rng.uniform(-1, 1, batch) * self.config.gain_db
+            gain = rng.uniform(-1, 1, batch) * self.options.gain_db
             gain[rng.random(batch) >= PROBABILITY] = 0.0
             x = np.maximum(x + gain[:, None, None].astype(np.float32), self.floor_db)
         if "noise" in self.names:
@@ -119,7 +119,7 @@ class ChunkAugmenter:
         strip = np.concatenate([x, tail], axis=2)
         rate = np.ones(batch)
         if "stretch" in self.names:
-            span = np.log1p(self.config.stretch)
+            span = np.log1p(self.options.stretch)
             rate = np.exp(rng.uniform(-span, span, batch))
             rate[rng.random(batch) >= PROBABILITY] = 1.0
         start = np.zeros(batch)
@@ -142,7 +142,7 @@ class ChunkAugmenter:
             return x
         picked = x[apply].astype(np.float64)
         power = 10.0 ** (picked / 10.0)
-        noise_total = power.sum(axis=(1, 2)) / 10.0 ** (self.config.noise_snr_db / 10.0)
+        noise_total = power.sum(axis=(1, 2)) / 10.0 ** (self.options.noise_snr_db / 10.0)
         colour = rng.integers(0, 2, len(picked))  # 0 white, 1 pink
         profile = self.noise_profiles[colour][:, :, None] * (noise_total / picked.shape[2])[:, None, None]
         dof = self.band_dof[None, :, None]

@@ -15,7 +15,7 @@ from genre_cnn.config import TrainConfig, write_json
 from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset, read_summary
 from genre_cnn.data.split import split_songs
 from genre_cnn.errors import ConfigError, DatasetError
-from genre_cnn.kinds import recipe_named, recipe_names, trainer_for
+from genre_cnn.kinds import configured, recipe_named, recipe_names, trainer_for
 from genre_cnn.plots import plot_confusion, plot_recipe_comparison
 from genre_cnn.runtime.files import FolderKind, atomic_directory, check_output_folder, exclusive_lock
 from genre_cnn.runtime.parallel import run_dask_tasks
@@ -119,7 +119,7 @@ def cross_validate(
     data_dir : path-like
         Dataset written by :func:`genre_cnn.build_dataset`.
     config : TrainConfig
-        The same options as ``fit`` (augmentation, class weights...).
+        The same options as ``fit`` (the kind, its options, class weights...).
     folds : int or None
         Number of folds, or None for the folds of the metadata CSV.
     val_fraction : float
@@ -138,6 +138,7 @@ def cross_validate(
     -------
     CvResult
     """
+    config = configured(config)
     out = _cv_out(out, data_dir)
     dataset = load_dataset(data_dir)
     fold_of_song = _fold_lookup(dataset, folds=folds, seed=config.seed)
@@ -192,15 +193,21 @@ def compare_recipes(
     unknown = [name for name in recipes if name not in recipe_names()]
     if unknown or not recipes:
         raise ConfigError(f"recipes={','.join(recipes)!r}: choose one or more of {','.join(recipe_names())}")
+    config = configured(config)
     _check_engine(engine, scheduler)
     out = _cv_out(out, data_dir)
     dataset = load_dataset(data_dir)
     fold_of_song = _fold_lookup(dataset, folds=folds, seed=config.seed)
     compared, fold_results = {}, {}
+    options = config.options
+    set_options = [field.name for field in dataclasses.fields(options) if getattr(options, field.name) != field.default]
     for name in recipes:
-        log(f"Recipe {name}:")
+        recipe = recipe_named(name)
+        other_kind = getattr(recipe, "kind", config.kind) != config.kind
+        log(f"Recipe {name}:" + (f" (trains the {recipe.kind} kind: {', '.join(set_options)} do not apply)"
+                                 if other_kind and set_options else ""))
         cpu = time.process_time()
-        results = recipe_named(name).run_folds(dataset, fold_of_song, config=config, val_fraction=val_fraction,
+        results = recipe.run_folds(dataset, fold_of_song, config=config, val_fraction=val_fraction,
                                                verbose=verbose, log=log, engine=engine, scheduler=scheduler)
         fold_results[name] = results
         compared[name] = {**_summarise_folds(results), "cpu_seconds": round(time.process_time() - cpu, 1)}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from genre_cnn.config import TrainConfig
 from genre_cnn.data.dataset import Dataset
 from genre_cnn.models.musicnn import HOP, PATCH_FRAMES, SR
 from genre_cnn.runtime.backend import import_keras
@@ -111,7 +110,8 @@ def cross_fitted_probabilities(embeddings: np.ndarray, labels: np.ndarray, songs
     return probabilities
 
 
-def teacher_targets(dataset: Dataset, train_rows: np.ndarray, config: TrainConfig, *, log=print) -> np.ndarray:
+def teacher_targets(dataset: Dataset, train_rows: np.ndarray, *, temperature: float, seed: int,
+                    log=print) -> np.ndarray:
     """Soft targets of every chunk of ``dataset`` from a musicnn teacher trained on ``train_rows``' songs.
 
     Only the songs of ``train_rows`` train the teacher's head; the result's rows of other chunks
@@ -123,8 +123,10 @@ def teacher_targets(dataset: Dataset, train_rows: np.ndarray, config: TrainConfi
         The chunk dataset the student trains on.
     train_rows : np.ndarray of int
         The student's training chunks.
-    config : TrainConfig
-        ``temperature`` softens the teacher; ``seed`` seeds its head.
+    temperature : float
+        Softens the teacher's probabilities.
+    seed : int
+        Seeds its head.
 
     Returns
     -------
@@ -155,8 +157,8 @@ def teacher_targets(dataset: Dataset, train_rows: np.ndarray, config: TrainConfi
 
     patch_probabilities = tempered(
         cross_fitted_probabilities(embeddings[teach], patches.labels[teach], patches.songs[teach],
-                                   n_classes=n_classes, seed=config.seed, train_head=train_head),
-        config.temperature)
+                                   n_classes=n_classes, seed=seed, train_head=train_head),
+        temperature)
     soft, covered = chunk_teacher_probabilities(
         dataset.songs[train_rows], dataset.offsets[train_rows], dataset.feature_config.chunk_seconds,
         patches.songs[teach], patches.offsets[teach], PATCH_FRAMES * HOP / SR, patch_probabilities,
@@ -166,16 +168,16 @@ def teacher_targets(dataset: Dataset, train_rows: np.ndarray, config: TrainConfi
     return targets
 
 
-def distillation_loss(n_classes: int, config: TrainConfig):
+def distillation_loss(n_classes: int, *, temperature: float, weight: float):
     """The Keras loss of a student whose targets are ``[one-hot | teacher probabilities]`` rows.
 
-    ``w * CE(label, p) + (1 - w) * T**2 * KL(teacher || softmax(log(p) / T))`` with ``w =
-    config.distill_weight`` and ``T = config.temperature``; ``log(p) / T`` softens the student
+    ``w * CE(label, p) + (1 - w) * T**2 * KL(teacher || softmax(log(p) / T))`` with ``w = weight`` (the
+    CNN's ``distill_weight`` option) and ``T = temperature``; ``log(p) / T`` softens the student
     exactly like ``logits / T`` (the two differ by a constant per row). The ``T**2`` keeps the
     soft term's gradients on the scale of the hard one (Hinton et al.).
     """
     ops = import_keras().ops
-    weight, temperature = float(config.distill_weight), float(config.temperature)
+    weight, temperature = float(weight), float(temperature)
 
     def distillation(y_true, y_pred):
         hard, soft = y_true[:, :n_classes], y_true[:, n_classes:]

@@ -14,7 +14,7 @@ from genre_cnn.config import TrainConfig, write_json
 from genre_cnn.data.dataset import DEFAULT_DATASET_DIR, Dataset, load_dataset
 from genre_cnn.errors import ConfigError, DatasetError
 from genre_cnn.inference.runners import export_litert, with_embedding
-from genre_cnn.kinds import recipe_named, trainer_for
+from genre_cnn.kinds import configured, recipe_named, trainer_for
 from genre_cnn.models.calibration import UNCALIBRATED, Calibration
 from genre_cnn.models.novelty import Novelty
 from genre_cnn.models.registry import DEFAULT_MODELS_DIR, set_latest
@@ -101,6 +101,7 @@ def fit(
     if model_dir is None:
         name = name or datetime.datetime.now().strftime("fit-%Y%m%d-%H%M%S")
         model_dir = Path(models_root) / name
+    config = configured(config)  # the kind's options checked, and saved in full
     model_dir = check_output_folder(model_dir, kind=MODEL_FOLDER, inputs=[data_dir])
     trainer = trainer_for(config)
     litert_weights = trainer.litert_weights  # asked before training: a trainer without it fails now, not at the end
@@ -207,7 +208,7 @@ def train_model(
     """Train a fresh model on the chunks ``train_rows``, measured on ``val_rows`` after every epoch.
 
     The training core shared by :func:`fit` and :func:`genre_cnn.training.cv.cross_validate`: it sees
-    only the rows it is given. Augmentations (``config.augment``) touch the training batches
+    only the rows it is given. A kind's augmentations (the CNN's ``augment`` option) touch the training batches
     only; validation batches are served as stored.
 
     ``novelty``: also fit the model's novelty reference (:func:`genre_cnn.training.novelty.fit_novelty`): a pass
@@ -219,6 +220,7 @@ def train_model(
         The model carries no augmentation layer (it is the plain inference model).
     """
     _check_trainable(dataset, train_rows)
+    config = configured(config)
     trainer = trainer_for(config)
     keras = import_keras()
     keras.utils.set_random_seed(config.seed)
@@ -228,9 +230,8 @@ def train_model(
     device = describe_device()
     copies = len(replica_devices()) if trainer.replicated else 0
     replicas = f", {copies} replicas" if copies > 1 else ""
-    precision = ", mixed precision" if config.mixed_precision else ""
     unit = trainer.unit
-    log(f"Training on {device}{replicas}{precision}{trainer.describe(config)}: {len(train_rows)} train {unit}, "
+    log(f"Training on {device}{replicas}{trainer.describe(config)}: {len(train_rows)} train {unit}, "
         f"{len(val_rows)} validation {unit}, {len(dataset.classes)} genres")
 
     # lazy: Keras callbacks: importing it imports TensorFlow
@@ -333,7 +334,7 @@ def chunk_probabilities(model, dataset: Dataset, rows: np.ndarray, *, batch_size
     """
     if len(rows) == 0:
         return np.zeros((0, len(dataset.classes)), dtype=np.float32)
-    return model.predict(evaluation_batches(dataset, rows, TrainConfig(batch_size=batch_size)), verbose=0)
+    return model.predict(evaluation_batches(dataset, rows, batch_size=batch_size), verbose=0)
 
 
 def test_metrics(model, dataset: Dataset, test_rows: np.ndarray, *, batch_size: int = 32,

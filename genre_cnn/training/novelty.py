@@ -6,7 +6,6 @@ from typing import Optional
 
 import numpy as np
 
-from genre_cnn.config import TrainConfig
 from genre_cnn.inference.runners import with_embedding
 from genre_cnn.models.novelty import NOVELTY_QUANTILE, Novelty, nearest_distances
 from genre_cnn.training.scratch import evaluation_batches
@@ -58,7 +57,7 @@ def song_embeddings(model, dataset, rows: np.ndarray, *, layer: str, batch_size:
     """
     # the network classify runs (genres, then the embedding): the same numbers at fit and classify time
     network = with_embedding(model, layer)
-    outputs = network.predict(evaluation_batches(dataset, rows, TrainConfig(batch_size=batch_size)), verbose=0)
+    outputs = network.predict(evaluation_batches(dataset, rows, batch_size=batch_size), verbose=0)
     chunks = np.asarray(outputs, np.float64)[:, len(dataset.classes):]
     return mean_by_song(chunks, dataset.songs[rows])[1]
 

@@ -3,8 +3,8 @@
 Two words, one meaning each. Each kind (:mod:`genre_cnn.kinds`) brings one :class:`Trainer`, how ``fit``
 trains a network of that kind (:func:`genre_cnn.kinds.trainer_for`), and, by name, its *recipes*: what
 ``cv --recipes`` compares and ``fit --compare`` challenges with (:func:`genre_cnn.kinds.recipe_named`).
-A network's recipe is a :class:`TrainedRecipe`: its options on top of the shared ones, trained by its
-kind's trainer.
+A network's recipe is a :class:`TrainedRecipe`: a kind and some of its options, set over the shared
+options of the run (and over that kind's options the run was given), trained by the kind's trainer.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from genre_cnn.config import TrainConfig
 from genre_cnn.data.dataset import Dataset
 from genre_cnn.errors import GenreCnnError
-from genre_cnn.kinds import trainer_for
+from genre_cnn.kinds import configured, trainer_for
 from genre_cnn.models.store import ModelDir
 from genre_cnn.training.cv import train_folds
 from genre_cnn.training.fit import test_metrics, train_model
@@ -76,27 +76,28 @@ class TrainedRecipe:
     ----------
     name : str
         As ``cv --recipes`` knows it.
+    kind : str
+        The kind it trains (:mod:`genre_cnn.kinds`).
     options : mapping
-        :class:`TrainConfig` fields this recipe sets over the shared ones (``{"teacher": "musicnn"}``).
-    challenge_options : mapping
-        Set on top of ``options`` when ``fit`` trains this recipe to compare with its model.
+        Options of that kind this recipe sets (``{"teacher": "musicnn"}``), over those the run gave
+        that kind; the options the run gave another kind do not apply.
     title : str
         How ``fit``'s comparison names it.
     command : str
         The ``genre-cnn fit`` options that train it (for "fit it with: ...").
     """
 
-    def __init__(self, name: str, *, options: Mapping = {}, challenge_options: Mapping = {}, title: str = "",
-                 command: str = "") -> None:
+    def __init__(self, name: str, *, kind: str, options: Mapping = {}, title: str = "", command: str = "") -> None:
         self.name = name
+        self.kind = kind
         self.options = dict(options)
-        self.challenge_options = dict(challenge_options)
         self.title = title or name
         self.command = command
 
     def configure(self, config: TrainConfig) -> TrainConfig:
-        """The shared options ``config`` with this recipe's own set over them."""
-        return dataclasses.replace(config, **self.options)
+        """The run's ``config``, training this recipe's kind with this recipe's options set over the run's own."""
+        given = config.option_values() if config.kind == self.kind else {}
+        return configured(dataclasses.replace(config, kind=self.kind, options={**given, **self.options}))
 
     def run_folds(self, dataset: Dataset, fold_of_song: dict, *, config: TrainConfig, val_fraction: float,
                   verbose: int = 0, log: Callable[[str], None] = print, engine: str = "local",
@@ -117,7 +118,7 @@ class TrainedRecipe:
             ``{name: {"song_accuracy", "test_songs", "command"}}``, or ``{name: {"error": why}}`` when it
             could not be trained (e.g. the songs' audio moved since the dataset was built).
         """
-        challenger = dataclasses.replace(self.configure(config), **self.challenge_options)
+        challenger = self.configure(config)
         log(f"Comparing with {self.title} on the same songs")
         try:
             data = trainer_for(challenger).training_data(dataset, log=log)

@@ -10,6 +10,7 @@ from genre_cnn.config import TrainConfig
 from genre_cnn.data.arrays import RowReader
 from genre_cnn.data.dataset import Dataset
 from genre_cnn.errors import DatasetError
+from genre_cnn.kinds import options_of
 from genre_cnn.models.cnn import WIDE_LAYER, build_model, set_summary_statistics, summary_network
 from genre_cnn.runtime.backend import import_keras, precision_policy, training_strategy
 from genre_cnn.signal.logmel import mel_filterbank
@@ -37,12 +38,14 @@ def train_scratch(dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndar
                   callbacks: list, checkpoint=None, verbose: int = 2, log: Callable[[str], None] = print):
     """Fit a fresh CNN (:func:`genre_cnn.models.cnn.build_model`) on the chunks ``train_rows``.
 
-    With ``config.teacher`` the targets are the true genre and the teacher's softened
+    With a ``teacher`` among the options the targets are the true genre and the teacher's softened
     probabilities (:mod:`genre_cnn.training.distill`); SpecAugment and the teacher's loss live in a
     training-only wrapper, so the returned model stays the plain inference network.
 
     Parameters
     ----------
+    config : TrainConfig
+        The shared options, and the CNN's own (:class:`genre_cnn.kinds.cnn.CnnOptions`).
     kept : genre_cnn.training.callbacks.KeptEpoch
         Among ``callbacks``: its epoch's weights are restored before returning.
 
@@ -60,39 +63,43 @@ def train_scratch(dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndar
 
     keras = import_keras()
     n_classes = len(dataset.classes)
+    options = options_of(config)
 
-    mixup = "mixup" in config.augment
-    one_hot = mixup or config.teacher is not None
+    mixup = "mixup" in options.augment
+    one_hot = mixup or options.teacher is not None
     soft_targets = None
-    if config.teacher is not None:
-        soft_targets = teacher_targets(dataset, train_rows, config, log=log)
+    if options.teacher is not None:
+        soft_targets = teacher_targets(dataset, train_rows, temperature=options.temperature, seed=config.seed,
+                                       log=log)
         keras.utils.set_random_seed(config.seed)  # the student starts the same with or without a teacher
     mean, variance = band_statistics(dataset.features, train_rows)
     strategy = training_strategy()
     replicas = strategy.num_replicas_in_sync
-    with precision_policy(config.mixed_precision), strategy.scope():
+    with precision_policy(options.mixed_precision), strategy.scope():
         model = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance,
-                            head=config.head)
-        if config.head == "wide":
+                            head=options.head)
+        if options.head == "wide":
             fit_wide_path(model, dataset, train_rows, seed=config.seed, balanced=config.class_weight == "balanced",
                           log=log)
             model.get_layer(WIDE_LAYER).trainable = WIDE_TRAINABLE
         trainee = model
-        if "specaugment" in config.augment or config.teacher:  # a training-only wrapper: the saved model stays plain
+        if "specaugment" in options.augment or options.teacher:  # a training-only wrapper: the saved model stays plain
             inputs = keras.Input(shape=dataset.feature_config.input_shape, name="log_mel")
             masked = SpecAugment(mean, seed=config.seed, name="specaugment")(inputs) \
-                if "specaugment" in config.augment else inputs
+                if "specaugment" in options.augment else inputs
             trainee = keras.Model(inputs, model(masked), name="genre_cnn_training")
         optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
-        if config.teacher is not None:
-            loss, metrics = distillation_loss(n_classes, config), [true_label_accuracy(n_classes)]
+        if options.teacher is not None:
+            loss = distillation_loss(n_classes, temperature=options.temperature, weight=options.distill_weight)
+            metrics = [true_label_accuracy(n_classes)]
         else:
             loss = "categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy"
             metrics = ["accuracy"]
         trainee.compile(optimizer=optimizers[config.optimizer](learning_rate=config.learning_rate), loss=loss,
                         metrics=metrics)
     train_data = training_batches(dataset, train_rows, config, soft_targets=soft_targets, devices=replicas)
-    val_data = evaluation_batches(dataset, val_rows, config, devices=replicas) if len(val_rows) else None
+    val_data = evaluation_batches(dataset, val_rows, batch_size=config.batch_size, one_hot=one_hot,
+                                  teacher=options.teacher is not None, devices=replicas) if len(val_rows) else None
     if checkpoint is not None:
         callbacks.append(BestCheckpoint(checkpoint, model=model, monitor=kept.monitor, keep=config.keep_epoch))
     history = trainee.fit(
@@ -101,10 +108,10 @@ def train_scratch(dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndar
         if config.class_weight == "balanced" else None,
     )
     kept.restore(trainee)
-    if config.mixed_precision or replicas > 1:  # save, test and export a plain float32 single-device twin
+    if options.mixed_precision or replicas > 1:  # save, test and export a plain float32 single-device twin
         with precision_policy(False):
             twin = build_model(dataset.feature_config.input_shape, n_classes, mel_mean=mean, mel_variance=variance,
-                               head=config.head)
+                               head=options.head)
         twin.set_weights(model.get_weights())
         model = twin
     return model, history.history
@@ -112,7 +119,8 @@ def train_scratch(dataset: Dataset, *, train_rows: np.ndarray, val_rows: np.ndar
 
 def training_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig, *, soft_targets=None,
                      devices: int = 1):
-    """The shuffled, randomly cropped and augmented (per ``config``) batches that train on the chunks ``rows``.
+    """The shuffled, randomly cropped and augmented (per ``config``'s CNN options) batches that train on the
+    chunks ``rows``.
 
     ``soft_targets`` (a teacher's probabilities per chunk) are served after the one-hot labels;
     ``devices``: how many devices share each batch (see :class:`genre_cnn.training.batches.ChunkBatches`).
@@ -124,30 +132,31 @@ def training_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig, *,
     # lazy: a Keras PyDataset: importing it imports TensorFlow
     from genre_cnn.training.batches import ChunkBatches
 
+    options = options_of(config)
     augmenter = None
-    if any(name in SIGNAL_AUGMENTATIONS for name in config.augment):
-        augmenter = ChunkAugmenter(dataset.feature_config, config, filterbank=mel_filterbank(dataset.feature_config))
-    mixup = "mixup" in config.augment
+    if any(name in SIGNAL_AUGMENTATIONS for name in options.augment):
+        augmenter = ChunkAugmenter(dataset.feature_config, options, filterbank=mel_filterbank(dataset.feature_config))
+    mixup = "mixup" in options.augment
     feature_config = dataset.feature_config
-    crop = config.random_crop and feature_config.hop_samples <= feature_config.chunk_samples
+    crop = options.random_crop and feature_config.hop_samples <= feature_config.chunk_samples
     return ChunkBatches(
         features=dataset.features, labels=dataset.labels, rows=rows, batch_size=config.batch_size,
-        shuffle=True, seed=config.seed, augmenter=augmenter, repeats=config.crops_per_chunk if crop else 1,
+        shuffle=True, seed=config.seed, augmenter=augmenter, repeats=options.crops_per_chunk if crop else 1,
         next_rows=dataset.next_rows() if augmenter is not None or crop or soft_targets is not None else None,
         n_classes=len(dataset.classes) if mixup or soft_targets is not None else None,
-        mixup_alpha=config.mixup_alpha if mixup else None,
+        mixup_alpha=options.mixup_alpha if mixup else None,
         crop_hop_frames=round(feature_config.hop_samples / feature_config.hop_length) if crop else None,
         soft_targets=soft_targets, devices=devices,
     )
 
 
-def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig = TrainConfig(), *,
-                       devices: int = 1):
+def evaluation_batches(dataset: Dataset, rows: np.ndarray, *, batch_size: int, one_hot: bool = False,
+                       teacher: bool = False, devices: int = 1):
     """Batches of the chunks ``rows`` exactly as stored, in order: never augmented.
 
-    Labels are one-hot when ``config`` trains with mixup (the loss then expects them so); with a
-    teacher they are one-hot twice (the true label stands in for the teacher on held-out songs).
-    ``devices`` as for :func:`training_batches` (validation while training on several devices;
+    Labels are one-hot with ``one_hot`` (when training with mixup or a teacher the loss expects them
+    so); with ``teacher`` they are one-hot twice (the true label stands in for the teacher on held-out
+    songs). ``devices`` as for :func:`training_batches` (validation while training on several devices;
     predictions keep the default, one row per chunk).
     """
     # lazy: a Keras PyDataset: importing it imports TensorFlow
@@ -155,9 +164,9 @@ def evaluation_batches(dataset: Dataset, rows: np.ndarray, config: TrainConfig =
 
     n_classes = len(dataset.classes)
     return ChunkBatches(
-        features=dataset.features, labels=dataset.labels, rows=rows, batch_size=config.batch_size,
-        n_classes=n_classes if "mixup" in config.augment or config.teacher else None,
-        soft_targets=np.eye(n_classes, dtype=np.float32)[dataset.labels] if config.teacher else None,
+        features=dataset.features, labels=dataset.labels, rows=rows, batch_size=batch_size,
+        n_classes=n_classes if one_hot or teacher else None,
+        soft_targets=np.eye(n_classes, dtype=np.float32)[dataset.labels] if teacher else None,
         devices=devices,
     )
 

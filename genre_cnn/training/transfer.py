@@ -20,6 +20,7 @@ from genre_cnn.data.arrays import NpyAppender
 from genre_cnn.data.dataset import Dataset, read_summary
 from genre_cnn.data.store import DatasetDir
 from genre_cnn.errors import AudioDecodeError, DatasetError
+from genre_cnn.kinds import options_of
 from genre_cnn.models.musicnn import HOP, N_MELS, PATCH_FRAMES, SR, load_musicnn, song_patches
 from genre_cnn.runtime.backend import import_keras
 from genre_cnn.runtime.csvfiles import read_csv, write_csv
@@ -89,7 +90,7 @@ def _build_cache(dataset: Dataset, cache: Path, *, log) -> None:
     missing = [s for s in songs if not (root / s).exists()]
     if missing:
         raise DatasetError(
-            f"{dataset.path}: backbone='musicnn' computes its own input from the songs' audio, but "
+            f"{dataset.path}: the musicnn backbone computes its own input from the songs' audio, but "
             f"{len(missing)} of them are gone from {root} (e.g. {missing[0]}); restore them or rebuild the dataset"
         )
     log(f"Computing the musicnn input of {len(songs)} songs (once; cached in {cache})")
@@ -161,7 +162,7 @@ def train_transfer(dataset: Dataset, *, train_rows, val_rows, config: TrainConfi
     class_weight = None
     if config.class_weight == "balanced":
         class_weight = dict(enumerate(class_weights(dataset.labels[train_rows], n_classes).tolist()))
-    if not config.fine_tune:  # the backbone never changes: train the head on the cached embeddings
+    if not options_of(config).fine_tune:  # the backbone never changes: train the head on the cached embeddings
         embeddings = embeddings_of(dataset)
         head.compile(optimizer=optimizers[config.optimizer](learning_rate=config.learning_rate),
                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
