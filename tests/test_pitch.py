@@ -5,6 +5,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pytest
+import scipy.stats
 
 from genre_cnn.signal import pitch
 from genre_cnn.signal.audio import load_audio
@@ -51,10 +52,37 @@ def test_the_pitch_of_real_songs_is_librosas_pyin(song):
     assert_same_track(pitch_track(y, **OPTIONS), librosa_pyin(y))
 
 
+@pytest.mark.parametrize("song", ["chiptune/bomberclone_cerror_intro.mp3", "orchestral", "glide"])
+def test_the_observation_probabilities_are_librosas_to_the_last_bit(song):
+    """The prior over a frame's troughs is written out instead of asking scipy.stats.boltzmann: the same numbers."""
+    from librosa.core import pitch as librosa_pitch
+
+    if song == "glide":
+        y = glide_with_gaps()
+    else:
+        path = TRACKS / song if song.endswith(".mp3") else sorted((TRACKS / song).glob("*.mp3"))[0]
+        y = load_audio(path, sr=PITCH_SR)[: 12 * PITCH_SR]
+    sr, frame_length, hop_length = PITCH_SR, 1024, 512
+    frames = librosa.util.frame(np.pad(y, frame_length // 2), frame_length=frame_length, hop_length=hop_length)
+    min_period, max_period = int(np.floor(sr / F0_MAX)), int(np.ceil(sr / F0_MIN))
+    yin_frames = librosa_pitch._cumulative_mean_normalized_difference(frames, min_period, max_period)
+    shifts = librosa_pitch._parabolic_interpolation(yin_frames)
+    thresholds = np.linspace(0, 1, 101)
+    beta_probs = np.diff(scipy.stats.beta.cdf(thresholds, 2, 18))
+    n_pitch_bins = int(np.floor(120 * np.log2(F0_MAX / F0_MIN))) + 1
+    theirs, _ = getattr(librosa_pitch, "__pyin_helper")(yin_frames, shifts, sr, thresholds, 2, beta_probs, 0.01,
+                                                        min_period, F0_MIN, n_pitch_bins, 10)
+    mine = pitch._observation(yin_frames, shifts, sr=sr, thresholds=thresholds, boltzmann_parameter=2,
+                              beta_probs=beta_probs, no_trough_prob=0.01, min_period=min_period, fmin=F0_MIN,
+                              n_pitch_bins=n_pitch_bins, bins_per_semitone=10)
+    assert (mine[:n_pitch_bins] > 0).any(axis=0).mean() > 0.5  # pitch candidates in most frames: the prior was used
+    np.testing.assert_array_equal(mine, theirs[0])
+
+
 def test_the_sparse_viterbi_is_librosas_viterbi_ties_and_impossible_moves_included():
     rng = np.random.default_rng(1)
-    for trial in range(200):
-        n_states, n_steps = int(rng.integers(2, 16)), int(rng.integers(1, 30))
+    for trial in range(300):  # from 2 states to 160: several blocks of states, which the decoding may skip
+        n_states, n_steps = int(rng.integers(2, 16 if trial < 150 else 80)), int(rng.integers(1, 30))
         width = int(rng.integers(1, n_states + 1))
         transition = librosa.sequence.transition_local(n_states, width, window="triangle", wrap=False) \
             if n_states > 1 else np.ones((1, 1))
@@ -65,6 +93,8 @@ def test_the_sparse_viterbi_is_librosas_viterbi_ties_and_impossible_moves_includ
         prob[rng.random(prob.shape) < 0.5] = 0.0  # observations of probability 0: only a move of probability 0 helps
         if trial % 3 == 0:
             prob = np.round(prob, 1)  # equal candidates: the first one wins in both
+        elif trial % 3 == 1:
+            prob = prob**8  # a few likely states, the rest far below (as in a pitch track)
         p_init = np.full(n_states, 1 / n_states)
         expected = librosa.sequence.viterbi(prob, transition, p_init=p_init)
         np.testing.assert_array_equal(viterbi_sparse(prob, transition, p_init=p_init), expected, err_msg=f"{trial}")

@@ -21,9 +21,10 @@ DESCRIPTOR_SR = 22050
 N_MFCC = 20
 PITCH_SR = 11025  # pYIN runs on a downsampled copy: 5x faster, and 65-2093 Hz fits below 5.5 kHz
 F0_MIN, F0_MAX = 65.0, 2093.0  # C2 to C7
-#: pYIN's pitch grid in semitones (librosa's default). pYIN is most of a song's descriptors: librosa's took 3.0 s
-#: of CPU per 30 s song, :func:`genre_cnn.signal.pitch.pitch_track` (the same path) 0.84 s with everything else
-#: (``benchmarks/bench_descriptors.py``). A half-semitone grid was 6.2x cheaper than librosa's (before the
+#: pYIN's pitch grid in semitones (librosa's default). pYIN was most of a song's descriptors: with librosa's the
+#: descriptors took 2.9-3.6 s of CPU per 30 s song, with :func:`genre_cnn.signal.pitch.pitch_track` (the same
+#: path) 0.53-0.57 s (``benchmarks/bench_descriptors.py``, 2026-12-07). A half-semitone grid was 6.2x cheaper
+#: than librosa's (before the
 #: faster decoding) but moved the voiced fraction by ~30 % and the baseline's cv accuracy on dev-music by
 #: -3 points over three comparisons (+2.2, -6.8, -4.8; benchmarks/RESULTS.md, 2026-12-06), so it is not used.
 PITCH_RESOLUTION = 0.1
@@ -94,10 +95,14 @@ def _descriptors_of(y: np.ndarray, *, sr: int, n_mfcc: int) -> dict:
     values = {"duration": len(y) / sr}
     rms = librosa.feature.rms(y=y)[0]
     zcr = librosa.feature.zero_crossing_rate(y)[0]
+    # one STFT for everything below: the onset envelope and the MFCCs both start from the power mel spectrogram
+    # that librosa would compute from the same STFT (its defaults: 2048-sample Hann frames, 512 apart), in dB
     spectrum = np.abs(librosa.stft(y))
+    log_mel = librosa.power_to_db(librosa.feature.melspectrogram(S=spectrum**2, sr=sr))
+    centroid = librosa.feature.spectral_centroid(S=spectrum, sr=sr)
     spectral = {
-        "centroid": librosa.feature.spectral_centroid(S=spectrum, sr=sr)[0],
-        "bandwidth": librosa.feature.spectral_bandwidth(S=spectrum, sr=sr)[0],
+        "centroid": centroid[0],
+        "bandwidth": librosa.feature.spectral_bandwidth(S=spectrum, sr=sr, centroid=centroid)[0],
         "rolloff": librosa.feature.spectral_rolloff(S=spectrum, sr=sr)[0],
         "contrast": librosa.feature.spectral_contrast(S=spectrum, sr=sr),
     }
@@ -105,7 +110,7 @@ def _descriptors_of(y: np.ndarray, *, sr: int, n_mfcc: int) -> dict:
     for name, series in spectral.items():
         values[f"spectral_{name}_mean"], values[f"spectral_{name}_std"] = series.mean(), series.std()
 
-    onset_envelope = librosa.onset.onset_strength(y=y, sr=sr)
+    onset_envelope = librosa.onset.onset_strength(S=log_mel, sr=sr)
     tempo, _ = librosa.beat.beat_track(onset_envelope=onset_envelope, sr=sr)
     onsets = librosa.onset.onset_detect(onset_envelope=onset_envelope, sr=sr)
     values.update(tempo=float(np.atleast_1d(tempo)[0]), onset_count=len(onsets),
@@ -125,7 +130,7 @@ def _descriptors_of(y: np.ndarray, *, sr: int, n_mfcc: int) -> dict:
     else:
         values.update({k: np.nan for k in ("f0_mean", "f0_median", "f0_std", "f0_p5", "f0_p95")})
 
-    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=n_mfcc)
+    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=n_mfcc)
     for i in range(n_mfcc):
         values[f"mfcc{i + 1}_mean"], values[f"mfcc{i + 1}_std"] = mfcc[i].mean(), mfcc[i].std()
     return {name: float(values[name]) for name in descriptor_columns(n_mfcc)}
