@@ -19,6 +19,7 @@ __all__ = [
     "SHARED_TRAIN_OPTIONS",
     "AUGMENTATIONS",
     "augmentations",
+    "check_bool",
     "check_choice",
     "check_positive_int",
     "check_number",
@@ -275,8 +276,7 @@ class TrainConfig:
             check_positive_int("patience", self.patience)
         check_choice("keep_epoch", self.keep_epoch, ("last", "best"))
         for name in ("reduce_lr", "refit"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name}={getattr(self, name)!r} must be True or False", parameter=name)
+            check_bool(name, getattr(self, name))
         if not isinstance(self.kind, str) or not self.kind:
             raise ConfigError(f"kind={self.kind!r} must be the name of a model kind", parameter="kind")
         if isinstance(self.options, Mapping):
@@ -303,6 +303,12 @@ class TrainConfig:
 #: The options every kind shares (:class:`TrainConfig`'s fields other than ``kind`` and ``options``).
 SHARED_TRAIN_OPTIONS = tuple(field.name for field in dataclasses.fields(TrainConfig)
                              if field.name not in ("kind", "options"))
+
+
+def check_bool(name: str, value: Any) -> None:
+    """Raise :class:`ConfigError` naming ``name`` unless ``value`` is True or False."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} must be True or False", parameter=name)
 
 
 def check_number(name: str, value: Any) -> None:

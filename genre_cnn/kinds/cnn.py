@@ -14,7 +14,15 @@ from typing import Iterator, Mapping, Optional
 
 import numpy as np
 
-from genre_cnn.config import FeatureConfig, TrainConfig, augmentations, check_choice, check_number, check_positive_int
+from genre_cnn.config import (
+    FeatureConfig,
+    TrainConfig,
+    augmentations,
+    check_bool,
+    check_choice,
+    check_number,
+    check_positive_int,
+)
 from genre_cnn.data.dataset import Dataset
 from genre_cnn.errors import ConfigError
 from genre_cnn.inference.classifier import GenreClassifier
@@ -110,8 +118,7 @@ class CnnOptions:
             raise ConfigError(f"distill_weight={self.distill_weight!r} must be in [0, 1]", parameter="distill_weight")
         check_choice("head", self.head, ("wide", "summary"))
         for name in ("random_crop", "mixed_precision"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name}={getattr(self, name)!r} must be True or False", parameter=name)
+            check_bool(name, getattr(self, name))
 
     @classmethod
     def from_flat_train_config(cls, saved: Mapping) -> "CnnOptions":

@@ -12,9 +12,8 @@ from typing import Iterator, Mapping, Optional
 
 import numpy as np
 
-from genre_cnn.config import FeatureConfig, TrainConfig
+from genre_cnn.config import FeatureConfig, TrainConfig, check_bool
 from genre_cnn.data.dataset import Dataset
-from genre_cnn.errors import ConfigError
 from genre_cnn.inference.classifier import GenreClassifier
 from genre_cnn.inference.occlusion import TimedViews
 from genre_cnn.kinds import Kind, options_of
@@ -41,8 +40,7 @@ class MusicnnOptions:
     fine_tune: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.fine_tune, bool):
-            raise ConfigError(f"fine_tune={self.fine_tune!r} must be True or False", parameter="fine_tune")
+        check_bool("fine_tune", self.fine_tune)
 
     @classmethod
     def from_flat_train_config(cls, saved: Mapping) -> "MusicnnOptions":
