@@ -16,6 +16,7 @@ from genre_cnn.errors import AudioDecodeError
 from genre_cnn.runtime.native import native_stderr_silenced
 
 __all__ = ["AUDIO_EXTENSIONS", "AudioInfo", "is_audio_file", "check_audio_path", "audio_info", "audio_blocks",
+           "mono_mix",
            "LevelMeter", "audio_levels", "AUDIO_FIELDS", "LEVEL_FIELDS",
            "load_audio", "load_excerpt", "decode_once"]
 
@@ -185,6 +186,31 @@ def audio_levels(path: str | os.PathLike, *, sr: int) -> dict:
     return {"sample_rate": info.sample_rate, "channels": info.channels, **meter.levels}
 
 
+def mono_mix(samples: np.ndarray) -> np.ndarray:
+    """The mean of a block's channels, one column at a time.
+
+    The same float32 numbers as ``samples.mean(axis=1, dtype=np.float32)`` (up to 7 channels; from 8
+    numpy sums in a different order, a rounding apart), at a tenth of its cost: numpy reduces each
+    short row on its own, which made averaging a 30 s stereo song at 44.1 kHz (27 ms) as costly as
+    decoding it.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n, channels), dtype=float32]
+
+    Returns
+    -------
+    mono : np.ndarray [shape=(n,), dtype=float32]
+    """
+    if samples.shape[1] == 1:
+        return samples[:, 0]
+    mono = samples[:, 0].copy()
+    for channel in range(1, samples.shape[1]):
+        mono += samples[:, channel]
+    mono /= np.float32(samples.shape[1])
+    return mono
+
+
 def audio_blocks(path: str | os.PathLike, *, sr: int, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
     """Decode a file into consecutive mono float32 blocks at ``sr`` Hz.
 
@@ -226,7 +252,7 @@ def audio_blocks(path: str | os.PathLike, *, sr: int, block_seconds: float = BLO
                 ) from None
             if samples is None:
                 break
-            mono = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
+            mono = mono_mix(samples)
             if not np.isfinite(mono).all():
                 raise AudioDecodeError(f"{path}: the audio contains NaN or infinite samples")
             total += len(mono)
