@@ -724,7 +724,8 @@ def embed_command(paths, out, patches):
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Where to write [default: in the model folder: model.tflite, saved_model/, model.onnx].")
 @click.option("--weights", type=click.Choice(["float32", "int8"]), default=None,
-              help="LiteRT only: int8 weights (half the time of the network, probabilities within ~0.02) or "
+              help="LiteRT only: int8 weights (a third of the file; up to half the network's time, depending on "
+                   "the CPU; probabilities within ~0.02) or "
                    "float32 (the same numbers as Keras) [default: as fit writes model.tflite: int8 for the CNN].")
 @library_errors
 def export_command(model, fmt, out, weights):

@@ -32,7 +32,7 @@ def test_litert(trained, tmp_path, chunks, expected):
 def test_int8_weights_take_a_third_of_the_file_and_keep_the_verdicts(tmp_path):
     """What fit writes for a CNN (dynamic-range int8 weights) against float32, on a network of the default size
     with random weights (measured on real songs in benchmarks/RESULTS.md: the same top genre on all 568 songs
-    of three sets, probabilities within 0.015, half the network's CPU time)."""
+    of three sets, probabilities within 0.015, up to half the network's CPU time, depending on the CPU)."""
     from genre_cnn.config import FeatureConfig
     from genre_cnn.inference.runners import export_litert
     from genre_cnn.models.cnn import build_model

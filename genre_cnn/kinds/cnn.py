@@ -176,8 +176,8 @@ class ScratchCnn:
     replicated = True
     #: The recipes ``fit --compare`` trains on the same songs to tell the user when one would do better.
     challengers = ("musicnn", "baseline")
-    #: Measured (benchmarks/RESULTS.md): half the network's CPU time, the same top genre on all 568 songs of the
-    #: demo, dev-music and real-genres, probabilities within 0.015 of float32.
+    #: Measured (benchmarks/RESULTS.md): a third of the file, up to half the network's CPU time (none on an AVX2-only
+    #: AMD EPYC), the same top genre on all 568 songs of the demo, dev-music and real-genres, within 0.015.
     litert_weights = "int8"
 
     def training_data(self, dataset, *, log=print) -> Dataset:
