@@ -11,17 +11,23 @@ from pathlib import Path
 
 import numpy as np
 
+#: CPU features that change what the network costs (int8 weights gain only with some of them; RESULTS.md).
+_SIMD_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
 
 def machine() -> str:
-    cpu = "unknown CPU"
+    """The system, core count, CPU model and vector instructions (Linux: from /proc/cpuinfo)."""
+    cpu, flags = "unknown CPU", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu == "unknown CPU":
                 cpu = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), "
+    simd = " ".join(flag for flag in _SIMD_FLAGS if flag in flags) or "no flags read"
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}; {simd}), "
             f"Python {platform.python_version()}")
 
 
