@@ -39,8 +39,10 @@ def as_stereo_44k(song: Path) -> None:
     import soundfile
     import soxr
 
+    from genre_cnn.signal.audio import mono_mix
+
     y, sr = soundfile.read(song, dtype="float32", always_2d=True)
-    y = soxr.resample(y.mean(axis=1), sr, 44100)
+    y = soxr.resample(mono_mix(y), sr, 44100)
     right = 0.9 * np.concatenate([np.zeros(30, np.float32), y[:-30]])
     soundfile.write(song, np.stack([y, right], axis=1), 44100, format="MP3")
 
