@@ -1,0 +1,135 @@
+"""How strong should the wide path's regression be? Its C, fixed or chosen per fit, measured on its own.
+
+The default CNN's genres start as a logistic regression on each chunk's spectral summary
+(``training.scratch.fit_wide_path``, ``C = WIDE_C``), and with a few songs a genre the trained network
+barely moves from it (``bench_small_data.py``). This measures that regression alone, which takes
+seconds where a CNN fold takes minutes: every chunk's summary is computed once, then for each fold a
+regression at each ``C`` of a grid, and one whose ``C`` is chosen by a grouped 3-fold cross-validation
+inside the training songs (what the baseline's grid search does). Song accuracy combines a song's
+chunks by their mean log-probability, as ``classify`` does.
+
+Folds: 5 folds stratified by genre and grouped by artist (real-genres) or song, dealt by the seed with
+scikit-learn's ``StratifiedGroupKFold`` (not the folds of ``bench_accuracy.py``: compare the rows of
+this table with each other only). ``--songs-per-genre N`` instead trains on the draws of
+``bench_small_data.py`` (N songs a genre, one per artist) and tests every other artist's song.
+
+    python benchmarks/bench_wide_c.py --sets real dev --seeds 0,1,2
+    python benchmarks/bench_wide_c.py --sets real --songs-per-genre 8 --draws 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import machine
+from bench_accuracy import build
+from bench_small_data import draw_songs
+
+GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
+
+
+def chunk_summaries(dataset) -> np.ndarray:
+    """Every chunk's spectral summary, as the default network's wide path sees it (before standardising)."""
+    from genre_cnn.data.arrays import RowReader
+    from genre_cnn.models.cnn import build_model, summary_network
+    from genre_cnn.training.scratch import band_statistics
+
+    rows = np.arange(len(dataset.labels))
+    mean, variance = band_statistics(dataset.features, rows)
+    model = build_model(dataset.features.shape[1:], len(dataset.classes), mel_mean=mean, mel_variance=variance)
+    trunk, read = summary_network(model), RowReader(dataset.features)
+    return np.concatenate([trunk.predict(read(rows[start : start + 1024]), batch_size=256, verbose=0)
+                           for start in range(0, len(rows), 1024)]).astype(np.float64)
+
+
+def song_accuracy(log_probability: np.ndarray, labels: np.ndarray, songs: np.ndarray) -> float:
+    right = []
+    for song in np.unique(songs):
+        mine = songs == song
+        right.append(np.argmax(log_probability[mine].mean(axis=0)) == labels[mine][0])
+    return float(np.mean(right))
+
+
+def regression(train: np.ndarray, summaries, labels, *, c: float):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000)).fit(summaries[train], labels[train])
+
+
+def chosen_c(train: np.ndarray, summaries, labels, songs, groups, *, seed: int) -> float:
+    """The grid's C with the best song accuracy over a grouped 3-fold split of the training chunks."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    scores = {c: [] for c in GRID}
+    splitter = StratifiedGroupKFold(n_splits=3, shuffle=True, random_state=seed)
+    for inner_train, inner_test in splitter.split(train, labels[train], groups[train]):
+        fit_rows, test_rows = train[inner_train], train[inner_test]
+        for c in GRID:
+            model = regression(fit_rows, summaries, labels, c=c)
+            scores[c].append(song_accuracy(model.predict_log_proba(summaries[test_rows]), labels[test_rows],
+                                           songs[test_rows]))
+    return max(GRID, key=lambda c: (np.mean(scores[c]), -abs(np.log(c / 0.01))))  # ties: nearest the default
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", nargs="+", choices=("demo", "dev", "real"), default=["real", "dev"])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--songs-per-genre", type=int, default=None)
+    parser.add_argument("--draws", type=int, default=6)
+    args = parser.parse_args()
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from genre_cnn.data.dataset import load_dataset
+
+    print(machine(), flush=True)
+    with tempfile.TemporaryDirectory() as work:
+        for name in args.sets:
+            started = time.perf_counter()
+            dataset = load_dataset(build(name, Path(work)))
+            summaries = chunk_summaries(dataset)
+            labels, songs = dataset.labels, dataset.songs
+            groups = np.where(dataset.groups == "", songs, dataset.groups)
+            song_list, first = dataset.song_rows()
+            splits = []  # (training chunks, test chunks, seed)
+            if args.songs_per_genre:
+                for draw in range(args.draws):
+                    train, test = draw_songs(song_list, labels[first], groups[first], per_genre=args.songs_per_genre,
+                                             draw=draw)
+                    splits.append((np.flatnonzero(np.isin(songs, song_list[train])),
+                                   np.flatnonzero(np.isin(songs, song_list[test])), draw))
+            else:
+                for seed in map(int, args.seeds.split(",")):
+                    splitter = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=seed)
+                    splits += [(train, test, seed) for train, test in splitter.split(summaries, labels, groups)]
+            accuracy: dict[str, list[float]] = {}
+            choices = []
+            for train, test, seed in splits:
+                for c in GRID:
+                    model = regression(train, summaries, labels, c=c)
+                    accuracy.setdefault(f"C = {c}", []).append(
+                        song_accuracy(model.predict_log_proba(summaries[test]), labels[test], songs[test]))
+                c = chosen_c(train, summaries, labels, songs, groups, seed=seed)
+                choices.append(c)
+                model = regression(train, summaries, labels, c=c)
+                accuracy.setdefault("C chosen inside the training songs", []).append(
+                    song_accuracy(model.predict_log_proba(summaries[test]), labels[test], songs[test]))
+            regime = (f"{args.songs_per_genre} songs a genre, {args.draws} draws" if args.songs_per_genre
+                      else f"5 folds, seeds {args.seeds}")
+            print(f"\n{name}: {len(song_list)} songs, {len(labels)} chunks, {summaries.shape[1]} summary features, "
+                  f"{regime}, {time.perf_counter() - started:.0f} s")
+            print("| wide path alone | song accuracy, mean ± std | splits |\n|---|---|---|")
+            for row, values in accuracy.items():
+                print(f"| {row} | {np.mean(values):.3f} ± {np.std(values):.3f} | {len(values)} |")
+            print("C chosen: " + ", ".join(f"{c} ×{choices.count(c)}" for c in GRID if c in choices), flush=True)
+
+
+if __name__ == "__main__":
+    main()
