@@ -13,8 +13,13 @@ scikit-learn's ``StratifiedGroupKFold`` (not the folds of ``bench_accuracy.py``:
 this table with each other only). ``--songs-per-genre N`` instead trains on the draws of
 ``bench_small_data.py`` (N songs a genre, one per artist) and tests every other artist's song.
 
+``--descriptors`` also appends to every chunk's summary its song's descriptors, those of
+``genre-cnn features`` (tempo, onset rate, pYIN pitch statistics, MFCC...): would a regression that sees
+both, the hybrid #27 allows, beat the wide path alone?
+
     python benchmarks/bench_wide_c.py --sets real dev --seeds 0,1,2
     python benchmarks/bench_wide_c.py --sets real --songs-per-genre 8 --draws 6
+    python benchmarks/bench_wide_c.py --sets real dev demo --grid 0.01 --descriptors
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import machine
-from bench_accuracy import build
+from bench_accuracy import DEV_MUSIC, REAL_GENRES, ROOT, build
 from bench_small_data import draw_songs
 
 GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
@@ -44,6 +49,21 @@ def chunk_summaries(dataset) -> np.ndarray:
     trunk, read = summary_network(model), RowReader(dataset.features)
     return np.concatenate([trunk.predict(read(rows[start : start + 1024]), batch_size=256, verbose=0)
                            for start in range(0, len(rows), 1024)]).astype(np.float64)
+
+
+def song_descriptor_rows(dataset, folder: Path) -> np.ndarray:
+    """Each chunk's song's descriptors (``genre-cnn features``), a missing value replaced by its column's mean."""
+    from genre_cnn.signal.descriptors import describe_songs, descriptor_columns
+
+    song_list, _ = dataset.song_rows()
+    described = describe_songs([folder / song for song in song_list])
+    failed = [f"{song}: {row}" for song, row in zip(song_list, described) if isinstance(row, str)]
+    if failed:
+        raise SystemExit("descriptors failed: " + "; ".join(failed[:3]))
+    table = np.array([[row[column] for column in descriptor_columns()] for row in described], dtype=np.float64)
+    table = np.where(np.isfinite(table), table, np.nanmean(np.where(np.isfinite(table), table, np.nan), axis=0))
+    index = {song: i for i, song in enumerate(song_list)}
+    return table[[index[song] for song in dataset.songs]]
 
 
 def song_accuracy(log_probability: np.ndarray, labels: np.ndarray, songs: np.ndarray) -> float:
@@ -83,7 +103,12 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--songs-per-genre", type=int, default=None)
     parser.add_argument("--draws", type=int, default=6)
+    parser.add_argument("--grid", default=",".join(map(str, GRID)), help="comma-separated values of C")
+    parser.add_argument("--no-choose", dest="choose", action="store_false", help="skip C chosen per fit")
+    parser.add_argument("--descriptors", action="store_true",
+                        help="also a regression on each chunk's summary and its song's descriptors")
     args = parser.parse_args()
+    grid = [float(c) for c in args.grid.split(",")]
 
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -95,6 +120,10 @@ def main() -> None:
             started = time.perf_counter()
             dataset = load_dataset(build(name, Path(work)))
             summaries = chunk_summaries(dataset)
+            inputs = {"": summaries}
+            if args.descriptors:
+                folder = {"demo": ROOT / "tracks", "dev": DEV_MUSIC, "real": REAL_GENRES}[name]
+                inputs[" + song descriptors"] = np.hstack([summaries, song_descriptor_rows(dataset, folder)])
             labels, songs = dataset.labels, dataset.songs
             groups = np.where(dataset.groups == "", songs, dataset.groups)
             song_list, first = dataset.song_rows()
@@ -112,15 +141,17 @@ def main() -> None:
             accuracy: dict[str, list[float]] = {}
             choices = []
             for train, test, seed in splits:
-                for c in GRID:
+                for suffix, x in inputs.items():
+                    for c in grid:
+                        model = regression(train, x, labels, c=c)
+                        accuracy.setdefault(f"C = {c}{suffix}", []).append(
+                            song_accuracy(model.predict_log_proba(x[test]), labels[test], songs[test]))
+                if args.choose:
+                    c = chosen_c(train, summaries, labels, songs, groups, seed=seed)
+                    choices.append(c)
                     model = regression(train, summaries, labels, c=c)
-                    accuracy.setdefault(f"C = {c}", []).append(
+                    accuracy.setdefault("C chosen inside the training songs", []).append(
                         song_accuracy(model.predict_log_proba(summaries[test]), labels[test], songs[test]))
-                c = chosen_c(train, summaries, labels, songs, groups, seed=seed)
-                choices.append(c)
-                model = regression(train, summaries, labels, c=c)
-                accuracy.setdefault("C chosen inside the training songs", []).append(
-                    song_accuracy(model.predict_log_proba(summaries[test]), labels[test], songs[test]))
             regime = (f"{args.songs_per_genre} songs a genre, {args.draws} draws" if args.songs_per_genre
                       else f"5 folds, seeds {args.seeds}")
             print(f"\n{name}: {len(song_list)} songs, {len(labels)} chunks, {summaries.shape[1]} summary features, "
@@ -128,7 +159,8 @@ def main() -> None:
             print("| wide path alone | song accuracy, mean ± std | splits |\n|---|---|---|")
             for row, values in accuracy.items():
                 print(f"| {row} | {np.mean(values):.3f} ± {np.std(values):.3f} | {len(values)} |")
-            print("C chosen: " + ", ".join(f"{c} ×{choices.count(c)}" for c in GRID if c in choices), flush=True)
+            if choices:
+                print("C chosen: " + ", ".join(f"{c} ×{choices.count(c)}" for c in GRID if c in choices), flush=True)
 
 
 if __name__ == "__main__":
