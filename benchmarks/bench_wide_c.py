@@ -6,7 +6,7 @@ barely moves from it (``bench_small_data.py``). This measures that regression al
 seconds where a CNN fold takes minutes: every chunk's summary is computed once, then for each fold a
 regression at each ``C`` of a grid, and one whose ``C`` is chosen by a grouped 3-fold cross-validation
 inside the training songs (what the baseline's grid search does). Song accuracy combines a song's
-chunks by their mean log-probability, as ``classify`` does.
+chunks as ``classify`` does (``inference.prediction.song_probabilities``).
 
 Folds: 5 folds stratified by genre and grouped by artist (real-genres) or song, dealt by the seed with
 scikit-learn's ``StratifiedGroupKFold`` (not the folds of ``bench_accuracy.py``: compare the rows of
@@ -66,12 +66,17 @@ def song_descriptor_rows(dataset, folder: Path) -> np.ndarray:
     return table[[index[song] for song in dataset.songs]]
 
 
-def song_accuracy(log_probability: np.ndarray, labels: np.ndarray, songs: np.ndarray) -> float:
-    right = []
-    for song in np.unique(songs):
-        mine = songs == song
-        right.append(np.argmax(log_probability[mine].mean(axis=0)) == labels[mine][0])
-    return float(np.mean(right))
+def song_accuracy(probabilities: np.ndarray, labels: np.ndarray, songs: np.ndarray) -> float:
+    """Share of songs whose chunks, combined as ``classify`` combines them, give their genre."""
+    from genre_cnn.inference.prediction import song_probabilities
+
+    return float(np.mean([np.argmax(song_probabilities(probabilities[songs == song])) == labels[songs == song][0]
+                          for song in np.unique(songs)]))
+
+
+def held_out_accuracy(train: np.ndarray, test: np.ndarray, x: np.ndarray, labels, songs, *, c: float) -> float:
+    """Song accuracy on ``test`` of a regression fitted on ``train``."""
+    return song_accuracy(regression(train, x, labels, c=c).predict_proba(x[test]), labels[test], songs[test])
 
 
 def regression(train: np.ndarray, summaries, labels, *, c: float):
@@ -91,9 +96,7 @@ def chosen_c(train: np.ndarray, summaries, labels, songs, groups, *, seed: int) 
     for inner_train, inner_test in splitter.split(train, labels[train], groups[train]):
         fit_rows, test_rows = train[inner_train], train[inner_test]
         for c in GRID:
-            model = regression(fit_rows, summaries, labels, c=c)
-            scores[c].append(song_accuracy(model.predict_log_proba(summaries[test_rows]), labels[test_rows],
-                                           songs[test_rows]))
+            scores[c].append(held_out_accuracy(fit_rows, test_rows, summaries, labels, songs, c=c))
     return max(GRID, key=lambda c: (np.mean(scores[c]), -abs(np.log(c / 0.01))))  # ties: nearest the default
 
 
@@ -143,15 +146,12 @@ def main() -> None:
             for train, test, seed in splits:
                 for suffix, x in inputs.items():
                     for c in grid:
-                        model = regression(train, x, labels, c=c)
                         accuracy.setdefault(f"C = {c}{suffix}", []).append(
-                            song_accuracy(model.predict_log_proba(x[test]), labels[test], songs[test]))
+                            held_out_accuracy(train, test, x, labels, songs, c=c))
                 if args.choose:
-                    c = chosen_c(train, summaries, labels, songs, groups, seed=seed)
-                    choices.append(c)
-                    model = regression(train, summaries, labels, c=c)
+                    choices.append(chosen_c(train, summaries, labels, songs, groups, seed=seed))
                     accuracy.setdefault("C chosen inside the training songs", []).append(
-                        song_accuracy(model.predict_log_proba(summaries[test]), labels[test], songs[test]))
+                        held_out_accuracy(train, test, summaries, labels, songs, c=choices[-1]))
             regime = (f"{args.songs_per_genre} songs a genre, {args.draws} draws" if args.songs_per_genre
                       else f"5 folds, seeds {args.seeds}")
             print(f"\n{name}: {len(song_list)} songs, {len(labels)} chunks, {summaries.shape[1]} summary features, "
